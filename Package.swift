@@ -1,0 +1,46 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "dmsurgery",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "dmsurgery", targets: ["dmsurgery"]),
+        .library(name: "TensorFormats", targets: ["TensorFormats"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // C shims: the only places that touch C headers.
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+
+        .target(
+            name: "TensorFormats",
+            dependencies: [
+                "CZstd", "CHDF5",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(name: "TensorMath", dependencies: ["CBLAS"]),
+        .target(name: "UNet", dependencies: ["TensorMath", "TensorFormats"]),
+        .target(name: "Diffusion", dependencies: ["UNet", "TensorMath", "TensorFormats"]),
+        .target(name: "Surgery", dependencies: ["TensorFormats"]),
+        .executableTarget(
+            name: "dmsurgery",
+            dependencies: [
+                "TensorFormats", "Surgery", "UNet", "Diffusion",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // libFuzzer entry for the safetensors header parser; built with -DFUZZING by scripts/fuzz.
+        .executableTarget(name: "SafetensorsFuzzer", dependencies: ["TensorFormats"]),
+
+        .testTarget(name: "TensorFormatsTests", dependencies: ["TensorFormats"]),
+        .testTarget(name: "SurgeryTests", dependencies: ["Surgery", "TensorFormats"]),
+        .testTarget(name: "CLITests", dependencies: ["TensorFormats"]),
+    ]
+)

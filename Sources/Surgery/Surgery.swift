@@ -1,0 +1,1 @@
+// The Surgery module; see ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+// The TensorMath module; see ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+// The UNet module; see ARCHITECTURE.md.
