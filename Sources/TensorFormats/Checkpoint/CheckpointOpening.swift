@@ -33,6 +33,13 @@ extension Checkpoint {
         guard Sys.exists(path) else { throw TensorFormatError(.notFound, "no such file or directory", file: path) }
         if Sys.isDirectory(path) { return try openFolder(path, options: options) }
         if path.hasSuffix(".index.json") { return try openIndex(path, name: path, config: nil, format: .shardedSafetensors) }
+        // HDF5 and zstd inputs (issue 3): recognised by signature; Keras 3 shard indexes by suffix.
+        if HDF5Reader.isShardedIndex(path) { return try openHDF5(path, name: path, options: options) }
+        switch signature(ofFile: path) {
+        case .hdf5: return try openHDF5(path, name: path, options: options)
+        case .zstd: return try openZstdFile(path, options: options)
+        case .other: break
+        }
         return try openFile(path, name: path, options: options)
     }
 
@@ -84,15 +91,16 @@ extension Checkpoint {
 
     static func openStandardInput(options: OpenOptions) throws -> Checkpoint {
         let st = try Sys.fileStatus(STDIN_FILENO, "-")
-        if st.st_mode & S_IFMT == S_IFREG {
-            return try openFile("-", name: "-", descriptor: STDIN_FILENO, options: options)
-        }
         let stdin = FileDescriptorSource(fd: STDIN_FILENO, name: "-")
-        if options.randomAccess {
-            let spooled = try spool(stdin)
-            return try openFile(spooled.path, name: "-", descriptor: spooled.fd, options: options)
+        if st.st_mode & S_IFMT == S_IFREG {
+            // A redirected file: mapped, unless it is HDF5 or zstd (issue 3).
+            if case .other = signature(ofDescriptor: STDIN_FILENO, path: "-") {
+                return try openFile("-", name: "-", descriptor: STDIN_FILENO, options: options)
+            }
+            return try openSniffing(stdin, options: options)
         }
-        return try openStream(stdin, name: "-")
+        // Pipes: zstd and HDF5 recognised by their first bytes (issue 3).
+        return try openSniffing(stdin, options: options)
     }
 
     /// Reads a safetensors header from a stream; tensors follow in storage order.

@@ -114,6 +114,34 @@ enum HDF5Attributes {
         guard status >= 0 else { throw HDF5Library.failure(.hdf5Write, "cannot write attribute '\(name)'", file: file) }
     }
 
+    /// Writes a 1-D uint8 attribute (a metadata value holding NUL, as UTF-8 bytes).
+    static func write(_ object: hid_t, _ name: String, bytes values: [UInt8], file: String?) throws(TensorFormatError) {
+        var dims = [hsize_t(values.count)]
+        let space = try HDF5Handle(H5Screate_simple(1, &dims, nil), .hdf5Write, "cannot create a dataspace", file: file)
+        let attribute = try HDF5Handle(H5Acreate2(object, name, dms_h5t_std_u8le(), space.id, dms_h5p_default(), dms_h5p_default()),
+                                       .hdf5Write, "cannot create attribute '\(name)'", file: file)
+        guard values.withUnsafeBufferPointer({ H5Awrite(attribute.id, dms_h5t_native_uint8(), $0.baseAddress) }) >= 0 else {
+            throw HDF5Library.failure(.hdf5Write, "cannot write attribute '\(name)'", file: file)
+        }
+    }
+
+    /// A 1-D uint8 attribute as UTF-8 text (how the dmsurgery layout keeps metadata values holding NUL).
+    static func utf8Bytes(_ object: hid_t, _ name: String) -> String? {
+        guard exists(object, name) else { return nil }
+        let attribute = H5Aopen(object, name, dms_h5p_default())
+        guard attribute >= 0 else { _ = HDF5Library.takeErrorMessage(); return nil }
+        defer { H5Aclose(attribute) }
+        let type = H5Aget_type(attribute), space = H5Aget_space(attribute)
+        defer { H5Tclose(type); H5Sclose(space) }
+        guard H5Tget_class(type) == H5T_INTEGER, H5Tget_size(type) == 1, H5Tget_sign(type) == H5T_SGN_NONE,
+              H5Sget_simple_extent_ndims(space) == 1 else { return nil }
+        var bytes = [UInt8](repeating: 0, count: Int(max(H5Sget_simple_extent_npoints(space), 0)))
+        if !bytes.isEmpty {
+            guard H5Aread(attribute, dms_h5t_native_uint8(), &bytes) >= 0 else { _ = HDF5Library.takeErrorMessage(); return nil }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
     /// Writes a 1-D int64 attribute.
     static func write(_ object: hid_t, _ name: String, integers values: [Int64], file: String?) throws(TensorFormatError) {
         var dims = [hsize_t(values.count)]

@@ -1,3 +1,8 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// HDF5 files as `Checkpoint`s: what `Checkpoint.open` returns for `.h5`/`.weights.json` inputs,
 /// and the writer used by `convert` for HDF5 outputs.
 extension Checkpoint {
@@ -106,4 +111,92 @@ final class HDF5Provider: TensorDataProvider {
     }
 
     func finish() throws {}
+}
+
+/// HDF5 output with the guarantees of `OutputFile`: written under a temporary name, fsynced and renamed
+/// into place, or (for `-`) built in a temporary file and then copied to standard output, since HDF5
+/// writes by seeking. A failure or signal leaves no partial file.
+public enum HDF5Output {
+    /// Writes `tensors` (planned first, like `SafetensorsWriter`), asking `produce` for each one's bytes
+    /// in order; `produce` calls the sink with consecutive pieces. Memory: one tensor at a time.
+    public static func write(to path: String, force: Bool = false, layout: HDF5WriteLayout = .dmsurgery,
+                             compression: HDF5Compression? = nil,
+                             tensors: [(name: String, dtype: DType, shape: [Int])], metadata: Metadata?,
+                             produce: (TensorInfo, (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
+        let standardOutput = path == "-"
+        if standardOutput, !force, Sys.isTerminal(STDOUT_FILENO) {
+            throw TensorFormatError(.terminalOutput, "refusing to write binary data to a terminal; redirect it or pass --force", file: "-")
+        }
+        let temporary = temporaryPath(beside: path)
+        TemporaryFiles.register(temporary)
+        defer {
+            unlink(temporary)
+            TemporaryFiles.unregister(temporary)
+        }
+        let writer = try HDF5Writer(path: temporary, layout: layout, compression: compression,
+                                    metadata: metadata?.entries.map { ($0.key, $0.value) } ?? [], label: path)
+        var offset = 0
+        var buffer: [UInt8] = []
+        for tensor in tensors {
+            guard let count = tensor.dtype.byteCount(elements: tensor.shape.reduce(1, *)) else {
+                throw TensorFormatError(.misalignedBits, "not a whole number of bytes", file: path, tensor: tensor.name)
+            }
+            let info = TensorInfo(name: tensor.name, dtype: tensor.dtype, shape: tensor.shape, dataOffsets: offset..<(offset + count))
+            offset += count
+            buffer.removeAll(keepingCapacity: true)
+            buffer.reserveCapacity(count)
+            try produce(info) { piece in
+                guard buffer.count + piece.count <= count else {
+                    throw TensorFormatError(.sizeMismatch, "more bytes supplied than the tensor holds", file: path, tensor: tensor.name)
+                }
+                buffer.append(contentsOf: piece)
+            }
+            guard buffer.count == count else {
+                throw TensorFormatError(.sizeMismatch, "\(buffer.count) bytes supplied, the tensor holds \(count)", file: path, tensor: tensor.name)
+            }
+            try buffer.withUnsafeBytes { raw in
+                try writer.write(name: tensor.name, dtype: tensor.dtype, shape: tensor.shape, bytes: raw)
+            }
+        }
+        try writer.close()
+        if standardOutput {
+            let output = try OutputFile(path: "-", force: force)
+            let fd = try Sys.open(temporary, O_RDONLY)
+            defer { Sys.close(fd) }
+            let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 64)
+            defer { chunk.deallocate() }
+            while true {
+                let n = try Sys.read(fd, into: chunk, temporary)
+                if n == 0 { break }
+                try output.write(UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
+            }
+            try output.commit()
+            return
+        }
+        let fd = try Sys.open(temporary, O_RDONLY)
+        let synced = fsync(fd) == 0
+        Sys.close(fd)
+        guard synced else { throw Sys.fail("fsync failed", path) }
+        guard rename(temporary, path) == 0 else { throw Sys.fail("cannot rename the temporary file into place", path) }
+    }
+
+    /// Copies a whole checkpoint (its order, names and metadata) into an HDF5 file.
+    public static func write(_ checkpoint: Checkpoint, to path: String, force: Bool = false,
+                             layout: HDF5WriteLayout = .dmsurgery, compression: HDF5Compression? = nil) throws {
+        try write(to: path, force: force, layout: layout, compression: compression,
+                  tensors: checkpoint.entries.map { ($0.name, $0.dtype, $0.shape) }, metadata: checkpoint.metadata) { info, sink in
+            try checkpoint.read(checkpoint.entry(named: info.name)!, sink)
+        }
+    }
+
+    private static func temporaryPath(beside path: String) -> String {
+        let suffix = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        if path == "-" {
+            let directory = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+            return "\(directory)/dmsurgery-stdout-\(suffix).h5"
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        let base = (path as NSString).lastPathComponent
+        return (directory.isEmpty ? "" : directory + "/") + ".\(base).\(suffix).tmp.dmsurgery"
+    }
 }

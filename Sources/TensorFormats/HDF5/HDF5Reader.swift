@@ -313,7 +313,11 @@ struct HDF5FileScan {
         var visited = Set<haddr_t>()
         try walk(root.id, components: [], visited: &visited)
         for name in HDF5Attributes.names(root.id) where name != HDF5Reader.layoutAttribute {
-            if let value = HDF5Attributes.string(root.id, name) { metadata.append((name, value)) }
+            if let value = HDF5Attributes.string(root.id, name) {
+                metadata.append((name, value))
+            } else if layout == .dmsurgery, let value = HDF5Attributes.utf8Bytes(root.id, name) {
+                metadata.append((name, value))
+            }
         }
         switch layout {
         case .dmsurgery:

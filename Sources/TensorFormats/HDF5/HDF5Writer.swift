@@ -89,10 +89,15 @@ public final class HDF5Writer {
                     try HDF5Attributes.write(file, HDF5Reader.layoutAttribute, string: HDF5Reader.layoutValue, file: label)
                 }
                 for (key, value) in metadata {
-                    guard key != HDF5Reader.layoutAttribute, !key.isEmpty, !key.utf8.contains(0), !value.utf8.contains(0) else {
-                        throw TensorFormatError(.invalidMetadata, "metadata key '\(key)' cannot be an HDF5 string attribute (empty, reserved or containing NUL)", file: label)
+                    guard key != HDF5Reader.layoutAttribute, !key.isEmpty, !key.utf8.contains(0) else {
+                        throw TensorFormatError(.invalidMetadata, "metadata key '\(key)' cannot name an HDF5 attribute (empty, reserved or containing NUL)", file: label)
                     }
-                    try HDF5Attributes.write(file, key, string: value, file: label)
+                    if value.utf8.contains(0) {
+                        // C strings end at NUL: such a value is kept exactly as its UTF-8 bytes.
+                        try HDF5Attributes.write(file, key, bytes: Array(value.utf8), file: label)
+                    } else {
+                        try HDF5Attributes.write(file, key, string: value, file: label)
+                    }
                 }
             }
         } catch {
