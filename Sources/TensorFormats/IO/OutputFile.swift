@@ -60,6 +60,8 @@ public final class OutputFile {
     public private(set) var bytesWritten = 0
 
     public var isStandardOutput: Bool { temporaryPath == nil }
+    /// zstd compression of everything written (issue 3; `--compress zstd`, `.zst`): set before the first write.
+    public var zstd: ZstdEncoder?
 
     /// Opens `path` for writing (`-` is standard output, refused when it is a terminal unless `force`).
     public init(path: String, force: Bool = false) throws(TensorFormatError) {
@@ -97,7 +99,11 @@ public final class OutputFile {
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws(TensorFormatError) {
         guard !bytes.isEmpty else { return }
-        try Sys.writeAll(fd, bytes, path)
+        if let zstd {
+            try zstd.compress(bytes) { (piece) throws(TensorFormatError) in try Sys.writeAll(fd, piece, path) }
+        } else {
+            try Sys.writeAll(fd, bytes, path)
+        }
         bytesWritten += bytes.count
     }
 
@@ -111,6 +117,10 @@ public final class OutputFile {
     /// Makes the output durable and visible under its final name.
     public func commit() throws(TensorFormatError) {
         guard !committed else { return }
+        if let zstd {
+            try zstd.finish { (piece) throws(TensorFormatError) in try Sys.writeAll(fd, piece, path) }
+            self.zstd = nil
+        }
         guard let temporaryPath else {
             committed = true
             return

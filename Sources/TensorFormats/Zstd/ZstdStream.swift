@@ -66,7 +66,7 @@ public final class ZstdEncoder {
     }
 
     /// Feeds `input`; compressed bytes go to `sink` when ready.
-    public func compress(_ input: UnsafeRawBufferPointer, _ sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+    public func compress(_ input: UnsafeRawBufferPointer, _ sink: (UnsafeRawBufferPointer) throws(TensorFormatError) -> Void) throws(TensorFormatError) {
         guard input.count > 0 else { return }
         var inBuffer = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
         while inBuffer.pos < inBuffer.size {
@@ -75,14 +75,14 @@ public final class ZstdEncoder {
     }
 
     /// Ends the frame: everything still buffered goes to `sink`.
-    public func finish(_ sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+    public func finish(_ sink: (UnsafeRawBufferPointer) throws(TensorFormatError) -> Void) throws(TensorFormatError) {
         var inBuffer = ZSTD_inBuffer(src: nil, size: 0, pos: 0)
         while try step(&inBuffer, ZSTD_e_end, sink) != 0 {}
     }
 
     @discardableResult
     private func step(_ inBuffer: inout ZSTD_inBuffer, _ directive: ZSTD_EndDirective,
-                      _ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Int {
+                      _ sink: (UnsafeRawBufferPointer) throws(TensorFormatError) -> Void) throws(TensorFormatError) -> Int {
         var outBuffer = ZSTD_outBuffer(dst: output.baseAddress, size: output.count, pos: 0)
         let remaining = ZSTD_compressStream2(context, &outBuffer, &inBuffer, directive)
         guard ZSTD_isError(remaining) == 0 else {
