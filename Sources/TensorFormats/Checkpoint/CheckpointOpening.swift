@@ -90,6 +90,7 @@ extension Checkpoint {
         let stdin = FileDescriptorSource(fd: STDIN_FILENO, name: "-")
         if options.randomAccess {
             let spooled = try spool(stdin)
+            defer { Sys.close(spooled.fd) }
             return try openFile(spooled.path, name: "-", descriptor: spooled.fd, options: options)
         }
         return try openStream(stdin, name: "-")
@@ -234,7 +235,9 @@ extension Checkpoint {
             throw TensorFormatError(.invalidIndex, "index lists a tensor that its shard does not hold", file: indexPath, tensor: missing.key)
         }
         let resolvedConfig = try config ?? configFromMetadata(metadata, file: indexPath)
-        return try Checkpoint(name: name, format: format, files: files, entries: entries, metadata: metadata,
-                              configJSON: resolvedConfig, provider: MappedProvider(maps: maps))
+        let checkpoint = try Checkpoint(name: name, format: format, files: files, entries: entries, metadata: metadata,
+                                        configJSON: resolvedConfig, provider: MappedProvider(maps: maps))
+        checkpoint.indexOrder = map.map(\.key)
+        return checkpoint
     }
 }
