@@ -186,7 +186,7 @@ extension Checkpoint {
         switch parsed {
         case .success(let v): value = v
         case .failure(let error):
-            if case .duplicateKey(let key) = error.kind {
+            if case .duplicateKey(let key, _) = error.kind {
                 throw TensorFormatError(.duplicateKey, "index repeats the key '\(key)'", file: indexPath, tensor: key)
             }
             throw TensorFormatError(.invalidIndex, "index is not valid JSON: \(error.message)", file: indexPath)
