@@ -41,6 +41,8 @@ public protocol TensorDataProvider: AnyObject {
     /// Calls `body` with consecutive pieces of the tensor's bytes, each a multiple of `chunkBytes`
     /// except the last. Pieces are only valid during the call.
     func read(_ entry: TensorEntry, chunkBytes: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
+    /// Calls `body` with bytes `range` (relative to the tensor's start). Random-access providers only.
+    func read(_ entry: TensorEntry, range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
     /// Checks what can only be checked at the end (a stream's trailing bytes).
     func finish() throws
 }
@@ -65,6 +67,8 @@ public final class Checkpoint {
     public let configJSON: String?
     /// Extra facts a format reports for `inspect` (an HDF5 layout, a zstd frame), in order.
     public let details: [(String, String)]
+    /// Tensor names in the order of the index file's weight_map, for sharded input.
+    public var indexOrder: [String]?
     let provider: TensorDataProvider
     private let indexByName: [String: Int]
 
@@ -112,6 +116,17 @@ public final class Checkpoint {
         }
     }
 
+    /// Bytes `range` of a tensor (relative to its start); needs random access (see `withRandomAccess`).
+    public func read(_ entry: TensorEntry, range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        do {
+            try provider.read(entry, range: range, body)
+        } catch let error as TensorFormatError {
+            var located = error.inFile(name)
+            if located.tensor == nil { located.tensor = entry.name }
+            throw located
+        }
+    }
+
     /// A whole tensor's bytes.
     public func bytes(of entry: TensorEntry) throws -> [UInt8] {
         var out: [UInt8] = []
@@ -135,6 +150,30 @@ public final class Checkpoint {
             throw TensorFormatError(.notFound, "no tensor of that name", file: self.name, tensor: name)
         }
         return try floats(of: entry)
+    }
+
+    /// This checkpoint with tensors readable in any order: a stream not yet read is spooled to an
+    /// unlinked temporary file (bounded memory, nothing left behind); files are returned as they are.
+    public func withRandomAccess() throws -> Checkpoint {
+        guard let stream = provider as? StreamProvider else { return self }
+        guard stream.position == 0 else {
+            throw TensorFormatError(.unsupported, "stream already partly read", file: name)
+        }
+        let spooled = try Checkpoint.spool(stream.source)
+        defer { Sys.close(spooled.fd) }
+        let map = try MappedFile(path: spooled.path, descriptor: spooled.fd)
+        if map.size < stream.dataLength {
+            throw TensorFormatError(.truncated, "input ended \(stream.dataLength - map.size) bytes before the end of the data", file: name,
+                                    tensor: entries.last(where: { $0.info.dataOffsets.upperBound > map.size })?.name)
+        }
+        if map.size > stream.dataLength {
+            throw TensorFormatError(.trailingBytes, "\(map.size - stream.dataLength) bytes follow the last tensor's data (the buffer must end the stream)", file: name)
+        }
+        let remapped = entries.map { TensorEntry(info: $0.info, fileIndex: 0, fileOffset: $0.info.dataOffsets.lowerBound) }
+        var spooledFiles = files
+        spooledFiles[0].size = files[0].header.dataStart + map.size
+        return try Checkpoint(name: name, format: format, files: spooledFiles, entries: remapped, metadata: metadata,
+                              configJSON: configJSON, details: details, provider: MappedProvider(maps: [map]))
     }
 
     /// Checks a stream's end once every tensor has been read (no-op for files).
@@ -166,6 +205,13 @@ final class MappedProvider: TensorDataProvider {
         }
     }
 
+    func read(_ entry: TensorEntry, range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let map = maps[entry.fileIndex]
+        let absolute = (entry.fileOffset + range.lowerBound)..<(entry.fileOffset + range.upperBound)
+        try body(map.bytes(absolute))
+        map.release(absolute)
+    }
+
     func finish() throws {}
 }
 
@@ -173,7 +219,7 @@ final class MappedProvider: TensorDataProvider {
 final class StreamProvider: TensorDataProvider {
     let source: ByteSource
     let dataLength: Int
-    private var position = 0
+    private(set) var position = 0
     private var buffer: UnsafeMutableRawBufferPointer
 
     init(source: ByteSource, dataLength: Int) {
@@ -186,10 +232,15 @@ final class StreamProvider: TensorDataProvider {
 
     var isSequential: Bool { true }
 
+    func read(_ entry: TensorEntry, range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        throw TensorFormatError(.unsupported, "a stream has no random access; spool it first", tensor: entry.name)
+    }
+
     func read(_ entry: TensorEntry, chunkBytes: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        guard entry.info.dataOffsets.lowerBound == position else {
+        guard entry.info.dataOffsets.lowerBound >= position else {
             throw TensorFormatError(.unsupported, "a stream can only be read in storage order", tensor: entry.name)
         }
+        try skip(to: entry.info.dataOffsets.lowerBound, tensor: entry.name)
         if buffer.count < min(chunkBytes, max(entry.byteCount, 1)) {
             buffer.deallocate()
             buffer = .allocate(byteCount: min(chunkBytes, max(entry.byteCount, 1)), alignment: 64)
@@ -208,19 +259,25 @@ final class StreamProvider: TensorDataProvider {
         }
     }
 
-    /// Skips whatever was not read, then requires end of input.
-    func finish() throws {
+    /// Reads and discards bytes up to `target` (tensors the caller did not ask for).
+    private func skip(to target: Int, tensor: String?) throws {
         var scratch = [UInt8](repeating: 0, count: 1 << 16)
-        while position < dataLength {
-            let want = min(scratch.count, dataLength - position)
+        while position < target {
+            let want = min(scratch.count, target - position)
             let got = try scratch.withUnsafeMutableBytes { (raw) throws(TensorFormatError) in
                 try source.readFully(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<want]))
             }
             position += got
             guard got == want else {
-                throw TensorFormatError(.truncated, "input ended \(dataLength - position) bytes before the end of the data")
+                throw TensorFormatError(.truncated, "input ended \(dataLength - position) bytes before the end of the data", tensor: tensor)
             }
         }
+    }
+
+    /// Skips whatever was not read, then requires end of input.
+    func finish() throws {
+        try skip(to: dataLength, tensor: nil)
+        var scratch = [UInt8](repeating: 0, count: 16)
         let extra = try scratch.withUnsafeMutableBytes { (raw) throws(TensorFormatError) in try source.read(into: raw) }
         if extra > 0 {
             throw TensorFormatError(.trailingBytes, "bytes follow the last tensor's data (the buffer must end the stream)")

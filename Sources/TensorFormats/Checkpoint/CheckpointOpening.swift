@@ -193,7 +193,7 @@ extension Checkpoint {
         switch parsed {
         case .success(let v): value = v
         case .failure(let error):
-            if case .duplicateKey(let key) = error.kind {
+            if case .duplicateKey(let key, _) = error.kind {
                 throw TensorFormatError(.duplicateKey, "index repeats the key '\(key)'", file: indexPath, tensor: key)
             }
             throw TensorFormatError(.invalidIndex, "index is not valid JSON: \(error.message)", file: indexPath)
@@ -242,7 +242,9 @@ extension Checkpoint {
             throw TensorFormatError(.invalidIndex, "index lists a tensor that its shard does not hold", file: indexPath, tensor: missing.key)
         }
         let resolvedConfig = try config ?? configFromMetadata(metadata, file: indexPath)
-        return try Checkpoint(name: name, format: format, files: files, entries: entries, metadata: metadata,
-                              configJSON: resolvedConfig, provider: MappedProvider(maps: maps))
+        let checkpoint = try Checkpoint(name: name, format: format, files: files, entries: entries, metadata: metadata,
+                                        configJSON: resolvedConfig, provider: MappedProvider(maps: maps))
+        checkpoint.indexOrder = map.map(\.key)
+        return checkpoint
     }
 }
