@@ -50,6 +50,10 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "Output format when OUT's suffix does not say.")
     var to: OutputFormat?
 
+    @Option(help: ArgumentHelp("Compress the output: zstd[:LEVEL] (any output; a .zst suffix implies zstd), or gzip[:LEVEL] (HDF5 datasets).",
+                               valueName: "codec[:level]"))
+    var compress: String?
+
     @OptionGroup var inputOptions: InputOptions
     @OptionGroup var binary: BinaryOutputOptions
     @OptionGroup var common: CommonOptions
@@ -69,17 +73,58 @@ struct ConvertCommand: ParsableCommand {
         if shardSize != nil && output == "-" {
             throw ValidationError("--shard-size writes several files and cannot go to standard output")
         }
+        // HDF5 and zstd output (issue 3).
+        if let compress, HDF5Compression(parsing: compress) == nil {
+            throw ValidationError("--compress takes zstd[:1-22] or gzip[:0-9] (got '\(compress)')")
+        }
+        if outputFormat == .hdf5 {
+            if let layout = inputOptions.layout, HDF5WriteLayout(rawValue: layout) == nil {
+                throw ValidationError("--layout for HDF5 output is one of \(HDF5WriteLayout.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(layout)')")
+            }
+            if shardSize != nil { throw ValidationError("--shard-size applies to safetensors output only") }
+            if output.lowercased().hasSuffix(".zst") { throw ValidationError("HDF5 output is compressed inside the file: use --compress, not a .zst suffix") }
+        } else if let compression = outputCompression, compression.codec != .zstd {
+            throw ValidationError("safetensors output is compressed with zstd only (got '\(compress!)')")
+        } else if outputCompression != nil, shardSize != nil {
+            throw ValidationError("--compress does not apply to sharded output")
+        }
+    }
+
+    /// The output format: --to, else OUT's suffix (a trailing .zst aside).
+    private var outputFormat: OutputFormat {
+        let plain = output.lowercased().hasSuffix(".zst") ? String(output.dropLast(4)) : output
+        return to ?? (hasHDF5Suffix(plain) ? .hdf5 : .safetensors)
+    }
+
+    /// --compress, or zstd at the default level for a .zst output.
+    private var outputCompression: HDF5Compression? {
+        if let compress { return HDF5Compression(parsing: compress) }
+        return output.lowercased().hasSuffix(".zst") ? HDF5Compression(codec: .zstd, level: Zstd.defaultLevel) : nil
     }
 
     func run() throws {
         try runCommand {
-            var checkpoint = try openCheckpoint(input, inputOptions)
+            // With HDF5 output, --layout names the output layout, so the input's is recognised (issue 3).
+            var readOptions = inputOptions
+            if outputFormat == .hdf5 { readOptions.layout = nil }
+            var checkpoint = try openCheckpoint(input, readOptions)
             let selection = TensorSelection(only: only, exclude: exclude, renames: rename.compactMap(RenameRule.init(argument:)))
             let target = dtype.flatMap(DType.init(userName:))
             var plan = try ConvertPlan(checkpoint: checkpoint, dtype: target, selection: selection)
-            let format = to ?? (hasHDF5Suffix(output) ? .hdf5 : .safetensors)
-            guard format == .safetensors else {
-                throw TensorFormatError(.unsupported, "HDF5 output is not available in this build", file: output)
+            if outputFormat == .hdf5 {
+                try refuseOverwritingInput(output, checkpoint)
+                let bar = ProgressBar("convert", total: plan.tensors.reduce(0) { $0 + $1.source.byteCount }, quiet: common.quiet)
+                var result = ConvertResult()
+                try Converter.writeHDF5(plan, metadata: plan.metadata(embedConfig: true), to: output, force: binary.force,
+                                        layout: inputOptions.layout.flatMap(HDF5WriteLayout.init(rawValue:)) ?? .dmsurgery,
+                                        compression: outputCompression, progress: bar.update, result: &result)
+                try checkpoint.finish()
+                bar.finish()
+                for overflow in result.overflows {
+                    note("warning: \(formatCount(overflow.count)) values overflowed \(target?.rawValue ?? "the target type") (tensor '\(overflow.tensor)')", quiet: common.quiet)
+                }
+                note("wrote \(output): \(formatCount(result.tensors)) tensors, \(formatBytes(result.bytesWritten)) of tensor data", quiet: common.quiet)
+                return
             }
             let folder = output != "-" && (output.hasSuffix("/") || isDirectory(output))
             let base = folder ? folderWeights(output, hasConfig: checkpoint.configJSON != nil) : output
@@ -100,6 +145,7 @@ struct ConvertCommand: ParsableCommand {
                 try Converter.writeSharded(plan, base: base, maxBytes: maxBytes, metadata: metadata, progress: bar.update, result: &result)
             } else {
                 let out = try OutputFile(path: base, force: binary.force)
+                if let compression = outputCompression { out.zstd = try ZstdEncoder(level: compression.level) }
                 try Converter.writeSafetensors(plan, metadata: metadata, to: out, progress: bar.update, result: &result)
                 try out.commit()
                 result.files.append(base)

@@ -45,7 +45,7 @@ extension Checkpoint {
         }
         let metadata = reader.metadata.isEmpty ? nil : Metadata(reader.metadata)
         let files = reader.files.enumerated().map { index, path in
-            CheckpointFile(path: reader.files.count == 1 ? name : path, size: nil,
+            CheckpointFile(path: reader.files.count == 1 ? name : path, size: Sys.fileStatus(path: path).map { Int($0.st_size) },
                            header: SafetensorsHeader(tensors: infos[index], metadata: metadata, headerLength: 0))
         }
         var details: [(String, String)] = [
@@ -94,11 +94,23 @@ final class HDF5Provider: TensorDataProvider {
 
     var isSequential: Bool { false }
 
-    func read(_ entry: TensorEntry, chunkBytes: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+    /// The last tensor read: range reads of one tensor (diff, verify) load its dataset once.
+    private var cached: (name: String, bytes: [UInt8])?
+
+    private func bytes(of entry: TensorEntry) throws -> [UInt8] {
+        if let cached, cached.name == entry.name { return cached.bytes }
         guard let tensor = tensorsByName[entry.name] else {
             throw TensorFormatError(.notFound, "no such dataset", tensor: entry.name)
         }
+        cached = nil
         let bytes = try reader.read(tensor)
+        cached = (entry.name, bytes)
+        return bytes
+    }
+
+    func read(_ entry: TensorEntry, chunkBytes: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let bytes = try bytes(of: entry)
+        cached = nil
         try bytes.withUnsafeBytes { raw in
             if raw.isEmpty { return try body(raw) }
             var start = 0
@@ -108,6 +120,14 @@ final class HDF5Provider: TensorDataProvider {
                 start = end
             }
         }
+    }
+
+    func read(_ entry: TensorEntry, range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let bytes = try bytes(of: entry)
+        guard range.lowerBound >= 0, range.upperBound <= bytes.count else {
+            throw TensorFormatError(.invalidArgument, "byte range \(range) outside the tensor's \(bytes.count) bytes", tensor: entry.name)
+        }
+        try bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[range])) }
     }
 
     func finish() throws {}

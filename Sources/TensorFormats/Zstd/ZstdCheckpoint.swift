@@ -43,6 +43,7 @@ extension Checkpoint {
         case .other:
             if options.randomAccess {
                 let spooled = try spool(replay)
+                defer { Sys.close(spooled.fd) }
                 return try openFile(spooled.path, name: source.name, descriptor: spooled.fd, options: options)
             }
             return try openStream(replay, name: source.name)
