@@ -1,8 +1,10 @@
 #ifndef DMSURGERY_CHDF5_SHIM_H
 #define DMSURGERY_CHDF5_SHIM_H
 #include <hdf5.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 /* H5T_NATIVE_* and H5P_DEFAULT are macros over globals that Swift cannot import; expose them as functions. */
 static inline hid_t dms_h5p_default(void) { return H5P_DEFAULT; }
 static inline hid_t dms_h5s_all(void) { return H5S_ALL; }
@@ -76,6 +78,63 @@ static inline unsigned dms_h5e_message(char *buf, size_t cap) {
     }
     H5Eclear2(H5E_DEFAULT);
     return state.count;
+}
+
+/* Crash guard. libhdf5 1.10 can still fault on some corrupt files (out-of-bounds reads in object
+   header decoding). While dmsurgery is inside libhdf5, SIGSEGV/SIGBUS/SIGFPE/SIGILL print one line
+   naming the input and exit with status 2 (invalid input) instead of dumping core; state inside
+   libhdf5 cannot be trusted after such a fault, so there is no recovery. The handler only uses
+   async-signal-safe calls. The state lives in this header: use it from one Swift file only
+   (HDF5Library.swift), since each object file gets its own copy of static data. */
+typedef struct {
+    char message[600];
+    size_t length;
+    struct sigaction saved[4];
+    char stack[65536];
+} dms_h5_guard_state_t;
+
+/* Function-local static: header-level statics are not emitted when Swift imports a header. */
+static inline dms_h5_guard_state_t *dms_h5_guard_state(void) {
+    static dms_h5_guard_state_t state;
+    return &state;
+}
+
+static const int dms_h5_guard_signals[4] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL };
+
+static void dms_h5_guard_handler(int sig) {
+    (void)sig;
+    dms_h5_guard_state_t *state = dms_h5_guard_state();
+    ssize_t ignored = write(2, state->message, state->length);
+    (void)ignored;
+    _exit(2);
+}
+
+/* The line printed if libhdf5 faults; `file` names the input. */
+static inline void dms_h5_guard_set_file(const char *file) {
+    dms_h5_guard_state_t *state = dms_h5_guard_state();
+    int n = snprintf(state->message, sizeof state->message,
+                     "dmsurgery: error: %s: hdf5-unreadable: libhdf5 faulted while decoding the file (corrupt input)\n", file);
+    state->length = n < 0 ? 0 : ((size_t)n < sizeof state->message ? (size_t)n : sizeof state->message - 1);
+}
+
+static inline void dms_h5_guard_install(void) {
+    dms_h5_guard_state_t *state = dms_h5_guard_state();
+    stack_t alternate;
+    alternate.ss_sp = state->stack;
+    alternate.ss_size = sizeof state->stack;
+    alternate.ss_flags = 0;
+    sigaltstack(&alternate, NULL);
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = dms_h5_guard_handler;
+    action.sa_flags = SA_ONSTACK;
+    sigemptyset(&action.sa_mask);
+    for (int i = 0; i < 4; i++) sigaction(dms_h5_guard_signals[i], &action, &state->saved[i]);
+}
+
+static inline void dms_h5_guard_remove(void) {
+    dms_h5_guard_state_t *state = dms_h5_guard_state();
+    for (int i = 0; i < 4; i++) sigaction(dms_h5_guard_signals[i], &state->saved[i], NULL);
 }
 
 /* zstd as the registered HDF5 filter 32015 (one cd_value: the level), as hdf5plugin and h5py use it.

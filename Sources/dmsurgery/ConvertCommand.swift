@@ -20,7 +20,11 @@ struct ConvertCommand: ParsableCommand {
         diffusion_pytorch_model.safetensors and config.json when the input has a model config, else \
         model.safetensors. With --shard-size, shards and an index are written as huggingface_hub does. \
         A model config travels inside single-file and stream outputs as the dmsurgery.config metadata key. \
-        Outputs are written to a temporary file, fsynced and renamed: an error or interrupt leaves nothing.
+        Outputs are written to a temporary file, fsynced and renamed: an error or interrupt leaves nothing. \
+        HDF5 output (.h5, .hdf5 or --to hdf5) uses --layout dmsurgery (default, round-trips exactly) or \
+        keras3, and --compress gzip[:LEVEL] or zstd[:LEVEL] for its datasets; safetensors output takes \
+        --compress zstd[:LEVEL] or a .zst suffix (formats/hdf5.md, formats/zstd.md). Inputs compressed \
+        with zstd are read transparently.
 
         Exit status: 0 success; 2 invalid or unreadable input, or an I/O error; 64 usage error.
         """
@@ -182,7 +186,7 @@ struct ConvertCommand: ParsableCommand {
 
 func hasHDF5Suffix(_ path: String) -> Bool {
     let lower = path.lowercased()
-    return lower.hasSuffix(".h5") || lower.hasSuffix(".hdf5") || lower.hasSuffix(".keras")
+    return lower.hasSuffix(".h5") || lower.hasSuffix(".hdf5")
 }
 
 func isDirectory(_ path: String) -> Bool {

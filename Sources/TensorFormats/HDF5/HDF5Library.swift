@@ -42,6 +42,25 @@ enum HDF5Library {
         }
     }
 
+    /// Runs `body` on the file `label` under the crash guard (`dms_h5_guard_*` in the shim): should
+    /// libhdf5 fault on corrupt input, the process prints one line naming the file and exits 2.
+    static func guarded<T, E: Error>(file label: String, _ body: () throws(E) -> T) throws(E) -> T {
+        try locked { () throws(E) -> T in
+            guardDepth += 1
+            if guardDepth == 1 {
+                dms_h5_guard_set_file(label)
+                dms_h5_guard_install()
+            }
+            defer {
+                guardDepth -= 1
+                if guardDepth == 0 { dms_h5_guard_remove() }
+            }
+            return try body()
+        }
+    }
+
+    nonisolated(unsafe) private static var guardDepth = 0
+
     nonisolated(unsafe) private static var isSetUp = false
 
     /// H5open, silence the error stack, register zstd. Called under the lock.

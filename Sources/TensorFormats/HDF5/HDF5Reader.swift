@@ -110,9 +110,9 @@ public final class HDF5Reader {
         self.options = options
         if HDF5Reader.isShardedIndex(path) {
             files = try HDF5Reader.shards(index: path)
-            layout = .keras3
+            layout = options.layout ?? .keras3
             for shard in files {
-                let scan = try HDF5Library.locked { () throws(TensorFormatError) -> HDF5FileScan in
+                let scan = try HDF5Library.guarded(file: shard) { () throws(TensorFormatError) -> HDF5FileScan in
                     let file = try HDF5Reader.openHDF5(shard, label: shard)
                     return try HDF5FileScan(file: file.id, label: shard, layout: options.layout ?? .keras3, allowUnsafe: options.allowUnsafe)
                 }
@@ -123,7 +123,7 @@ public final class HDF5Reader {
             }
         } else {
             files = [path]
-            let (scan, file) = try HDF5Library.locked { () throws(TensorFormatError) -> (HDF5FileScan, HDF5Handle) in
+            let (scan, file) = try HDF5Library.guarded(file: label) { () throws(TensorFormatError) -> (HDF5FileScan, HDF5Handle) in
                 let file = try HDF5Reader.openHDF5(path, label: label)
                 let layout: HDF5Layout
                 if let forced = options.layout { layout = forced } else { layout = try HDF5FileScan.recognise(file: file.id, label: label) }
@@ -187,7 +187,7 @@ public final class HDF5Reader {
 
     /// The tensor's raw little-endian bytes (safetensors layout), read from its dataset.
     public func read(_ tensor: HDF5Tensor) throws(TensorFormatError) -> [UInt8] {
-        try HDF5Library.locked { () throws(TensorFormatError) -> [UInt8] in
+        try HDF5Library.guarded(file: files.count == 1 ? path : tensor.file) { () throws(TensorFormatError) -> [UInt8] in
             // A single file (perhaps an unlinked spool) stays open; shards are opened one at a time.
             let file: HDF5Handle
             if files.count == 1, let open = openFile { file = open.handle } else { file = try handle(for: tensor.file) }
