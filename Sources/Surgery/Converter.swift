@@ -226,9 +226,15 @@ public enum Converter {
 
     /// Writes `base` (a `.safetensors` path) as shards plus index, or as the single file when one shard suffices.
     /// Every file is committed only after all were written.
-    public static func writeSharded(_ plan: ConvertPlan, base: String, maxBytes: Int, metadata: Metadata?,
+    /// `order` gives the key order (state-dict order) when the caller knows it.
+    public static func writeSharded(_ plan: ConvertPlan, base: String, maxBytes: Int, metadata: Metadata?, order: [String]? = nil,
                                     progress: ProgressSink? = nil, result: inout ConvertResult) throws {
-        let shards = shardPlan(keyOrder(plan), maxBytes: maxBytes)
+        var ordered = keyOrder(plan)
+        if let order {
+            let rank = Dictionary(uniqueKeysWithValues: order.enumerated().map { ($1, $0) })
+            ordered.sort { (rank[$0.name] ?? Int.max) < (rank[$1.name] ?? Int.max) }
+        }
+        let shards = shardPlan(ordered, maxBytes: maxBytes)
         if shards.count == 1 {
             let output = try OutputFile(path: base)
             try writeSafetensors(plan, metadata: metadata, to: output, progress: progress, result: &result)

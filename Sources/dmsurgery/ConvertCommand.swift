@@ -134,7 +134,8 @@ struct ConvertCommand: ParsableCommand {
             let base = folder ? folderWeights(output, hasConfig: checkpoint.configJSON != nil) : output
             try refuseOverwritingInput(base, checkpoint)
 
-            let embedConfig = !folder
+            // A folder or a shard set carries the config as config.json beside the weights instead.
+            let embedConfig = !folder && shardSize == nil
             let metadata = plan.metadata(embedConfig: embedConfig)
             let layout = SafetensorsWriter(tensors: plan.specs, metadata: metadata).header
             if checkpoint.isSequential && (shardSize != nil || plan.needsReordering(for: layout)) {
@@ -155,8 +156,9 @@ struct ConvertCommand: ParsableCommand {
                 result.files.append(base)
             }
             try checkpoint.finish()
-            if folder, let config = checkpoint.configJSON {
-                let configPath = (output.hasSuffix("/") ? output : output + "/") + "config.json"
+            if !embedConfig, let config = checkpoint.configJSON {
+                let directory = (base as NSString).deletingLastPathComponent
+                let configPath = (directory.isEmpty ? "" : directory + "/") + "config.json"
                 let out = try OutputFile(path: configPath)
                 try out.write(Array(config.utf8))
                 try out.commit()
