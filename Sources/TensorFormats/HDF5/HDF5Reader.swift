@@ -199,10 +199,12 @@ public final class HDF5Reader {
             guard case .tensor(_, let memoryType, _) = try HDF5TypeMapping.classify(fileType.id, dtypeAttribute: attribute, file: label) else {
                 throw TensorFormatError(.hdf5UnsupportedType, "the dataset changed type", file: label, tensor: tensor.name)
             }
-            var bytes = [UInt8](repeating: 0, count: tensor.byteCount)
-            guard tensor.byteCount > 0 else { return bytes }
-            let status = bytes.withUnsafeMutableBytes {
-                H5Dread(dataset.id, memoryType.id, dms_h5s_all(), dms_h5s_all(), dms_h5p_default(), $0.baseAddress)
+            guard tensor.byteCount > 0 else { return [] }
+            var status: herr_t = -1
+            // H5Dread fills every byte of the selection (or fails, and the array is dropped): no zeroing pass.
+            let bytes = [UInt8](unsafeUninitializedCapacity: tensor.byteCount) { buffer, initialized in
+                status = H5Dread(dataset.id, memoryType.id, dms_h5s_all(), dms_h5s_all(), dms_h5p_default(), buffer.baseAddress)
+                initialized = tensor.byteCount
             }
             guard status >= 0 else {
                 throw HDF5Library.failure(.hdf5Unreadable, "cannot read dataset \(tensor.path)", file: label, tensor: tensor.name)
