@@ -132,8 +132,10 @@ func parseByteSize(_ text: String) -> Int? {
                                   ("TB", 1_000_000_000_000), ("GB", 1_000_000_000), ("MB", 1_000_000), ("KB", 1000), ("B", 1)]
     let upper = text.uppercased().trimmingCharacters(in: .whitespaces)
     for (suffix, factor) in units where upper.hasSuffix(suffix) {
-        guard let value = Double(upper.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), value > 0 else { return nil }
-        return Int(value * Double(factor))
+        guard let value = Double(upper.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), value > 0,
+              value * Double(factor) < Double(Int.max) else { return nil }
+        let bytes = Int(value * Double(factor))
+        return bytes > 0 ? bytes : nil
     }
     return Int(upper).flatMap { $0 > 0 ? $0 : nil }
 }

@@ -36,19 +36,19 @@ struct ConvertCommand: ParsableCommand {
     @Argument(help: "Output path, folder, or - for standard output.")
     var output: String
 
-    @Option(help: "Cast floating-point tensors to this type (f16, bf16, f32, f64).")
+    @Option(help: ArgumentHelp("Cast floating-point tensors to this type (f16, bf16, f32, f64).", valueName: "type"))
     var dtype: String?
 
-    @Option(help: "Keep only tensors matching this glob (repeatable; * crosses dots).")
+    @Option(help: ArgumentHelp("Keep only tensors matching this glob (repeatable; * crosses dots).", valueName: "glob"))
     var only: [String] = []
 
-    @Option(help: "Drop tensors matching this glob (repeatable).")
+    @Option(help: ArgumentHelp("Drop tensors matching this glob (repeatable).", valueName: "glob"))
     var exclude: [String] = []
 
-    @Option(help: "Rename a dotted prefix: FROM=TO (repeatable; empty TO strips the prefix).")
+    @Option(help: ArgumentHelp("Rename a dotted prefix: FROM=TO (repeatable; empty TO strips the prefix).", valueName: "from=to"))
     var rename: [String] = []
 
-    @Option(help: "Write shards of at most this size (e.g. 5GB, 500MB, 2GiB) plus an index.")
+    @Option(help: ArgumentHelp("Write shards of at most this size (e.g. 5GB, 500MB, 2GiB) plus an index.", valueName: "size"))
     var shardSize: String?
 
     @Option(help: "Output format when OUT's suffix does not say.")

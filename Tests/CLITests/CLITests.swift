@@ -126,6 +126,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try CLI.run(["convert", model, "-", "--dtype", "f8"]).status, 64)
         XCTAssertEqual(try CLI.run(["diff", "-", "-"]).status, 64)
         XCTAssertEqual(try CLI.run(["convert", model, "x.safetensors", "--shard-size", "lots"]).status, 64)
+        XCTAssertEqual(try CLI.run(["convert", model, "x.safetensors", "--shard-size", "1e30GB"]).status, 64)
     }
 
     func testOutputEqualToInputIsRefused() throws {
