@@ -90,6 +90,8 @@ typedef struct {
     char message[600];
     size_t length;
     struct sigaction saved[4];
+    stack_t saved_stack;
+    int has_saved_stack;
     char stack[65536];
 } dms_h5_guard_state_t;
 
@@ -123,7 +125,7 @@ static inline void dms_h5_guard_install(void) {
     alternate.ss_sp = state->stack;
     alternate.ss_size = sizeof state->stack;
     alternate.ss_flags = 0;
-    sigaltstack(&alternate, NULL);
+    state->has_saved_stack = sigaltstack(&alternate, &state->saved_stack) == 0;
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_handler = dms_h5_guard_handler;
@@ -135,6 +137,7 @@ static inline void dms_h5_guard_install(void) {
 static inline void dms_h5_guard_remove(void) {
     dms_h5_guard_state_t *state = dms_h5_guard_state();
     for (int i = 0; i < 4; i++) sigaction(dms_h5_guard_signals[i], &state->saved[i], NULL);
+    if (state->has_saved_stack) sigaltstack(&state->saved_stack, NULL);
 }
 
 /* zstd as the registered HDF5 filter 32015 (one cd_value: the level), as hdf5plugin and h5py use it.
