@@ -10,13 +10,7 @@ extension Converter {
         var localResult = result
         try HDF5Output.write(to: path, force: force, layout: layout, compression: compression,
                              tensors: plan.specs, metadata: metadata) { info, sink in
-            let tensor = byName[info.name]!
-            let overflow = try emit(tensor, from: plan.checkpoint, sink: sink) { bytes in
-                localResult.bytesRead += bytes
-                progress?(localResult.bytesRead)
-            }
-            if overflow > 0 { localResult.overflows.append(CastOverflow(tensor: tensor.name, count: overflow)) }
-            localResult.tensors += 1
+            try emit(byName[info.name]!, from: plan.checkpoint, sink: sink, progress: progress, result: &localResult)
             localResult.bytesWritten += info.byteCount
         }
         result = localResult

@@ -31,29 +31,13 @@ enum CLI {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
-        process.currentDirectoryURL = repository
-        let outPipe = Pipe(), errPipe = Pipe()
-        process.standardOutput = outPipe
-        process.standardError = errPipe
         let inPipe = Pipe()
-        if let stdinFile {
-            process.standardInput = FileHandle(forReadingAtPath: stdinFile)
-        } else {
-            process.standardInput = inPipe
-        }
-        try process.run()
-        let group = DispatchGroup()
-        nonisolated(unsafe) var out = Data()
-        nonisolated(unsafe) var err = Data()
-        DispatchQueue.global().async(group: group) { out = outPipe.fileHandleForReading.readDataToEndOfFile() }
-        DispatchQueue.global().async(group: group) { err = errPipe.fileHandleForReading.readDataToEndOfFile() }
-        if stdinFile == nil {
+        process.standardInput = stdinFile.map { FileHandle(forReadingAtPath: $0) as Any } ?? inPipe
+        return try collect(process) {
+            guard stdinFile == nil else { return }
             if let stdin { try? inPipe.fileHandleForWriting.write(contentsOf: stdin) }
             try? inPipe.fileHandleForWriting.close()
         }
-        group.wait()
-        process.waitUntilExit()
-        return CLIResult(status: process.terminationStatus, stdout: out, stderr: String(decoding: err, as: UTF8.self))
     }
 
     /// Runs a shell pipeline with the binary as `$DMS`, from the repository root.
@@ -62,20 +46,26 @@ enum CLI {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
         process.arguments = ["-o", "pipefail", "-c", script]
-        process.currentDirectoryURL = repository
         var environment = ProcessInfo.processInfo.environment
         environment["DMS"] = binary.path
         process.environment = environment
+        process.standardInput = FileHandle.nullDevice
+        return try collect(process) {}
+    }
+
+    /// Starts `process` in the repository root, feeds it, and reads stdout and stderr concurrently to the end.
+    private static func collect(_ process: Process, feed: () -> Void) throws -> CLIResult {
+        process.currentDirectoryURL = repository
         let outPipe = Pipe(), errPipe = Pipe()
         process.standardOutput = outPipe
         process.standardError = errPipe
-        process.standardInput = FileHandle.nullDevice
         try process.run()
         let group = DispatchGroup()
         nonisolated(unsafe) var out = Data()
         nonisolated(unsafe) var err = Data()
         DispatchQueue.global().async(group: group) { out = outPipe.fileHandleForReading.readDataToEndOfFile() }
         DispatchQueue.global().async(group: group) { err = errPipe.fileHandleForReading.readDataToEndOfFile() }
+        feed()
         group.wait()
         process.waitUntilExit()
         return CLIResult(status: process.terminationStatus, stdout: out, stderr: String(decoding: err, as: UTF8.self))

@@ -337,26 +337,24 @@ public enum ElementCodec {
     }
 
     private static func f32ToBF16(_ src: UnsafeRawBufferPointer, _ dst: UnsafeMutableRawBufferPointer, _ n: Int) -> Int {
-        var overflow = 0
-        let s = src.baseAddress!
-        let d = dst.baseAddress!
-        for i in 0..<n {
-            let f = Float(bitPattern: s.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
-            let code = bfloat16Bits(f)
-            overflow &+= (code & 0x7FFF == 0x7F80 && f.isFinite) ? 1 : 0
-            d.storeBytes(of: code, toByteOffset: 2 * i, as: UInt16.self)
-        }
-        return overflow
+        narrowFloats(src, dst, n, infinity: 0x7F80, bfloat16Bits)
     }
 
     private static func f32ToF16(_ src: UnsafeRawBufferPointer, _ dst: UnsafeMutableRawBufferPointer, _ n: Int) -> Int {
+        narrowFloats(src, dst, n, infinity: 0x7C00, halfBits)
+    }
+
+    /// float32 -> a 16-bit float, counting finite values that became infinite.
+    @inline(__always)
+    private static func narrowFloats(_ src: UnsafeRawBufferPointer, _ dst: UnsafeMutableRawBufferPointer, _ n: Int,
+                                     infinity: UInt16, _ convert: (Float) -> UInt16) -> Int {
         var overflow = 0
         let s = src.baseAddress!
         let d = dst.baseAddress!
         for i in 0..<n {
             let f = Float(bitPattern: s.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
-            let code = halfBits(f)
-            overflow &+= (code & 0x7FFF == 0x7C00 && f.isFinite) ? 1 : 0
+            let code = convert(f)
+            overflow &+= (code & 0x7FFF == infinity && f.isFinite) ? 1 : 0
             d.storeBytes(of: code, toByteOffset: 2 * i, as: UInt16.self)
         }
         return overflow
