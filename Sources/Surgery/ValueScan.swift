@@ -17,6 +17,7 @@ public struct NonFiniteCounts: Sendable, Equatable {
 enum ValueScan {
     /// Counts NaN and infinities in `elements` values of a float (or complex) type.
     static func nonFinite(_ dtype: DType, _ bytes: UnsafeRawBufferPointer, elements: Int) -> NonFiniteCounts {
+        guard elements > 0 else { return NonFiniteCounts() }
         var partials = [NonFiniteCounts](repeating: NonFiniteCounts(), count: maximumWorkers)
         let scalars = ElementCodec.scalarCount(dtype, elements: elements)
         partials.withUnsafeMutableBufferPointer { slots in

@@ -66,6 +66,30 @@ final class CLITests: XCTestCase {
         }
     }
 
+    func testEveryValidFixtureVerifiesAndConvertsThroughAPipe() throws {
+        let directory = CLI.repository.appendingPathComponent("fixtures/safetensors/valid")
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory.path) where name.hasSuffix(".safetensors") {
+            let path = directory.appendingPathComponent(name).path
+            // all_dtypes holds an F8_E8M0 NaN code (0xFF) on purpose: verify reports it (status 1).
+            let clean: Int32 = name == "all_dtypes.safetensors" ? 1 : 0
+            XCTAssertEqual(try CLI.run(["verify", path]).status, clean, name)
+            for dtype in ["bf16", "f16", "f64"] {
+                let result = try CLI.shell("cat \(path) | $DMS convert - - --dtype \(dtype) -q | $DMS verify -")
+                XCTAssertEqual(result.status, clean, "\(name) -> \(dtype): \(result.stderr)")
+            }
+        }
+    }
+
+    func testZeroSizeFloatTensorsAreScannedAndCast() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("empty.safetensors").path
+        try SafetensorsWriter.writeFloats([("empty", [3, 0], []), ("scalar", [], [1])], to: path)
+        XCTAssertEqual(try CLI.run(["verify", path]).status, 0)
+        XCTAssertEqual(try CLI.run(["verify", "-"], stdin: try Data(contentsOf: URL(fileURLWithPath: path))).status, 0)
+        XCTAssertEqual(try CLI.shell("$DMS convert \(path) - --dtype bf16 | $DMS diff - \(path) --ignore-dtype --rtol 0.01").status, 0)
+    }
+
     func testVerifyReportsNonFiniteValuesWithStatus1() throws {
         let directory = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

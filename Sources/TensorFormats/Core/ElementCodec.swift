@@ -254,6 +254,7 @@ public enum ElementCodec {
 
     /// Decodes into float32: exact for every type up to 32 bits of float, rounded for F64 and large integers.
     public static func decodeFloats(_ dtype: DType, _ src: UnsafeRawBufferPointer, elements: Int, into dst: UnsafeMutableBufferPointer<Float>) {
+        guard elements > 0 else { return }
         switch dtype {
         case .f32:
             precondition(dst.count >= elements)
@@ -279,6 +280,7 @@ public enum ElementCodec {
     public static func cast(from source: DType, _ src: UnsafeRawBufferPointer, to target: DType,
                             _ dst: UnsafeMutableRawBufferPointer, elements: Int) -> Int {
         precondition(source.isFloatingPoint && target.isFloatingPoint)
+        guard elements > 0 else { return 0 }
         if source == target {
             let bytes = source.byteCount(elements: elements)!
             dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[0..<bytes]))
