@@ -30,3 +30,16 @@ func parallelParts(count: Int, granularity: Int = 1, minimumPerPart: Int = 1 << 
         }
     }
 }
+
+/// Runs `first` and `second` at the same time and returns when both are done.
+func concurrently(_ first: () -> Void, _ second: () -> Void) {
+    withoutActuallyEscaping(first) { a in
+        withoutActuallyEscaping(second) { b in
+            // Safe: both closures finish before concurrentPerform returns; callers give them disjoint state.
+            let box = UncheckedSendable(value: (a, b))
+            DispatchQueue.concurrentPerform(iterations: 2) { i in
+                if i == 0 { box.value.0() } else { box.value.1() }
+            }
+        }
+    }
+}

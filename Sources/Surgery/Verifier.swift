@@ -19,6 +19,12 @@ public final class HashingSource: ByteSource {
     }
 
     public func finalize() -> String { hexDigest(hasher.finalize()) }
+
+    /// Reads (and hashes) whatever the consumer left unread, so the digest covers the whole input.
+    public func drain() throws {
+        var scratch = [UInt8](repeating: 0, count: 1 << 16)
+        while try scratch.withUnsafeMutableBytes({ (raw) throws(TensorFormatError) in try read(into: raw) }) > 0 {}
+    }
 }
 
 func hexDigest<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
@@ -90,10 +96,23 @@ public enum Verifier {
                               progress: ProgressSink? = nil) throws -> VerifyReport {
         var report = VerifyReport(checkpoint: checkpoint.name, format: checkpoint.format)
         report.tensorCount = checkpoint.entries.count
-        // Files are hashed on their own thread while tensors are scanned: hashing is the long pole.
+        // Mapped safetensors are hashed in the pass that scans them: each file's header, then its tensors in
+        // storage order, which validation guarantees tile the rest of the file exactly. Every chunk is read
+        // once, hashed on this thread while the other core scans it.
+        let inline = hashing && streamHasher == nil && !checkpoint.isSequential && checkpoint.format != .hdf5
+        var fileHashers: [SHA256] = []
+        if inline {
+            fileHashers = try checkpoint.files.map { file in
+                var hasher = SHA256()
+                let map = try MappedFile(path: file.path)
+                hasher.update(bufferPointer: map.bytes(0..<file.header.dataStart))
+                return hasher
+            }
+        }
+        // Other files (HDF5, zstd) are hashed as they are on disk, on a thread of their own.
         let group = DispatchGroup()
         let digests = DigestBox()
-        if hashing && streamHasher == nil && !checkpoint.isSequential {
+        if hashing && streamHasher == nil && !inline {
             let paths = checkpoint.files.map(\.path)
             let displayNames = displayPaths(checkpoint)
             DispatchQueue.global().async(group: group) {
@@ -102,25 +121,41 @@ public enum Verifier {
         }
         var done = 0
         for entry in checkpoint.entries {
-            if entry.dtype.isFloatingPoint || entry.dtype.isComplex {
-                var counts = NonFiniteCounts()
-                try checkpoint.read(entry) { piece in
-                    let elements = piece.count * 8 / entry.dtype.bitsPerElement
+            let scanned = entry.dtype.isFloatingPoint || entry.dtype.isComplex
+            guard scanned || inline || checkpoint.isSequential else { continue }
+            var counts = NonFiniteCounts()
+            try checkpoint.read(entry) { piece in
+                let elements = piece.count * 8 / entry.dtype.bitsPerElement
+                if inline {
+                    var hasher = fileHashers[entry.fileIndex]
+                    if scanned {
+                        var found = NonFiniteCounts()
+                        concurrently({ hasher.update(bufferPointer: piece) },
+                                     { found = ValueScan.nonFinite(entry.dtype, piece, elements: elements) })
+                        counts = counts + found
+                    } else {
+                        hasher.update(bufferPointer: piece)
+                    }
+                    fileHashers[entry.fileIndex] = hasher
+                } else if scanned {
                     counts = counts + ValueScan.nonFinite(entry.dtype, piece, elements: elements)
-                    done += piece.count
-                    progress?(done)
                 }
+                done += piece.count
+                progress?(done)
+            }
+            if scanned {
                 report.floatTensorsScanned += 1
                 report.elementsScanned += entry.elementCount
                 if counts.total > 0 { report.nonFinite.append(TensorScanResult(name: entry.name, dtype: entry.dtype, counts: counts)) }
-            } else if checkpoint.isSequential {
-                try checkpoint.read(entry) { piece in done += piece.count; progress?(done) }
             }
         }
         try checkpoint.finish()
         group.wait()
         if let streamHasher, hashing {
+            try streamHasher.drain()
             report.digests = [ManifestEntry(digest: streamHasher.finalize(), path: checkpoint.name)]
+        } else if inline {
+            report.digests = zip(fileHashers, displayPaths(checkpoint)).map { ManifestEntry(digest: hexDigest($0.0.finalize()), path: $0.1) }
         } else if let result = digests.get() {
             report.digests = try result.get()
         }

@@ -30,6 +30,13 @@ final class HDF5AndZstdCLITests: XCTestCase {
         XCTAssertEqual(unpacked.stdout, try Data(contentsOf: URL(fileURLWithPath: plain)))
         let verify = try CLI.shell("cat \(packed) | $DMS verify -")
         XCTAssertEqual(verify.status, 0, verify.stderr)
+        // Manifests hash the bytes on disk (or on the pipe), compressed or not, as sha256sum does.
+        let reference = String(decoding: try CLI.shell("sha256sum < \(packed)").stdout.prefix(64), as: UTF8.self)
+        for command in ["$DMS verify \(packed) --write-sha256 -", "cat \(packed) | $DMS verify - --write-sha256 -"] {
+            let manifest = try CLI.shell(command)
+            XCTAssertEqual(manifest.status, 0, manifest.stderr)
+            XCTAssertEqual(String(decoding: manifest.stdout.prefix(64), as: UTF8.self), reference, command)
+        }
     }
 
     func testUnsafeAndBrokenHDF5FilesGiveOneLineAndStatus2() throws {
