@@ -54,8 +54,8 @@ public struct ModuleTree: Sendable {
     public static func nodes(_ entries: [TensorEntry], maxDepth: Int) -> [Node] {
         var order: [String] = []
         var totals: [String: (Int, Int)] = [:]
-        for entry in entries.sorted(by: { naturalLess($0.name, $1.name) }) {
-            let parts = entry.name.split(separator: ".", omittingEmptySubsequences: false)
+        let split = entries.map { ($0, $0.name.split(separator: ".", omittingEmptySubsequences: false)) }
+        for (entry, parts) in split.sorted(by: { naturalLess($0.1, $1.1) }) {
             for depth in 1...min(maxDepth, max(1, parts.count - 1)) {
                 let prefix = parts.prefix(depth).joined(separator: ".")
                 if totals[prefix] == nil { order.append(prefix) }
@@ -72,8 +72,11 @@ public struct ModuleTree: Sendable {
 
 /// Orders names with numbers compared by value: `blocks.2` before `blocks.10`.
 public func naturalLess(_ a: String, _ b: String) -> Bool {
-    let pa = a.split(separator: ".", omittingEmptySubsequences: false)
-    let pb = b.split(separator: ".", omittingEmptySubsequences: false)
+    naturalLess(a.split(separator: ".", omittingEmptySubsequences: false), b.split(separator: ".", omittingEmptySubsequences: false))
+}
+
+/// The same order over names already split at their dots.
+func naturalLess(_ pa: [Substring], _ pb: [Substring]) -> Bool {
     for (x, y) in zip(pa, pb) where x != y {
         if let ix = Int(x), let iy = Int(y) { return ix < iy }
         return x.utf8.lexicographicallyPrecedes(y.utf8)
