@@ -42,5 +42,6 @@ let package = Package(
         .testTarget(name: "TensorFormatsTests", dependencies: ["TensorFormats"]),
         .testTarget(name: "SurgeryTests", dependencies: ["Surgery", "TensorFormats"]),
         .testTarget(name: "CLITests", dependencies: ["TensorFormats"]),
+        .testTarget(name: "TensorMathTests", dependencies: ["TensorMath"]),
     ]
 )
