@@ -10,12 +10,11 @@ public struct AttentionStatistics: Sendable {
 struct AttentionGeometry {
     let batch, sq, sk, heads, headDim, valueDim: Int
     let scale: Float
+    /// Query rows per score block, so a block of scores stays near 4 MB however long the keys are.
+    let rowBlock: Int
     var qWidth: Int { heads * headDim }
     var vWidth: Int { heads * valueDim }
-    /// Query rows per score block, so a block of scores stays near 4 MB however long the keys are.
-    var rowBlock: Int { Swift.max(1, Swift.min(sq, (1 << 20) / Swift.max(1, sk))) }
-
-    init(q: [Int], k: [Int], v: [Int], heads: Int, scale: Float?) {
+    init(q: [Int], k: [Int], v: [Int], heads: Int, scale: Float?, rowBlock: Int?) {
         precondition(q.count == 3 && k.count == 3 && v.count == 3 && q[0] == k[0] && k[0] == v[0] && k[1] == v[1],
                      "attention: q \(q), k \(k), v \(v) must be [B,S,H*d] with matching B and key length")
         precondition(heads > 0 && q[2] % heads == 0 && k[2] == q[2] && v[2] % heads == 0,
@@ -23,6 +22,7 @@ struct AttentionGeometry {
         batch = q[0]; sq = q[1]; sk = k[1]; self.heads = heads
         headDim = q[2] / heads; valueDim = v[2] / heads
         self.scale = scale ?? 1 / Float(headDim).squareRoot()
+        self.rowBlock = Swift.max(1, Swift.min(sq, rowBlock ?? (1 << 20) / Swift.max(1, sk)))
     }
 }
 
@@ -34,8 +34,13 @@ extension NN {
     /// backward needs.
     public static func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int,
                                  scale: Float? = nil) -> (output: Tensor, stats: AttentionStatistics) {
+        attention(q: q, k: k, v: v, heads: heads, scale: scale, rowBlock: nil)
+    }
+
+    static func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, scale: Float?,
+                          rowBlock: Int?) -> (output: Tensor, stats: AttentionStatistics) {
         ComputeThreads.ensureConfigured()
-        let g = AttentionGeometry(q: q.shape, k: k.shape, v: v.shape, heads: heads, scale: scale)
+        let g = AttentionGeometry(q: q.shape, k: k.shape, v: v.shape, heads: heads, scale: scale, rowBlock: rowBlock)
         var lse = [Float](repeating: 0, count: g.batch * g.heads * g.sq)
         let out = Tensor(uninitializedShape: [g.batch, g.sq, g.vWidth]) { po in
             q.data.withUnsafeBufferPointer { pq in
@@ -83,8 +88,14 @@ extension NN {
     public static func attentionBackward(_ dOut: Tensor, q: Tensor, k: Tensor, v: Tensor, heads: Int,
                                          stats: AttentionStatistics,
                                          scale: Float? = nil) -> (dq: Tensor, dk: Tensor, dv: Tensor) {
+        attentionBackward(dOut, q: q, k: k, v: v, heads: heads, stats: stats, scale: scale, rowBlock: nil)
+    }
+
+    static func attentionBackward(_ dOut: Tensor, q: Tensor, k: Tensor, v: Tensor, heads: Int,
+                                  stats: AttentionStatistics, scale: Float?,
+                                  rowBlock: Int?) -> (dq: Tensor, dk: Tensor, dv: Tensor) {
         ComputeThreads.ensureConfigured()
-        let g = AttentionGeometry(q: q.shape, k: k.shape, v: v.shape, heads: heads, scale: scale)
+        let g = AttentionGeometry(q: q.shape, k: k.shape, v: v.shape, heads: heads, scale: scale, rowBlock: rowBlock)
         precondition(dOut.shape == [g.batch, g.sq, g.vWidth], "attentionBackward: gradient \(dOut.shape)")
         precondition(stats.logSumExp.count == g.batch * g.heads * g.sq, "attentionBackward: stale statistics")
         var dq = [Float](unsafeUninitializedCapacity: q.count) { _, n in n = q.count }
