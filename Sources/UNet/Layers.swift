@@ -1,0 +1,195 @@
+import TensorMath
+
+/// The named layers blocks are built from. A layer holds parameter names and widths read from the
+/// weights; the tensors themselves are looked up in the model's parameter dictionary at run time, so
+/// an optimizer can replace them between steps without rebuilding anything.
+typealias Weights = [String: Tensor]
+
+extension Weights {
+    /// The tensor under `name`; building the model checked that it exists.
+    @inline(__always) func at(_ name: String) -> Tensor { self[name]! }
+}
+
+/// `nn.Linear`, or a 1x1 `nn.Conv2d` applied to tokens (same arithmetic, weight viewed as [out, in]).
+struct LinearLayer {
+    let weight: String
+    let bias: String?
+    let inFeatures: Int
+    let outFeatures: Int
+    /// The stored weight is [out, in, 1, 1] (a pointwise conv projection).
+    let isPointwiseConv: Bool
+
+    init(_ table: inout ParameterTable, _ prefix: String, in inF: Int?, out outF: Int?, pointwiseConv: Bool = false) throws {
+        weight = prefix + ".weight"
+        let s = try table.shape(weight, pointwiseConv ? [outF, inF, 1, 1] : [outF, inF])
+        outFeatures = s[0]
+        inFeatures = s[1]
+        isPointwiseConv = pointwiseConv
+        if table.has(prefix + ".bias") {
+            _ = try table.shape(prefix + ".bias", [outFeatures])
+            bias = prefix + ".bias"
+        } else {
+            bias = nil
+        }
+    }
+
+    private func matrix(_ w: Weights) -> Tensor {
+        let t = w.at(weight)
+        return isPointwiseConv ? t.reshaped([outFeatures, inFeatures]) : t
+    }
+
+    func forward(_ x: Tensor, _ w: Weights) -> Tensor {
+        NN.linear(x, weight: matrix(w), bias: bias.map(w.at))
+    }
+
+    /// Returns dx when `needInput`; adds parameter gradients to `sink`.
+    func backward(_ dy: Tensor, input x: Tensor, _ w: Weights, _ sink: inout GradientSink,
+                  needInput: Bool = true) -> Tensor? {
+        var needs = sink.needs
+        if !needInput { needs.remove(.input) }
+        if needs.isEmpty { return nil }
+        let g = NN.linearBackward(dy, input: x, weight: matrix(w), hasBias: bias != nil, needs: needs)
+        if let gw = g.weight {
+            sink.add(weight, isPointwiseConv ? gw.reshaped([outFeatures, inFeatures, 1, 1]) : gw)
+        }
+        if let bias { sink.add(bias, g.bias) }
+        return g.input
+    }
+}
+
+/// `nn.Conv2d` with a square kernel. `padBottomRight` is diffusers' Downsample2D with padding 0, which
+/// pads (0, 1, 0, 1) before an unpadded stride-2 conv.
+struct ConvLayer {
+    let weight: String
+    let bias: String?
+    let inChannels: Int
+    let outChannels: Int
+    let stride: Int
+    let padding: Int
+    let padBottomRight: Bool
+
+    init(_ table: inout ParameterTable, _ prefix: String, in inC: Int?, out outC: Int?, kernel: Int,
+         stride: Int = 1, padding: Int, padBottomRight: Bool = false) throws {
+        weight = prefix + ".weight"
+        let s = try table.shape(weight, [outC, inC, kernel, kernel])
+        outChannels = s[0]
+        inChannels = s[1]
+        _ = try table.shape(prefix + ".bias", [outChannels])
+        bias = prefix + ".bias"
+        self.stride = stride
+        self.padding = padding
+        self.padBottomRight = padBottomRight
+    }
+
+    func forward(_ x: Tensor, _ w: Weights) -> Tensor {
+        NN.conv2d(padBottomRight ? Self.padded(x) : x, weight: w.at(weight), bias: bias.map(w.at),
+                  stride: stride, padding: padding)
+    }
+
+    func backward(_ dy: Tensor, input x: Tensor, _ w: Weights, _ sink: inout GradientSink,
+                  needInput: Bool = true) -> Tensor? {
+        var needs = sink.needs
+        if !needInput { needs.remove(.input) }
+        if needs.isEmpty { return nil }
+        let xin = padBottomRight ? Self.padded(x) : x
+        let g = NN.conv2dBackward(dy, input: xin, weight: w.at(weight), hasBias: bias != nil, stride: stride,
+                                  padding: padding, needs: needs)
+        sink.add(weight, g.weight)
+        if let bias { sink.add(bias, g.bias) }
+        guard let dx = g.input else { return nil }
+        return padBottomRight ? Self.cropped(dx) : dx
+    }
+
+    /// [B, C, H, W] -> [B, C, H+1, W+1] with a zero last row and column.
+    static func padded(_ x: Tensor) -> Tensor {
+        let (b, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        var out = Tensor(zeros: [b, c, h + 1, wd + 1])
+        x.data.withUnsafeBufferPointer { src in
+            out.data.withUnsafeMutableBufferPointer { dst in
+                for p in 0..<(b * c) {
+                    for y in 0..<h {
+                        (dst.baseAddress! + (p * (h + 1) + y) * (wd + 1))
+                            .update(from: src.baseAddress! + (p * h + y) * wd, count: wd)
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// The inverse of `padded` for gradients: drops the last row and column.
+    static func cropped(_ x: Tensor) -> Tensor {
+        let (b, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2] - 1, x.shape[3] - 1)
+        return Tensor(uninitializedShape: [b, c, h, wd]) { dst in
+            x.data.withUnsafeBufferPointer { src in
+                for p in 0..<(b * c) {
+                    for y in 0..<h {
+                        (dst.baseAddress! + (p * h + y) * wd)
+                            .update(from: src.baseAddress! + (p * (h + 1) + y) * (wd + 1), count: wd)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `nn.GroupNorm` (affine). A pruned layer keeps the base channels per group, so the group count is
+/// the layer's channels divided by that.
+struct GroupNormLayer {
+    let weight: String
+    let bias: String
+    let channels: Int
+    let groups: Int
+    let eps: Float
+
+    init(_ table: inout ParameterTable, _ prefix: String, channels c: Int?, channelsPerGroup: Int, eps: Float) throws {
+        weight = prefix + ".weight"
+        bias = prefix + ".bias"
+        channels = try table.shape(weight, [c])[0]
+        _ = try table.shape(bias, [channels])
+        guard channelsPerGroup > 0, channels % channelsPerGroup == 0 else {
+            throw UNetError(.badShape, weight, "\(channels) channels are not whole groups of \(channelsPerGroup)")
+        }
+        groups = channels / channelsPerGroup
+        self.eps = eps
+    }
+
+    func forward(_ x: Tensor, _ w: Weights) -> (Tensor, NormStatistics) {
+        NN.groupNorm(x, groups: groups, weight: w.at(weight), bias: w.at(bias), eps: eps)
+    }
+
+    func backward(_ dy: Tensor, input x: Tensor, stats: NormStatistics, _ w: Weights,
+                  _ sink: inout GradientSink) -> Tensor {
+        let g = NN.groupNormBackward(dy, input: x, stats: stats, groups: groups, weight: w.at(weight), needs: sink.needs)
+        sink.add(weight, g.weight)
+        sink.add(bias, g.bias)
+        return g.input!
+    }
+}
+
+/// `nn.LayerNorm` over the last dimension (affine).
+struct LayerNormLayer {
+    let weight: String
+    let bias: String
+    let eps: Float
+
+    init(_ table: inout ParameterTable, _ prefix: String, dim: Int, eps: Float) throws {
+        weight = prefix + ".weight"
+        bias = prefix + ".bias"
+        _ = try table.shape(weight, [dim])
+        _ = try table.shape(bias, [dim])
+        self.eps = eps
+    }
+
+    func forward(_ x: Tensor, _ w: Weights) -> (Tensor, NormStatistics) {
+        NN.layerNorm(x, weight: w.at(weight), bias: w.at(bias), eps: eps)
+    }
+
+    func backward(_ dy: Tensor, input x: Tensor, stats: NormStatistics, _ w: Weights,
+                  _ sink: inout GradientSink) -> Tensor {
+        let g = NN.layerNormBackward(dy, input: x, stats: stats, weight: w.at(weight), needs: sink.needs)
+        sink.add(weight, g.weight)
+        sink.add(bias, g.bias)
+        return g.input!
+    }
+}
