@@ -21,15 +21,17 @@ struct AttentionLayer {
         var stats: AttentionStatistics
     }
 
-    init(_ t: inout ParameterTable, _ p: String, queryDim: Int, contextDim: Int?, headDim: Int) throws {
-        toQ = try LinearLayer(&t, p + ".to_q", in: queryDim, out: nil)
+    /// `projectionBias` says whether to_q/to_k/to_v of a dense model have biases (generation only).
+    init(_ t: inout ParameterTable, _ p: String, queryDim: Int, contextDim: Int?, headDim: Int,
+         projectionBias: Bool) throws {
+        toQ = try LinearLayer(&t, p + ".to_q", in: queryDim, out: nil, denseOut: queryDim, denseBias: projectionBias)
         let inner = toQ.outFeatures
         guard headDim > 0, inner % headDim == 0, inner > 0 else {
             throw UNetError(.badShape, toQ.weight, "\(inner) rows are not whole heads of size \(headDim)")
         }
         heads = inner / headDim
-        toK = try LinearLayer(&t, p + ".to_k", in: contextDim ?? queryDim, out: inner)
-        toV = try LinearLayer(&t, p + ".to_v", in: contextDim ?? queryDim, out: inner)
+        toK = try LinearLayer(&t, p + ".to_k", in: contextDim ?? queryDim, out: inner, denseBias: projectionBias)
+        toV = try LinearLayer(&t, p + ".to_v", in: contextDim ?? queryDim, out: inner, denseBias: projectionBias)
         toOut = try LinearLayer(&t, p + ".to_out.0", in: inner, out: queryDim)
     }
 
@@ -82,7 +84,8 @@ struct SpatialAttention {
             throw UNetError(.invalidConfig, "norm_num_groups", "\(groups) groups do not divide \(channels) channels (\(p))")
         }
         norm = try GroupNormLayer(&t, p + ".group_norm", channels: channels, channelsPerGroup: channels / groups, eps: eps)
-        attention = try AttentionLayer(&t, p, queryDim: channels, contextDim: nil, headDim: headDim ?? channels)
+        attention = try AttentionLayer(&t, p, queryDim: channels, contextDim: nil, headDim: headDim ?? channels,
+                                       projectionBias: true)
         self.rescale = rescale
     }
 

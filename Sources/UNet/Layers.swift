@@ -19,14 +19,17 @@ struct LinearLayer {
     /// The stored weight is [out, in, 1, 1] (a pointwise conv projection).
     let isPointwiseConv: Bool
 
-    init(_ table: inout ParameterTable, _ prefix: String, in inF: Int?, out outF: Int?, pointwiseConv: Bool = false) throws {
+    /// `denseOut` and `denseBias` describe the unpruned layer, used only when generating weights.
+    init(_ table: inout ParameterTable, _ prefix: String, in inF: Int?, out outF: Int?, denseOut: Int? = nil,
+         denseBias: Bool = true, pointwiseConv: Bool = false) throws {
         weight = prefix + ".weight"
-        let s = try table.shape(weight, pointwiseConv ? [outF, inF, 1, 1] : [outF, inF])
+        let dense = [denseOut ?? outF ?? 0, inF ?? 0, 1, 1]
+        let s = try table.shape(weight, pointwiseConv ? [outF, inF, 1, 1] : [outF, inF], dense: dense)
         outFeatures = s[0]
         inFeatures = s[1]
         isPointwiseConv = pointwiseConv
-        if table.has(prefix + ".bias") {
-            _ = try table.shape(prefix + ".bias", [outFeatures])
+        if table.has(prefix + ".bias", dense: denseBias) {
+            _ = try table.shape(prefix + ".bias", [outFeatures], fill: .zeros)
             bias = prefix + ".bias"
         } else {
             bias = nil
@@ -68,13 +71,13 @@ struct ConvLayer {
     let padding: Int
     let padBottomRight: Bool
 
-    init(_ table: inout ParameterTable, _ prefix: String, in inC: Int?, out outC: Int?, kernel: Int,
-         stride: Int = 1, padding: Int, padBottomRight: Bool = false) throws {
+    init(_ table: inout ParameterTable, _ prefix: String, in inC: Int?, out outC: Int?, denseOut: Int? = nil,
+         kernel: Int, stride: Int = 1, padding: Int, padBottomRight: Bool = false) throws {
         weight = prefix + ".weight"
-        let s = try table.shape(weight, [outC, inC, kernel, kernel])
+        let s = try table.shape(weight, [outC, inC, kernel, kernel], dense: [denseOut ?? 0, 0, 0, 0])
         outChannels = s[0]
         inChannels = s[1]
-        _ = try table.shape(prefix + ".bias", [outChannels])
+        _ = try table.shape(prefix + ".bias", [outChannels], fill: .zeros)
         bias = prefix + ".bias"
         self.stride = stride
         self.padding = padding
@@ -145,8 +148,8 @@ struct GroupNormLayer {
     init(_ table: inout ParameterTable, _ prefix: String, channels c: Int?, channelsPerGroup: Int, eps: Float) throws {
         weight = prefix + ".weight"
         bias = prefix + ".bias"
-        channels = try table.shape(weight, [c])[0]
-        _ = try table.shape(bias, [channels])
+        channels = try table.shape(weight, [c], fill: .ones)[0]
+        _ = try table.shape(bias, [channels], fill: .zeros)
         guard channelsPerGroup > 0, channels % channelsPerGroup == 0 else {
             throw UNetError(.badShape, weight, "\(channels) channels are not whole groups of \(channelsPerGroup)")
         }
@@ -176,8 +179,8 @@ struct LayerNormLayer {
     init(_ table: inout ParameterTable, _ prefix: String, dim: Int, eps: Float) throws {
         weight = prefix + ".weight"
         bias = prefix + ".bias"
-        _ = try table.shape(weight, [dim])
-        _ = try table.shape(bias, [dim])
+        _ = try table.shape(weight, [dim], fill: .ones)
+        _ = try table.shape(bias, [dim], fill: .zeros)
         self.eps = eps
     }
 

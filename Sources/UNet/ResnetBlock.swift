@@ -32,7 +32,7 @@ struct ResnetBlock {
             throw UNetError(.invalidConfig, "norm_num_groups", "\(groups) groups do not divide \(inChannels) or \(outChannels) channels (\(p))")
         }
         norm1 = try GroupNormLayer(&t, p + ".norm1", channels: inChannels, channelsPerGroup: inChannels / groups, eps: eps)
-        conv1 = try ConvLayer(&t, p + ".conv1", in: inChannels, out: nil, kernel: 3, padding: 1)
+        conv1 = try ConvLayer(&t, p + ".conv1", in: inChannels, out: nil, denseOut: outChannels, kernel: 3, padding: 1)
         let mid = conv1.outChannels
         timeProj = try LinearLayer(&t, p + ".time_emb_proj", in: tembChannels, out: mid)
         norm2 = try GroupNormLayer(&t, p + ".norm2", channels: mid, channelsPerGroup: outChannels / groups, eps: eps)

@@ -20,11 +20,13 @@ struct TransformerBlock {
 
     init(_ t: inout ParameterTable, _ p: String, dim: Int, contextDim: Int, headDim: Int) throws {
         norm1 = try LayerNormLayer(&t, p + ".norm1", dim: dim, eps: 1e-5)
-        attn1 = try AttentionLayer(&t, p + ".attn1", queryDim: dim, contextDim: nil, headDim: headDim)
+        attn1 = try AttentionLayer(&t, p + ".attn1", queryDim: dim, contextDim: nil, headDim: headDim,
+                                   projectionBias: false)
         norm2 = try LayerNormLayer(&t, p + ".norm2", dim: dim, eps: 1e-5)
-        attn2 = try AttentionLayer(&t, p + ".attn2", queryDim: dim, contextDim: contextDim, headDim: headDim)
+        attn2 = try AttentionLayer(&t, p + ".attn2", queryDim: dim, contextDim: contextDim, headDim: headDim,
+                                   projectionBias: false)
         norm3 = try LayerNormLayer(&t, p + ".norm3", dim: dim, eps: 1e-5)
-        ffIn = try LinearLayer(&t, p + ".ff.net.0.proj", in: dim, out: nil)
+        ffIn = try LinearLayer(&t, p + ".ff.net.0.proj", in: dim, out: nil, denseOut: dim * 8)
         guard ffIn.outFeatures % 2 == 0 else {
             throw UNetError(.badShape, ffIn.weight, "GEGLU projection has an odd width \(ffIn.outFeatures)")
         }

@@ -77,15 +77,25 @@ public struct UNet2D: Sendable {
     /// Builds the model. Throws when a parameter is missing, has a shape the config rules out, or when
     /// the weights hold parameters the architecture does not use.
     public init(config: UNetConfig, weights: [String: Tensor]) throws {
+        try self.init(config: config, table: ParameterTable(weights))
+    }
+
+    /// A dense model of `config` with freshly initialised weights (uniform +-1/sqrt(fan_in), unit
+    /// norms, zero biases) from `seed`: for benchmarks and memory checks.
+    public init(config: UNetConfig, randomSeed seed: UInt64) throws {
+        try self.init(config: config, table: ParameterTable(seed: seed))
+    }
+
+    private init(config: UNetConfig, table: ParameterTable) throws {
         self.config = config
-        var t = ParameterTable(weights)
+        var t = table
         let ch = config.blockOutChannels
         let n = ch.count
         let groups = config.normNumGroups
         let eps = config.normEps
         let conditional = config.family == .conditional
 
-        timeLinear1 = try LinearLayer(&t, "time_embedding.linear_1", in: ch[0], out: nil)
+        timeLinear1 = try LinearLayer(&t, "time_embedding.linear_1", in: ch[0], out: nil, denseOut: ch[0] * 4)
         let tembDim = timeLinear1.outFeatures
         timeLinear2 = try LinearLayer(&t, "time_embedding.linear_2", in: tembDim, out: tembDim)
         convIn = try ConvLayer(&t, "conv_in", in: config.inChannels, out: ch[0], kernel: 3, padding: 1)
@@ -193,7 +203,7 @@ public struct UNet2D: Sendable {
             throw UNetError(.unexpectedParameter, extra,
                             "not used by this \(config.family.rawValue) config (\(t.unused.count) unused in all)")
         }
-        parameters = weights
+        parameters = t.weights
     }
 
     /// Cross-attention context width (to_k input), nil for the unconditional family.
