@@ -20,15 +20,15 @@ let package = Package(
 
         .target(
             name: "TensorFormats",
-            dependencies: [
-                "CZstd", "CHDF5",
-                .product(name: "Crypto", package: "swift-crypto"),
-            ]
+            dependencies: ["CZstd", "CHDF5"]
         ),
         .target(name: "TensorMath", dependencies: ["CBLAS"]),
         .target(name: "UNet", dependencies: ["TensorMath", "TensorFormats"]),
         .target(name: "Diffusion", dependencies: ["UNet", "TensorMath", "TensorFormats"]),
-        .target(name: "Surgery", dependencies: ["TensorFormats"]),
+        .target(
+            name: "Surgery",
+            dependencies: ["TensorFormats", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .executableTarget(
             name: "dmsurgery",
             dependencies: [

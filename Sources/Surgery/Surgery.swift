@@ -1,1 +1,0 @@
-// The Surgery module; see ARCHITECTURE.md.

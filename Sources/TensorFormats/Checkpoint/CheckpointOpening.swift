@@ -1,0 +1,243 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// How a checkpoint should be opened.
+public struct OpenOptions: Sendable {
+    /// Spool a non-seekable input to a temporary file so tensors can be read in any order.
+    public var randomAccess: Bool
+    /// Read HDF5 files that Keras would refuse (external links, virtual datasets, huge declared sizes).
+    public var allowUnsafeHDF5: Bool
+    /// Force an HDF5 layout instead of recognising it (`keras2`, `keras3`, `generic`, `dmsurgery`).
+    public var hdf5Layout: String?
+
+    public init(randomAccess: Bool = false, allowUnsafeHDF5: Bool = false, hdf5Layout: String? = nil) {
+        self.randomAccess = randomAccess
+        self.allowUnsafeHDF5 = allowUnsafeHDF5
+        self.hdf5Layout = hdf5Layout
+    }
+}
+
+/// Weight files looked for in a model folder, in order of preference.
+let folderWeightNames = [
+    "diffusion_pytorch_model.safetensors.index.json", "diffusion_pytorch_model.safetensors",
+    "model.safetensors.index.json", "model.safetensors",
+]
+
+extension Checkpoint {
+    /// Opens a safetensors file, a `*.safetensors.index.json`, a diffusers model folder (or a pipeline
+    /// folder with `unet/`), or `-` for standard input.
+    public static func open(_ path: String, options: OpenOptions = OpenOptions()) throws -> Checkpoint {
+        if path == "-" { return try openStandardInput(options: options) }
+        guard Sys.exists(path) else { throw TensorFormatError(.notFound, "no such file or directory", file: path) }
+        if Sys.isDirectory(path) { return try openFolder(path, options: options) }
+        if path.hasSuffix(".index.json") { return try openIndex(path, name: path, config: nil, format: .shardedSafetensors) }
+        return try openFile(path, name: path, options: options)
+    }
+
+    static func openFile(_ path: String, name: String, descriptor: Int32? = nil, options: OpenOptions) throws -> Checkpoint {
+        let map = try MappedFile(path: path, descriptor: descriptor)
+        let header: SafetensorsHeader
+        do {
+            header = try parseHeader(map)
+        } catch {
+            throw error.inFile(name)
+        }
+        let config = try configFromMetadata(header.metadata, file: name)
+        let file = CheckpointFile(path: path, size: map.size, header: header)
+        return try Checkpoint(name: name, format: .safetensors, files: [file], entries: entries(of: header, fileIndex: 0),
+                              metadata: header.metadata, configJSON: config, provider: MappedProvider(maps: [map]))
+    }
+
+    static func parseHeader(_ map: MappedFile) throws(TensorFormatError) -> SafetensorsHeader {
+        let bytes = map.bytes
+        let n = try SafetensorsHeader.headerLength(prefix: UnsafeRawBufferPointer(rebasing: bytes[0..<min(8, bytes.count)]), fileSize: map.size)
+        return try SafetensorsHeader.parse(json: map.bytes(8..<(8 + n)), fileSize: map.size)
+    }
+
+    static func entries(of header: SafetensorsHeader, fileIndex: Int) -> [TensorEntry] {
+        header.tensorsInStorageOrder.map {
+            TensorEntry(info: $0, fileIndex: fileIndex, fileOffset: header.dataStart + $0.dataOffsets.lowerBound)
+        }
+    }
+
+    static func configFromMetadata(_ metadata: Metadata?, file: String) throws(TensorFormatError) -> String? {
+        guard let text = metadata?[MetadataKey.config] else { return nil }
+        try validateConfig(text, file: file)
+        return text
+    }
+
+    static func validateConfig(_ text: String, file: String) throws(TensorFormatError) {
+        let parsed: JSONValue
+        do {
+            parsed = try JSONParser.parse(text)
+        } catch {
+            throw TensorFormatError(.invalidConfig, "model config is not valid JSON: \(error.message)", file: file)
+        }
+        guard case .object = parsed else {
+            throw TensorFormatError(.invalidConfig, "model config is not a JSON object", file: file)
+        }
+    }
+
+    // MARK: Standard input
+
+    static func openStandardInput(options: OpenOptions) throws -> Checkpoint {
+        let st = try Sys.fileStatus(STDIN_FILENO, "-")
+        if st.st_mode & S_IFMT == S_IFREG {
+            return try openFile("-", name: "-", descriptor: STDIN_FILENO, options: options)
+        }
+        let stdin = FileDescriptorSource(fd: STDIN_FILENO, name: "-")
+        if options.randomAccess {
+            let spooled = try spool(stdin)
+            defer { Sys.close(spooled.fd) }
+            return try openFile(spooled.path, name: "-", descriptor: spooled.fd, options: options)
+        }
+        return try openStream(stdin, name: "-")
+    }
+
+    /// Reads a safetensors header from a stream; tensors follow in storage order.
+    public static func openStream(_ source: ByteSource, name: String) throws -> Checkpoint {
+        do {
+            var prefix = [UInt8](repeating: 0, count: 8)
+            let got = try prefix.withUnsafeMutableBytes { (raw) throws(TensorFormatError) in try source.readFully(into: raw) }
+            if got < 8 {
+                throw TensorFormatError(.tooSmall, "input is \(got) bytes, shorter than the 8-byte header length")
+            }
+            let n = try prefix.withUnsafeBytes { (raw) throws(TensorFormatError) in try SafetensorsHeader.headerLength(prefix: raw, fileSize: nil) }
+            var json = [UInt8](repeating: 0, count: n)
+            let read = try json.withUnsafeMutableBytes { (raw) throws(TensorFormatError) in try source.readFully(into: raw) }
+            guard read == n else {
+                throw TensorFormatError(.headerPastEOF, "header length \(n) runs past the end of the input (\(8 + read) bytes)")
+            }
+            let header = try json.withUnsafeBytes { (raw) throws(TensorFormatError) in try SafetensorsHeader.parse(json: raw, fileSize: nil) }
+            let config = try configFromMetadata(header.metadata, file: name)
+            let file = CheckpointFile(path: name, size: nil, header: header)
+            return try Checkpoint(name: name, format: .safetensors, files: [file], entries: entries(of: header, fileIndex: 0),
+                                  metadata: header.metadata, configJSON: config,
+                                  provider: StreamProvider(source: source, dataLength: header.dataLength))
+        } catch let error as TensorFormatError {
+            throw error.inFile(name)
+        }
+    }
+
+    /// Copies a stream into an unlinked temporary file and returns its descriptor: the space is freed
+    /// when the descriptor closes, whatever happens to the process.
+    public static func spool(_ source: ByteSource) throws(TensorFormatError) -> (path: String, fd: Int32) {
+        let directory = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+        var template = Array("\(directory)/dmsurgery-spool-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw Sys.fail("cannot create a spool file", directory) }
+        let path = String(cString: template)
+        TemporaryFiles.register(path)
+        defer {
+            unlink(path)
+            TemporaryFiles.unregister(path)
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 64)
+        defer { buffer.deallocate() }
+        while true {
+            let n = try source.read(into: buffer)
+            if n == 0 { break }
+            try Sys.writeAll(fd, UnsafeRawBufferPointer(rebasing: buffer[0..<n]), path)
+        }
+        return (path, fd)
+    }
+
+    // MARK: Folders and shards
+
+    static func openFolder(_ directory: String, options: OpenOptions) throws -> Checkpoint {
+        let root = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
+        if Sys.exists(root + "/model_index.json"), Sys.isDirectory(root + "/unet") {
+            return try openFolder(root + "/unet", options: options)
+        }
+        var config: String?
+        let configPath = root + "/config.json"
+        if Sys.exists(configPath) {
+            guard let data = FileManager.default.contents(atPath: configPath), let text = String(data: data, encoding: .utf8) else {
+                throw TensorFormatError(.invalidConfig, "cannot read config.json as UTF-8", file: configPath)
+            }
+            try validateConfig(text, file: configPath)
+            config = text
+        }
+        guard let weights = folderWeightNames.first(where: { Sys.exists(root + "/" + $0) }) else {
+            let hint = Sys.exists(root + "/diffusion_pytorch_model.bin") ? " (pickle .bin weights are not read: convert them with diffusers first)" : ""
+            throw TensorFormatError(.unknownFormat, "folder has none of \(folderWeightNames.joined(separator: ", "))\(hint)", file: directory)
+        }
+        let path = root + "/" + weights
+        if weights.hasSuffix(".index.json") {
+            return try openIndex(path, name: directory, config: config, format: .diffusersFolder)
+        }
+        let single = try openFile(path, name: path, options: options)
+        return try Checkpoint(name: directory, format: .diffusersFolder, files: single.files, entries: single.entries,
+                              metadata: single.metadata, configJSON: config ?? single.configJSON, provider: single.provider)
+    }
+
+    /// Reads a huggingface `*.safetensors.index.json` and every shard it names, checking that the
+    /// weight map and the shards agree tensor for tensor.
+    static func openIndex(_ indexPath: String, name: String, config: String?, format: CheckpointFormat) throws -> Checkpoint {
+        guard let data = FileManager.default.contents(atPath: indexPath) else {
+            throw TensorFormatError(.io, "cannot read the index", file: indexPath)
+        }
+        let parsed: Result<JSONValue, JSONParseError> = data.withUnsafeBytes { raw in
+            Result { () throws(JSONParseError) in try JSONParser.parse(raw) }
+        }
+        let value: JSONValue
+        switch parsed {
+        case .success(let v): value = v
+        case .failure(let error):
+            if case .duplicateKey(let key) = error.kind {
+                throw TensorFormatError(.duplicateKey, "index repeats the key '\(key)'", file: indexPath, tensor: key)
+            }
+            throw TensorFormatError(.invalidIndex, "index is not valid JSON: \(error.message)", file: indexPath)
+        }
+        guard case .object(let map)? = value["weight_map"] else {
+            throw TensorFormatError(.invalidIndex, "index has no weight_map object", file: indexPath)
+        }
+        let directory = (indexPath as NSString).deletingLastPathComponent
+        var shardNames: [String] = []
+        var expected: [String: String] = [:]
+        for member in map {
+            guard let file = member.value.stringValue, !file.contains("/"), !file.isEmpty else {
+                throw TensorFormatError(.invalidIndex, "weight_map entry is not a file name in the index's folder", file: indexPath, tensor: member.key)
+            }
+            expected[member.key] = file
+            if !shardNames.contains(file) { shardNames.append(file) }
+        }
+        shardNames.sort()
+        var files: [CheckpointFile] = []
+        var maps: [MappedFile] = []
+        var entries: [TensorEntry] = []
+        var metadata: Metadata?
+        for (index, shard) in shardNames.enumerated() {
+            let path = directory.isEmpty ? shard : directory + "/" + shard
+            let map = try MappedFile(path: path)
+            let header: SafetensorsHeader
+            do { header = try parseHeader(map) } catch { throw error.inFile(path) }
+            for tensor in header.tensors {
+                guard let listed = expected[tensor.name] else {
+                    throw TensorFormatError(.invalidIndex, "shard holds a tensor the index does not list", file: path, tensor: tensor.name)
+                }
+                guard listed == shard else {
+                    throw TensorFormatError(.invalidIndex, "index places the tensor in \(listed)", file: path, tensor: tensor.name)
+                }
+            }
+            if let shardMetadata = header.metadata {
+                if metadata == nil { metadata = Metadata() }
+                metadata!.merge(shardMetadata)
+            }
+            files.append(CheckpointFile(path: path, size: map.size, header: header))
+            maps.append(map)
+            entries += Checkpoint.entries(of: header, fileIndex: index)
+        }
+        let present = Set(entries.map(\.name))
+        if let missing = map.first(where: { !present.contains($0.key) }) {
+            throw TensorFormatError(.invalidIndex, "index lists a tensor that its shard does not hold", file: indexPath, tensor: missing.key)
+        }
+        let resolvedConfig = try config ?? configFromMetadata(metadata, file: indexPath)
+        let checkpoint = try Checkpoint(name: name, format: format, files: files, entries: entries, metadata: metadata,
+                                        configJSON: resolvedConfig, provider: MappedProvider(maps: maps))
+        checkpoint.indexOrder = map.map(\.key)
+        return checkpoint
+    }
+}

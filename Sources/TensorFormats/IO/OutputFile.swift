@@ -1,0 +1,151 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import Foundation
+
+/// Files that exist only until a write commits: removed on failure, SIGINT, SIGTERM or SIGHUP,
+/// so that no partial output or stray spool file is left behind.
+public enum TemporaryFiles {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var paths: Set<String> = []
+    nonisolated(unsafe) private static var signalSources: [DispatchSourceSignal] = []
+
+    static func register(_ path: String) {
+        lock.lock(); defer { lock.unlock() }
+        paths.insert(path)
+    }
+
+    static func unregister(_ path: String) {
+        lock.lock(); defer { lock.unlock() }
+        paths.remove(path)
+    }
+
+    /// Removes every registered file now.
+    public static func removeAll() {
+        lock.lock(); defer { lock.unlock() }
+        for path in paths { unlink(path) }
+        paths.removeAll()
+    }
+
+    /// Routes SIGINT, SIGTERM and SIGHUP through a handler that removes temporary files and exits
+    /// with 128 + the signal number, the shell convention. `onSignal` runs first (a training loop
+    /// uses it to write a resumable checkpoint); returning true there means it will exit by itself.
+    public static func installSignalCleanup(onSignal: (@Sendable (Int32) -> Bool)? = nil) {
+        lock.lock(); defer { lock.unlock() }
+        guard signalSources.isEmpty else { return }
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                if let onSignal, onSignal(sig) { return }
+                removeAll()
+                _exit(128 + sig)
+            }
+            source.resume()
+            signalSources.append(source)
+        }
+    }
+}
+
+/// Where binary output goes: a file written atomically, or standard output.
+///
+/// A file is written to a temporary name beside the target, fsynced, then renamed, so a reader never
+/// sees a partial checkpoint and a failure or interrupt leaves the previous file (or none) in place.
+public final class OutputFile {
+    public let path: String
+    private let fd: Int32
+    private let temporaryPath: String?
+    private var committed = false
+    public private(set) var bytesWritten = 0
+
+    public var isStandardOutput: Bool { temporaryPath == nil }
+
+    /// Opens `path` for writing (`-` is standard output, refused when it is a terminal unless `force`).
+    public init(path: String, force: Bool = false) throws(TensorFormatError) {
+        self.path = path
+        if path == "-" {
+            if !force && Sys.isTerminal(STDOUT_FILENO) {
+                throw TensorFormatError(.terminalOutput, "refusing to write binary data to a terminal; redirect it or pass --force", file: "-")
+            }
+            fd = STDOUT_FILENO
+            temporaryPath = nil
+            return
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        let base = (path as NSString).lastPathComponent
+        if Sys.isDirectory(path) {
+            throw TensorFormatError(.io, "is a directory", file: path)
+        }
+        var candidate = ""
+        var descriptor: Int32 = -1
+        for _ in 0..<16 {
+            let suffix = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+            candidate = (directory.isEmpty ? "" : directory + "/") + ".\(base).\(suffix).tmp.dmsurgery"
+            descriptor = Glibc.open(candidate, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            if descriptor >= 0 || errno != EEXIST { break }
+        }
+        guard descriptor >= 0 else { throw Sys.fail("cannot create a temporary file beside the output", path) }
+        fd = descriptor
+        temporaryPath = candidate
+        TemporaryFiles.register(candidate)
+    }
+
+    deinit {
+        if !committed { abort() }
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws(TensorFormatError) {
+        guard !bytes.isEmpty else { return }
+        try Sys.writeAll(fd, bytes, path)
+        bytesWritten += bytes.count
+    }
+
+    public func write(_ bytes: [UInt8]) throws(TensorFormatError) {
+        let result: Result<Void, TensorFormatError> = bytes.withUnsafeBytes { raw in
+            Result { () throws(TensorFormatError) in try write(raw) }
+        }
+        try result.get()
+    }
+
+    /// Makes the output durable and visible under its final name.
+    public func commit() throws(TensorFormatError) {
+        guard !committed else { return }
+        guard let temporaryPath else {
+            committed = true
+            return
+        }
+        guard fsync(fd) == 0 else { throw Sys.fail("fsync failed", path) }
+        Sys.close(fd)
+        guard rename(temporaryPath, path) == 0 else { throw Sys.fail("cannot rename the temporary file into place", path) }
+        TemporaryFiles.unregister(temporaryPath)
+        committed = true
+        let directory = (path as NSString).deletingLastPathComponent
+        let dirfd = Glibc.open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dirfd >= 0 {
+            _ = fsync(dirfd)
+            Sys.close(dirfd)
+        }
+    }
+
+    /// Discards a file output; standard output cannot be taken back.
+    public func abort() {
+        guard !committed, let temporaryPath else { return }
+        committed = true
+        Sys.close(fd)
+        unlink(temporaryPath)
+        TemporaryFiles.unregister(temporaryPath)
+    }
+}
+
+/// Identity of a file on disk, to refuse writing over an input.
+public struct FileIdentity: Hashable, Sendable {
+    let device: UInt64
+    let inode: UInt64
+
+    public init?(path: String) {
+        guard path != "-", let st = Sys.fileStatus(path: path) else { return nil }
+        device = UInt64(st.st_dev)
+        inode = UInt64(st.st_ino)
+    }
+}

@@ -1,0 +1,139 @@
+import ArgumentParser
+import Foundation
+import TensorFormats
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Exit statuses documented in README and the man pages; the argument parser itself uses 64 for usage.
+enum ExitStatus {
+    static let problemsFound = ExitCode(1)
+    static let invalidInput = ExitCode(2)
+}
+
+/// Runs a subcommand body: installs interrupt cleanup, and turns every error into one line on stderr
+/// and the documented exit status, in this one place.
+func runCommand(_ body: () throws -> Void) throws {
+    TemporaryFiles.installSignalCleanup()
+    do {
+        try body()
+    } catch let exit as ExitCode {
+        throw exit
+    } catch let error as TensorFormatError {
+        printError(error.description)
+        throw ExitStatus.invalidInput
+    } catch let error as ValidationError {
+        throw error
+    } catch {
+        printError("\(error)")
+        throw ExitStatus.invalidInput
+    }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data("dmsurgery: error: \(message)\n".utf8))
+}
+
+func note(_ message: String, quiet: Bool) {
+    guard !quiet else { return }
+    FileHandle.standardError.write(Data("dmsurgery: \(message)\n".utf8))
+}
+
+/// Opens an input with the options every command shares.
+func openCheckpoint(_ path: String, _ input: InputOptions, randomAccess: Bool = false) throws -> Checkpoint {
+    try Checkpoint.open(path, options: OpenOptions(randomAccess: randomAccess, allowUnsafeHDF5: input.allowUnsafeH5, hdf5Layout: input.layout))
+}
+
+/// A one-line progress bar on stderr: shown only on a terminal, only after a second of work.
+final class ProgressBar {
+    private let label: String
+    private let total: Int
+    private let enabled: Bool
+    private let start = Date()
+    private var lastDraw = Date.distantPast
+    private var drawn = false
+
+    init(_ label: String, total: Int, quiet: Bool) {
+        self.label = label
+        self.total = max(total, 1)
+        self.enabled = !quiet && isatty(STDERR_FILENO) == 1
+    }
+
+    func update(_ done: Int) {
+        guard enabled else { return }
+        let now = Date()
+        guard now.timeIntervalSince(start) > 1, now.timeIntervalSince(lastDraw) > 0.1 else { return }
+        lastDraw = now
+        drawn = true
+        let fraction = min(1, Double(done) / Double(total))
+        let width = 30
+        let filled = Int(fraction * Double(width))
+        let rate = Double(done) / now.timeIntervalSince(start)
+        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+        let line = "\r\(label) [\(bar)] \(Int(fraction * 100))% \(formatBytes(done))/\(formatBytes(total)) \(formatBytes(Int(rate)))/s"
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    func finish() {
+        guard drawn else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+}
+
+func formatBytes(_ bytes: Int) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB"]
+    var value = Double(bytes)
+    var unit = 0
+    while value >= 1000 && unit < units.count - 1 {
+        value /= 1000
+        unit += 1
+    }
+    return unit == 0 ? "\(bytes) B" : String(format: "%.2f %@", value, units[unit])
+}
+
+func formatCount(_ n: Int) -> String {
+    let digits = Array(String(n.magnitude))
+    var out = ""
+    for (i, d) in digits.enumerated() {
+        if i > 0 && (digits.count - i) % 3 == 0 { out += "," }
+        out.append(d)
+    }
+    return n < 0 ? "-" + out : out
+}
+
+func formatShape(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }
+
+func formatNumber(_ x: Double) -> String {
+    if x.isNaN { return "nan" }
+    if x.isInfinite { return x > 0 ? "inf" : "-inf" }
+    if x == 0 { return "0" }
+    return String(format: abs(x) >= 1e-3 && abs(x) < 1e5 ? "%.6g" : "%.3e", x)
+}
+
+/// Left-aligned columns, two spaces apart.
+func table(_ rows: [[String]]) -> String {
+    guard let columns = rows.map(\.count).max() else { return "" }
+    var widths = [Int](repeating: 0, count: columns)
+    for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+    return rows.map { row in
+        row.enumerated().map { i, cell in i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+            .joined(separator: "  ")
+    }.joined(separator: "\n")
+}
+
+/// Prints text to standard output.
+func emit(_ text: String) {
+    FileHandle.standardOutput.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
+}
+
+/// Parses `5GB`, `500MB`, `2GiB`, `1000` (bytes). Decimal units are powers of 1000, as huggingface_hub.
+func parseByteSize(_ text: String) -> Int? {
+    let units: [(String, Int)] = [("TIB", 1 << 40), ("GIB", 1 << 30), ("MIB", 1 << 20), ("KIB", 1 << 10),
+                                  ("TB", 1_000_000_000_000), ("GB", 1_000_000_000), ("MB", 1_000_000), ("KB", 1000), ("B", 1)]
+    let upper = text.uppercased().trimmingCharacters(in: .whitespaces)
+    for (suffix, factor) in units where upper.hasSuffix(suffix) {
+        guard let value = Double(upper.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), value > 0 else { return nil }
+        return Int(value * Double(factor))
+    }
+    return Int(upper).flatMap { $0 > 0 ? $0 : nil }
+}

@@ -1,0 +1,94 @@
+import ArgumentParser
+import Surgery
+import TensorFormats
+
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Describe a checkpoint from its headers: format, metadata, tensors, module tree, architecture.",
+        discussion: """
+        Reads headers only, so it is instant on a multi-GB file (a pipe is read to its end to validate it). \
+        --json prints one object with the keys name, format, files, details, metadata, architecture, \
+        parameters, bytes, dtypes, tensors and modules (formats/cli-json.md).
+
+        Exit status: 0 success, 2 invalid or unreadable input, 64 usage error.
+        """
+    )
+
+    @Argument(help: "Checkpoint: a .safetensors file, a *.index.json, a model folder, or - for standard input.")
+    var checkpoint: String
+
+    @Flag(help: "Print one JSON object instead of text.")
+    var json = false
+
+    @Option(help: "Depth of the module tree (dotted name components).")
+    var depth = 2
+
+    @Flag(help: "Leave out the per-tensor table in text output.")
+    var noTensors = false
+
+    @OptionGroup var input: InputOptions
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        guard depth >= 1 else { throw ValidationError("--depth must be at least 1") }
+    }
+
+    func run() throws {
+        try runCommand {
+            let opened = try openCheckpoint(checkpoint, input)
+            if opened.isSequential {
+                for entry in opened.entries { try opened.read(entry) { _ in } }
+                try opened.finish()
+            }
+            let report = InspectReport(opened, moduleDepth: depth)
+            emit(json ? JSONWriter.pretty(report.json) : text(report))
+        }
+    }
+
+    private func text(_ report: InspectReport) -> String {
+        let ckpt = report.checkpoint
+        var lines: [String] = []
+        var summary: [[String]] = [["checkpoint", ckpt.name], ["format", ckpt.format.rawValue]]
+        for file in ckpt.files {
+            let size = file.size.map { formatBytes($0) } ?? "stream"
+            summary.append(["file", "\(file.path) (\(size), header \(formatBytes(file.header.headerLength)))"])
+        }
+        for (key, value) in ckpt.details { summary.append([key, value]) }
+        if let arch = report.architecture {
+            summary.append(["architecture", "\(arch.name) (from \(arch.evidence))"])
+            for (key, value) in arch.details { summary.append(["  " + key, value]) }
+        }
+        summary.append(["tensors", "\(formatCount(ckpt.entries.count)) (" + report.dtypeCounts.map { "\($0.0.rawValue) \($0.1)" }.joined(separator: ", ") + ")"])
+        summary.append(["parameters", formatCount(ckpt.parameterCount)])
+        summary.append(["bytes", "\(formatCount(ckpt.byteCount)) (\(formatBytes(ckpt.byteCount)))"])
+        lines.append(table(summary))
+        lines.append("")
+        if let metadata = ckpt.metadata, !metadata.isEmpty {
+            lines.append("metadata (\(metadata.entries.count) keys)")
+            for entry in metadata.entries {
+                let value = entry.value.count > 100 ? String(entry.value.prefix(100)).replacingOccurrences(of: "\n", with: " ") + "… (\(entry.value.utf8.count) bytes)" : entry.value
+                lines.append("  \(entry.key): \(value)")
+            }
+        } else {
+            lines.append("metadata: none")
+        }
+        if !noTensors {
+            lines.append("")
+            var rows = [["NAME", "DTYPE", "SHAPE", "BYTES", "OFFSETS"]]
+            for entry in ckpt.entries {
+                let offsets = "[\(entry.info.dataOffsets.lowerBound), \(entry.info.dataOffsets.upperBound))"
+                rows.append([entry.name, entry.dtype.rawValue, formatShape(entry.shape), formatCount(entry.byteCount),
+                             ckpt.files.count > 1 ? "\(offsets) in file \(entry.fileIndex)" : offsets])
+            }
+            lines.append(table(rows))
+        }
+        lines.append("")
+        var moduleRows = [["MODULE", "PARAMETERS", "TENSORS"]]
+        for node in report.modules {
+            moduleRows.append([String(repeating: "  ", count: node.depth - 1) + node.path, formatCount(node.parameters), String(node.tensors)])
+        }
+        lines.append(table(moduleRows))
+        return lines.joined(separator: "\n")
+    }
+}
