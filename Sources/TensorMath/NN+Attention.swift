@@ -47,7 +47,7 @@ extension NN {
             k.data.withUnsafeBufferPointer { pk in
             v.data.withUnsafeBufferPointer { pv in
             lse.withUnsafeMutableBufferPointer { pl in
-                withSingleThreadedBLAS {
+                do {
                     Parallel.forRanges(g.batch * g.heads) { tasks in
                         var scores = [Float](unsafeUninitializedCapacity: g.rowBlock * g.sk) { _, n in n = g.rowBlock * g.sk }
                         scores.withUnsafeMutableBufferPointer { ps in
@@ -109,7 +109,7 @@ extension NN {
         dq.withUnsafeMutableBufferPointer { pdq in
         dk.withUnsafeMutableBufferPointer { pdk in
         dv.withUnsafeMutableBufferPointer { pdv in
-            withSingleThreadedBLAS {
+            do {
                 Parallel.forRanges(g.batch * g.heads) { tasks in
                     let blockSize = g.rowBlock * g.sk
                     var buffers = [Float](unsafeUninitializedCapacity: 2 * blockSize) { _, n in n = 2 * blockSize }
@@ -185,13 +185,5 @@ extension NN {
         let inv = 1 / s
         for j in 0..<n { row[j] *= inv }
         return m + logf(s)
-    }
-
-    /// Runs `body` with OpenBLAS on one thread, for loops that already spread many small sgemm calls
-    /// over the cores themselves; restores the module's thread count afterwards.
-    static func withSingleThreadedBLAS(_ body: () -> Void) {
-        ComputeThreads.setBLASThreads(1)
-        defer { ComputeThreads.setBLASThreads(ComputeThreads.cores) }
-        body()
     }
 }

@@ -9,15 +9,16 @@ struct ConvGeometry {
     /// A 1x1, stride-1, unpadded convolution: its im2col matrix is the input itself.
     var isPointwise: Bool { kh == 1 && kw == 1 && stride == 1 && padding == 0 }
 
-    init(input: [Int], weight: [Int], stride: Int, padding: Int) {
+    init(input: [Int], weight: [Int], stride: Int, padding: Int, paddingEnd: Int?) {
         precondition(input.count == 4 && weight.count == 4 && input[1] == weight[1],
                      "conv2d: input \(input) does not match weight \(weight) ([out, in, kh, kw])")
-        precondition(stride >= 1 && padding >= 0, "conv2d: stride \(stride), padding \(padding)")
+        let end = paddingEnd ?? padding
+        precondition(stride >= 1 && padding >= 0 && end >= 0, "conv2d: stride \(stride), padding \(padding), \(end)")
         batch = input[0]; inC = input[1]; height = input[2]; width = input[3]
         outC = weight[0]; kh = weight[2]; kw = weight[3]
         self.stride = stride; self.padding = padding
-        outH = (height + 2 * padding - kh) / stride + 1
-        outW = (width + 2 * padding - kw) / stride + 1
+        outH = (height + padding + end - kh) / stride + 1
+        outW = (width + padding + end - kw) / stride + 1
         precondition(outH > 0 && outW > 0, "conv2d: kernel \(kh)x\(kw) larger than padded input \(input)")
     }
 
@@ -34,17 +35,24 @@ struct ConvGeometry {
 extension NN {
     /// 2-D convolution like `torch.nn.functional.conv2d` (groups = 1, dilation = 1).
     /// x: [B, Cin, H, W]; weight: [Cout, Cin, kh, kw]; bias: [Cout] or nil. Returns [B, Cout, Ho, Wo].
-    /// Computed as im2col + sgemm over chunks of images.
+    /// `padding` zeros go before each spatial dim and `paddingEnd` (default: the same) after it, so
+    /// diffusers' `Downsample2D(padding=0)`, which runs `F.pad(x, (0, 1, 0, 1))` then a stride-2 conv, is
+    /// `padding: 0, paddingEnd: 1` with no padded copy. Computed as im2col + sgemm over chunks of images.
     public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1,
-                              padding: Int = 0) -> Tensor {
-        conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, imagesPerChunk: nil)
+                              padding: Int = 0, paddingEnd: Int? = nil) -> Tensor {
+        conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, paddingEnd: paddingEnd,
+               imagesPerChunk: nil)
     }
 
-    static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding: Int,
-                       imagesPerChunk: Int?) -> Tensor {
+    static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding: Int, paddingEnd: Int? = nil,
+                       algorithm: ConvAlgorithm = .automatic, imagesPerChunk: Int?) -> Tensor {
         ComputeThreads.ensureConfigured()
-        let g = ConvGeometry(input: x.shape, weight: weight.shape, stride: stride, padding: padding)
+        let g = ConvGeometry(input: x.shape, weight: weight.shape, stride: stride, padding: padding,
+                             paddingEnd: paddingEnd)
         if let bias { precondition(bias.shape == [g.outC], "conv2d: bias \(bias.shape) for \(g.outC) outputs") }
+        if algorithm == .winograd || (algorithm == .automatic && WinogradPlan.applies(g, paddingEnd: paddingEnd)) {
+            return winogradConv2d(x, weight: weight, bias: bias, geometry: g)
+        }
         let chunk = g.imagesPerChunk(override: imagesPerChunk)
         let n = chunk * g.outHW
         let needCols = !(g.isPointwise && chunk == 1)
@@ -68,11 +76,11 @@ extension NN {
                     }
                     if bc == 1 && chunk == 1 {
                         let dst = out.baseAddress! + b0 * g.outC * g.outHW
-                        sgemm(m: g.outC, n: cn, k: g.patch, a: pw.baseAddress!, lda: g.patch,
+                        sgemmParallel(m: g.outC, n: cn, k: g.patch, a: pw.baseAddress!, lda: g.patch,
                               b: colsPtr, ldb: cn, c: dst, ldc: cn)
                         if let bias { addBiasRows(dst, rows: g.outC, cols: g.outHW, bias: bias) }
                     } else {
-                        sgemm(m: g.outC, n: cn, k: g.patch, a: pw.baseAddress!, lda: g.patch,
+                        sgemmParallel(m: g.outC, n: cn, k: g.patch, a: pw.baseAddress!, lda: g.patch,
                               b: colsPtr, ldb: cn, c: pstage.baseAddress!, ldc: cn)
                         scatterChunk(pstage.baseAddress!, g, images: b0..<(b0 + bc), into: out.baseAddress!,
                                      bias: bias)
@@ -89,22 +97,26 @@ extension NN {
     /// Backward of `conv2d`. dy: [B, Cout, Ho, Wo]; x: the forward input. dW = dy · cols^T and
     /// dx = col2im(W^T · dy) per chunk of images; the im2col matrix is recomputed rather than kept.
     public static func conv2dBackward(_ dy: Tensor, input x: Tensor, weight: Tensor, hasBias: Bool,
-                                      stride: Int = 1, padding: Int = 0,
+                                      stride: Int = 1, padding: Int = 0, paddingEnd: Int? = nil,
                                       needs: GradientNeeds = .all) -> LayerGradients {
         conv2dBackward(dy, input: x, weight: weight, hasBias: hasBias, stride: stride, padding: padding,
-                       needs: needs, imagesPerChunk: nil)
+                       paddingEnd: paddingEnd, needs: needs, imagesPerChunk: nil)
     }
 
     static func conv2dBackward(_ dy: Tensor, input x: Tensor, weight: Tensor, hasBias: Bool,
-                               stride: Int, padding: Int, needs: GradientNeeds,
-                               imagesPerChunk: Int?) -> LayerGradients {
+                               stride: Int, padding: Int, paddingEnd: Int? = nil, needs: GradientNeeds,
+                               algorithm: ConvAlgorithm = .automatic, imagesPerChunk: Int?) -> LayerGradients {
         ComputeThreads.ensureConfigured()
-        let g = ConvGeometry(input: x.shape, weight: weight.shape, stride: stride, padding: padding)
+        let g = ConvGeometry(input: x.shape, weight: weight.shape, stride: stride, padding: padding,
+                             paddingEnd: paddingEnd)
         precondition(dy.shape == [g.batch, g.outC, g.outH, g.outW],
                      "conv2dBackward: gradient \(dy.shape), expected \([g.batch, g.outC, g.outH, g.outW])")
         let wantInput = needs.contains(.input), wantParams = needs.contains(.parameters)
         var grads = LayerGradients()
         if !wantInput && !wantParams { return grads }
+        if algorithm == .winograd || (algorithm == .automatic && WinogradPlan.applies(g, paddingEnd: paddingEnd)) {
+            return winogradConv2dBackward(dy, input: x, weight: weight, hasBias: hasBias, geometry: g, needs: needs)
+        }
         let chunk = g.imagesPerChunk(override: imagesPerChunk)
         let n = chunk * g.outHW
         let direct = g.isPointwise && chunk == 1
@@ -142,15 +154,15 @@ extension NN {
                         im2col(px.baseAddress!, g, images: b0..<(b0 + bc), into: pcols.baseAddress!)
                         colsPtr = UnsafePointer(pcols.baseAddress!)
                     }
-                    sgemm(transB: true, m: g.outC, n: g.patch, k: cn, a: dyc, lda: cn, b: colsPtr, ldb: cn,
+                    sgemmParallel(transB: true, m: g.outC, n: g.patch, k: cn, a: dyc, lda: cn, b: colsPtr, ldb: cn,
                           beta: b0 == 0 ? 0 : 1, c: pdw.baseAddress!, ldc: g.patch)
                 }
                 if wantInput {
                     if direct {
-                        sgemm(transA: true, m: g.patch, n: cn, k: g.outC, a: pw.baseAddress!, lda: g.patch,
+                        sgemmParallel(transA: true, m: g.patch, n: cn, k: g.outC, a: pw.baseAddress!, lda: g.patch,
                               b: dyc, ldb: cn, c: pdx.baseAddress! + b0 * g.inC * g.inHW, ldc: cn)
                     } else {
-                        sgemm(transA: true, m: g.patch, n: cn, k: g.outC, a: pw.baseAddress!, lda: g.patch,
+                        sgemmParallel(transA: true, m: g.patch, n: cn, k: g.outC, a: pw.baseAddress!, lda: g.patch,
                               b: dyc, ldb: cn, c: pdcols.baseAddress!, ldc: cn)
                         col2im(pdcols.baseAddress!, g, images: b0..<(b0 + bc), into: pdx.baseAddress!)
                     }

@@ -24,7 +24,7 @@ extension NN {
                         if bias == nil { po.initialize(repeating: 0, count: rows * outF) }
                         return
                     }
-                    sgemm(transB: true, m: rows, n: outF, k: inF, a: px.baseAddress!, lda: inF,
+                    sgemmParallel(transB: true, m: rows, n: outF, k: inF, a: px.baseAddress!, lda: inF,
                           b: pw.baseAddress!, ldb: inF, beta: bias == nil ? 0 : 1, c: po, ldc: outF)
                 }
             }
@@ -47,7 +47,7 @@ extension NN {
                 if outF == 0 { dx.initialize(repeating: 0); return }
                 dy.data.withUnsafeBufferPointer { pdy in
                     weight.data.withUnsafeBufferPointer { pw in
-                        sgemm(m: rows, n: inF, k: outF, a: pdy.baseAddress!, lda: outF,
+                        sgemmParallel(m: rows, n: inF, k: outF, a: pdy.baseAddress!, lda: outF,
                               b: pw.baseAddress!, ldb: inF, c: dx.baseAddress!, ldc: inF)
                     }
                 }
@@ -59,7 +59,7 @@ extension NN {
                 if rows == 0 { dw.initialize(repeating: 0); return }
                 dy.data.withUnsafeBufferPointer { pdy in
                     x.data.withUnsafeBufferPointer { px in
-                        sgemm(transA: true, m: outF, n: inF, k: rows, a: pdy.baseAddress!, lda: outF,
+                        sgemmParallel(transA: true, m: outF, n: inF, k: rows, a: pdy.baseAddress!, lda: outF,
                               b: px.baseAddress!, ldb: inF, c: dw.baseAddress!, ldc: inF)
                     }
                 }

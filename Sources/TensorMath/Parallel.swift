@@ -2,22 +2,21 @@ import CBLAS
 import Dispatch
 import Foundation
 
-/// Thread settings for the whole module: OpenBLAS threads for sgemm, and the fan-out used for the
-/// non-BLAS loops (im2col, norms, elementwise, softmax).
+/// Thread settings for the whole module. TensorMath does all of its own parallelism: OpenBLAS runs
+/// single-threaded and large sgemms are split across the cores here (`sgemmParallel`). OpenBLAS's own
+/// worker threads spin-wait after each call, and on a 2-core machine that spinning starves the
+/// Dispatch workers running the transforms, norms and elementwise loops between sgemms (measured: a
+/// Winograd conv ran 10x slower with 2 OpenBLAS threads than with 1 plus our own split).
 public enum ComputeThreads {
-    /// Cores the process may use; the fan-out for non-BLAS loops.
+    /// Cores the process may use; the fan-out for every parallel loop and sgemm split.
     public static let cores = Swift.max(1, ProcessInfo.processInfo.activeProcessorCount)
 
-    /// Sets OpenBLAS's thread count (`openblas_set_num_threads`). Kernels call `ensureConfigured()`,
-    /// which sets it to `cores` once; call this afterwards to override.
-    public static func setBLASThreads(_ n: Int) { dms_blas_set_threads(Int32(n)) }
-
     private static let configured: Bool = {
-        dms_blas_set_threads(Int32(cores))
+        dms_blas_set_threads(1)
         return true
     }()
 
-    /// Sets OpenBLAS's thread count to `cores` the first time it is called.
+    /// Puts OpenBLAS in single-threaded mode the first time it is called; every kernel calls it.
     @inlinable public static func ensureConfigured() { _ = isConfigured }
 
     @usableFromInline static var isConfigured: Bool { configured }

@@ -34,6 +34,19 @@ final class FiniteDifferenceTests: XCTestCase {
         }
     }
 
+    func testWinogradConvolutionBackward() {
+        var rng = SeededRandom(12)
+        let x = rng.tensor([2, 3, 7, 6]), w = rng.tensor([4, 3, 3, 3], scale: 0.3), b = rng.tensor([4])
+        let cot = rng.tensor([2, 4, 7, 6])
+        let g = NN.conv2dBackward(cot, input: x, weight: w, hasBias: true, stride: 1, padding: 1, needs: .all,
+                                  algorithm: .winograd, imagesPerChunk: nil)
+        func f(_ x: Tensor, _ w: Tensor) -> Double {
+            dot(NN.conv2d(x, weight: w, bias: b, stride: 1, padding: 1, algorithm: .winograd, imagesPerChunk: nil), cot)
+        }
+        checkGradient("winograd dx", at: x, analytic: g.input, coordinates: 60) { f($0, w) }
+        checkGradient("winograd dW", at: w, analytic: g.weight, coordinates: 60) { f(x, $0) }
+    }
+
     func testFrozenLayersComputeNoParameterGradients() {
         var rng = SeededRandom(2)
         let x = rng.tensor([2, 4, 5, 5]), w = rng.tensor([3, 4, 3, 3])

@@ -17,21 +17,50 @@ final class TorchGoldenTests: XCTestCase {
     }
 
     func testConvolutionsMatchTorch() {
-        for name in ["conv3x3", "conv1x1", "conv3x3s2"] {
+        for name in ["conv3x3", "conv1x1", "conv3x3s2", "conv3x3s2_padend"] {
             let c = Goldens.named(name)
             let (x, w, b) = (c.tensor("x"), c.tensor("weight"), c.tensor("bias"))
             let (s, p) = (c.int("stride"), c.int("padding"))
+            let pe: Int? = c.raw["padding_end"] == nil ? nil : c.int("padding_end")
             // Both the per-image path and the batched-chunk path.
             for chunk in [1, 2] {
-                let y = NN.conv2d(x, weight: w, bias: b, stride: s, padding: p, imagesPerChunk: chunk)
+                let y = NN.conv2d(x, weight: w, bias: b, stride: s, padding: p, paddingEnd: pe, imagesPerChunk: chunk)
                 assertClose(y, c.tensor("y"), tolerance: forwardTolerance, "\(name) y chunk \(chunk)")
                 let g = NN.conv2dBackward(c.tensor("cot"), input: x, weight: w, hasBias: true, stride: s, padding: p,
-                                          needs: .all, imagesPerChunk: chunk)
+                                          paddingEnd: pe, needs: .all, imagesPerChunk: chunk)
                 assertClose(g.input, c.tensor("dx"), tolerance: gradientTolerance, "\(name) dx chunk \(chunk)")
                 assertClose(g.weight, c.tensor("dweight"), tolerance: gradientTolerance, "\(name) dW chunk \(chunk)")
                 assertClose(g.bias, c.tensor("dbias"), tolerance: gradientTolerance, "\(name) db chunk \(chunk)")
             }
         }
+    }
+
+    func testWinogradConvolutionMatchesTorchIncludingPartialTiles() {
+        // 5x5 maps: the last row and column of 2x2 output tiles are half outside the image.
+        let c = Goldens.named("conv3x3")
+        let (x, w, b) = (c.tensor("x"), c.tensor("weight"), c.tensor("bias"))
+        let y = NN.conv2d(x, weight: w, bias: b, stride: 1, padding: 1, algorithm: .winograd, imagesPerChunk: nil)
+        assertClose(y, c.tensor("y"), tolerance: forwardTolerance, "y")
+        let g = NN.conv2dBackward(c.tensor("cot"), input: x, weight: w, hasBias: true, stride: 1, padding: 1,
+                                  needs: .all, algorithm: .winograd, imagesPerChunk: nil)
+        assertClose(g.input, c.tensor("dx"), tolerance: gradientTolerance, "dx")
+        assertClose(g.weight, c.tensor("dweight"), tolerance: gradientTolerance, "dW")
+        assertClose(g.bias, c.tensor("dbias"), tolerance: gradientTolerance, "db")
+    }
+
+    func testWinogradAgreesWithIm2colAtUNetSize() {
+        var rng = SeededRandom(31)
+        let x = rng.tensor([2, 32, 16, 16]), w = rng.tensor([24, 32, 3, 3], scale: 0.1), b = rng.tensor([24])
+        let dy = rng.tensor([2, 24, 16, 16])
+        let direct = NN.conv2d(x, weight: w, bias: b, stride: 1, padding: 1, algorithm: .im2col, imagesPerChunk: nil)
+        let wino = NN.conv2d(x, weight: w, bias: b, stride: 1, padding: 1, algorithm: .winograd, imagesPerChunk: nil)
+        assertClose(wino, direct, tolerance: 1e-5, "y")
+        let gd = NN.conv2dBackward(dy, input: x, weight: w, hasBias: true, stride: 1, padding: 1, needs: .all,
+                                   algorithm: .im2col, imagesPerChunk: nil)
+        let gw = NN.conv2dBackward(dy, input: x, weight: w, hasBias: true, stride: 1, padding: 1, needs: .all,
+                                   algorithm: .winograd, imagesPerChunk: nil)
+        assertClose(gw.input, gd.input!, tolerance: 1e-5, "dx")
+        assertClose(gw.weight, gd.weight!, tolerance: 1e-5, "dW")
     }
 
     func testGroupNormMatchesTorch() {

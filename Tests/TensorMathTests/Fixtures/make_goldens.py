@@ -51,6 +51,14 @@ for name, (cin, cout, k, s, p, hw) in {
     cases[name] = dict(x=t(x), weight=t(w), bias=t(b), y=t(y), cot=t(cot), dx=t(dx), dweight=t(dw), dbias=t(db),
                        stride=s, padding=p)
 
+# diffusers Downsample2D(padding=0): F.pad(x, (0, 1, 0, 1)) then a stride-2 unpadded 3x3 conv.
+x, w, b = leaf(2, 3, 6, 6), leaf(4, 3, 3, 3, scale=0.3), leaf(4)
+y = F.conv2d(F.pad(x, (0, 1, 0, 1)), w, b, stride=2, padding=0)
+cot = torch.randn_like(y)
+dx, dw, db = vjp(y, [x, w, b], cot)
+cases["conv3x3s2_padend"] = dict(x=t(x), weight=t(w), bias=t(b), y=t(y), cot=t(cot), dx=t(dx), dweight=t(dw),
+                                 dbias=t(db), stride=2, padding=0, padding_end=1)
+
 # GroupNorm (affine), 6 channels in 3 groups.
 x, w, b = leaf(2, 6, 3, 3, scale=2.0), leaf(6), leaf(6)
 y = F.group_norm(x + 0.5, 3, w, b, eps=1e-5)
