@@ -1,0 +1,108 @@
+"""Runs TensorMathBench's shapes through PyTorch (2 threads) and then the Swift binary, in one run, and
+prints both GFLOP/s side by side. Usage: python3 compare_torch.py PATH/TO/TensorMathBench [--md]
+
+Torch's backward is aten.convolution_backward (dx, dW, db) for convs and autograd through
+scaled_dot_product_attention (fwd+bwd minus fwd) for attention, with FLOPs counted as in main.swift.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+torch.set_num_threads(2)
+torch.manual_seed(0)
+
+CONVS = [  # name, batch, inC, outC, size, kernel, stride, padding, paddingEnd
+    ("conv3x3 128->128 32x32", 8, 128, 128, 32, 3, 1, 1, 1),
+    ("conv3x3 256->128 32x32", 8, 256, 128, 32, 3, 1, 1, 1),
+    ("conv3x3 384->128 32x32", 8, 384, 128, 32, 3, 1, 1, 1),
+    ("conv3x3 128->256 16x16", 8, 128, 256, 16, 3, 1, 1, 1),
+    ("conv3x3 256->256 16x16", 8, 256, 256, 16, 3, 1, 1, 1),
+    ("conv3x3 512->256 16x16", 8, 512, 256, 16, 3, 1, 1, 1),
+    ("conv3x3 256->256 8x8", 8, 256, 256, 8, 3, 1, 1, 1),
+    ("conv3x3 256->256 4x4", 8, 256, 256, 4, 3, 1, 1, 1),
+    ("conv3x3s2 128->128 32->16", 8, 128, 128, 32, 3, 2, 0, 1),
+    ("conv1x1 384->128 32x32", 8, 384, 128, 32, 1, 1, 0, 0),
+    ("conv1x1 512->256 8x8", 8, 512, 256, 8, 1, 1, 0, 0),
+]
+ATTENTION = [  # name, batch, tokens, channels, heads
+    ("attention 16x16 c256 1 head", 8, 256, 256, 1),
+    ("attention 16x16 c256 8 heads", 8, 256, 256, 8),
+]
+
+
+def best_time(fn, budget=0.6):
+    fn()
+    samples, start = [], time.perf_counter()
+    while len(samples) < 3 or (time.perf_counter() - start < budget and len(samples) < 50):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return min(samples)
+
+
+def torch_results():
+    out = {}
+    with torch.no_grad():
+        for name, b, cin, cout, size, k, s, p, pe in CONVS:
+            osz = (size + p + pe - k) // s + 1
+            flops = 2.0 * b * cout * osz * osz * cin * k * k
+            x = torch.randn(b, cin, size, size)
+            w = torch.randn(cout, cin, k, k)
+            bias = torch.randn(cout)
+            dy = torch.randn(b, cout, osz, osz)
+            if p != pe:  # diffusers Downsample2D(padding=0): explicit pad, as diffusers runs it
+                fwd = lambda: F.conv2d(F.pad(x, (p, pe, p, pe)), w, bias, stride=s)
+                xin, pad = F.pad(x, (p, pe, p, pe)), 0
+            else:
+                fwd = lambda: F.conv2d(x, w, bias, stride=s, padding=p)
+                xin, pad = x, p
+            bwd = lambda: torch.ops.aten.convolution_backward(dy, xin, w, [cout], [s, s], [pad, pad], [1, 1], False,
+                                                              [0, 0], 1, [True, True, True])
+            out[(name, "fwd")] = flops / best_time(fwd) / 1e9
+            out[(name, "bwd")] = 2 * flops / best_time(bwd) / 1e9
+    for name, b, n, c, h in ATTENTION:
+        flops = 4.0 * b * n * n * c
+        q, k, v = (torch.randn(b, h, n, c // h, requires_grad=True) for _ in range(3))
+        dout = torch.randn(b, h, n, c // h)
+        with torch.no_grad():
+            tf = best_time(lambda: F.scaled_dot_product_attention(q, k, v))
+
+        def both():
+            o = F.scaled_dot_product_attention(q, k, v)
+            torch.autograd.grad(o, [q, k, v], dout)
+
+        tb = max(best_time(both) - tf, 1e-9)
+        out[(name, "fwd")] = flops / tf / 1e9
+        out[(name, "bwd")] = 2 * flops / tb / 1e9
+    return out
+
+
+def main():
+    binary = sys.argv[1]
+    md = "--md" in sys.argv
+    ref = torch_results()
+    lines = subprocess.run([binary, "--json"], check=True, capture_output=True, text=True).stdout.splitlines()
+    ours = {}
+    for line in lines:
+        r = json.loads(line)
+        ours[(r["name"], r["pass"])] = r["gflops"]
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+    if md:
+        print("| op | pass | TensorMath GFLOP/s | torch GFLOP/s | ratio |")
+        print("|---|---|---:|---:|---:|")
+    for key in ours:
+        a, t = ours[key], ref.get(key, float("nan"))
+        if md:
+            print(f"| {key[0]} | {key[1]} | {a:.1f} | {t:.1f} | {a / t:.2f} |")
+        else:
+            print(f"{key[0]:32s} {key[1]:4s} ours {a:7.1f}  torch {t:7.1f}  ratio {a / t:5.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+// Times TensorMath's conv and attention kernels at the google/ddpm-cifar10-32 UNet's shapes (batch 8) and
+// prints GFLOP/s. `compare_torch.py` runs the same shapes through PyTorch and this binary in one run.
+// Usage: TensorMathBench [--json] [--only NAME]
+import CBLAS
+import Foundation
+import TensorMath
+
+struct ConvCase {
+    let name: String
+    let batch, inC, outC, size, kernel, stride, padding, paddingEnd: Int
+    var outSize: Int { (size + padding + paddingEnd - kernel) / stride + 1 }
+    var flops: Double { 2 * Double(batch * outC * outSize * outSize * inC * kernel * kernel) }
+}
+
+struct AttentionCase {
+    let name: String
+    let batch, tokens, channels, heads: Int
+    /// Q K^T and P V.
+    var flops: Double { 4 * Double(batch * tokens * tokens * channels) }
+}
+
+let convCases: [ConvCase] = [
+    ConvCase(name: "conv3x3 128->128 32x32", batch: 8, inC: 128, outC: 128, size: 32, kernel: 3, stride: 1, padding: 1, paddingEnd: 1),
+    ConvCase(name: "conv3x3 256->128 32x32", batch: 8, inC: 256, outC: 128, size: 32, kernel: 3, stride: 1, padding: 1, paddingEnd: 1),
+    ConvCase(name: "conv3x3 384->128 32x32", batch: 8, inC: 384, outC: 128, size: 32, kernel: 3, stride: 1, padding: 1, paddingEnd: 1),
+    ConvCase(name: "conv3x3 128->256 16x16", batch: 8, inC: 128, outC: 256, size: 16, kernel: 3, stride: 1, padding: 1, paddingEnd: 1),
+    ConvCase(name: "conv3x3 256->256 16x16", batch: 8, inC: 256, outC: 256, size: 16, kernel: 3, stride: 1, padding: 1, paddingEnd: 1),
+    ConvCase(name: "conv3x3 512->256 16x16", batch: 8, inC: 512, outC: 256, size: 16, kernel: 3, stride: 1, padding: 1, paddingEnd: 1),
+    ConvCase(name: "conv3x3 256->256 8x8", batch: 8, inC: 256, outC: 256, size: 8, kernel: 3, stride: 1, padding: 1, paddingEnd: 1),
+    ConvCase(name: "conv3x3 256->256 4x4", batch: 8, inC: 256, outC: 256, size: 4, kernel: 3, stride: 1, padding: 1, paddingEnd: 1),
+    ConvCase(name: "conv3x3s2 128->128 32->16", batch: 8, inC: 128, outC: 128, size: 32, kernel: 3, stride: 2, padding: 0, paddingEnd: 1),
+    ConvCase(name: "conv1x1 384->128 32x32", batch: 8, inC: 384, outC: 128, size: 32, kernel: 1, stride: 1, padding: 0, paddingEnd: 0),
+    ConvCase(name: "conv1x1 512->256 8x8", batch: 8, inC: 512, outC: 256, size: 8, kernel: 1, stride: 1, padding: 0, paddingEnd: 0),
+]
+
+let attentionCases: [AttentionCase] = [
+    AttentionCase(name: "attention 16x16 c256 1 head", batch: 8, tokens: 256, channels: 256, heads: 1),
+    AttentionCase(name: "attention 16x16 c256 8 heads", batch: 8, tokens: 256, channels: 256, heads: 8),
+]
+
+let args = CommandLine.arguments
+let json = args.contains("--json")
+let only: String? = args.firstIndex(of: "--only").map { args[$0 + 1] }
+
+func randomTensor(_ shape: [Int], seed: UInt64) -> Tensor {
+    var s = seed
+    let n = Tensor.elementCount(shape)
+    return Tensor(shape: shape, data: (0..<n).map { _ in
+        s = s &* 6364136223846793005 &+ 1442695040888963407
+        return Float(Int64(bitPattern: s) >> 40) / Float(1 << 23)
+    })
+}
+
+/// Fastest run of `body` over repeats filling about `budget` seconds (after one warm-up): the least
+/// disturbed by other processes on a shared 2-core machine.
+func time(_ budget: Double = 0.6, _ body: () -> Void) -> Double {
+    body()
+    var samples: [Double] = []
+    let start = Date()
+    while samples.count < 3 || (Date().timeIntervalSince(start) < budget && samples.count < 50) {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        body()
+        samples.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+    }
+    return samples.min()!
+}
+
+func report(_ name: String, _ pass: String, seconds: Double, flops: Double) {
+    if json {
+        print("{\"name\":\"\(name)\",\"pass\":\"\(pass)\",\"seconds\":\(seconds),\"gflops\":\(flops / seconds / 1e9)}")
+    } else {
+        print(String(format: "%-32@ %-4@ %8.2f ms %7.1f GFLOP/s", name as NSString, pass as NSString,
+                     seconds * 1e3, flops / seconds / 1e9))
+    }
+}
+
+ComputeThreads.ensureConfigured()
+if !json {
+    print("OPENBLAS_CORETYPE=\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)"), "
+          + "BLAS threads \(dms_blas_get_threads()), cores \(ComputeThreads.cores)")
+}
+
+for c in convCases where only == nil || c.name.contains(only!) {
+    let x = randomTensor([c.batch, c.inC, c.size, c.size], seed: 1)
+    let w = randomTensor([c.outC, c.inC, c.kernel, c.kernel], seed: 2)
+    let b = randomTensor([c.outC], seed: 3)
+    let dy = randomTensor([c.batch, c.outC, c.outSize, c.outSize], seed: 4)
+    let fwd = time {
+        _ = NN.conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.padding, paddingEnd: c.paddingEnd)
+    }
+    report(c.name, "fwd", seconds: fwd, flops: c.flops)
+    let bwd = time {
+        _ = NN.conv2dBackward(dy, input: x, weight: w, hasBias: true, stride: c.stride, padding: c.padding,
+                              paddingEnd: c.paddingEnd, needs: .all)
+    }
+    report(c.name, "bwd", seconds: bwd, flops: 2 * c.flops)
+}
+
+for c in attentionCases where only == nil || c.name.contains(only!) {
+    let q = randomTensor([c.batch, c.tokens, c.channels], seed: 5)
+    let k = randomTensor([c.batch, c.tokens, c.channels], seed: 6)
+    let v = randomTensor([c.batch, c.tokens, c.channels], seed: 7)
+    let dOut = randomTensor([c.batch, c.tokens, c.channels], seed: 8)
+    let fwd = time { _ = NN.attention(q: q, k: k, v: v, heads: c.heads) }
+    report(c.name, "fwd", seconds: fwd, flops: c.flops)
+    let stats = NN.attention(q: q, k: k, v: v, heads: c.heads).stats
+    let bwd = time { _ = NN.attentionBackward(dOut, q: q, k: k, v: v, heads: c.heads, stats: stats) }
+    report(c.name, "bwd", seconds: bwd, flops: 2 * c.flops)
+}
