@@ -206,6 +206,18 @@ public struct UNet2D: Sendable {
         parameters = t.weights
     }
 
+    /// Updates parameters in place (an optimizer step); `body` must keep each shape.
+    public mutating func updateParameters(_ body: (String, inout Tensor) -> Void) {
+        for name in Array(parameters.keys) {
+            let shape = parameters[name]!.shape
+            body(name, &parameters[name]!)
+            precondition(parameters[name]!.shape == shape, "\(name) changed shape during an update")
+        }
+    }
+
+    /// Number of parameters (elements).
+    public var parameterCount: Int { parameters.values.reduce(0) { $0 + $1.count } }
+
     /// Cross-attention context width (to_k input), nil for the unconditional family.
     public var contextDim: Int? { config.crossAttentionDim }
 
