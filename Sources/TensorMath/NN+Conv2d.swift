@@ -26,6 +26,8 @@ struct ConvGeometry {
     /// im2col buffer is capped (~32 MB) so large maps stream through the cache in pieces.
     func imagesPerChunk(override: Int?) -> Int {
         if let override { return Swift.max(1, Swift.min(batch, override)) }
+        // A pointwise conv on a large map multiplies each image in place: no im2col, no staging copies.
+        if isPointwise && outHW >= 256 { return 1 }
         let byWidth = Swift.max(1, 2048 / outHW)
         let byMemory = Swift.max(1, (8 << 20) / Swift.max(1, patch * outHW))
         return Swift.max(1, Swift.min(batch, byWidth, byMemory))

@@ -41,7 +41,7 @@ struct WinogradPlan {
     /// the 16 sgemms to be efficient (tiny maps go through batched im2col instead).
     static func applies(_ g: ConvGeometry, paddingEnd: Int?) -> Bool {
         g.kh == 3 && g.kw == 3 && g.stride == 1 && g.padding == 1 && (paddingEnd ?? 1) == 1
-            && g.batch * ((g.outH + 1) / 2) * ((g.outW + 1) / 2) >= 128
+            && g.batch * ((g.outH + 1) / 2) * ((g.outW + 1) / 2) >= 32
     }
 
     /// U[ξ][co][ci] = (G w G^T)[ξ], G = [[1,0,0],[½,½,½],[½,-½,½],[0,0,1]].

@@ -35,6 +35,19 @@ ATTENTION = [  # name, batch, tokens, channels, heads
 ]
 
 
+# Every conv of google/ddpm-cifar10-32 at batch 8 (count, inC, outC, kernel, stride, padding, paddingEnd, size).
+CIFAR_CONVS = [
+    (7, 128, 128, 3, 1, 1, 1, 32), (1, 128, 128, 3, 2, 0, 1, 32), (1, 128, 256, 1, 1, 0, 0, 16),
+    (1, 128, 256, 3, 1, 1, 1, 16), (1, 128, 3, 3, 1, 1, 1, 32), (2, 256, 128, 1, 1, 0, 0, 32),
+    (2, 256, 128, 3, 1, 1, 1, 32), (7, 256, 256, 3, 1, 1, 1, 16), (1, 256, 256, 3, 1, 1, 1, 32),
+    (11, 256, 256, 3, 1, 1, 1, 4), (8, 256, 256, 3, 1, 1, 1, 8), (1, 256, 256, 3, 2, 0, 1, 16),
+    (1, 256, 256, 3, 2, 0, 1, 8), (1, 3, 128, 3, 1, 1, 1, 32), (1, 384, 128, 1, 1, 0, 0, 32),
+    (1, 384, 128, 3, 1, 1, 1, 32), (1, 384, 256, 1, 1, 0, 0, 16), (1, 384, 256, 3, 1, 1, 1, 16),
+    (2, 512, 256, 1, 1, 0, 0, 16), (3, 512, 256, 1, 1, 0, 0, 4), (3, 512, 256, 1, 1, 0, 0, 8),
+    (2, 512, 256, 3, 1, 1, 1, 16), (3, 512, 256, 3, 1, 1, 1, 4), (3, 512, 256, 3, 1, 1, 1, 8),
+]
+
+
 def best_time(fn, budget=0.6):
     fn()
     samples, start = [], time.perf_counter()
@@ -79,6 +92,24 @@ def torch_results():
         tb = max(best_time(both) - tf, 1e-9)
         out[(name, "fwd")] = flops / tf / 1e9
         out[(name, "bwd")] = 2 * flops / tb / 1e9
+    data, flops = [], 0.0
+    for n, cin, cout, k, s, p, pe, size in CIFAR_CONVS:
+        osz = (size + p + pe - k) // s + 1
+        flops += n * 3 * 2.0 * 8 * cout * osz * osz * cin * k * k
+        x = torch.randn(8, cin, size, size)
+        xin = F.pad(x, (p, pe, p, pe)) if p != pe else x
+        data.append((n, xin, torch.randn(cout, cin, k, k), torch.randn(cout), torch.randn(8, cout, osz, osz), s,
+                     0 if p != pe else p))
+
+    def all_convs():
+        for n, xin, w, b, dy, s, pad in data:
+            for _ in range(n):
+                F.conv2d(xin, w, b, stride=s, padding=pad)
+                torch.ops.aten.convolution_backward(dy, xin, w, [w.shape[0]], [s, s], [pad, pad], [1, 1], False,
+                                                    [0, 0], 1, [True, True, True])
+
+    with torch.no_grad():
+        out[("cifar10 UNet all convs", "f+b")] = flops / best_time(all_convs, budget=2) / 1e9
     return out
 
 
