@@ -3,14 +3,32 @@ import Foundation
 extension NN {
     /// SiLU (swish): x * sigmoid(x).
     public static func silu(_ x: Tensor) -> Tensor {
-        map(x) { v in v / (1 + expf(-v)) }
+        Tensor(uninitializedShape: x.shape) { out in
+            x.data.withUnsafeBufferPointer { px in
+                Parallel.forRanges(x.count, grain: 32768) { range in
+                    VectorMath.apply(px.baseAddress! + range.lowerBound, out.baseAddress! + range.lowerBound,
+                                     count: range.count) { v in v / (1 + VectorMath.exp(-v)) }
+                }
+            }
+        }
     }
 
     /// Backward of `silu` given the forward input: dy * s * (1 + x * (1 - s)), s = sigmoid(x).
     public static func siluBackward(_ dy: Tensor, input x: Tensor) -> Tensor {
-        zipMap(dy, x) { g, v in
-            let s = 1 / (1 + expf(-v))
-            return g * s * (1 + v * (1 - s))
+        precondition(dy.shape == x.shape, "siluBackward: gradient \(dy.shape) vs input \(x.shape)")
+        return Tensor(uninitializedShape: x.shape) { out in
+            dy.data.withUnsafeBufferPointer { pg in
+            x.data.withUnsafeBufferPointer { px in
+                Parallel.forRanges(x.count, grain: 32768) { range in
+                    let lo = range.lowerBound
+                    VectorMath.apply(pg.baseAddress! + lo, px.baseAddress! + lo, out.baseAddress! + lo,
+                                     count: range.count) { g, v in
+                        let s = 1 / (1 + VectorMath.exp(-v))
+                        return g * s * (1 + v * (1 - s))
+                    }
+                }
+            }
+            }
         }
     }
 

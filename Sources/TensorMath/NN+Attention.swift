@@ -64,7 +64,7 @@ extension NN {
                                           a: qh + r0 * g.qWidth, lda: g.qWidth, b: kh, ldb: g.qWidth,
                                           c: ps.baseAddress!, ldc: g.sk)
                                     for r in 0..<rows {
-                                        pl[task * g.sq + r0 + r] = softmaxRow(ps.baseAddress! + r * g.sk, count: g.sk)
+                                        pl[task * g.sq + r0 + r] = VectorMath.softmax(ps.baseAddress! + r * g.sk, count: g.sk)
                                     }
                                     sgemm(m: rows, n: g.valueDim, k: g.sk, a: ps.baseAddress!, lda: g.sk,
                                           b: vh, ldb: g.vWidth, c: oh + r0 * g.vWidth, ldc: g.vWidth)
@@ -131,7 +131,7 @@ extension NN {
                                 for r in 0..<rows {
                                     let row = probs + r * g.sk
                                     let l = pl[task * g.sq + r0 + r]
-                                    for j in 0..<g.sk { row[j] = expf(row[j] - l) }
+                                    VectorMath.apply(row, row, count: g.sk) { VectorMath.exp($0 - l) }
                                 }
                                 let dO = pdo.baseAddress! + oOff + r0 * g.vWidth
                                 // dV += P^T dO
@@ -169,21 +169,5 @@ extension NN {
         }
         }
         return (Tensor(shape: q.shape, data: dq), Tensor(shape: k.shape, data: dk), Tensor(shape: v.shape, data: dv))
-    }
-
-    /// In-place softmax of one row; returns its log-sum-exp (max + log of the sum of shifted exps).
-    @inline(__always)
-    static func softmaxRow(_ row: UnsafeMutablePointer<Float>, count n: Int) -> Float {
-        var m = -Float.infinity
-        for j in 0..<n { m = Swift.max(m, row[j]) }
-        var s: Float = 0
-        for j in 0..<n {
-            let e = expf(row[j] - m)
-            row[j] = e
-            s += e
-        }
-        let inv = 1 / s
-        for j in 0..<n { row[j] *= inv }
-        return m + logf(s)
     }
 }
