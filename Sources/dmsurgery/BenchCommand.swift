@@ -9,7 +9,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Time the graph engine.",
-        subcommands: [TrainStepBench.self]
+        subcommands: [TrainStepBench.self, ForwardBench.self]
     )
 }
 
@@ -95,6 +95,86 @@ struct TrainStepBench: ParsableCommand {
             }
         }
     }
+}
+
+struct ForwardBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forward",
+        abstract: "Time UNet inference (no tape) on random inputs and report the peak memory.",
+        discussion: """
+        Random inputs at the config's sample_size (or --size) and, for conditional models, 77 random \
+        context tokens. The first pass is a warm-up and is not counted. --json prints one object with \
+        seconds_per_forward, parameters, batch, size and peak_rss_bytes (the process's maximum resident \
+        set, weights included).
+
+        Exit status: 0 success, 2 invalid or unreadable input, 64 usage error.
+        """
+    )
+
+    @Option(help: "Model: a diffusers folder, a checkpoint with dmsurgery.config metadata, or -.")
+    var model: String?
+
+    @Option(help: "A diffusers config.json to build with random weights instead of --model.")
+    var config: String?
+
+    @Option(help: "Batch size.")
+    var batch = 1
+
+    @Option(help: "Timed passes (after one warm-up pass).")
+    var steps = 2
+
+    @Option(help: "Image (or latent) height and width; default the config's sample_size.")
+    var size: Int?
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    @OptionGroup var input: InputOptions
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        guard (model == nil) != (config == nil) else { throw ValidationError("give exactly one of --model and --config") }
+        guard batch >= 1, steps >= 1 else { throw ValidationError("--batch and --steps must be at least 1") }
+    }
+
+    func run() throws {
+        try runCommand {
+            let unet = try loadUNet(model: model, config: config, input: input)
+            let cfg = unet.config
+            let side = size ?? cfg.sampleSize ?? 32
+            var rng = NormalGenerator(seed: 0)
+            let x = rng.tensor([batch, cfg.inChannels, side, side])
+            let context = cfg.crossAttentionDim.map { rng.tensor([batch, 77, $0]) }
+            var times: [Double] = []
+            for step in 0...steps {
+                let start = DispatchTime.now()
+                _ = try unet(sample: x, timesteps: [Float](repeating: 500, count: batch), encoderHiddenStates: context)
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+                if step > 0 { times.append(seconds) }
+                note("pass \(step)\(step == 0 ? " (warm-up)" : ""): \(String(format: "%.3f", seconds)) s", quiet: common.quiet)
+            }
+            let mean = times.reduce(0, +) / Double(times.count)
+            let peak = peakResidentBytes()
+            if json {
+                emit("""
+                {"seconds_per_forward": \(mean), "parameters": \(unet.parameterCount), "batch": \(batch), \
+                "size": \(side), "peak_rss_bytes": \(peak)}
+                """)
+            } else {
+                emit(table([["seconds per forward", String(format: "%.3f", mean)],
+                            ["parameters", formatCount(unet.parameterCount)],
+                            ["batch", "\(batch) x \(cfg.inChannels) x \(side) x \(side)"],
+                            ["peak resident memory", formatBytes(peak)]]))
+            }
+        }
+    }
+}
+
+/// The process's peak resident set (getrusage; Linux reports kilobytes).
+func peakResidentBytes() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_maxrss * 1024
 }
 
 /// Loads a UNet from a checkpoint, or builds one with random weights from a config.json.
