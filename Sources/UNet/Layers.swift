@@ -61,7 +61,7 @@ struct LinearLayer {
 }
 
 /// `nn.Conv2d` with a square kernel. `padBottomRight` is diffusers' Downsample2D with padding 0, which
-/// pads (0, 1, 0, 1) before an unpadded stride-2 conv.
+/// pads (0, 1, 0, 1) before an unpadded stride-2 conv (TensorMath's `paddingEnd`, no padded copy).
 struct ConvLayer {
     let weight: String
     let bias: String?
@@ -84,9 +84,12 @@ struct ConvLayer {
         self.padBottomRight = padBottomRight
     }
 
+    /// Padding after each spatial dim: diffusers pads (0, 1, 0, 1) when `downsample_padding` is 0.
+    private var paddingEnd: Int { padBottomRight ? 1 : padding }
+
     func forward(_ x: Tensor, _ w: Weights) -> Tensor {
-        NN.conv2d(padBottomRight ? Self.padded(x) : x, weight: w.at(weight), bias: bias.map(w.at),
-                  stride: stride, padding: padding)
+        NN.conv2d(x, weight: w.at(weight), bias: bias.map(w.at), stride: stride, padding: padding,
+                  paddingEnd: paddingEnd)
     }
 
     func backward(_ dy: Tensor, input x: Tensor, _ w: Weights, _ sink: inout GradientSink,
@@ -94,45 +97,11 @@ struct ConvLayer {
         var needs = sink.needs
         if !needInput { needs.remove(.input) }
         if needs.isEmpty { return nil }
-        let xin = padBottomRight ? Self.padded(x) : x
-        let g = NN.conv2dBackward(dy, input: xin, weight: w.at(weight), hasBias: bias != nil, stride: stride,
-                                  padding: padding, needs: needs)
+        let g = NN.conv2dBackward(dy, input: x, weight: w.at(weight), hasBias: bias != nil, stride: stride,
+                                  padding: padding, paddingEnd: paddingEnd, needs: needs)
         sink.add(weight, g.weight)
         if let bias { sink.add(bias, g.bias) }
-        guard let dx = g.input else { return nil }
-        return padBottomRight ? Self.cropped(dx) : dx
-    }
-
-    /// [B, C, H, W] -> [B, C, H+1, W+1] with a zero last row and column.
-    static func padded(_ x: Tensor) -> Tensor {
-        let (b, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        var out = Tensor(zeros: [b, c, h + 1, wd + 1])
-        x.data.withUnsafeBufferPointer { src in
-            out.data.withUnsafeMutableBufferPointer { dst in
-                for p in 0..<(b * c) {
-                    for y in 0..<h {
-                        (dst.baseAddress! + (p * (h + 1) + y) * (wd + 1))
-                            .update(from: src.baseAddress! + (p * h + y) * wd, count: wd)
-                    }
-                }
-            }
-        }
-        return out
-    }
-
-    /// The inverse of `padded` for gradients: drops the last row and column.
-    static func cropped(_ x: Tensor) -> Tensor {
-        let (b, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2] - 1, x.shape[3] - 1)
-        return Tensor(uninitializedShape: [b, c, h, wd]) { dst in
-            x.data.withUnsafeBufferPointer { src in
-                for p in 0..<(b * c) {
-                    for y in 0..<h {
-                        (dst.baseAddress! + (p * h + y) * wd)
-                            .update(from: src.baseAddress! + (p * (h + 1) + y) * (wd + 1), count: wd)
-                    }
-                }
-            }
-        }
+        return g.input
     }
 }
 
