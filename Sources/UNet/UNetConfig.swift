@@ -59,13 +59,13 @@ public struct UNetConfig: Sendable, Equatable {
     /// are refused with an error naming the key; unknown keys are ignored (later diffusers versions add
     /// keys whose defaults keep the architecture unchanged).
     public init(json: String) throws {
-        guard case .object(let o)? = try? JSONValue.parse(json) else {
+        guard case .object(let o)? = try? ConfigValue.parse(json) else {
             throw UNetError(.invalidConfig, "config.json", "not a JSON object")
         }
         try self.init(object: o)
     }
 
-    init(object o: [String: JSONValue]) throws {
+    init(object o: [String: ConfigValue]) throws {
         let reader = ConfigReader(o)
         if let name = try reader.string("_class_name") {
             guard let f = UNetFamily(rawValue: name) else {
@@ -191,11 +191,11 @@ public struct UNetConfig: Sendable, Equatable {
 
 /// Typed access to a config dictionary; every failure names the key.
 private struct ConfigReader {
-    let o: [String: JSONValue]
-    init(_ o: [String: JSONValue]) { self.o = o }
+    let o: [String: ConfigValue]
+    init(_ o: [String: ConfigValue]) { self.o = o }
 
     /// The key's value, nil when absent or null.
-    private func value(_ key: String) -> JSONValue? {
+    private func value(_ key: String) -> ConfigValue? {
         guard let v = o[key], v != .null else { return nil }
         return v
     }
@@ -277,7 +277,7 @@ private struct ConfigReader {
 
     func requireNumber(_ key: String, equals expected: Double) throws {
         if let v = value(key), v != .number(expected) {
-            throw UNetError(.unsupportedConfig, key, "\(v) is not supported (only \(JSONValue.number(expected)))")
+            throw UNetError(.unsupportedConfig, key, "\(v) is not supported (only \(ConfigValue.number(expected)))")
         }
     }
 

@@ -2,13 +2,13 @@ import Foundation
 
 /// A parsed JSON value. Used instead of JSONSerialization because its Foundation bridging blurs
 /// booleans and numbers differently across platforms, and config validation must tell them apart.
-enum JSONValue: Decodable, Sendable, Equatable, CustomStringConvertible {
+enum ConfigValue: Decodable, Sendable, Equatable, CustomStringConvertible {
     case null
     case bool(Bool)
     case number(Double)
     case string(String)
-    case array([JSONValue])
-    case object([String: JSONValue])
+    case array([ConfigValue])
+    case object([String: ConfigValue])
 
     init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
@@ -16,12 +16,12 @@ enum JSONValue: Decodable, Sendable, Equatable, CustomStringConvertible {
         else if let b = try? c.decode(Bool.self) { self = .bool(b) }
         else if let d = try? c.decode(Double.self) { self = .number(d) }
         else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
+        else if let a = try? c.decode([ConfigValue].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: ConfigValue].self)) }
     }
 
-    static func parse(_ text: String) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+    static func parse(_ text: String) throws -> ConfigValue {
+        try JSONDecoder().decode(ConfigValue.self, from: Data(text.utf8))
     }
 
     var description: String {
