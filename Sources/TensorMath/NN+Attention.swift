@@ -47,29 +47,27 @@ extension NN {
             k.data.withUnsafeBufferPointer { pk in
             v.data.withUnsafeBufferPointer { pv in
             lse.withUnsafeMutableBufferPointer { pl in
-                do {
-                    Parallel.forRanges(g.batch * g.heads) { tasks in
-                        var scores = [Float](unsafeUninitializedCapacity: g.rowBlock * g.sk) { _, n in n = g.rowBlock * g.sk }
-                        scores.withUnsafeMutableBufferPointer { ps in
-                            for task in tasks {
-                                let b = task / g.heads, h = task % g.heads
-                                let qh = pq.baseAddress! + b * g.sq * g.qWidth + h * g.headDim
-                                let kh = pk.baseAddress! + b * g.sk * g.qWidth + h * g.headDim
-                                let vh = pv.baseAddress! + b * g.sk * g.vWidth + h * g.valueDim
-                                let oh = po.baseAddress! + b * g.sq * g.vWidth + h * g.valueDim
-                                var r0 = 0
-                                while r0 < g.sq {
-                                    let rows = Swift.min(g.rowBlock, g.sq - r0)
-                                    sgemm(transB: true, m: rows, n: g.sk, k: g.headDim, alpha: g.scale,
-                                          a: qh + r0 * g.qWidth, lda: g.qWidth, b: kh, ldb: g.qWidth,
-                                          c: ps.baseAddress!, ldc: g.sk)
-                                    for r in 0..<rows {
-                                        pl[task * g.sq + r0 + r] = VectorMath.softmax(ps.baseAddress! + r * g.sk, count: g.sk)
-                                    }
-                                    sgemm(m: rows, n: g.valueDim, k: g.sk, a: ps.baseAddress!, lda: g.sk,
-                                          b: vh, ldb: g.vWidth, c: oh + r0 * g.vWidth, ldc: g.vWidth)
-                                    r0 += rows
+                Parallel.forRanges(g.batch * g.heads) { tasks in
+                    var scores = [Float](unsafeUninitializedCapacity: g.rowBlock * g.sk) { _, n in n = g.rowBlock * g.sk }
+                    scores.withUnsafeMutableBufferPointer { ps in
+                        for task in tasks {
+                            let b = task / g.heads, h = task % g.heads
+                            let qh = pq.baseAddress! + b * g.sq * g.qWidth + h * g.headDim
+                            let kh = pk.baseAddress! + b * g.sk * g.qWidth + h * g.headDim
+                            let vh = pv.baseAddress! + b * g.sk * g.vWidth + h * g.valueDim
+                            let oh = po.baseAddress! + b * g.sq * g.vWidth + h * g.valueDim
+                            var r0 = 0
+                            while r0 < g.sq {
+                                let rows = Swift.min(g.rowBlock, g.sq - r0)
+                                sgemm(transB: true, m: rows, n: g.sk, k: g.headDim, alpha: g.scale,
+                                      a: qh + r0 * g.qWidth, lda: g.qWidth, b: kh, ldb: g.qWidth,
+                                      c: ps.baseAddress!, ldc: g.sk)
+                                for r in 0..<rows {
+                                    pl[task * g.sq + r0 + r] = VectorMath.softmax(ps.baseAddress! + r * g.sk, count: g.sk)
                                 }
+                                sgemm(m: rows, n: g.valueDim, k: g.sk, a: ps.baseAddress!, lda: g.sk,
+                                      b: vh, ldb: g.vWidth, c: oh + r0 * g.vWidth, ldc: g.vWidth)
+                                r0 += rows
                             }
                         }
                     }
@@ -109,53 +107,51 @@ extension NN {
         dq.withUnsafeMutableBufferPointer { pdq in
         dk.withUnsafeMutableBufferPointer { pdk in
         dv.withUnsafeMutableBufferPointer { pdv in
-            do {
-                Parallel.forRanges(g.batch * g.heads) { tasks in
-                    let blockSize = g.rowBlock * g.sk
-                    var buffers = [Float](unsafeUninitializedCapacity: 2 * blockSize) { _, n in n = 2 * blockSize }
-                    buffers.withUnsafeMutableBufferPointer { pbuf in
-                        let probs = pbuf.baseAddress!, dprobs = pbuf.baseAddress! + blockSize
-                        for task in tasks {
-                            let b = task / g.heads, h = task % g.heads
-                            let qOff = b * g.sq * g.qWidth + h * g.headDim
-                            let kOff = b * g.sk * g.qWidth + h * g.headDim
-                            let vOff = b * g.sk * g.vWidth + h * g.valueDim
-                            let oOff = b * g.sq * g.vWidth + h * g.valueDim
-                            var r0 = 0
-                            while r0 < g.sq {
-                                let rows = Swift.min(g.rowBlock, g.sq - r0)
-                                let first = r0 == 0
-                                sgemm(transB: true, m: rows, n: g.sk, k: g.headDim, alpha: g.scale,
-                                      a: pq.baseAddress! + qOff + r0 * g.qWidth, lda: g.qWidth,
-                                      b: pk.baseAddress! + kOff, ldb: g.qWidth, c: probs, ldc: g.sk)
-                                for r in 0..<rows {
-                                    let row = probs + r * g.sk
-                                    let l = pl[task * g.sq + r0 + r]
-                                    VectorMath.apply(row, row, count: g.sk) { VectorMath.exp($0 - l) }
-                                }
-                                let dO = pdo.baseAddress! + oOff + r0 * g.vWidth
-                                // dV += P^T dO
-                                sgemm(transA: true, m: g.sk, n: g.valueDim, k: rows, a: probs, lda: g.sk,
-                                      b: dO, ldb: g.vWidth, beta: first ? 0 : 1,
-                                      c: pdv.baseAddress! + vOff, ldc: g.vWidth)
-                                // dP = dO V^T
-                                sgemm(transB: true, m: rows, n: g.sk, k: g.valueDim, a: dO, lda: g.vWidth,
-                                      b: pv.baseAddress! + vOff, ldb: g.vWidth, c: dprobs, ldc: g.sk)
-                                for r in 0..<rows {
-                                    let p = probs + r * g.sk, dp = dprobs + r * g.sk
-                                    var dot: Float = 0
-                                    for j in 0..<g.sk { dot += p[j] * dp[j] }
-                                    for j in 0..<g.sk { dp[j] = p[j] * (dp[j] - dot) }
-                                }
-                                // dQ = scale dS K ; dK += scale dS^T Q
-                                sgemm(m: rows, n: g.headDim, k: g.sk, alpha: g.scale, a: dprobs, lda: g.sk,
-                                      b: pk.baseAddress! + kOff, ldb: g.qWidth,
-                                      c: pdq.baseAddress! + qOff + r0 * g.qWidth, ldc: g.qWidth)
-                                sgemm(transA: true, m: g.sk, n: g.headDim, k: rows, alpha: g.scale,
-                                      a: dprobs, lda: g.sk, b: pq.baseAddress! + qOff + r0 * g.qWidth,
-                                      ldb: g.qWidth, beta: first ? 0 : 1, c: pdk.baseAddress! + kOff, ldc: g.qWidth)
-                                r0 += rows
+            Parallel.forRanges(g.batch * g.heads) { tasks in
+                let blockSize = g.rowBlock * g.sk
+                var buffers = [Float](unsafeUninitializedCapacity: 2 * blockSize) { _, n in n = 2 * blockSize }
+                buffers.withUnsafeMutableBufferPointer { pbuf in
+                    let probs = pbuf.baseAddress!, dprobs = pbuf.baseAddress! + blockSize
+                    for task in tasks {
+                        let b = task / g.heads, h = task % g.heads
+                        let qOff = b * g.sq * g.qWidth + h * g.headDim
+                        let kOff = b * g.sk * g.qWidth + h * g.headDim
+                        let vOff = b * g.sk * g.vWidth + h * g.valueDim
+                        let oOff = b * g.sq * g.vWidth + h * g.valueDim
+                        var r0 = 0
+                        while r0 < g.sq {
+                            let rows = Swift.min(g.rowBlock, g.sq - r0)
+                            let first = r0 == 0
+                            sgemm(transB: true, m: rows, n: g.sk, k: g.headDim, alpha: g.scale,
+                                  a: pq.baseAddress! + qOff + r0 * g.qWidth, lda: g.qWidth,
+                                  b: pk.baseAddress! + kOff, ldb: g.qWidth, c: probs, ldc: g.sk)
+                            for r in 0..<rows {
+                                let row = probs + r * g.sk
+                                let l = pl[task * g.sq + r0 + r]
+                                VectorMath.apply(row, row, count: g.sk) { VectorMath.exp($0 - l) }
                             }
+                            let dO = pdo.baseAddress! + oOff + r0 * g.vWidth
+                            // dV += P^T dO
+                            sgemm(transA: true, m: g.sk, n: g.valueDim, k: rows, a: probs, lda: g.sk,
+                                  b: dO, ldb: g.vWidth, beta: first ? 0 : 1,
+                                  c: pdv.baseAddress! + vOff, ldc: g.vWidth)
+                            // dP = dO V^T
+                            sgemm(transB: true, m: rows, n: g.sk, k: g.valueDim, a: dO, lda: g.vWidth,
+                                  b: pv.baseAddress! + vOff, ldb: g.vWidth, c: dprobs, ldc: g.sk)
+                            for r in 0..<rows {
+                                let p = probs + r * g.sk, dp = dprobs + r * g.sk
+                                var dot: Float = 0
+                                for j in 0..<g.sk { dot += p[j] * dp[j] }
+                                for j in 0..<g.sk { dp[j] = p[j] * (dp[j] - dot) }
+                            }
+                            // dQ = scale dS K ; dK += scale dS^T Q
+                            sgemm(m: rows, n: g.headDim, k: g.sk, alpha: g.scale, a: dprobs, lda: g.sk,
+                                  b: pk.baseAddress! + kOff, ldb: g.qWidth,
+                                  c: pdq.baseAddress! + qOff + r0 * g.qWidth, ldc: g.qWidth)
+                            sgemm(transA: true, m: g.sk, n: g.headDim, k: rows, alpha: g.scale,
+                                  a: dprobs, lda: g.sk, b: pq.baseAddress! + qOff + r0 * g.qWidth,
+                                  ldb: g.qWidth, beta: first ? 0 : 1, c: pdk.baseAddress! + kOff, ldc: g.qWidth)
+                            r0 += rows
                         }
                     }
                 }

@@ -52,8 +52,17 @@ extension NN {
         let g = ConvGeometry(input: x.shape, weight: weight.shape, stride: stride, padding: padding,
                              paddingEnd: paddingEnd)
         if let bias { precondition(bias.shape == [g.outC], "conv2d: bias \(bias.shape) for \(g.outC) outputs") }
-        if algorithm == .winograd || (algorithm == .automatic && WinogradPlan.applies(g, paddingEnd: paddingEnd)) {
-            return winogradConv2d(x, weight: weight, bias: bias, geometry: g)
+        switch algorithm {
+        case .winogradF4:
+            return winogradConv2d(x, weight: weight, bias: bias, geometry: g, plan: WinogradF4Plan.self)
+        case .winograd:
+            return winogradConv2d(x, weight: weight, bias: bias, geometry: g, plan: WinogradPlan.self)
+        case .automatic where WinogradF4Plan.applies(g, paddingEnd: paddingEnd):
+            return winogradConv2d(x, weight: weight, bias: bias, geometry: g, plan: WinogradF4Plan.self)
+        case .automatic where WinogradPlan.applies(g, paddingEnd: paddingEnd):
+            return winogradConv2d(x, weight: weight, bias: bias, geometry: g, plan: WinogradPlan.self)
+        default:
+            break
         }
         let chunk = g.imagesPerChunk(override: imagesPerChunk)
         let n = chunk * g.outHW
@@ -116,8 +125,21 @@ extension NN {
         let wantInput = needs.contains(.input), wantParams = needs.contains(.parameters)
         var grads = LayerGradients()
         if !wantInput && !wantParams { return grads }
-        if algorithm == .winograd || (algorithm == .automatic && WinogradPlan.applies(g, paddingEnd: paddingEnd)) {
-            return winogradConv2dBackward(dy, input: x, weight: weight, hasBias: hasBias, geometry: g, needs: needs)
+        switch algorithm {
+        case .winogradF4:
+            return winogradConv2dBackward(dy, input: x, weight: weight, hasBias: hasBias, geometry: g, needs: needs,
+                                          plan: WinogradF4Plan.self)
+        case .winograd:
+            return winogradConv2dBackward(dy, input: x, weight: weight, hasBias: hasBias, geometry: g, needs: needs,
+                                          plan: WinogradPlan.self)
+        case .automatic where WinogradF4Plan.applies(g, paddingEnd: paddingEnd):
+            return winogradConv2dBackward(dy, input: x, weight: weight, hasBias: hasBias, geometry: g, needs: needs,
+                                          plan: WinogradF4Plan.self)
+        case .automatic where WinogradPlan.applies(g, paddingEnd: paddingEnd):
+            return winogradConv2dBackward(dy, input: x, weight: weight, hasBias: hasBias, geometry: g, needs: needs,
+                                          plan: WinogradPlan.self)
+        default:
+            break
         }
         let chunk = g.imagesPerChunk(override: imagesPerChunk)
         let n = chunk * g.outHW

@@ -8,7 +8,25 @@
 /// only (the transform constants are 0, ±1, ±1/2).
 ///
 /// Layouts: U [16][Cout][Cin], V [16][Cin][T], M [16][Cout][T] with T = batch * tilesH * tilesW.
-struct WinogradPlan {
+/// The transforms a Winograd variant provides; `NN.winogradConv2d` and its backward drive any of them.
+protocol WinogradTransforms {
+    init(_ g: ConvGeometry)
+    /// Positions ξ per tile (a^2 for a x a input tiles): the number of sgemms.
+    static var positions: Int { get }
+    var tilesPerImage: Int { get }
+    var weightStride: Int { get }
+    var imagesPerChunk: Int { get }
+    func transformWeights(_ w: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>)
+    func weightGradient(_ du: UnsafePointer<Float>, into dw: UnsafeMutablePointer<Float>)
+    func transformInput(_ src: UnsafePointer<Float>, channels: Int, images: Range<Int>, into v: UnsafeMutablePointer<Float>)
+    func transformOutput(_ m: UnsafePointer<Float>, bias: UnsafeBufferPointer<Float>, images: Range<Int>,
+                         into y: UnsafeMutablePointer<Float>)
+    func transformOutputGradient(_ dy: UnsafePointer<Float>, images: Range<Int>, into dm: UnsafeMutablePointer<Float>)
+    func transformInputGradient(_ dv: UnsafePointer<Float>, images: Range<Int>, into dx: UnsafeMutablePointer<Float>)
+}
+
+struct WinogradPlan: WinogradTransforms {
+    static let positions = 16
     let g: ConvGeometry
     let tilesH: Int, tilesW: Int
     var tilesPerImage: Int { tilesH * tilesW }
@@ -255,20 +273,22 @@ struct WinogradPlan {
 
 /// Which convolution algorithm to run; `automatic` picks Winograd where `WinogradPlan.applies`.
 enum ConvAlgorithm {
-    case automatic, im2col, winograd
+    case automatic, im2col, winograd, winogradF4
 }
 
 extension NN {
-    static func winogradConv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry) -> Tensor {
-        let plan = WinogradPlan(g)
+    static func winogradConv2d<Plan: WinogradTransforms>(_ x: Tensor, weight: Tensor, bias: Tensor?,
+                                                         geometry g: ConvGeometry, plan _: Plan.Type) -> Tensor {
+        let plan = Plan(g)
+        let np = Plan.positions
         let chunk = plan.imagesPerChunk
         let maxTiles = chunk * plan.tilesPerImage
         let us = plan.weightStride
         let vs = WinogradPlan.matrixStride(rows: g.inC, tiles: maxTiles)
         let ms = WinogradPlan.matrixStride(rows: g.outC, tiles: maxTiles)
-        var u = [Float](unsafeUninitializedCapacity: 16 * us) { _, n in n = 16 * us }
-        var v = [Float](unsafeUninitializedCapacity: 16 * vs) { _, n in n = 16 * vs }
-        var m = [Float](unsafeUninitializedCapacity: 16 * ms) { _, n in n = 16 * ms }
+        var u = [Float](unsafeUninitializedCapacity: np * us) { _, n in n = np * us }
+        var v = [Float](unsafeUninitializedCapacity: np * vs) { _, n in n = np * vs }
+        var m = [Float](unsafeUninitializedCapacity: np * ms) { _, n in n = np * ms }
         let biasData = bias?.data ?? []
         return Tensor(uninitializedShape: [g.batch, g.outC, g.outH, g.outW]) { out in
             x.data.withUnsafeBufferPointer { px in
@@ -285,7 +305,7 @@ extension NN {
                     let (cvs, cms) = (WinogradPlan.matrixStride(rows: g.inC, tiles: t),
                                       WinogradPlan.matrixStride(rows: g.outC, tiles: t))
                     plan.transformInput(px.baseAddress!, channels: g.inC, images: images, into: pv.baseAddress!)
-                    Parallel.forRanges(16) { xis in
+                    Parallel.forRanges(np) { xis in
                         for xi in xis {
                             sgemm(m: g.outC, n: t, k: g.inC, a: pu.baseAddress! + xi * us, lda: g.inC,
                                   b: pv.baseAddress! + xi * cvs, ldb: t, c: pm.baseAddress! + xi * cms, ldc: t)
@@ -303,21 +323,24 @@ extension NN {
         }
     }
 
-    static func winogradConv2dBackward(_ dy: Tensor, input x: Tensor, weight: Tensor, hasBias: Bool,
-                                       geometry g: ConvGeometry, needs: GradientNeeds) -> LayerGradients {
-        let plan = WinogradPlan(g)
+    static func winogradConv2dBackward<Plan: WinogradTransforms>(
+        _ dy: Tensor, input x: Tensor, weight: Tensor, hasBias: Bool, geometry g: ConvGeometry,
+        needs: GradientNeeds, plan _: Plan.Type
+    ) -> LayerGradients {
+        let plan = Plan(g)
+        let np = Plan.positions
         let chunk = plan.imagesPerChunk
         let maxTiles = chunk * plan.tilesPerImage
         let wantInput = needs.contains(.input), wantParams = needs.contains(.parameters)
         let us = plan.weightStride
         let vs = WinogradPlan.matrixStride(rows: g.inC, tiles: maxTiles)
         let ms = WinogradPlan.matrixStride(rows: g.outC, tiles: maxTiles)
-        var dm = [Float](unsafeUninitializedCapacity: 16 * ms) { _, n in n = 16 * ms }
+        var dm = [Float](unsafeUninitializedCapacity: np * ms) { _, n in n = np * ms }
         // V for dU, then reused for dV.
-        var v = [Float](unsafeUninitializedCapacity: 16 * vs) { _, n in n = 16 * vs }
+        var v = [Float](unsafeUninitializedCapacity: np * vs) { _, n in n = np * vs }
         // U (transformed weights) for dV; dU accumulates the weight gradient across chunks.
-        var u = wantInput ? [Float](unsafeUninitializedCapacity: 16 * us) { _, n in n = 16 * us } : []
-        var du = wantParams ? [Float](unsafeUninitializedCapacity: 16 * us) { _, n in n = 16 * us } : []
+        var u = wantInput ? [Float](unsafeUninitializedCapacity: np * us) { _, n in n = np * us } : []
+        var du = wantParams ? [Float](unsafeUninitializedCapacity: np * us) { _, n in n = np * us } : []
         var dw = wantParams ? [Float](unsafeUninitializedCapacity: weight.count) { _, n in n = weight.count } : []
         var dx = wantInput ? [Float](unsafeUninitializedCapacity: x.count) { _, n in n = x.count } : []
         x.data.withUnsafeBufferPointer { px in
@@ -340,7 +363,7 @@ extension NN {
                 if wantParams {
                     plan.transformInput(px.baseAddress!, channels: g.inC, images: images, into: pv.baseAddress!)
                     let beta: Float = b0 == 0 ? 0 : 1
-                    Parallel.forRanges(16) { xis in
+                    Parallel.forRanges(np) { xis in
                         for xi in xis {
                             sgemm(transB: true, m: g.outC, n: g.inC, k: t, a: pdm.baseAddress! + xi * cms, lda: t,
                                   b: pv.baseAddress! + xi * cvs, ldb: t, beta: beta,
@@ -349,7 +372,7 @@ extension NN {
                     }
                 }
                 if wantInput {
-                    Parallel.forRanges(16) { xis in
+                    Parallel.forRanges(np) { xis in
                         for xi in xis {
                             sgemm(transA: true, m: g.inC, n: t, k: g.outC, a: pu.baseAddress! + xi * us, lda: g.inC,
                                   b: pdm.baseAddress! + xi * cms, ldb: t, c: pv.baseAddress! + xi * cvs, ldc: t)

@@ -23,9 +23,9 @@ final class FiniteDifferenceTests: XCTestCase {
             for chunk in [1, 2, 3] {
                 let what = "k\(k) s\(s) chunk \(chunk)"
                 let g = NN.conv2dBackward(cot, input: x, weight: w, hasBias: true, stride: s, padding: p,
-                                          needs: .all, imagesPerChunk: chunk)
+                                          needs: .all, algorithm: .im2col, imagesPerChunk: chunk)
                 func f(_ x: Tensor, _ w: Tensor, _ b: Tensor) -> Double {
-                    dot(NN.conv2d(x, weight: w, bias: b, stride: s, padding: p, imagesPerChunk: chunk), cot)
+                    dot(NN.conv2d(x, weight: w, bias: b, stride: s, padding: p, algorithm: .im2col, imagesPerChunk: chunk), cot)
                 }
                 checkGradient("\(what) dx", at: x, analytic: g.input, coordinates: 40) { f($0, w, b) }
                 checkGradient("\(what) dW", at: w, analytic: g.weight, coordinates: 40) { f(x, $0, b) }
@@ -35,16 +35,19 @@ final class FiniteDifferenceTests: XCTestCase {
     }
 
     func testWinogradConvolutionBackward() {
-        var rng = SeededRandom(12)
-        let x = rng.tensor([2, 3, 7, 6]), w = rng.tensor([4, 3, 3, 3], scale: 0.3), b = rng.tensor([4])
-        let cot = rng.tensor([2, 4, 7, 6])
-        let g = NN.conv2dBackward(cot, input: x, weight: w, hasBias: true, stride: 1, padding: 1, needs: .all,
-                                  algorithm: .winograd, imagesPerChunk: nil)
-        func f(_ x: Tensor, _ w: Tensor) -> Double {
-            dot(NN.conv2d(x, weight: w, bias: b, stride: 1, padding: 1, algorithm: .winograd, imagesPerChunk: nil), cot)
+        // 7x6 maps: partial tiles for both F(2x2, 3x3) and F(4x4, 3x3).
+        for algorithm in [ConvAlgorithm.winograd, .winogradF4] {
+            var rng = SeededRandom(12)
+            let x = rng.tensor([2, 3, 7, 6]), w = rng.tensor([4, 3, 3, 3], scale: 0.3), b = rng.tensor([4])
+            let cot = rng.tensor([2, 4, 7, 6])
+            let g = NN.conv2dBackward(cot, input: x, weight: w, hasBias: true, stride: 1, padding: 1, needs: .all,
+                                      algorithm: algorithm, imagesPerChunk: nil)
+            func f(_ x: Tensor, _ w: Tensor) -> Double {
+                dot(NN.conv2d(x, weight: w, bias: b, stride: 1, padding: 1, algorithm: algorithm, imagesPerChunk: nil), cot)
+            }
+            checkGradient("\(algorithm) dx", at: x, analytic: g.input, coordinates: 60) { f($0, w) }
+            checkGradient("\(algorithm) dW", at: w, analytic: g.weight, coordinates: 60) { f(x, $0) }
         }
-        checkGradient("winograd dx", at: x, analytic: g.input, coordinates: 60) { f($0, w) }
-        checkGradient("winograd dW", at: w, analytic: g.weight, coordinates: 60) { f(x, $0) }
     }
 
     func testFrozenLayersComputeNoParameterGradients() {

@@ -24,10 +24,10 @@ final class TorchGoldenTests: XCTestCase {
             let pe: Int? = c.raw["padding_end"] == nil ? nil : c.int("padding_end")
             // Both the per-image path and the batched-chunk path.
             for chunk in [1, 2] {
-                let y = NN.conv2d(x, weight: w, bias: b, stride: s, padding: p, paddingEnd: pe, imagesPerChunk: chunk)
+                let y = NN.conv2d(x, weight: w, bias: b, stride: s, padding: p, paddingEnd: pe, algorithm: .im2col, imagesPerChunk: chunk)
                 assertClose(y, c.tensor("y"), tolerance: forwardTolerance, "\(name) y chunk \(chunk)")
                 let g = NN.conv2dBackward(c.tensor("cot"), input: x, weight: w, hasBias: true, stride: s, padding: p,
-                                          paddingEnd: pe, needs: .all, imagesPerChunk: chunk)
+                                          paddingEnd: pe, needs: .all, algorithm: .im2col, imagesPerChunk: chunk)
                 assertClose(g.input, c.tensor("dx"), tolerance: gradientTolerance, "\(name) dx chunk \(chunk)")
                 assertClose(g.weight, c.tensor("dweight"), tolerance: gradientTolerance, "\(name) dW chunk \(chunk)")
                 assertClose(g.bias, c.tensor("dbias"), tolerance: gradientTolerance, "\(name) db chunk \(chunk)")
@@ -46,6 +46,34 @@ final class TorchGoldenTests: XCTestCase {
         assertClose(g.input, c.tensor("dx"), tolerance: gradientTolerance, "dx")
         assertClose(g.weight, c.tensor("dweight"), tolerance: gradientTolerance, "dW")
         assertClose(g.bias, c.tensor("dbias"), tolerance: gradientTolerance, "db")
+    }
+
+    func testWinogradF4MatchesTorchIncludingPartialTiles() {
+        // 5x5 maps are one full 4x4 tile plus a partial one per dimension.
+        let c = Goldens.named("conv3x3")
+        let (x, w, b) = (c.tensor("x"), c.tensor("weight"), c.tensor("bias"))
+        let y = NN.conv2d(x, weight: w, bias: b, stride: 1, padding: 1, algorithm: .winogradF4, imagesPerChunk: nil)
+        assertClose(y, c.tensor("y"), tolerance: 5e-5, "y")
+        let g = NN.conv2dBackward(c.tensor("cot"), input: x, weight: w, hasBias: true, stride: 1, padding: 1,
+                                  needs: .all, algorithm: .winogradF4, imagesPerChunk: nil)
+        assertClose(g.input, c.tensor("dx"), tolerance: 5e-5, "dx")
+        assertClose(g.weight, c.tensor("dweight"), tolerance: 5e-5, "dW")
+        assertClose(g.bias, c.tensor("dbias"), tolerance: gradientTolerance, "db")
+    }
+
+    func testWinogradF4AgreesWithIm2colAtUNetSize() {
+        var rng = SeededRandom(32)
+        let x = rng.tensor([2, 64, 16, 16]), w = rng.tensor([24, 64, 3, 3], scale: 0.05), b = rng.tensor([24])
+        let dy = rng.tensor([2, 24, 16, 16])
+        let direct = NN.conv2d(x, weight: w, bias: b, stride: 1, padding: 1, algorithm: .im2col, imagesPerChunk: nil)
+        let wino = NN.conv2d(x, weight: w, bias: b, stride: 1, padding: 1, algorithm: .winogradF4, imagesPerChunk: nil)
+        assertClose(wino, direct, tolerance: 5e-5, "y")
+        let gd = NN.conv2dBackward(dy, input: x, weight: w, hasBias: true, stride: 1, padding: 1, needs: .all,
+                                   algorithm: .im2col, imagesPerChunk: nil)
+        let gw = NN.conv2dBackward(dy, input: x, weight: w, hasBias: true, stride: 1, padding: 1, needs: .all,
+                                   algorithm: .winogradF4, imagesPerChunk: nil)
+        assertClose(gw.input, gd.input!, tolerance: 5e-5, "dx")
+        assertClose(gw.weight, gd.weight!, tolerance: 5e-5, "dW")
     }
 
     func testWinogradAgreesWithIm2colAtUNetSize() {
