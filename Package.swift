@@ -46,7 +46,7 @@ let package = Package(
         .testTarget(name: "TensorFormatsTests", dependencies: ["TensorFormats"]),
         .testTarget(name: "SurgeryTests", dependencies: ["Surgery", "TensorFormats"]),
         .testTarget(name: "CLITests", dependencies: ["TensorFormats"]),
-        .testTarget(name: "UNetTests", dependencies: ["UNet", "TensorMath", "TensorFormats"]),
+        .testTarget(name: "UNetTests", dependencies: ["UNet", "Diffusion", "TensorMath", "TensorFormats"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "TensorMath"]),
         .testTarget(name: "TensorMathTests", dependencies: ["TensorMath"]),
     ]
