@@ -50,13 +50,33 @@ public struct AdamW: Sendable {
         state.m.withUnsafeMutableBufferPointer { pm in
         state.v.withUnsafeMutableBufferPointer { pv in
             Parallel.forRanges(pp.count, grain: 65536) { range in
-                for i in range {
-                    let g = pg[i]
-                    pp[i] *= decay
-                    pm[i] = b1 * pm[i] + (1 - b1) * g
-                    pv[i] = b2 * pv[i] + (1 - b2) * g * g
-                    let denom = pv[i].squareRoot() / biasCorrection2Sqrt + eps
-                    pp[i] -= stepSize * pm[i] / denom
+                typealias V = SIMD8<Float>
+                @inline(__always) func update(_ p: V, _ g: V, _ m: V, _ v: V) -> (V, V, V) {
+                    let m1 = b1 * m + (1 - b1) * g
+                    let v1 = b2 * v + (1 - b2) * g * g
+                    let denom = v1.squareRoot() / biasCorrection2Sqrt + eps
+                    return (p * decay - stepSize * m1 / denom, m1, v1)
+                }
+                var i = range.lowerBound
+                // 8 lanes at a time; the same arithmetic as the scalar tail below.
+                while i + 8 <= range.upperBound {
+                    @inline(__always) func load(_ b: UnsafeMutableBufferPointer<Float>) -> V {
+                        UnsafeRawPointer(b.baseAddress! + i).loadUnaligned(as: V.self)
+                    }
+                    let g = UnsafeRawPointer(pg.baseAddress! + i).loadUnaligned(as: V.self)
+                    let (p1, m1, v1) = update(load(pp), g, load(pm), load(pv))
+                    UnsafeMutableRawPointer(pp.baseAddress! + i).storeBytes(of: p1, as: V.self)
+                    UnsafeMutableRawPointer(pm.baseAddress! + i).storeBytes(of: m1, as: V.self)
+                    UnsafeMutableRawPointer(pv.baseAddress! + i).storeBytes(of: v1, as: V.self)
+                    i += 8
+                }
+                while i < range.upperBound {
+                    let (p1, m1, v1) = update(V(repeating: pp[i]), V(repeating: pg[i]), V(repeating: pm[i]),
+                                              V(repeating: pv[i]))
+                    pp[i] = p1[0]
+                    pm[i] = m1[0]
+                    pv[i] = v1[0]
+                    i += 1
                 }
             }
         }

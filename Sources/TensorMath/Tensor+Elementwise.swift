@@ -3,35 +3,14 @@ import CBLAS
 /// Elementwise arithmetic and reductions. Shapes must match exactly (no broadcasting) except where a
 /// function says otherwise; see `NN.addChannelBias` for the one broadcast the UNets need.
 extension Tensor {
-    public static func + (a: Tensor, b: Tensor) -> Tensor {
-        var r = a
-        r.add(b)
-        return r
-    }
+    public static func + (a: Tensor, b: Tensor) -> Tensor { NN.zipMap(a, b) { $0 + $1 } }
 
-    public static func - (a: Tensor, b: Tensor) -> Tensor {
-        var r = a
-        r.add(b, scaledBy: -1)
-        return r
-    }
+    public static func - (a: Tensor, b: Tensor) -> Tensor { NN.zipMap(a, b) { $0 - $1 } }
 
     /// Elementwise (Hadamard) product.
-    public static func * (a: Tensor, b: Tensor) -> Tensor {
-        precondition(a.shape == b.shape, "shape mismatch \(a.shape) vs \(b.shape)")
-        return Tensor(uninitializedShape: a.shape) { out in
-            a.data.withUnsafeBufferPointer { pa in
-                b.data.withUnsafeBufferPointer { pb in
-                    for i in 0..<out.count { out[i] = pa[i] * pb[i] }
-                }
-            }
-        }
-    }
+    public static func * (a: Tensor, b: Tensor) -> Tensor { NN.zipMap(a, b) { $0 * $1 } }
 
-    public static func * (a: Tensor, s: Float) -> Tensor {
-        var r = a
-        r.scale(by: s)
-        return r
-    }
+    public static func * (a: Tensor, s: Float) -> Tensor { NN.map(a) { $0 * s } }
 
     public static func * (s: Float, a: Tensor) -> Tensor { a * s }
 

@@ -144,10 +144,10 @@ loss = F.mse_loss(a, b_)
 cases["mse"] = dict(x=t(a), target=t(b_), loss=float(loss.detach()), dx=t(da))
 
 # AdamW: three steps with different gradients, non-default hyperparameters.
-p = torch.randn(7, requires_grad=True)
+p = torch.randn(21, requires_grad=True)  # 2 SIMD8 blocks and a tail
 p0 = p.detach().clone()
 opt = torch.optim.AdamW([p], lr=0.01, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1)
-grads = [torch.randn(7) for _ in range(3)]
+grads = [torch.randn(21) for _ in range(3)]
 for g in grads:
     p.grad = g.clone()
     opt.step()
