@@ -58,7 +58,7 @@ struct ResnetBlock {
         return (out, saved)
     }
 
-    /// Returns dx; adds d(silu(temb)) into `dTembAct`.
+    /// Returns dx; adds d(silu(temb)) into `dTembAct` when parameter gradients are wanted.
     func backward(_ dOut: Tensor, _ s: Saved, tembAct: Tensor, dTembAct: inout Tensor, _ w: Weights,
                   _ sink: inout GradientSink) -> Tensor {
         var d = dOut
@@ -67,8 +67,11 @@ struct ResnetBlock {
         let da2 = conv2.backward(d, input: s.a2, w, &sink)!
         let dn2 = NN.siluBackward(da2, input: s.n2)
         let dh1 = norm2.backward(dn2, input: s.h1, stats: s.stats2, w, &sink)
-        let dProj = NN.addChannelBiasBackward(dh1, perSample: true)
-        dTembAct.add(timeProj.backward(dProj, input: tembAct, w, &sink)!)
+        // The time embedding only feeds parameters, so a frozen model skips its gradient.
+        if sink.enabled {
+            let dProj = NN.addChannelBiasBackward(dh1, perSample: true)
+            dTembAct.add(timeProj.backward(dProj, input: tembAct, w, &sink)!)
+        }
         let da1 = conv1.backward(dh1, input: s.a1, w, &sink)!
         let dn1 = NN.siluBackward(da1, input: s.n1)
         dx.add(norm1.backward(dn1, input: s.x, stats: s.stats1, w, &sink))

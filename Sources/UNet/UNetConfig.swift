@@ -136,7 +136,7 @@ public struct UNetConfig: Sendable, Equatable {
             useLinearProjection = try reader.bool("use_linear_projection") ?? false
             upcastAttention = try reader.bool("upcast_attention") ?? false
             attentionHeadDim = nil
-            let mid = try reader.string("mid_block_type", allowNull: true)
+            let mid = try reader.string("mid_block_type")
             if let mid, mid != "UNetMidBlock2DCrossAttn" {
                 throw UNetError(.unsupportedConfig, "mid_block_type", "\(mid) is not supported (UNetMidBlock2DCrossAttn or null)")
             }
@@ -153,7 +153,7 @@ public struct UNetConfig: Sendable, Equatable {
             upcastAttention = false
             // An explicit null means one head over all channels; an absent key is diffusers' default 8.
             attentionHeadDim = o["attention_head_dim"] == nil ? 8 : try reader.int("attention_head_dim")
-            let mid = try reader.string("mid_block_type", allowNull: true)
+            let mid = try reader.string("mid_block_type")
             if let mid, mid != "UNetMidBlock2D" {
                 throw UNetError(.unsupportedConfig, "mid_block_type", "\(mid) is not supported (UNetMidBlock2D or null)")
             }
@@ -184,9 +184,6 @@ public struct UNetConfig: Sendable, Equatable {
         try reader.requireNumber("conv_in_kernel", equals: 3)
         try reader.requireNumber("conv_out_kernel", equals: 3)
     }
-
-    /// The width every layer of block `i` keeps at its output (pruning never changes it).
-    public func channels(ofBlock i: Int) -> Int { blockOutChannels[i] }
 }
 
 /// Typed access to a config dictionary; every failure names the key.
@@ -200,7 +197,7 @@ private struct ConfigReader {
         return v
     }
 
-    func string(_ key: String, allowNull: Bool = true) throws -> String? {
+    func string(_ key: String) throws -> String? {
         guard let v = value(key) else { return nil }
         guard case .string(let s) = v else { throw UNetError(.invalidConfig, key, "expected a string, got \(v)") }
         return s
@@ -212,7 +209,7 @@ private struct ConfigReader {
         return d
     }
 
-    func int(_ key: String, allowNull: Bool = true) throws -> Int? {
+    func int(_ key: String) throws -> Int? {
         guard let d = try double(key) else { return nil }
         guard d == d.rounded(), abs(d) < 1e9 else { throw UNetError(.invalidConfig, key, "expected an integer, got \(d)") }
         return Int(d)
