@@ -62,11 +62,20 @@ extension NN {
                                 sgemm(transB: true, m: rows, n: g.sk, k: g.headDim, alpha: g.scale,
                                       a: qh + r0 * g.qWidth, lda: g.qWidth, b: kh, ldb: g.qWidth,
                                       c: ps.baseAddress!, ldc: g.sk)
+                                // Unnormalized probabilities; each output row is divided by its sum after P V.
+                                var sums = [Float](repeating: 0, count: rows)
                                 for r in 0..<rows {
-                                    pl[task * g.sq + r0 + r] = VectorMath.softmax(ps.baseAddress! + r * g.sk, count: g.sk)
+                                    let (m, s) = VectorMath.shiftedExp(ps.baseAddress! + r * g.sk, count: g.sk)
+                                    pl[task * g.sq + r0 + r] = m + logf(s)
+                                    sums[r] = s
                                 }
                                 sgemm(m: rows, n: g.valueDim, k: g.sk, a: ps.baseAddress!, lda: g.sk,
                                       b: vh, ldb: g.vWidth, c: oh + r0 * g.vWidth, ldc: g.vWidth)
+                                for r in 0..<rows {
+                                    let o = oh + (r0 + r) * g.vWidth
+                                    let inv = 1 / sums[r]
+                                    for j in 0..<g.valueDim { o[j] *= inv }
+                                }
                                 r0 += rows
                             }
                         }

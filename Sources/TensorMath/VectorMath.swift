@@ -35,10 +35,11 @@ enum VectorMath {
     @inline(__always)
     static func exp(_ x: Float) -> Float { exp(V(repeating: x))[0] }
 
-    /// In-place softmax of one row of `n` floats; returns its log-sum-exp (max + log of the sum of shifted
-    /// exps).
+    /// Replaces one row of `n` scores by exp(score - max) and returns the max and the sum of those
+    /// exps: a softmax without its division, which the caller folds into a smaller tensor (attention
+    /// scales its output rows instead of every probability).
     @inline(__always)
-    static func softmax(_ row: UnsafeMutablePointer<Float>, count n: Int) -> Float {
+    static func shiftedExp(_ row: UnsafeMutablePointer<Float>, count n: Int) -> (max: Float, sum: Float) {
         var mv = V(repeating: -.infinity)
         var i = 0
         while i + 8 <= n {
@@ -65,9 +66,7 @@ enum VectorMath {
             s += row[i]
             i += 1
         }
-        let inv = 1 / s
-        apply(row, row, count: n) { $0 * inv }
-        return m + logf(s)
+        return (m, s)
     }
 
     /// Applies `f` to `count` elements from `src` into `dst` (which may alias `src`), 8 lanes at a time.

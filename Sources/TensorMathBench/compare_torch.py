@@ -36,6 +36,7 @@ CONVS = [  # name, batch, inC, outC, size, kernel, stride, padding, paddingEnd
 ATTENTION = [  # name, batch, tokens, channels, heads
     ("attention 16x16 c256 1 head", 8, 256, 256, 1),
     ("attention 16x16 c256 8 heads", 8, 256, 256, 8),
+    ("attention 64x64 c320 8 heads", 2, 4096, 320, 8),
 ]
 
 

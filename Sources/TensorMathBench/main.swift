@@ -36,6 +36,8 @@ let convCases: [ConvCase] = [
 let attentionCases: [AttentionCase] = [
     AttentionCase(name: "attention 16x16 c256 1 head", batch: 8, tokens: 256, channels: 256, heads: 1),
     AttentionCase(name: "attention 16x16 c256 8 heads", batch: 8, tokens: 256, channels: 256, heads: 8),
+    // SD-1.5's first transformer at 64x64 latents, batch 2 (classifier-free guidance).
+    AttentionCase(name: "attention 64x64 c320 8 heads", batch: 2, tokens: 4096, channels: 320, heads: 8),
 ]
 
 /// Every convolution of the google/ddpm-cifar10-32 UNet2DModel at batch 8, as (count, case): read from
