@@ -91,7 +91,7 @@ struct SampleCommand: ParsableCommand {
                 note("row \(i + 1)/\(conditions.count) done", quiet: common.quiet)
             }
             let png = try PNGImage.grid(Tensor.concatBatch(rows), columns: count)
-            try SafetensorsFreeOutput.write(png, to: out, force: binary.force)
+            try writeBytes(png, to: out, force: binary.force)
         }
     }
 
@@ -141,11 +141,10 @@ extension Tensor {
     }
 }
 
-/// Writes non-safetensors bytes (the PNG) through the same atomic output as checkpoints.
-enum SafetensorsFreeOutput {
-    static func write(_ bytes: [UInt8], to path: String, force: Bool) throws {
-        let output = try OutputFile(path: path, force: force)
-        try output.write(bytes)
-        try output.commit()
-    }
+/// Writes raw bytes (the PNG) through the same atomic output as checkpoints (temp file + rename, or
+/// standard output for `-`).
+private func writeBytes(_ bytes: [UInt8], to path: String, force: Bool) throws {
+    let output = try OutputFile(path: path, force: force)
+    try output.write(bytes)
+    try output.commit()
 }
