@@ -39,9 +39,8 @@ extension NN {
                         for ch in 0..<cpg {
                             let scale = r * (pg.isEmpty ? 1 : pg[g0 + ch])
                             let shift = (pb.isEmpty ? 0 : pb[g0 + ch]) - m * scale
-                            let src = base + ch * inner
-                            let dst = out.baseAddress! + s * setSize + ch * inner
-                            for i in 0..<inner { dst[i] = src[i] * scale + shift }
+                            VectorMath.apply(base + ch * inner, out.baseAddress! + s * setSize + ch * inner,
+                                             count: inner) { $0 * scale + shift }
                         }
                     }
                 }
@@ -87,11 +86,7 @@ extension NN {
                     for ch in 0..<cpg {
                         let xs = px.baseAddress! + s * setSize + ch * inner
                         let ds = pdy.baseAddress! + s * setSize + ch * inner
-                        var sd: Float = 0, sdx: Float = 0
-                        for i in 0..<inner {
-                            sd += ds[i]
-                            sdx += ds[i] * (xs[i] - m)
-                        }
+                        var (sd, sdx) = VectorMath.sumAndShiftedDot(ds, xs, count: inner, shift: m)
                         sdx *= r
                         if wantParams {
                             ppg[n * c + g0 + ch] = sdx
@@ -108,10 +103,10 @@ extension NN {
                         let xs = px.baseAddress! + s * setSize + ch * inner
                         let ds = pdy.baseAddress! + s * setSize + ch * inner
                         let dd = pdx.baseAddress! + s * setSize + ch * inner
-                        for i in 0..<inner {
-                            let xhat = (xs[i] - m) * r
-                            dd[i] = r * (ds[i] * gch - meanD - xhat * meanDX)
-                        }
+                        // dx = r * (dy * gamma - meanD - xhat * meanDX), xhat = (x - m) * r.
+                        let (a, c) = (r * gch, r * meanD - r * r * m * meanDX)
+                        let bx = r * r * meanDX
+                        VectorMath.apply(ds, xs, dd, count: inner) { d, x in a * d - c - bx * x }
                     }
                 }
             }
@@ -250,31 +245,24 @@ extension NN {
         return grads
     }
 
-    /// Two-pass mean and 1/sqrt(biased variance + eps), accumulated in Double across Float blocks.
+    /// Two-pass mean and 1/sqrt(biased variance + eps), accumulated in Double across blocks of 1024.
     @inline(__always)
     static func meanAndRstd(_ p: UnsafePointer<Float>, count n: Int, eps: Float) -> (Float, Float) {
         guard n > 0 else { return (0, 1 / eps.squareRoot()) }
         var total: Double = 0
         var i = 0
         while i < n {
-            let end = Swift.min(n, i + 256)
-            var s: Float = 0
-            for j in i..<end { s += p[j] }
-            total += Double(s)
-            i = end
+            let len = Swift.min(1024, n - i)
+            total += Double(VectorMath.sum(p + i, count: len))
+            i += len
         }
         let m = Float(total / Double(n))
         var sq: Double = 0
         i = 0
         while i < n {
-            let end = Swift.min(n, i + 256)
-            var s: Float = 0
-            for j in i..<end {
-                let t = p[j] - m
-                s += t * t
-            }
-            sq += Double(s)
-            i = end
+            let len = Swift.min(1024, n - i)
+            sq += Double(VectorMath.sumOfSquares(p + i, count: len, shift: m))
+            i += len
         }
         let variance = Float(sq / Double(n))
         return (m, 1 / (variance + eps).squareRoot())

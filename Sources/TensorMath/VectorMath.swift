@@ -69,6 +69,64 @@ enum VectorMath {
         return (m, s)
     }
 
+    /// Sum of `n` floats. Swift keeps float additions in source order, so a plain loop never vectorizes;
+    /// eight lane accumulators do (and round slightly differently from a sequential sum).
+    @inline(__always)
+    static func sum(_ p: UnsafePointer<Float>, count n: Int) -> Float {
+        var acc = V(repeating: 0)
+        var i = 0
+        while i + 8 <= n {
+            acc += UnsafeRawPointer(p + i).loadUnaligned(as: V.self)
+            i += 8
+        }
+        var s = acc.sum()
+        while i < n {
+            s += p[i]
+            i += 1
+        }
+        return s
+    }
+
+    /// Sum of (p[i] - shift)^2.
+    @inline(__always)
+    static func sumOfSquares(_ p: UnsafePointer<Float>, count n: Int, shift: Float) -> Float {
+        var acc = V(repeating: 0)
+        var i = 0
+        while i + 8 <= n {
+            let d = UnsafeRawPointer(p + i).loadUnaligned(as: V.self) - shift
+            acc += d * d
+            i += 8
+        }
+        var s = acc.sum()
+        while i < n {
+            s += (p[i] - shift) * (p[i] - shift)
+            i += 1
+        }
+        return s
+    }
+
+    /// (sum of a[i], sum of a[i] * (b[i] - shift)): the two reductions of a normalization's backward.
+    @inline(__always)
+    static func sumAndShiftedDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count n: Int,
+                                 shift: Float) -> (Float, Float) {
+        var s0 = V(repeating: 0), s1 = V(repeating: 0)
+        var i = 0
+        while i + 8 <= n {
+            let va = UnsafeRawPointer(a + i).loadUnaligned(as: V.self)
+            let vb = UnsafeRawPointer(b + i).loadUnaligned(as: V.self)
+            s0 += va
+            s1 += va * (vb - shift)
+            i += 8
+        }
+        var r0 = s0.sum(), r1 = s1.sum()
+        while i < n {
+            r0 += a[i]
+            r1 += a[i] * (b[i] - shift)
+            i += 1
+        }
+        return (r0, r1)
+    }
+
     /// Applies `f` to `count` elements from `src` into `dst` (which may alias `src`), 8 lanes at a time.
     @inline(__always)
     static func apply(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, count n: Int,
