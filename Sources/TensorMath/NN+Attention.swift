@@ -149,9 +149,8 @@ extension NN {
                                   b: pv.baseAddress! + vOff, ldb: g.vWidth, c: dprobs, ldc: g.sk)
                             for r in 0..<rows {
                                 let p = probs + r * g.sk, dp = dprobs + r * g.sk
-                                var dot: Float = 0
-                                for j in 0..<g.sk { dot += p[j] * dp[j] }
-                                for j in 0..<g.sk { dp[j] = p[j] * (dp[j] - dot) }
+                                let dot = VectorMath.sumAndShiftedDot(p, dp, count: g.sk, shift: 0).1
+                                VectorMath.apply(p, dp, dp, count: g.sk) { pv, dpv in pv * (dpv - dot) }
                             }
                             // dQ = scale dS K ; dK += scale dS^T Q
                             sgemm(m: rows, n: g.headDim, k: g.sk, alpha: g.scale, a: dprobs, lda: g.sk,

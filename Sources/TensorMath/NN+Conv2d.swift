@@ -218,10 +218,7 @@ extension NN {
         t.data.withUnsafeBufferPointer { p in
             for n in 0..<b {
                 for ch in 0..<c {
-                    let row = p.baseAddress! + (n * c + ch) * inner
-                    var s: Float = 0
-                    for i in 0..<inner { s += row[i] }
-                    sums[ch] += Double(s)
+                    sums[ch] += Double(VectorMath.sum(p.baseAddress! + (n * c + ch) * inner, count: inner))
                 }
             }
         }

@@ -195,28 +195,36 @@ extension NN {
             Parallel.forRanges(workers) { ws in
                 for w in ws {
                     let lo = rows * w / workers, hi = rows * (w + 1) / workers
-                    for row in lo..<hi {
-                        let m = pm[row], r = pr[row]
-                        let xs = px.baseAddress! + row * d
-                        let ds = pdy.baseAddress! + row * d
-                        var sumD: Float = 0, sumDX: Float = 0
-                        for i in 0..<d {
-                            let xhat = (xs[i] - m) * r
-                            let g: Float = pg.isEmpty ? 1 : pg[i]
-                            sumD += ds[i] * g
-                            sumDX += ds[i] * g * xhat
-                            if wantParams {
-                                ppg[w * d + i] += ds[i] * xhat
-                                ppb[w * d + i] += ds[i]
+                    // dy * gamma of the current row.
+                    var scaled = [Float](repeating: 0, count: d)
+                    scaled.withUnsafeMutableBufferPointer { t in
+                        for row in lo..<hi {
+                            let m = pm[row], r = pr[row]
+                            let xs = px.baseAddress! + row * d
+                            let ds = pdy.baseAddress! + row * d
+                            let gdy: UnsafePointer<Float>
+                            if pg.isEmpty {
+                                gdy = ds
+                            } else {
+                                VectorMath.apply(ds, pg.baseAddress!, t.baseAddress!, count: d) { $0 * $1 }
+                                gdy = UnsafePointer(t.baseAddress!)
                             }
-                        }
-                        guard wantInput else { continue }
-                        let meanD = sumD / Float(d), meanDX = sumDX / Float(d)
-                        let dd = pdx.baseAddress! + row * d
-                        for i in 0..<d {
-                            let xhat = (xs[i] - m) * r
-                            let g: Float = pg.isEmpty ? 1 : pg[i]
-                            dd[i] = r * (ds[i] * g - meanD - xhat * meanDX)
+                            let sumD = VectorMath.sum(gdy, count: d)
+                            let sumDX = r * VectorMath.sumAndShiftedDot(gdy, xs, count: d, shift: m).1
+                            if wantParams {
+                                for i in 0..<d {
+                                    ppg[w * d + i] += ds[i] * (xs[i] - m) * r
+                                    ppb[w * d + i] += ds[i]
+                                }
+                            }
+                            guard wantInput else { continue }
+                            let meanD = sumD / Float(d), meanDX = sumDX / Float(d)
+                            let dd = pdx.baseAddress! + row * d
+                            for i in 0..<d {
+                                let xhat = (xs[i] - m) * r
+                                let g: Float = pg.isEmpty ? 1 : pg[i]
+                                dd[i] = r * (ds[i] * g - meanD - xhat * meanDX)
+                            }
                         }
                     }
                 }

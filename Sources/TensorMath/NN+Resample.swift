@@ -80,10 +80,7 @@ extension NN {
         return Tensor(uninitializedShape: [b, c]) { out in
             dy.data.withUnsafeBufferPointer { p in
                 for plane in 0..<(b * c) {
-                    let s = p.baseAddress! + plane * inner
-                    var acc: Float = 0
-                    for i in 0..<inner { acc += s[i] }
-                    out[plane] = acc
+                    out[plane] = VectorMath.sum(p.baseAddress! + plane * inner, count: inner)
                 }
             }
         }
