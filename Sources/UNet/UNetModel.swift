@@ -318,8 +318,29 @@ public struct UNet2D: Sendable {
     /// parameter (a frozen teacher passes false and no parameter-gradient memory is used).
     public func backward(_ tape: UNetTape, outputGradient: Tensor?, blockGradients: [BlockOutput: Tensor] = [:],
                          parameterGradients: Bool) -> UNetGradients {
-        let w = parameters
         var sink = GradientSink(enabled: parameterGradients)
+        return backward(tape, outputGradient: outputGradient, blockGradients: blockGradients, sink: &sink)
+    }
+
+    /// Like `backward(_:outputGradient:blockGradients:parameterGradients:)`, but adds the parameter
+    /// gradients into `accumulated` instead of returning a fresh set: several losses (for example
+    /// L_CU + lambda * L_ft, with lambda folded into their output gradients) then share one gradient
+    /// buffer per parameter. The returned `parameters` is empty.
+    public func backward(_ tape: UNetTape, outputGradient: Tensor?, blockGradients: [BlockOutput: Tensor] = [:],
+                         accumulatingInto accumulated: inout [String: Tensor]) -> UNetGradients {
+        var sink = GradientSink(enabled: true)
+        sink.values = accumulated
+        accumulated = [:]
+        var result = backward(tape, outputGradient: outputGradient, blockGradients: blockGradients, sink: &sink)
+        accumulated = sink.values
+        result.parameters = [:]
+        return result
+    }
+
+    private func backward(_ tape: UNetTape, outputGradient: Tensor?, blockGradients: [BlockOutput: Tensor],
+                          sink: inout GradientSink) -> UNetGradients {
+        let w = parameters
+        let parameterGradients = sink.enabled
         var dContext: Tensor? = tape.context.map { Tensor(zeros: $0.shape) }
         var dTembAct = Tensor(zeros: tape.tembAct.shape)
         let tembAct = tape.tembAct

@@ -93,3 +93,24 @@ final class ParityTests: XCTestCase {
         XCTAssertEqual(y, out.sample)
     }
 }
+
+final class AccumulationTests: XCTestCase {
+    /// Two backward passes accumulated into one buffer equal the sum of two separate gradient sets.
+    func testAccumulatedGradientsEqualTheSumOfSeparatePasses() throws {
+        let f = try ParityTests.load("cond_small")
+        let (_, tape) = try f.model.forward(sample: f.io["sample"]!, timesteps: f.io["timestep"]!.data,
+                                            encoderHiddenStates: f.io["encoder_hidden_states"], recording: true)
+        let cot = f.io["cotangent"]!
+        let a = f.model.backward(tape!, outputGradient: cot, parameterGradients: true).parameters
+        let b = f.model.backward(tape!, outputGradient: cot * 0.5, blockGradients: [.mid: f.grads["inject.mid"]!],
+                                 parameterGradients: true).parameters
+        var sum: [String: Tensor] = [:]
+        _ = f.model.backward(tape!, outputGradient: cot, accumulatingInto: &sum)
+        _ = f.model.backward(tape!, outputGradient: cot * 0.5, blockGradients: [.mid: f.grads["inject.mid"]!],
+                             accumulatingInto: &sum)
+        XCTAssertEqual(Set(sum.keys), Set(a.keys))
+        for (name, g) in sum {
+            XCTAssertLessThanOrEqual(relativeMaxError(g, a[name]! + b[name]!), 1e-6, name)
+        }
+    }
+}
