@@ -18,10 +18,11 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CSystem"),
 
         .target(
             name: "TensorFormats",
-            dependencies: ["CZstd", "CHDF5"]
+            dependencies: ["CZstd", "CHDF5", "CSystem"]
         ),
         .target(name: "TensorMath", dependencies: ["CBLAS"]),
         .target(name: "UNet", dependencies: ["TensorMath", "TensorFormats"]),

@@ -100,17 +100,24 @@ public enum Converter {
         let byName = Dictionary(uniqueKeysWithValues: chosen.map { ($0.name, $0) })
         var localResult = result
         try writer.write(to: output) { info, sink in
-            let tensor = byName[info.name]!
-            let overflow = try emit(tensor, from: plan.checkpoint, sink: sink) { bytes in
-                localResult.bytesRead += bytes
-                progress?(localResult.bytesRead)
-            }
-            if overflow > 0 { localResult.overflows.append(CastOverflow(tensor: tensor.name, count: overflow)) }
-            localResult.tensors += 1
+            try emit(byName[info.name]!, from: plan.checkpoint, sink: sink, progress: progress, result: &localResult)
         }
         localResult.bytesWritten += output.bytesWritten
         result = localResult
         return writer.header
+    }
+
+    /// Streams one tensor through its cast into `sink`, counting it, its bytes and its overflows in `result`.
+    static func emit(_ tensor: PlannedTensor, from checkpoint: Checkpoint, sink: (UnsafeRawBufferPointer) throws -> Void,
+                     progress: ProgressSink?, result: inout ConvertResult) throws {
+        var bytesRead = result.bytesRead
+        let overflow = try emit(tensor, from: checkpoint, sink: sink) { bytes in
+            bytesRead += bytes
+            progress?(bytesRead)
+        }
+        result.bytesRead = bytesRead
+        if overflow > 0 { result.overflows.append(CastOverflow(tensor: tensor.name, count: overflow)) }
+        result.tensors += 1
     }
 
     /// Streams one tensor through a cast. Returns how many values overflowed the target type.
@@ -138,16 +145,12 @@ public enum Converter {
             let destination = buffer
             var partials = [Int](repeating: 0, count: maximumWorkers)
             partials.withUnsafeMutableBufferPointer { slots in
-            parallelParts(count: elements, granularity: granularity) { worker, part in
-                let inStart = part.lowerBound * source.bitsPerElement / 8
-                let inEnd = (part.upperBound * source.bitsPerElement + 7) / 8
-                let outStart = part.lowerBound * tensor.dtype.bitsPerElement / 8
-                let outEnd = (part.upperBound * tensor.dtype.bitsPerElement + 7) / 8
-                let count = ElementCodec.cast(from: source, UnsafeRawBufferPointer(rebasing: piece[inStart..<inEnd]),
-                                              to: tensor.dtype, UnsafeMutableRawBufferPointer(rebasing: destination[outStart..<outEnd]),
-                                              elements: part.count)
-                slots[worker] = count
-            }
+                parallelParts(count: elements, granularity: granularity) { worker, part in
+                    let input = (part.lowerBound * source.bitsPerElement / 8)..<((part.upperBound * source.bitsPerElement + 7) / 8)
+                    let output = (part.lowerBound * tensor.dtype.bitsPerElement / 8)..<((part.upperBound * tensor.dtype.bitsPerElement + 7) / 8)
+                    slots[worker] = ElementCodec.cast(from: source, UnsafeRawBufferPointer(rebasing: piece[input]), to: tensor.dtype,
+                                                      UnsafeMutableRawBufferPointer(rebasing: destination[output]), elements: part.count)
+                }
             }
             overflow += partials.reduce(0, +)
             try sink(UnsafeRawBufferPointer(rebasing: destination[0..<outBytes]))
@@ -226,9 +229,15 @@ public enum Converter {
 
     /// Writes `base` (a `.safetensors` path) as shards plus index, or as the single file when one shard suffices.
     /// Every file is committed only after all were written.
-    public static func writeSharded(_ plan: ConvertPlan, base: String, maxBytes: Int, metadata: Metadata?,
+    /// `order` gives the key order (state-dict order) when the caller knows it.
+    public static func writeSharded(_ plan: ConvertPlan, base: String, maxBytes: Int, metadata: Metadata?, order: [String]? = nil,
                                     progress: ProgressSink? = nil, result: inout ConvertResult) throws {
-        let shards = shardPlan(keyOrder(plan), maxBytes: maxBytes)
+        var ordered = keyOrder(plan)
+        if let order {
+            let rank = Dictionary(uniqueKeysWithValues: order.enumerated().map { ($1, $0) })
+            ordered.sort { (rank[$0.name] ?? Int.max) < (rank[$1.name] ?? Int.max) }
+        }
+        let shards = shardPlan(ordered, maxBytes: maxBytes)
         if shards.count == 1 {
             let output = try OutputFile(path: base)
             try writeSafetensors(plan, metadata: metadata, to: output, progress: progress, result: &result)

@@ -180,6 +180,18 @@ public enum Differ {
         return result
     }
 
+    private static func floatExact(_ dtype: DType) -> Bool { dtype == .f32 || dtype == .f16 || dtype == .bf16 }
+
+    /// Float values of a chunk: the mapped bytes themselves for F32, a decoded copy otherwise.
+    private static func floats(_ dtype: DType, _ bytes: UnsafeRawBufferPointer, _ count: Int) -> (values: UnsafeBufferPointer<Float>, release: () -> Void) {
+        if dtype == .f32, Int(bitPattern: bytes.baseAddress) % MemoryLayout<Float>.alignment == 0 {
+            return (bytes.bindMemory(to: Float.self), {})
+        }
+        let copy = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+        ElementCodec.decodeFloats(dtype, bytes, elements: count, into: copy)
+        return (UnsafeBufferPointer(copy), { copy.deallocate() })
+    }
+
     private static func byteRange(_ dtype: DType, _ start: Int, _ count: Int) -> Range<Int> {
         (start * dtype.bitsPerElement / 8)..<((start + count) * dtype.bitsPerElement + 7) / 8
     }
@@ -207,17 +219,25 @@ public enum Differ {
         let atol = options.absoluteTolerance, rtol = options.relativeTolerance
         partials.withUnsafeMutableBufferPointer { slots in
             parallelParts(count: elements, granularity: 4, minimumPerPart: 1 << 15) { worker, part in
-                let scalars = ElementCodec.scalarCount(dtypeA, elements: part.count)
-                let va = UnsafeMutableBufferPointer<Double>.allocate(capacity: scalars)
-                let vb = UnsafeMutableBufferPointer<Double>.allocate(capacity: scalars)
-                defer { va.deallocate(); vb.deallocate() }
                 let ra = byteRange(dtypeA, part.lowerBound, part.count)
                 let rb = byteRange(dtypeB, part.lowerBound, part.count)
-                ElementCodec.decode(dtypeA, UnsafeRawBufferPointer(rebasing: bytesA[ra]), elements: part.count, into: va)
-                ElementCodec.decode(dtypeB, UnsafeRawBufferPointer(rebasing: bytesB[rb]), elements: part.count, into: vb)
+                let a = UnsafeRawBufferPointer(rebasing: bytesA[ra]), b = UnsafeRawBufferPointer(rebasing: bytesB[rb])
                 var local = ValueDifference()
-                for i in 0..<scalars { local.accumulate(va[i], vb[i], atol: atol, rtol: rtol) }
-                if dtypeA.isComplex { local.elements /= 2 }
+                if floatExact(dtypeA) && floatExact(dtypeB) {
+                    // Types that float32 holds exactly: decode to floats (F32 is read in place), accumulate in double.
+                    let fa = floats(dtypeA, a, part.count), fb = floats(dtypeB, b, part.count)
+                    defer { fa.release(); fb.release() }
+                    for i in 0..<part.count { local.accumulate(Double(fa.values[i]), Double(fb.values[i]), atol: atol, rtol: rtol) }
+                } else {
+                    let scalars = ElementCodec.scalarCount(dtypeA, elements: part.count)
+                    let va = UnsafeMutableBufferPointer<Double>.allocate(capacity: scalars)
+                    let vb = UnsafeMutableBufferPointer<Double>.allocate(capacity: scalars)
+                    defer { va.deallocate(); vb.deallocate() }
+                    ElementCodec.decode(dtypeA, a, elements: part.count, into: va)
+                    ElementCodec.decode(dtypeB, b, elements: part.count, into: vb)
+                    for i in 0..<scalars { local.accumulate(va[i], vb[i], atol: atol, rtol: rtol) }
+                    if dtypeA.isComplex { local.elements /= 2 }
+                }
                 slots[worker] = local
             }
         }

@@ -114,11 +114,18 @@ func formatNumber(_ x: Double) -> String {
 func table(_ rows: [[String]]) -> String {
     guard let columns = rows.map(\.count).max() else { return "" }
     var widths = [Int](repeating: 0, count: columns)
-    for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
-    return rows.map { row in
-        row.enumerated().map { i, cell in i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
-            .joined(separator: "  ")
-    }.joined(separator: "\n")
+    let counted = rows.map { row in row.map { ($0, $0.count) } }
+    for row in counted { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.1) } }
+    var out = ""
+    for (r, row) in counted.enumerated() {
+        if r > 0 { out += "\n" }
+        for (i, (cell, width)) in row.enumerated() {
+            if i > 0 { out += "  " }
+            out += cell
+            if i < row.count - 1 { out += String(repeating: " ", count: widths[i] - width) }
+        }
+    }
+    return out
 }
 
 /// Prints text to standard output.
@@ -132,8 +139,10 @@ func parseByteSize(_ text: String) -> Int? {
                                   ("TB", 1_000_000_000_000), ("GB", 1_000_000_000), ("MB", 1_000_000), ("KB", 1000), ("B", 1)]
     let upper = text.uppercased().trimmingCharacters(in: .whitespaces)
     for (suffix, factor) in units where upper.hasSuffix(suffix) {
-        guard let value = Double(upper.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), value > 0 else { return nil }
-        return Int(value * Double(factor))
+        guard let value = Double(upper.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), value > 0,
+              value * Double(factor) < Double(Int.max) else { return nil }
+        let bytes = Int(value * Double(factor))
+        return bytes > 0 ? bytes : nil
     }
     return Int(upper).flatMap { $0 > 0 ? $0 : nil }
 }

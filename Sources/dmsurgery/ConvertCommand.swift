@@ -20,7 +20,11 @@ struct ConvertCommand: ParsableCommand {
         diffusion_pytorch_model.safetensors and config.json when the input has a model config, else \
         model.safetensors. With --shard-size, shards and an index are written as huggingface_hub does. \
         A model config travels inside single-file and stream outputs as the dmsurgery.config metadata key. \
-        Outputs are written to a temporary file, fsynced and renamed: an error or interrupt leaves nothing.
+        Outputs are written to a temporary file, fsynced and renamed: an error or interrupt leaves nothing. \
+        HDF5 output (.h5, .hdf5 or --to hdf5) uses --layout dmsurgery (default, round-trips exactly) or \
+        keras3, and --compress gzip[:LEVEL] or zstd[:LEVEL] for its datasets; safetensors output takes \
+        --compress zstd[:LEVEL] or a .zst suffix (formats/hdf5.md, formats/zstd.md). Inputs compressed \
+        with zstd are read transparently.
 
         Exit status: 0 success; 2 invalid or unreadable input, or an I/O error; 64 usage error.
         """
@@ -32,23 +36,27 @@ struct ConvertCommand: ParsableCommand {
     @Argument(help: "Output path, folder, or - for standard output.")
     var output: String
 
-    @Option(help: "Cast floating-point tensors to this type (f16, bf16, f32, f64).")
+    @Option(help: ArgumentHelp("Cast floating-point tensors to this type (f16, bf16, f32, f64).", valueName: "type"))
     var dtype: String?
 
-    @Option(help: "Keep only tensors matching this glob (repeatable; * crosses dots).")
+    @Option(help: ArgumentHelp("Keep only tensors matching this glob (repeatable; * crosses dots).", valueName: "glob"))
     var only: [String] = []
 
-    @Option(help: "Drop tensors matching this glob (repeatable).")
+    @Option(help: ArgumentHelp("Drop tensors matching this glob (repeatable).", valueName: "glob"))
     var exclude: [String] = []
 
-    @Option(help: "Rename a dotted prefix: FROM=TO (repeatable; empty TO strips the prefix).")
+    @Option(help: ArgumentHelp("Rename a dotted prefix: FROM=TO (repeatable; empty TO strips the prefix).", valueName: "from=to"))
     var rename: [String] = []
 
-    @Option(help: "Write shards of at most this size (e.g. 5GB, 500MB, 2GiB) plus an index.")
+    @Option(help: ArgumentHelp("Write shards of at most this size (e.g. 5GB, 500MB, 2GiB) plus an index.", valueName: "size"))
     var shardSize: String?
 
     @Option(help: "Output format when OUT's suffix does not say.")
     var to: OutputFormat?
+
+    @Option(help: ArgumentHelp("Compress the output: zstd[:LEVEL] (any output; a .zst suffix implies zstd), or gzip[:LEVEL] (HDF5 datasets).",
+                               valueName: "codec[:level]"))
+    var compress: String?
 
     @OptionGroup var inputOptions: InputOptions
     @OptionGroup var binary: BinaryOutputOptions
@@ -69,23 +77,65 @@ struct ConvertCommand: ParsableCommand {
         if shardSize != nil && output == "-" {
             throw ValidationError("--shard-size writes several files and cannot go to standard output")
         }
+        // HDF5 and zstd output (issue 3).
+        if let compress, HDF5Compression(parsing: compress) == nil {
+            throw ValidationError("--compress takes zstd[:1-22] or gzip[:0-9] (got '\(compress)')")
+        }
+        if outputFormat == .hdf5 {
+            if let layout = inputOptions.layout, HDF5WriteLayout(rawValue: layout) == nil {
+                throw ValidationError("--layout for HDF5 output is one of \(HDF5WriteLayout.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(layout)')")
+            }
+            if shardSize != nil { throw ValidationError("--shard-size applies to safetensors output only") }
+            if output.lowercased().hasSuffix(".zst") { throw ValidationError("HDF5 output is compressed inside the file: use --compress, not a .zst suffix") }
+        } else if let compression = outputCompression, compression.codec != .zstd {
+            throw ValidationError("safetensors output is compressed with zstd only (got '\(compress!)')")
+        } else if outputCompression != nil, shardSize != nil {
+            throw ValidationError("--compress does not apply to sharded output")
+        }
+    }
+
+    /// The output format: --to, else OUT's suffix (a trailing .zst aside).
+    private var outputFormat: OutputFormat {
+        let plain = output.lowercased().hasSuffix(".zst") ? String(output.dropLast(4)) : output
+        return to ?? (hasHDF5Suffix(plain) ? .hdf5 : .safetensors)
+    }
+
+    /// --compress, or zstd at the default level for a .zst output.
+    private var outputCompression: HDF5Compression? {
+        if let compress { return HDF5Compression(parsing: compress) }
+        return output.lowercased().hasSuffix(".zst") ? HDF5Compression(codec: .zstd, level: Zstd.defaultLevel) : nil
     }
 
     func run() throws {
         try runCommand {
-            var checkpoint = try openCheckpoint(input, inputOptions)
+            // With HDF5 output, --layout names the output layout, so the input's is recognised (issue 3).
+            var readOptions = inputOptions
+            if outputFormat == .hdf5 { readOptions.layout = nil }
+            var checkpoint = try openCheckpoint(input, readOptions)
             let selection = TensorSelection(only: only, exclude: exclude, renames: rename.compactMap(RenameRule.init(argument:)))
             let target = dtype.flatMap(DType.init(userName:))
             var plan = try ConvertPlan(checkpoint: checkpoint, dtype: target, selection: selection)
-            let format = to ?? (hasHDF5Suffix(output) ? .hdf5 : .safetensors)
-            guard format == .safetensors else {
-                throw TensorFormatError(.unsupported, "HDF5 output is not available in this build", file: output)
+            if outputFormat == .hdf5 {
+                try refuseOverwritingInput(output, checkpoint)
+                let bar = ProgressBar("convert", total: plan.tensors.reduce(0) { $0 + $1.source.byteCount }, quiet: common.quiet)
+                var result = ConvertResult()
+                try Converter.writeHDF5(plan, metadata: plan.metadata(embedConfig: true), to: output, force: binary.force,
+                                        layout: inputOptions.layout.flatMap(HDF5WriteLayout.init(rawValue:)) ?? .dmsurgery,
+                                        compression: outputCompression, progress: bar.update, result: &result)
+                try checkpoint.finish()
+                bar.finish()
+                for overflow in result.overflows {
+                    note("warning: \(formatCount(overflow.count)) values overflowed \(target?.rawValue ?? "the target type") (tensor '\(overflow.tensor)')", quiet: common.quiet)
+                }
+                note("wrote \(output): \(formatCount(result.tensors)) tensors, \(formatBytes(result.bytesWritten)) of tensor data", quiet: common.quiet)
+                return
             }
             let folder = output != "-" && (output.hasSuffix("/") || isDirectory(output))
             let base = folder ? folderWeights(output, hasConfig: checkpoint.configJSON != nil) : output
             try refuseOverwritingInput(base, checkpoint)
 
-            let embedConfig = !folder
+            // A folder or a shard set carries the config as config.json beside the weights instead.
+            let embedConfig = !folder && shardSize == nil
             let metadata = plan.metadata(embedConfig: embedConfig)
             let layout = SafetensorsWriter(tensors: plan.specs, metadata: metadata).header
             if checkpoint.isSequential && (shardSize != nil || plan.needsReordering(for: layout)) {
@@ -100,13 +150,15 @@ struct ConvertCommand: ParsableCommand {
                 try Converter.writeSharded(plan, base: base, maxBytes: maxBytes, metadata: metadata, progress: bar.update, result: &result)
             } else {
                 let out = try OutputFile(path: base, force: binary.force)
+                if let compression = outputCompression { out.zstd = try ZstdEncoder(level: compression.level) }
                 try Converter.writeSafetensors(plan, metadata: metadata, to: out, progress: bar.update, result: &result)
                 try out.commit()
                 result.files.append(base)
             }
             try checkpoint.finish()
-            if folder, let config = checkpoint.configJSON {
-                let configPath = (output.hasSuffix("/") ? output : output + "/") + "config.json"
+            if !embedConfig, let config = checkpoint.configJSON {
+                let directory = (base as NSString).deletingLastPathComponent
+                let configPath = (directory.isEmpty ? "" : directory + "/") + "config.json"
                 let out = try OutputFile(path: configPath)
                 try out.write(Array(config.utf8))
                 try out.commit()
@@ -136,7 +188,7 @@ struct ConvertCommand: ParsableCommand {
 
 func hasHDF5Suffix(_ path: String) -> Bool {
     let lower = path.lowercased()
-    return lower.hasSuffix(".h5") || lower.hasSuffix(".hdf5") || lower.hasSuffix(".keras")
+    return lower.hasSuffix(".h5") || lower.hasSuffix(".hdf5")
 }
 
 func isDirectory(_ path: String) -> Bool {

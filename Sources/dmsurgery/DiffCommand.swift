@@ -37,6 +37,9 @@ struct DiffCommand: ParsableCommand {
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
+    @Flag(help: "List every changed tensor, also those within tolerance.")
+    var all = false
+
     @OptionGroup var input: InputOptions
     @OptionGroup var common: CommonOptions
 
@@ -64,10 +67,15 @@ struct DiffCommand: ParsableCommand {
         if !report.onlyInB.isEmpty { lines.append("only in B (\(report.onlyInB.count)):"); lines += report.onlyInB.map { "  " + $0 } }
         let changed = report.compared.filter { !$0.identical }
         let differing = report.changed
-        if !changed.isEmpty {
+        let listed = all ? changed : differing
+        if changed.count > differing.count {
+            lines.append("\(changed.count - differing.count) tensors changed within tolerance (atol \(formatNumber(atol)), rtol \(formatNumber(rtol)))"
+                         + (all ? "" : "; --all lists them"))
+        }
+        if !listed.isEmpty {
             lines.append("changed (\(differing.count) over tolerance of \(report.compared.count) compared; atol \(formatNumber(atol)), rtol \(formatNumber(rtol))):")
             var rows = [["  TENSOR", "DTYPE", "SHAPE", "MAX_ABS", "MAX_REL", "REL_L2", "COSINE", "OVER_TOL"]]
-            for t in changed {
+            for t in listed {
                 let dtype = t.dtypeChanged ? "\(t.dtypeA.rawValue)->\(t.dtypeB.rawValue)" : t.dtypeA.rawValue
                 let shape = t.shapeChanged ? "\(formatShape(t.shapeA))->\(formatShape(t.shapeB))" : formatShape(t.shapeA)
                 if let v = t.values {
@@ -82,7 +90,11 @@ struct DiffCommand: ParsableCommand {
         if !report.metadata.isEmpty {
             lines.append("metadata differences (\(report.metadata.count)):")
             for m in report.metadata {
-                func show(_ v: String?) -> String { v.map { $0.count > 60 ? String($0.prefix(60)) + "…" : $0 } ?? "(absent)" }
+                func show(_ v: String?) -> String {
+                    guard let v else { return "(absent)" }
+                    let line = v.replacingOccurrences(of: "\n", with: " ")
+                    return line.count > 60 ? String(line.prefix(60)) + "… (\(v.utf8.count) bytes)" : line
+                }
                 lines.append("  \(m.key): \(show(m.a)) -> \(show(m.b))")
             }
         }

@@ -21,10 +21,10 @@ struct VerifyCommand: ParsableCommand {
     @Argument(help: "Checkpoint: a .safetensors file, a *.index.json, a model folder, or - for standard input.")
     var checkpoint: String
 
-    @Option(name: .customLong("sha256"), help: "Check the files against this sha256sum manifest.")
+    @Option(name: .customLong("sha256"), help: ArgumentHelp("Check the files against this sha256sum manifest.", valueName: "manifest"))
     var manifest: String?
 
-    @Option(name: .customLong("write-sha256"), help: "Write a sha256sum manifest of the files here (- for standard output).")
+    @Option(name: .customLong("write-sha256"), help: ArgumentHelp("Write a sha256sum manifest of the files here (- for standard output).", valueName: "manifest"))
     var writeManifest: String?
 
     @Flag(help: "Print one JSON object instead of text.")

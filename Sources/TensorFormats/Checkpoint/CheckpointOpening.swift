@@ -32,7 +32,17 @@ extension Checkpoint {
         if path == "-" { return try openStandardInput(options: options) }
         guard Sys.exists(path) else { throw TensorFormatError(.notFound, "no such file or directory", file: path) }
         if Sys.isDirectory(path) { return try openFolder(path, options: options) }
-        if path.hasSuffix(".index.json") { return try openIndex(path, name: path, config: nil, format: .shardedSafetensors) }
+        if path.hasSuffix(".index.json") {
+            let configPath = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("config.json")
+            return try openIndex(path, name: path, config: try readConfig(configPath), format: .shardedSafetensors)
+        }
+        // HDF5 and zstd inputs (issue 3): recognised by signature; Keras 3 shard indexes by suffix.
+        if HDF5Reader.isShardedIndex(path) { return try openHDF5(path, name: path, options: options) }
+        switch signature(ofFile: path) {
+        case .hdf5: return try openHDF5(path, name: path, options: options)
+        case .zstd: return try openZstdFile(path, options: options)
+        case .other: break
+        }
         return try openFile(path, name: path, options: options)
     }
 
@@ -84,16 +94,16 @@ extension Checkpoint {
 
     static func openStandardInput(options: OpenOptions) throws -> Checkpoint {
         let st = try Sys.fileStatus(STDIN_FILENO, "-")
-        if st.st_mode & S_IFMT == S_IFREG {
-            return try openFile("-", name: "-", descriptor: STDIN_FILENO, options: options)
-        }
         let stdin = FileDescriptorSource(fd: STDIN_FILENO, name: "-")
-        if options.randomAccess {
-            let spooled = try spool(stdin)
-            defer { Sys.close(spooled.fd) }
-            return try openFile(spooled.path, name: "-", descriptor: spooled.fd, options: options)
+        if st.st_mode & S_IFMT == S_IFREG {
+            // A redirected file: mapped, unless it is HDF5 or zstd (issue 3).
+            if case .other = signature(ofDescriptor: STDIN_FILENO, path: "-") {
+                return try openFile("-", name: "-", descriptor: STDIN_FILENO, options: options)
+            }
+            return try openSniffing(stdin, options: options)
         }
-        return try openStream(stdin, name: "-")
+        // Pipes: zstd and HDF5 recognised by their first bytes (issue 3).
+        return try openSniffing(stdin, options: options)
     }
 
     /// Reads a safetensors header from a stream; tensors follow in storage order.
@@ -128,7 +138,7 @@ extension Checkpoint {
         var template = Array("\(directory)/dmsurgery-spool-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { throw Sys.fail("cannot create a spool file", directory) }
-        let path = String(cString: template)
+        let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         TemporaryFiles.register(path)
         defer {
             unlink(path)
@@ -146,20 +156,22 @@ extension Checkpoint {
 
     // MARK: Folders and shards
 
+    /// The model config beside the weights, if there is one.
+    static func readConfig(_ path: String) throws -> String? {
+        guard Sys.exists(path) else { return nil }
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw TensorFormatError(.invalidConfig, "cannot read config.json as UTF-8", file: path)
+        }
+        try validateConfig(text, file: path)
+        return text
+    }
+
     static func openFolder(_ directory: String, options: OpenOptions) throws -> Checkpoint {
         let root = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
         if Sys.exists(root + "/model_index.json"), Sys.isDirectory(root + "/unet") {
             return try openFolder(root + "/unet", options: options)
         }
-        var config: String?
-        let configPath = root + "/config.json"
-        if Sys.exists(configPath) {
-            guard let data = FileManager.default.contents(atPath: configPath), let text = String(data: data, encoding: .utf8) else {
-                throw TensorFormatError(.invalidConfig, "cannot read config.json as UTF-8", file: configPath)
-            }
-            try validateConfig(text, file: configPath)
-            config = text
-        }
+        let config = try readConfig(root + "/config.json")
         guard let weights = folderWeightNames.first(where: { Sys.exists(root + "/" + $0) }) else {
             let hint = Sys.exists(root + "/diffusion_pytorch_model.bin") ? " (pickle .bin weights are not read: convert them with diffusers first)" : ""
             throw TensorFormatError(.unknownFormat, "folder has none of \(folderWeightNames.joined(separator: ", "))\(hint)", file: directory)
@@ -186,7 +198,7 @@ extension Checkpoint {
         switch parsed {
         case .success(let v): value = v
         case .failure(let error):
-            if case .duplicateKey(let key) = error.kind {
+            if case .duplicateKey(let key, _) = error.kind {
                 throw TensorFormatError(.duplicateKey, "index repeats the key '\(key)'", file: indexPath, tensor: key)
             }
             throw TensorFormatError(.invalidIndex, "index is not valid JSON: \(error.message)", file: indexPath)

@@ -3,9 +3,11 @@
 /// Casts round to nearest even, as torch does, including its quirks measured on torch 2.13 CPU and
 /// pinned by fixtures/safetensors/casts: a float64 source is first rounded to float32 before any
 /// narrower target (torch's half, bfloat16 and float8 types are built from float), bfloat16 NaN is
-/// 0xFFFF, F8_E4M3 saturates at ±448 (infinity included), FNUZ types overflow to their NaN, and
+/// 0xFFFF when the source is float32 (0x7FC0 from other types), F8_E4M3 saturates at ±448 (infinity included), FNUZ types overflow to their NaN, and
 /// F8_E8M0 rounds the mantissa half up. F4 and F6 (no torch cast exists) saturate, as the OCP MX
 /// specification recommends, and cannot hold NaN, which becomes +0 and counts as an overflow.
+/// Widening keeps a NaN's sign and payload bits (torch's vectorised loops are position-dependent
+/// there, so NaN payloads are compared as NaN, not bit for bit).
 public enum ElementCodec {
     // MARK: - Half and bfloat16 bit conversions
 
@@ -34,7 +36,20 @@ public enum ElementCodec {
         halfTable[Int(bits)]
     }
 
-    static let halfTable: [Float] = (0..<65536).map { Float(Float16(bitPattern: UInt16($0))) }
+    static let halfTable: [Float] = (0..<65536).map { halfToFloatBits(UInt16($0)) }
+
+    /// Exact half -> float32 by bit manipulation, keeping NaN payloads (a hardware convert would quiet them).
+    private static func halfToFloatBits(_ h: UInt16) -> Float {
+        let sign = UInt32(h & 0x8000) << 16
+        let exponent = UInt32(h >> 10) & 0x1F
+        let mantissa = UInt32(h & 0x3FF)
+        if exponent == 0x1F { return Float(bitPattern: sign | 0x7F80_0000 | mantissa << 13) }
+        if exponent == 0 {
+            let magnitude = Float(mantissa) * Float(sign: .plus, exponent: -24, significand: 1)
+            return sign != 0 ? -magnitude : magnitude
+        }
+        return Float(bitPattern: sign | (exponent + 112) << 23 | mantissa << 13)
+    }
 
     /// float32 -> bfloat16, round to nearest even; every NaN becomes 0xFFFF as torch's vectorised cast gives.
     @inline(__always)
@@ -163,12 +178,15 @@ public enum ElementCodec {
     }()
 
     /// float32 -> F8_E8M0 (unsigned power of two): the sign is dropped, NaN and infinity map to 0xFF,
-    /// and a mantissa of one half or more rounds the exponent up, as torch does.
+    /// and the significand rounds to nearest even, as torch does: for a normal number the implicit
+    /// leading 1 is odd, so a half rounds up; for a subnormal it is 0, so exactly 2^-127 stays code 0.
     public static func e8m0Code(_ value: Float) -> (code: UInt8, overflowed: Bool) {
         let bits = value.bitPattern
         let exponent = (bits >> 23) & 0xFF
         if exponent == 0xFF { return (0xFF, false) }
-        if bits & 0x40_0000 != 0 { return (UInt8(exponent + 1), exponent + 1 == 0xFF) }
+        let guardBit = bits & 0x40_0000 != 0
+        let sticky = bits & 0x3F_FFFF != 0
+        if guardBit && (sticky || exponent != 0) { return (UInt8(exponent + 1), exponent + 1 == 0xFF) }
         return (UInt8(exponent), false)
     }
 
@@ -269,6 +287,11 @@ public enum ElementCodec {
         switch (source, target) {
         case (.f32, .bf16): return f32ToBF16(src, dst, elements)
         case (.f32, .f16): return f32ToF16(src, dst, elements)
+        case (.bf16, .f32), (.f16, .f32):
+            // Exact widening that keeps NaN payloads (the wide path below goes through Double).
+            let values = UnsafeMutableBufferPointer<Float>(start: dst.baseAddress!.assumingMemoryBound(to: Float.self), count: elements)
+            decodeFloats(source, src, elements: elements, into: values)
+            return 0
         default: break
         }
         // Wide path: decode exactly, then round once (via float32 for every target narrower than it, as torch).
@@ -288,7 +311,8 @@ public enum ElementCodec {
         case .f16, .bf16:
             for i in 0..<elements {
                 let f = Float(wide[i])
-                let code = target == .f16 ? halfBits(f) : bfloat16Bits(f)
+                var code = target == .f16 ? halfBits(f) : bfloat16Bits(f)
+                if target == .bf16 && f.isNaN { code = 0x7FC0 }
                 if wide[i].isFinite && code & 0x7FFF == (target == .f16 ? 0x7C00 : 0x7F80) { overflow += 1 }
                 dst.storeBytes(of: code.littleEndian, toByteOffset: 2 * i, as: UInt16.self)
             }
@@ -313,26 +337,24 @@ public enum ElementCodec {
     }
 
     private static func f32ToBF16(_ src: UnsafeRawBufferPointer, _ dst: UnsafeMutableRawBufferPointer, _ n: Int) -> Int {
-        var overflow = 0
-        let s = src.baseAddress!
-        let d = dst.baseAddress!
-        for i in 0..<n {
-            let f = Float(bitPattern: s.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
-            let code = bfloat16Bits(f)
-            overflow &+= (code & 0x7FFF == 0x7F80 && f.isFinite) ? 1 : 0
-            d.storeBytes(of: code, toByteOffset: 2 * i, as: UInt16.self)
-        }
-        return overflow
+        narrowFloats(src, dst, n, infinity: 0x7F80, bfloat16Bits)
     }
 
     private static func f32ToF16(_ src: UnsafeRawBufferPointer, _ dst: UnsafeMutableRawBufferPointer, _ n: Int) -> Int {
+        narrowFloats(src, dst, n, infinity: 0x7C00, halfBits)
+    }
+
+    /// float32 -> a 16-bit float, counting finite values that became infinite.
+    @inline(__always)
+    private static func narrowFloats(_ src: UnsafeRawBufferPointer, _ dst: UnsafeMutableRawBufferPointer, _ n: Int,
+                                     infinity: UInt16, _ convert: (Float) -> UInt16) -> Int {
         var overflow = 0
         let s = src.baseAddress!
         let d = dst.baseAddress!
         for i in 0..<n {
             let f = Float(bitPattern: s.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
-            let code = halfBits(f)
-            overflow &+= (code & 0x7FFF == 0x7C00 && f.isFinite) ? 1 : 0
+            let code = convert(f)
+            overflow &+= (code & 0x7FFF == infinity && f.isFinite) ? 1 : 0
             d.storeBytes(of: code, toByteOffset: 2 * i, as: UInt16.self)
         }
         return overflow

@@ -53,7 +53,8 @@ public struct JSONMember: Sendable, Equatable {
 public struct JSONParseError: Error, Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         case syntax
-        case duplicateKey(String)
+        /// `parent` is the key of the enclosing object (nil at the top level).
+        case duplicateKey(String, parent: String?)
         case notUTF8
     }
     public var kind: Kind
@@ -114,11 +115,11 @@ public struct JSONParser {
         position += count
     }
 
-    private mutating func parseValue(depth: Int) throws(JSONParseError) -> JSONValue {
+    private mutating func parseValue(depth: Int, key: String? = nil) throws(JSONParseError) -> JSONValue {
         guard depth < JSONParser.maximumDepth else { throw error("nesting deeper than \(JSONParser.maximumDepth)") }
         guard let byte = current else { throw error("unexpected end of input") }
         switch byte {
-        case UInt8(ascii: "{"): return try parseObject(depth: depth)
+        case UInt8(ascii: "{"): return try parseObject(depth: depth, key: key)
         case UInt8(ascii: "["): return try parseArray(depth: depth)
         case UInt8(ascii: "\""): return .string(try parseString())
         case UInt8(ascii: "t"): try expect("true"); return .bool(true)
@@ -129,7 +130,7 @@ public struct JSONParser {
         }
     }
 
-    private mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONValue {
+    private mutating func parseObject(depth: Int, key parentKey: String?) throws(JSONParseError) -> JSONValue {
         position += 1
         var members: [JSONMember] = []
         var seen: Set<String> = []
@@ -145,14 +146,14 @@ public struct JSONParser {
             let key = try parseString()
             if rejectDuplicateKeys {
                 guard seen.insert(key).inserted else {
-                    throw JSONParseError(kind: .duplicateKey(key), message: "duplicate key '\(key)'", offset: keyStart)
+                    throw JSONParseError(kind: .duplicateKey(key, parent: parentKey), message: "duplicate key '\(key)'", offset: keyStart)
                 }
             }
             skipWhitespace()
             guard current == UInt8(ascii: ":") else { throw error("expected ':'") }
             position += 1
             skipWhitespace()
-            let value = try parseValue(depth: depth + 1)
+            let value = try parseValue(depth: depth + 1, key: key)
             members.append(JSONMember(key, value))
             skipWhitespace()
             guard let next = current else { throw error("unexpected end of input") }

@@ -58,7 +58,14 @@ public struct SafetensorsHeader: Sendable, Equatable {
             value = try JSONParser.parse(json)
         } catch {
             switch error.kind {
-            case .duplicateKey(let key): throw TensorFormatError(.duplicateKey, "header repeats the key '\(key)'", tensor: key)
+            case .duplicateKey(let key, nil) where key == "__metadata__":
+                throw TensorFormatError(.duplicateKey, "header has two __metadata__ objects")
+            case .duplicateKey(let key, nil):
+                throw TensorFormatError(.duplicateKey, "header lists the tensor twice", tensor: key)
+            case .duplicateKey(let key, "__metadata__"?):
+                throw TensorFormatError(.duplicateKey, "metadata repeats the key '\(key)'")
+            case .duplicateKey(let key, let parent?):
+                throw TensorFormatError(.duplicateKey, "entry repeats the field '\(key)'", tensor: parent)
             default: throw TensorFormatError(.headerInvalidJSON, "header is not valid JSON: \(error.message)")
             }
         }
@@ -83,8 +90,9 @@ public struct SafetensorsHeader: Sendable, Equatable {
                 throw TensorFormatError(.trailingBytes, "\(bufferSize - end) bytes follow the last tensor's data (the buffer must end the file)")
             }
             if end > bufferSize {
-                throw TensorFormatError(.truncated, "data needs \(end) bytes but the file holds \(bufferSize) after the header",
-                                        tensor: header.tensorsInStorageOrder.last?.name)
+                // Name the tensor the file ends inside, if it ends inside one.
+                let cut = header.tensors.first { $0.dataOffsets.lowerBound < bufferSize && $0.dataOffsets.upperBound > bufferSize }
+                throw TensorFormatError(.truncated, "data needs \(end) bytes but the file holds \(bufferSize) after the header", tensor: cut?.name)
             }
         }
         return header

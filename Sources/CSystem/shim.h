@@ -1,0 +1,15 @@
+#ifndef DMSURGERY_CSYSTEM_SHIM_H
+#define DMSURGERY_CSYSTEM_SHIM_H
+/* Linux calls Glibc's Swift module does not export (they need _GNU_SOURCE there). */
+#include <unistd.h>
+#include <sys/syscall.h>
+
+#define DMS_SYNC_FILE_RANGE_WAIT_BEFORE 1u
+#define DMS_SYNC_FILE_RANGE_WRITE 2u
+#define DMS_SYNC_FILE_RANGE_WAIT_AFTER 4u
+
+/* sync_file_range(2): start (and optionally wait for) writeback of a byte range. */
+static inline int dms_sync_file_range(int fd, long long offset, long long count, unsigned int flags) {
+    return (int)syscall(SYS_sync_file_range, fd, offset, count, flags);
+}
+#endif
