@@ -70,6 +70,8 @@ struct ConvLayer {
     let stride: Int
     let padding: Int
     let padBottomRight: Bool
+    /// kh * kw.
+    let kernelArea: Int
 
     init(_ table: inout ParameterTable, _ prefix: String, in inC: Int?, out outC: Int?, denseOut: Int? = nil,
          kernel: Int, stride: Int = 1, padding: Int, padBottomRight: Bool = false) throws {
@@ -78,6 +80,7 @@ struct ConvLayer {
         outChannels = s[0]
         inChannels = s[1]
         _ = try table.shape(prefix + ".bias", [outChannels], fill: .zeros)
+        kernelArea = kernel * kernel
         bias = prefix + ".bias"
         self.stride = stride
         self.padding = padding

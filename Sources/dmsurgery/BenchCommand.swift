@@ -22,7 +22,8 @@ struct TrainStepBench: ParsableCommand {
         DDPM linear schedule, an epsilon-prediction MSE loss, and, for conditional models, random encoder \
         hidden states of 77 tokens. With --config instead of --model the weights are freshly initialised. \
         The first step is a warm-up and is not counted. --json prints one object with seconds_per_step, \
-        forward, backward, update, parameters, batch, size, threads, steps and loss.
+        forward, backward, update, parameters, batch, size, threads, steps, loss, nominal_gflop (3x the \
+        forward's multiply-adds x 2, Winograd savings not subtracted) and gflops (nominal work per second).
 
         Exit status: 0 success, 2 invalid or unreadable input, 64 usage error.
         """
@@ -79,11 +80,15 @@ struct TrainStepBench: ParsableCommand {
             let mean = StepTiming(forward: timings.map(\.forward).reduce(0, +) / n,
                                   backward: timings.map(\.backward).reduce(0, +) / n,
                                   update: timings.map(\.update).reduce(0, +) / n)
+            // Nominal work: forward + backward (input and weight gradients) = 3 x forward.
+            let flops = 3 * unet.forwardFLOPs(batch: batch, height: side, width: side)
+            let gflops = flops / mean.total / 1e9
             if json {
                 emit("""
                 {"seconds_per_step": \(mean.total), "forward": \(mean.forward), "backward": \(mean.backward), \
                 "update": \(mean.update), "parameters": \(unet.parameterCount), "batch": \(batch), "size": \(side), \
-                "threads": \(ComputeThreads.cores), "steps": \(timings.count), "loss": \(loss)}
+                "threads": \(ComputeThreads.cores), "steps": \(timings.count), "loss": \(loss), \
+                "nominal_gflop": \(flops / 1e9), "gflops": \(gflops)}
                 """)
             } else {
                 emit(table([["seconds per step", String(format: "%.3f", mean.total)],
@@ -91,7 +96,8 @@ struct TrainStepBench: ParsableCommand {
                             ["backward", String(format: "%.3f", mean.backward)],
                             ["update", String(format: "%.3f", mean.update)],
                             ["parameters", formatCount(unet.parameterCount)],
-                            ["batch", "\(batch) x \(cfg.inChannels) x \(side) x \(side)"]]))
+                            ["batch", "\(batch) x \(cfg.inChannels) x \(side) x \(side)"],
+                            ["nominal work", String(format: "%.1f GFLOP (%.1f GFLOP/s)", flops / 1e9, gflops)]]))
             }
         }
     }
