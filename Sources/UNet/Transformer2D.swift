@@ -35,15 +35,17 @@ struct TransformerBlock {
 
     func forward(_ x0: Tensor, context: Tensor, _ w: Weights, save: Bool) -> (Tensor, Saved?) {
         let (n1, s1) = norm1.forward(x0, w)
-        let (a1, sa1) = attn1.forward(n1, context: nil, w, save: save)
-        let x1 = a1 + x0
+        // Residual adds go into the sublayer outputs, which are fresh and unshared.
+        var (x1, sa1) = attn1.forward(n1, context: nil, w, save: save)
+        x1.add(x0)
         let (n2, s2) = norm2.forward(x1, w)
-        let (a2, sa2) = attn2.forward(n2, context: context, w, save: save)
-        let x2 = a2 + x1
+        var (x2, sa2) = attn2.forward(n2, context: context, w, save: save)
+        x2.add(x1)
         let (n3, s3) = norm3.forward(x2, w)
         let p = ffIn.forward(n3, w)
         let g = NN.geglu(p)
-        let out = ffOut.forward(g, w) + x2
+        var out = ffOut.forward(g, w)
+        out.add(x2)
         guard save else { return (out, nil) }
         return (out, Saved(x0: x0, s1: s1, n1: n1, a1: sa1!, x1: x1, s2: s2, n2: n2, a2: sa2!,
                            x2: x2, s3: s3, n3: n3, p: p, g: g))
