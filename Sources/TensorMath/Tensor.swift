@@ -29,6 +29,8 @@ public struct Tensor: Sendable, Equatable {
     /// `init(zeros:)` pays, which matters for the large activations kernels produce.
     @inlinable
     public init(uninitializedShape shape: [Int], fill: (UnsafeMutableBufferPointer<Float>) -> Void) {
+        // Every kernel allocates its result here, so this is where the process-wide setup happens once.
+        ComputeThreads.ensureConfigured()
         let n = Tensor.elementCount(shape)
         self.shape = shape
         self.data = [Float](unsafeUninitializedCapacity: n) { buffer, initialized in
