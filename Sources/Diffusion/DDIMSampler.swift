@@ -17,14 +17,18 @@ public struct DDIMSampler: Sendable {
             let ratio = n / count
             return (0..<count).reversed().map { $0 * ratio + config.stepsOffset }
         case .trailing:
-            // np.round(np.arange(n, 0, -n / count)) - 1
+            // np.round(np.arange(n, 0, -n / count)) - 1. numpy's arange steps by (start + step) - start,
+            // which can differ from the step in the last bit and move a value across a .5 boundary.
             let ratio = Double(n) / Double(count)
             let length = Int((Double(n) / ratio).rounded(.up))
-            return (0..<length).map { Int((Double(n) - Double($0) * ratio).rounded(.toNearestOrEven)) - 1 }
+            let delta = (Double(n) - ratio) - Double(n)
+            return (0..<length).map { Int((Double(n) + Double($0) * delta).rounded(.toNearestOrEven)) - 1 }
         case .linspace:
+            // np.linspace(0, n - 1, count).round()[::-1]: i * step, the last value exactly n - 1.
             let last = Double(n - 1)
+            let step = count > 1 ? last / Double(count - 1) : 0
             return (0..<count).reversed().map { i in
-                let v = count == 1 ? 0 : Double(i) * last / Double(count - 1)
+                let v = i == count - 1 && count > 1 ? last : Double(i) * step
                 return Int(v.rounded(.toNearestOrEven))
             }
         }

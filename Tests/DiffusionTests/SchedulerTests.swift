@@ -51,7 +51,8 @@ final class SchedulerTests: XCTestCase {
 
     func testDDIMTimestepsMatchDiffusersForEverySpacing() {
         for (spacing, offset, steps) in [(TimestepSpacing.leading, 1, 50), (.leading, 0, 7), (.trailing, 0, 10),
-                                         (.linspace, 0, 9)] {
+                                         (.trailing, 0, 48), (.trailing, 0, 112), (.linspace, 0, 9),
+                                         (.linspace, 0, 47), (.linspace, 0, 999)] {
             var c = SchedulerConfig.stableDiffusion
             c.timestepSpacing = spacing
             c.stepsOffset = offset
