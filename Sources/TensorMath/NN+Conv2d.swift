@@ -54,13 +54,17 @@ extension NN {
         if let bias { precondition(bias.shape == [g.outC], "conv2d: bias \(bias.shape) for \(g.outC) outputs") }
         switch algorithm {
         case .winogradF4:
-            return winogradConv2d(x, weight: weight, bias: bias, geometry: g, plan: WinogradF4Plan.self)
+            return winogradConv2d(x, weight: weight, bias: bias, geometry: g, plan: WinogradF4Plan.self,
+                                  imagesPerChunk: imagesPerChunk)
         case .winograd:
-            return winogradConv2d(x, weight: weight, bias: bias, geometry: g, plan: WinogradPlan.self)
+            return winogradConv2d(x, weight: weight, bias: bias, geometry: g, plan: WinogradPlan.self,
+                                  imagesPerChunk: imagesPerChunk)
         case .automatic where WinogradF4Plan.applies(g, paddingEnd: paddingEnd):
-            return winogradConv2d(x, weight: weight, bias: bias, geometry: g, plan: WinogradF4Plan.self)
+            return winogradConv2d(x, weight: weight, bias: bias, geometry: g, plan: WinogradF4Plan.self,
+                                  imagesPerChunk: imagesPerChunk)
         case .automatic where WinogradPlan.applies(g, paddingEnd: paddingEnd):
-            return winogradConv2d(x, weight: weight, bias: bias, geometry: g, plan: WinogradPlan.self)
+            return winogradConv2d(x, weight: weight, bias: bias, geometry: g, plan: WinogradPlan.self,
+                                  imagesPerChunk: imagesPerChunk)
         default:
             break
         }
@@ -128,16 +132,16 @@ extension NN {
         switch algorithm {
         case .winogradF4:
             return winogradConv2dBackward(dy, input: x, weight: weight, hasBias: hasBias, geometry: g, needs: needs,
-                                          plan: WinogradF4Plan.self)
+                                          plan: WinogradF4Plan.self, imagesPerChunk: imagesPerChunk)
         case .winograd:
             return winogradConv2dBackward(dy, input: x, weight: weight, hasBias: hasBias, geometry: g, needs: needs,
-                                          plan: WinogradPlan.self)
+                                          plan: WinogradPlan.self, imagesPerChunk: imagesPerChunk)
         case .automatic where WinogradF4Plan.applies(g, paddingEnd: paddingEnd):
             return winogradConv2dBackward(dy, input: x, weight: weight, hasBias: hasBias, geometry: g, needs: needs,
-                                          plan: WinogradF4Plan.self)
+                                          plan: WinogradF4Plan.self, imagesPerChunk: imagesPerChunk)
         case .automatic where WinogradPlan.applies(g, paddingEnd: paddingEnd):
             return winogradConv2dBackward(dy, input: x, weight: weight, hasBias: hasBias, geometry: g, needs: needs,
-                                          plan: WinogradPlan.self)
+                                          plan: WinogradPlan.self, imagesPerChunk: imagesPerChunk)
         default:
             break
         }

@@ -278,10 +278,11 @@ enum ConvAlgorithm {
 
 extension NN {
     static func winogradConv2d<Plan: WinogradTransforms>(_ x: Tensor, weight: Tensor, bias: Tensor?,
-                                                         geometry g: ConvGeometry, plan _: Plan.Type) -> Tensor {
+                                                         geometry g: ConvGeometry, plan _: Plan.Type,
+                                                         imagesPerChunk: Int?) -> Tensor {
         let plan = Plan(g)
         let np = Plan.positions
-        let chunk = plan.imagesPerChunk
+        let chunk = Swift.max(1, Swift.min(g.batch, imagesPerChunk ?? plan.imagesPerChunk))
         let maxTiles = chunk * plan.tilesPerImage
         let us = plan.weightStride
         let vs = WinogradPlan.matrixStride(rows: g.inC, tiles: maxTiles)
@@ -325,11 +326,11 @@ extension NN {
 
     static func winogradConv2dBackward<Plan: WinogradTransforms>(
         _ dy: Tensor, input x: Tensor, weight: Tensor, hasBias: Bool, geometry g: ConvGeometry,
-        needs: GradientNeeds, plan _: Plan.Type
+        needs: GradientNeeds, plan _: Plan.Type, imagesPerChunk: Int?
     ) -> LayerGradients {
         let plan = Plan(g)
         let np = Plan.positions
-        let chunk = plan.imagesPerChunk
+        let chunk = Swift.max(1, Swift.min(g.batch, imagesPerChunk ?? plan.imagesPerChunk))
         let maxTiles = chunk * plan.tilesPerImage
         let wantInput = needs.contains(.input), wantParams = needs.contains(.parameters)
         let us = plan.weightStride

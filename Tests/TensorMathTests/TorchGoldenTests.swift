@@ -76,6 +76,26 @@ final class TorchGoldenTests: XCTestCase {
         assertClose(gw.weight, gd.weight!, tolerance: 5e-5, "dW")
     }
 
+    func testWinogradChunksOfImagesAccumulateTheWeightGradient() {
+        // 3 images in chunks of 2 + 1: the weight gradient sums the chunks' sgemms.
+        var rng = SeededRandom(33)
+        let x = rng.tensor([3, 8, 9, 8]), w = rng.tensor([6, 8, 3, 3], scale: 0.2), b = rng.tensor([6])
+        let dy = rng.tensor([3, 6, 9, 8])
+        let direct = NN.conv2d(x, weight: w, bias: b, stride: 1, padding: 1, algorithm: .im2col, imagesPerChunk: nil)
+        let gd = NN.conv2dBackward(dy, input: x, weight: w, hasBias: true, stride: 1, padding: 1, needs: .all,
+                                   algorithm: .im2col, imagesPerChunk: nil)
+        for algorithm in [ConvAlgorithm.winograd, .winogradF4] {
+            let tolerance: Float = algorithm == .winograd ? 1e-5 : 5e-5
+            let y = NN.conv2d(x, weight: w, bias: b, stride: 1, padding: 1, algorithm: algorithm, imagesPerChunk: 2)
+            assertClose(y, direct, tolerance: tolerance, "\(algorithm) y")
+            let g = NN.conv2dBackward(dy, input: x, weight: w, hasBias: true, stride: 1, padding: 1, needs: .all,
+                                      algorithm: algorithm, imagesPerChunk: 2)
+            assertClose(g.input, gd.input!, tolerance: tolerance, "\(algorithm) dx")
+            assertClose(g.weight, gd.weight!, tolerance: tolerance, "\(algorithm) dW")
+            assertClose(g.bias, gd.bias!, tolerance: 1e-5, "\(algorithm) db")
+        }
+    }
+
     func testWinogradAgreesWithIm2colAtUNetSize() {
         var rng = SeededRandom(31)
         let x = rng.tensor([2, 32, 16, 16]), w = rng.tensor([24, 32, 3, 3], scale: 0.1), b = rng.tensor([24])
