@@ -57,13 +57,13 @@ extension NN {
             return winogradConv2d(x, weight: weight, bias: bias, geometry: g, plan: WinogradF4Plan.self,
                                   imagesPerChunk: imagesPerChunk)
         case .winograd:
-            return winogradConv2d(x, weight: weight, bias: bias, geometry: g, plan: WinogradPlan.self,
+            return winogradConv2d(x, weight: weight, bias: bias, geometry: g, plan: WinogradF2Plan.self,
                                   imagesPerChunk: imagesPerChunk)
         case .automatic where WinogradF4Plan.applies(g, paddingEnd: paddingEnd):
             return winogradConv2d(x, weight: weight, bias: bias, geometry: g, plan: WinogradF4Plan.self,
                                   imagesPerChunk: imagesPerChunk)
-        case .automatic where WinogradPlan.applies(g, paddingEnd: paddingEnd):
-            return winogradConv2d(x, weight: weight, bias: bias, geometry: g, plan: WinogradPlan.self,
+        case .automatic where WinogradF2Plan.applies(g, paddingEnd: paddingEnd):
+            return winogradConv2d(x, weight: weight, bias: bias, geometry: g, plan: WinogradF2Plan.self,
                                   imagesPerChunk: imagesPerChunk)
         default:
             break
@@ -135,13 +135,13 @@ extension NN {
                                           plan: WinogradF4Plan.self, imagesPerChunk: imagesPerChunk)
         case .winograd:
             return winogradConv2dBackward(dy, input: x, weight: weight, hasBias: hasBias, geometry: g, needs: needs,
-                                          plan: WinogradPlan.self, imagesPerChunk: imagesPerChunk)
+                                          plan: WinogradF2Plan.self, imagesPerChunk: imagesPerChunk)
         case .automatic where WinogradF4Plan.applies(g, paddingEnd: paddingEnd):
             return winogradConv2dBackward(dy, input: x, weight: weight, hasBias: hasBias, geometry: g, needs: needs,
                                           plan: WinogradF4Plan.self, imagesPerChunk: imagesPerChunk)
-        case .automatic where WinogradPlan.applies(g, paddingEnd: paddingEnd):
+        case .automatic where WinogradF2Plan.applies(g, paddingEnd: paddingEnd):
             return winogradConv2dBackward(dy, input: x, weight: weight, hasBias: hasBias, geometry: g, needs: needs,
-                                          plan: WinogradPlan.self, imagesPerChunk: imagesPerChunk)
+                                          plan: WinogradF2Plan.self, imagesPerChunk: imagesPerChunk)
         default:
             break
         }

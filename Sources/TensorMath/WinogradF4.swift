@@ -136,7 +136,7 @@ struct WinogradF4Plan: WinogradTransforms {
                         into v: UnsafeMutablePointer<Float>) {
         let (h, w) = (g.height, g.width)
         let tc = images.count * tilesPerImage
-        let stride36 = WinogradPlan.matrixStride(rows: channels, tiles: tc)
+        let stride36 = winogradMatrixStride(rows: channels, tiles: tc)
         let (ph, pw) = (paddedH, paddedW)
         Parallel.forRanges(images.count * channels, grain: 1) { planes in
             var plane = [Float](repeating: 0, count: ph * pw)
@@ -172,7 +172,7 @@ struct WinogradF4Plan: WinogradTransforms {
                          into y: UnsafeMutablePointer<Float>) {
         let (oh, ow, cout) = (g.outH, g.outW, g.outC)
         let tc = images.count * tilesPerImage
-        let stride36 = WinogradPlan.matrixStride(rows: cout, tiles: tc)
+        let stride36 = winogradMatrixStride(rows: cout, tiles: tc)
         Parallel.forRanges(images.count * cout, grain: 1) { planes in
             for pl in planes {
                 let (i, co) = (pl / cout, pl % cout)
@@ -216,7 +216,7 @@ struct WinogradF4Plan: WinogradTransforms {
     func transformOutputGradient(_ dy: UnsafePointer<Float>, images: Range<Int>, into dm: UnsafeMutablePointer<Float>) {
         let (oh, ow, cout) = (g.outH, g.outW, g.outC)
         let tc = images.count * tilesPerImage
-        let stride36 = WinogradPlan.matrixStride(rows: cout, tiles: tc)
+        let stride36 = winogradMatrixStride(rows: cout, tiles: tc)
         Parallel.forRanges(images.count * cout, grain: 1) { planes in
             for pl in planes {
                 let (i, co) = (pl / cout, pl % cout)
@@ -255,7 +255,7 @@ struct WinogradF4Plan: WinogradTransforms {
     func transformInputGradient(_ dv: UnsafePointer<Float>, images: Range<Int>, into dx: UnsafeMutablePointer<Float>) {
         let (h, w, cin) = (g.height, g.width, g.inC)
         let tc = images.count * tilesPerImage
-        let stride36 = WinogradPlan.matrixStride(rows: cin, tiles: tc)
+        let stride36 = winogradMatrixStride(rows: cin, tiles: tc)
         let (ph, pw) = (paddedH, paddedW)
         Parallel.forRanges(images.count * cin, grain: 1) { planes in
             var plane = [Float](repeating: 0, count: ph * pw)
