@@ -29,6 +29,8 @@ let convCases: [ConvCase] = [
     ConvCase(name: "conv3x3 256->256 8x8", batch: 8, inC: 256, outC: 256, size: 8, kernel: 3, stride: 1, padding: 1, paddingEnd: 1),
     ConvCase(name: "conv3x3 256->256 4x4", batch: 8, inC: 256, outC: 256, size: 4, kernel: 3, stride: 1, padding: 1, paddingEnd: 1),
     ConvCase(name: "conv3x3s2 128->128 32->16", batch: 8, inC: 128, outC: 128, size: 32, kernel: 3, stride: 2, padding: 0, paddingEnd: 1),
+    ConvCase(name: "conv3x3 3->128 32x32 (conv_in)", batch: 8, inC: 3, outC: 128, size: 32, kernel: 3, stride: 1, padding: 1, paddingEnd: 1),
+    ConvCase(name: "conv3x3 128->3 32x32 (conv_out)", batch: 8, inC: 128, outC: 3, size: 32, kernel: 3, stride: 1, padding: 1, paddingEnd: 1),
     ConvCase(name: "conv1x1 384->128 32x32", batch: 8, inC: 384, outC: 128, size: 32, kernel: 1, stride: 1, padding: 0, paddingEnd: 0),
     ConvCase(name: "conv1x1 512->256 8x8", batch: 8, inC: 512, outC: 256, size: 8, kernel: 1, stride: 1, padding: 0, paddingEnd: 0),
 ]
