@@ -17,6 +17,7 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CSystem"),
 
         .target(
@@ -34,14 +35,20 @@ let package = Package(
             name: "dmsurgery",
             dependencies: [
                 "TensorFormats", "Surgery", "UNet", "Diffusion",
+                "CPNG",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // libFuzzer entry for the safetensors header parser; built with -DFUZZING by scripts/fuzz.
         .executableTarget(name: "SafetensorsFuzzer", dependencies: ["TensorFormats"]),
+        // Kernel GFLOP/s at the cifar10 UNet's shapes; compare_torch.py runs PyTorch on the same shapes.
+        .executableTarget(name: "TensorMathBench", dependencies: ["TensorMath", "CBLAS"], exclude: ["compare_torch.py"]),
 
         .testTarget(name: "TensorFormatsTests", dependencies: ["TensorFormats"]),
         .testTarget(name: "SurgeryTests", dependencies: ["Surgery", "TensorFormats"]),
         .testTarget(name: "CLITests", dependencies: ["TensorFormats"]),
+        .testTarget(name: "UNetTests", dependencies: ["UNet", "Diffusion", "TensorMath", "TensorFormats"]),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "TensorMath"]),
+        .testTarget(name: "TensorMathTests", dependencies: ["TensorMath"]),
     ]
 )

@@ -1,0 +1,89 @@
+import Foundation
+import TensorMath
+
+/// Deterministic DDIM (eta 0), as diffusers' DDIMScheduler computes `set_timesteps` and `step`.
+public struct DDIMSampler: Sendable {
+    public let schedule: NoiseSchedule
+    public var config: SchedulerConfig { schedule.config }
+
+    public init(_ config: SchedulerConfig) { schedule = NoiseSchedule(config) }
+
+    /// The inference timesteps, descending, for `count` steps (diffusers' `set_timesteps`).
+    public func timesteps(count: Int) -> [Int] {
+        let n = config.numTrainTimesteps
+        precondition(count >= 1 && count <= n, "DDIM steps \(count) must be in 1...\(n)")
+        switch config.timestepSpacing {
+        case .leading:
+            let ratio = n / count
+            return (0..<count).reversed().map { $0 * ratio + config.stepsOffset }
+        case .trailing:
+            // np.round(np.arange(n, 0, -n / count)) - 1. numpy's arange steps by (start + step) - start,
+            // which can differ from the step in the last bit and move a value across a .5 boundary.
+            let ratio = Double(n) / Double(count)
+            let length = Int((Double(n) / ratio).rounded(.up))
+            let delta = (Double(n) - ratio) - Double(n)
+            return (0..<length).map { Int((Double(n) + Double($0) * delta).rounded(.toNearestOrEven)) - 1 }
+        case .linspace:
+            // np.linspace(0, n - 1, count).round()[::-1]: i * step, the last value exactly n - 1.
+            let last = Double(n - 1)
+            let step = count > 1 ? last / Double(count - 1) : 0
+            return (0..<count).reversed().map { i in
+                let v = i == count - 1 && count > 1 ? last : Double(i) * step
+                return Int(v.rounded(.toNearestOrEven))
+            }
+        }
+    }
+
+    /// One DDIM update from `timestep` to the previous one (`timestep - n / count`) with eta 0.
+    public func step(modelOutput: Tensor, timestep t: Int, sample: Tensor, stepCount: Int) -> Tensor {
+        precondition(modelOutput.shape == sample.shape, "model output \(modelOutput.shape) vs sample \(sample.shape)")
+        let prev = t - config.numTrainTimesteps / stepCount
+        let ac = schedule.alphasCumprod
+        let alphaT = ac[t]
+        let alphaPrev: Float = prev >= 0 ? ac[prev] : (config.setAlphaToOne ? 1 : ac[0])
+        let betaT = 1 - alphaT
+        let (sa, sb) = (alphaT.squareRoot(), betaT.squareRoot())
+        let saPrev = alphaPrev.squareRoot()
+        let direction = (1 - alphaPrev).squareRoot()
+        let clip = config.clipSample ? Float(config.clipSampleRange) : nil
+        let prediction = config.predictionType
+        return Tensor(uninitializedShape: sample.shape) { out in
+            sample.data.withUnsafeBufferPointer { px in
+                modelOutput.data.withUnsafeBufferPointer { pm in
+                    for i in 0..<out.count {
+                        let x = px[i], m = pm[i]
+                        var x0: Float, eps: Float
+                        switch prediction {
+                        case .epsilon: x0 = (x - sb * m) / sa; eps = m
+                        case .vPrediction: x0 = sa * x - sb * m; eps = sa * m + sb * x
+                        case .sample: x0 = m; eps = (x - sa * m) / sb
+                        }
+                        if let clip { x0 = min(max(x0, -clip), clip) }
+                        out[i] = saPrev * x0 + direction * eps
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the whole chain from `noise`: `model(sample, t)` returns the model output for the batch.
+    public func sample(from noise: Tensor, steps: Int, model: (Tensor, Int) throws -> Tensor) rethrows -> Tensor {
+        var x = noise
+        for t in timesteps(count: steps) {
+            x = step(modelOutput: try model(x, t), timestep: t, sample: x, stepCount: steps)
+        }
+        return x
+    }
+}
+
+/// Classifier-free guidance: uncond + scale * (cond - uncond).
+public func classifierFreeGuidance(unconditional: Tensor, conditional: Tensor, scale: Float) -> Tensor {
+    precondition(unconditional.shape == conditional.shape, "guidance shapes differ")
+    return Tensor(uninitializedShape: conditional.shape) { out in
+        unconditional.data.withUnsafeBufferPointer { pu in
+            conditional.data.withUnsafeBufferPointer { pc in
+                for i in 0..<out.count { out[i] = pu[i] + scale * (pc[i] - pu[i]) }
+            }
+        }
+    }
+}

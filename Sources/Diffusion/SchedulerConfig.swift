@@ -1,0 +1,103 @@
+import Foundation
+
+/// How betas grow over the training timesteps (diffusers' `beta_schedule`).
+public enum BetaSchedule: String, Sendable, CaseIterable {
+    case linear
+    case scaledLinear = "scaled_linear"
+    case squaredcosCapV2 = "squaredcos_cap_v2"
+}
+
+/// What the model predicts (diffusers' `prediction_type`).
+public enum PredictionType: String, Sendable, CaseIterable {
+    case epsilon
+    case vPrediction = "v_prediction"
+    case sample
+}
+
+/// How `DDIMSampler.timesteps(count:)` spaces the inference timesteps (diffusers' `timestep_spacing`).
+public enum TimestepSpacing: String, Sendable, CaseIterable {
+    case leading, trailing, linspace
+}
+
+/// An error reading a scheduler config: the key and what was wrong with it.
+public struct SchedulerConfigError: Error, CustomStringConvertible, Sendable {
+    public var key: String
+    public var message: String
+    public var description: String { "scheduler_config.json: \(key): \(message)" }
+}
+
+/// The fields of a diffusers `scheduler_config.json` (DDPMScheduler / DDIMScheduler) that the
+/// schedulers here use; defaults are DDIMScheduler's.
+public struct SchedulerConfig: Sendable, Equatable {
+    public var numTrainTimesteps = 1000
+    public var betaStart = 0.0001
+    public var betaEnd = 0.02
+    public var betaSchedule = BetaSchedule.linear
+    public var predictionType = PredictionType.epsilon
+    public var setAlphaToOne = true
+    public var stepsOffset = 0
+    public var timestepSpacing = TimestepSpacing.leading
+    public var clipSample = true
+    public var clipSampleRange = 1.0
+
+    public init() {}
+
+    /// Stable Diffusion 1.x/2.x's scheduler settings (scaled_linear 0.00085...0.012, offset 1).
+    public static var stableDiffusion: SchedulerConfig {
+        var c = SchedulerConfig()
+        c.betaStart = 0.00085
+        c.betaEnd = 0.012
+        c.betaSchedule = .scaledLinear
+        c.setAlphaToOne = false
+        c.stepsOffset = 1
+        c.clipSample = false
+        return c
+    }
+
+    /// Parses `scheduler_config.json`. Keys this engine cannot honour with a non-default value
+    /// (`trained_betas`, `thresholding`, `rescale_betas_zero_snr`) are refused by name.
+    public init(json: String) throws {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
+            throw SchedulerConfigError(key: "(file)", message: "not a JSON object")
+        }
+        func number(_ key: String) throws -> Double? {
+            guard let v = object[key], !(v is NSNull) else { return nil }
+            guard let n = v as? NSNumber else {
+                throw SchedulerConfigError(key: key, message: "expected a number")
+            }
+            return n.doubleValue
+        }
+        func flag(_ key: String) throws -> Bool? {
+            guard let v = object[key], !(v is NSNull) else { return nil }
+            guard let b = v as? Bool else { throw SchedulerConfigError(key: key, message: "expected true or false") }
+            return b
+        }
+        func choice<E: RawRepresentable & CaseIterable>(_ key: String, _: E.Type) throws -> E? where E.RawValue == String {
+            guard let v = object[key], !(v is NSNull) else { return nil }
+            guard let s = v as? String, let e = E(rawValue: s) else {
+                let allowed = E.allCases.map(\.rawValue).joined(separator: ", ")
+                throw SchedulerConfigError(key: key, message: "\(v) is not supported (expected one of \(allowed))")
+            }
+            return e
+        }
+        if let v = try number("num_train_timesteps") {
+            guard v >= 1, v == v.rounded() else { throw SchedulerConfigError(key: "num_train_timesteps", message: "expected a positive integer") }
+            numTrainTimesteps = Int(v)
+        }
+        if let v = try number("beta_start") { betaStart = v }
+        if let v = try number("beta_end") { betaEnd = v }
+        if let v = try choice("beta_schedule", BetaSchedule.self) { betaSchedule = v }
+        if let v = try choice("prediction_type", PredictionType.self) { predictionType = v }
+        if let v = try flag("set_alpha_to_one") { setAlphaToOne = v }
+        if let v = try number("steps_offset") { stepsOffset = Int(v) }
+        if let v = try choice("timestep_spacing", TimestepSpacing.self) { timestepSpacing = v }
+        if let v = try flag("clip_sample") { clipSample = v }
+        if let v = try number("clip_sample_range") { clipSampleRange = v }
+        if let v = object["trained_betas"], !(v is NSNull) {
+            throw SchedulerConfigError(key: "trained_betas", message: "explicit betas are not supported")
+        }
+        for key in ["thresholding", "rescale_betas_zero_snr"] where try flag(key) == true {
+            throw SchedulerConfigError(key: key, message: "only false is supported")
+        }
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+
+extension NN {
+    /// SiLU (swish): x * sigmoid(x).
+    public static func silu(_ x: Tensor) -> Tensor {
+        Tensor(uninitializedShape: x.shape) { out in
+            x.data.withUnsafeBufferPointer { px in
+                Parallel.forRanges(x.count, grain: 32768) { range in
+                    VectorMath.apply(px.baseAddress! + range.lowerBound, out.baseAddress! + range.lowerBound,
+                                     count: range.count) { v in v / (1 + VectorMath.exp(-v)) }
+                }
+            }
+        }
+    }
+
+    /// Backward of `silu` given the forward input: dy * s * (1 + x * (1 - s)), s = sigmoid(x).
+    public static func siluBackward(_ dy: Tensor, input x: Tensor) -> Tensor {
+        precondition(dy.shape == x.shape, "siluBackward: gradient \(dy.shape) vs input \(x.shape)")
+        return Tensor(uninitializedShape: x.shape) { out in
+            dy.data.withUnsafeBufferPointer { pg in
+            x.data.withUnsafeBufferPointer { px in
+                Parallel.forRanges(x.count, grain: 32768) { range in
+                    let lo = range.lowerBound
+                    VectorMath.apply(pg.baseAddress! + lo, px.baseAddress! + lo, out.baseAddress! + lo,
+                                     count: range.count) { g, v in
+                        let s = 1 / (1 + VectorMath.exp(-v))
+                        return g * s * (1 + v * (1 - s))
+                    }
+                }
+            }
+            }
+        }
+    }
+
+    /// GELU in its exact erf form (torch's default `approximate='none'`): 0.5 x (1 + erf(x / sqrt 2)).
+    public static func gelu(_ x: Tensor) -> Tensor {
+        map(x, geluScalar)
+    }
+
+    /// Backward of `gelu` given the forward input.
+    public static func geluBackward(_ dy: Tensor, input x: Tensor) -> Tensor {
+        zipMap(dy, x) { g, v in g * geluDerivative(v) }
+    }
+
+    /// GEGLU's gating after its projection: h [..., 2n] is split as torch's `chunk(2, dim=-1)` into
+    /// hidden = h[..., :n] and gate = h[..., n:]; returns hidden * gelu(gate), [..., n].
+    public static func geglu(_ h: Tensor) -> Tensor {
+        let two = h.shape.last ?? 0
+        precondition(two % 2 == 0, "geglu: last dim \(two) is odd")
+        let n = two / 2, rows = h.count / Swift.max(1, two)
+        var shape = h.shape
+        shape[shape.count - 1] = n
+        return Tensor(uninitializedShape: shape) { out in
+            h.data.withUnsafeBufferPointer { ph in
+                Parallel.forRanges(rows, grain: Swift.max(1, 16384 / Swift.max(1, n))) { range in
+                    for r in range {
+                        let src = ph.baseAddress! + r * two
+                        let dst = out.baseAddress! + r * n
+                        for i in 0..<n { dst[i] = src[i] * geluScalar(src[n + i]) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Backward of `geglu` given the forward input h; returns dh [..., 2n].
+    public static func gegluBackward(_ dy: Tensor, input h: Tensor) -> Tensor {
+        let two = h.shape.last ?? 0
+        let n = two / 2, rows = h.count / Swift.max(1, two)
+        precondition(dy.count == rows * n && dy.shape.last == n, "gegluBackward: gradient \(dy.shape) vs input \(h.shape)")
+        return Tensor(uninitializedShape: h.shape) { out in
+            h.data.withUnsafeBufferPointer { ph in
+            dy.data.withUnsafeBufferPointer { pdy in
+                Parallel.forRanges(rows, grain: Swift.max(1, 8192 / Swift.max(1, n))) { range in
+                    for r in range {
+                        let src = ph.baseAddress! + r * two
+                        let g = pdy.baseAddress! + r * n
+                        let dst = out.baseAddress! + r * two
+                        for i in 0..<n {
+                            let gate = src[n + i]
+                            dst[i] = g[i] * geluScalar(gate)
+                            dst[n + i] = g[i] * src[i] * geluDerivative(gate)
+                        }
+                    }
+                }
+            }
+            }
+        }
+    }
+
+    @inline(__always)
+    static func geluScalar(_ v: Float) -> Float { 0.5 * v * (1 + erff(v * 0.70710678118654752)) }
+
+    @inline(__always)
+    static func geluDerivative(_ v: Float) -> Float {
+        0.5 * (1 + erff(v * 0.70710678118654752)) + v * expf(-0.5 * v * v) * 0.39894228040143268
+    }
+
+    /// Applies `f` to every element, split over the cores for large tensors.
+    @inline(__always)
+    static func map(_ x: Tensor, _ f: (Float) -> Float) -> Tensor {
+        Tensor(uninitializedShape: x.shape) { out in
+            x.data.withUnsafeBufferPointer { px in
+                Parallel.forRanges(x.count, grain: 32768) { range in
+                    for i in range { out[i] = f(px[i]) }
+                }
+            }
+        }
+    }
+
+    /// Applies `f` to corresponding elements of two same-shaped tensors.
+    @inline(__always)
+    static func zipMap(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
+        precondition(a.shape == b.shape, "shape mismatch \(a.shape) vs \(b.shape)")
+        return Tensor(uninitializedShape: a.shape) { out in
+            a.data.withUnsafeBufferPointer { pa in
+            b.data.withUnsafeBufferPointer { pb in
+                Parallel.forRanges(a.count, grain: 32768) { range in
+                    for i in range { out[i] = f(pa[i], pb[i]) }
+                }
+            }
+            }
+        }
+    }
+}

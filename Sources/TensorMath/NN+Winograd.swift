@@ -1,0 +1,153 @@
+/// The transforms a Winograd variant provides; `NN.winogradConv2d` and its backward drive any of them.
+protocol WinogradTransforms {
+    init(_ g: ConvGeometry)
+    /// Positions ξ per tile (a^2 for a x a input tiles): the number of sgemms.
+    static var positions: Int { get }
+    var tilesPerImage: Int { get }
+    var weightStride: Int { get }
+    var imagesPerChunk: Int { get }
+    func transformWeights(_ w: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>)
+    func weightGradient(_ du: UnsafePointer<Float>, into dw: UnsafeMutablePointer<Float>)
+    func transformInput(_ src: UnsafePointer<Float>, channels: Int, images: Range<Int>, into v: UnsafeMutablePointer<Float>)
+    func transformOutput(_ m: UnsafePointer<Float>, bias: UnsafeBufferPointer<Float>, images: Range<Int>,
+                         into y: UnsafeMutablePointer<Float>)
+    func transformOutputGradient(_ dy: UnsafePointer<Float>, images: Range<Int>, into dm: UnsafeMutablePointer<Float>)
+    func transformInputGradient(_ dv: UnsafePointer<Float>, images: Range<Int>, into dx: UnsafeMutablePointer<Float>)
+}
+
+/// Distance between consecutive ξ matrices of `rows` rows and `tiles` columns. The 16 or 36 matrices are
+/// written and read together, one element from each per tile; without the extra 16 floats their distance
+/// is a multiple of 4 KB whenever rows * tiles is, and all the streams share one L1 cache set.
+func winogradMatrixStride(rows: Int, tiles: Int) -> Int { rows * tiles + 16 }
+
+/// Which convolution algorithm to run; `automatic` picks Winograd where `WinogradF2Plan.applies`.
+enum ConvAlgorithm {
+    case automatic, im2col, winograd, winogradF4
+}
+
+extension NN {
+    static func winogradConv2d<Plan: WinogradTransforms>(_ x: Tensor, weight: Tensor, bias: Tensor?,
+                                                         geometry g: ConvGeometry, plan _: Plan.Type,
+                                                         imagesPerChunk: Int?) -> Tensor {
+        let plan = Plan(g)
+        let np = Plan.positions
+        let chunk = Swift.max(1, Swift.min(g.batch, imagesPerChunk ?? plan.imagesPerChunk))
+        let maxTiles = chunk * plan.tilesPerImage
+        let us = plan.weightStride
+        let vs = winogradMatrixStride(rows: g.inC, tiles: maxTiles)
+        let ms = winogradMatrixStride(rows: g.outC, tiles: maxTiles)
+        var u = [Float](unsafeUninitializedCapacity: np * us) { _, n in n = np * us }
+        var v = [Float](unsafeUninitializedCapacity: np * vs) { _, n in n = np * vs }
+        var m = [Float](unsafeUninitializedCapacity: np * ms) { _, n in n = np * ms }
+        let biasData = bias?.data ?? []
+        return Tensor(uninitializedShape: [g.batch, g.outC, g.outH, g.outW]) { out in
+            x.data.withUnsafeBufferPointer { px in
+            weight.data.withUnsafeBufferPointer { pw in
+            biasData.withUnsafeBufferPointer { pb in
+            u.withUnsafeMutableBufferPointer { pu in
+            v.withUnsafeMutableBufferPointer { pv in
+            m.withUnsafeMutableBufferPointer { pm in
+                plan.transformWeights(pw.baseAddress!, into: pu.baseAddress!)
+                var b0 = 0
+                while b0 < g.batch {
+                    let images = b0..<Swift.min(g.batch, b0 + chunk)
+                    let t = images.count * plan.tilesPerImage
+                    let (cvs, cms) = (winogradMatrixStride(rows: g.inC, tiles: t),
+                                      winogradMatrixStride(rows: g.outC, tiles: t))
+                    plan.transformInput(px.baseAddress!, channels: g.inC, images: images, into: pv.baseAddress!)
+                    Parallel.forRanges(np) { xis in
+                        for xi in xis {
+                            sgemm(m: g.outC, n: t, k: g.inC, a: pu.baseAddress! + xi * us, lda: g.inC,
+                                  b: pv.baseAddress! + xi * cvs, ldb: t, c: pm.baseAddress! + xi * cms, ldc: t)
+                        }
+                    }
+                    plan.transformOutput(pm.baseAddress!, bias: pb, images: images, into: out.baseAddress!)
+                    b0 = images.upperBound
+                }
+            }
+            }
+            }
+            }
+            }
+            }
+        }
+    }
+
+    static func winogradConv2dBackward<Plan: WinogradTransforms>(
+        _ dy: Tensor, input x: Tensor, weight: Tensor, hasBias: Bool, geometry g: ConvGeometry,
+        needs: GradientNeeds, plan _: Plan.Type, imagesPerChunk: Int?
+    ) -> LayerGradients {
+        let plan = Plan(g)
+        let np = Plan.positions
+        let chunk = Swift.max(1, Swift.min(g.batch, imagesPerChunk ?? plan.imagesPerChunk))
+        let maxTiles = chunk * plan.tilesPerImage
+        let wantInput = needs.contains(.input), wantParams = needs.contains(.parameters)
+        let us = plan.weightStride
+        let vs = winogradMatrixStride(rows: g.inC, tiles: maxTiles)
+        let ms = winogradMatrixStride(rows: g.outC, tiles: maxTiles)
+        var dm = [Float](unsafeUninitializedCapacity: np * ms) { _, n in n = np * ms }
+        // V for dU, then reused for dV.
+        var v = [Float](unsafeUninitializedCapacity: np * vs) { _, n in n = np * vs }
+        // U (transformed weights) for dV; dU accumulates the weight gradient across chunks.
+        var u = wantInput ? [Float](unsafeUninitializedCapacity: np * us) { _, n in n = np * us } : []
+        var du = wantParams ? [Float](unsafeUninitializedCapacity: np * us) { _, n in n = np * us } : []
+        var dw = wantParams ? [Float](unsafeUninitializedCapacity: weight.count) { _, n in n = weight.count } : []
+        var dx = wantInput ? [Float](unsafeUninitializedCapacity: x.count) { _, n in n = x.count } : []
+        x.data.withUnsafeBufferPointer { px in
+        dy.data.withUnsafeBufferPointer { pdy in
+        weight.data.withUnsafeBufferPointer { pw in
+        dm.withUnsafeMutableBufferPointer { pdm in
+        v.withUnsafeMutableBufferPointer { pv in
+        u.withUnsafeMutableBufferPointer { pu in
+        du.withUnsafeMutableBufferPointer { pdu in
+        dw.withUnsafeMutableBufferPointer { pdw in
+        dx.withUnsafeMutableBufferPointer { pdx in
+            if wantInput { plan.transformWeights(pw.baseAddress!, into: pu.baseAddress!) }
+            var b0 = 0
+            while b0 < g.batch {
+                let images = b0..<Swift.min(g.batch, b0 + chunk)
+                let t = images.count * plan.tilesPerImage
+                let (cvs, cms) = (winogradMatrixStride(rows: g.inC, tiles: t),
+                                  winogradMatrixStride(rows: g.outC, tiles: t))
+                plan.transformOutputGradient(pdy.baseAddress!, images: images, into: pdm.baseAddress!)
+                if wantParams {
+                    plan.transformInput(px.baseAddress!, channels: g.inC, images: images, into: pv.baseAddress!)
+                    let beta: Float = b0 == 0 ? 0 : 1
+                    Parallel.forRanges(np) { xis in
+                        for xi in xis {
+                            sgemm(transB: true, m: g.outC, n: g.inC, k: t, a: pdm.baseAddress! + xi * cms, lda: t,
+                                  b: pv.baseAddress! + xi * cvs, ldb: t, beta: beta,
+                                  c: pdu.baseAddress! + xi * us, ldc: g.inC)
+                        }
+                    }
+                }
+                if wantInput {
+                    Parallel.forRanges(np) { xis in
+                        for xi in xis {
+                            sgemm(transA: true, m: g.inC, n: t, k: g.outC, a: pu.baseAddress! + xi * us, lda: g.inC,
+                                  b: pdm.baseAddress! + xi * cms, ldb: t, c: pv.baseAddress! + xi * cvs, ldc: t)
+                        }
+                    }
+                    plan.transformInputGradient(pv.baseAddress!, images: images, into: pdx.baseAddress!)
+                }
+                b0 = images.upperBound
+            }
+            if wantParams { plan.weightGradient(pdu.baseAddress!, into: pdw.baseAddress!) }
+        }
+        }
+        }
+        }
+        }
+        }
+        }
+        }
+        }
+        var grads = LayerGradients()
+        if wantInput { grads.input = Tensor(shape: x.shape, data: dx) }
+        if wantParams {
+            grads.weight = Tensor(shape: weight.shape, data: dw)
+            if hasBias { grads.bias = channelSums(dy) }
+        }
+        return grads
+    }
+}

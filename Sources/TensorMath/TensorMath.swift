@@ -1,1 +1,0 @@
-// The TensorMath module; see ARCHITECTURE.md.

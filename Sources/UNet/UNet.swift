@@ -1,1 +1,0 @@
-// The UNet module; see ARCHITECTURE.md.

@@ -1,0 +1,396 @@
+import TensorMath
+
+/// Where a block output sits, for feature distillation: every down block, the mid block, every up block.
+public enum BlockOutput: Hashable, Sendable, CustomStringConvertible {
+    case down(Int)
+    case mid
+    case up(Int)
+
+    /// "down.0", "mid", "up.2": the names used in fixtures and CLI outputs.
+    public var description: String {
+        switch self {
+        case .down(let i): return "down.\(i)"
+        case .mid: return "mid"
+        case .up(let i): return "up.\(i)"
+        }
+    }
+}
+
+/// The result of a forward pass.
+public struct UNetOutput: Sendable {
+    /// The model output, [B, out_channels, H, W].
+    public var sample: Tensor
+    /// Every block's output, in forward order (down..., mid, up...).
+    public var blocks: [(BlockOutput, Tensor)]
+
+    public func block(_ id: BlockOutput) -> Tensor? { blocks.first { $0.0 == id }?.1 }
+}
+
+/// What a forward pass kept for its backward. Opaque; pass it back to `UNet2D.backward`.
+public struct UNetTape: @unchecked Sendable {
+    fileprivate var sample: Tensor
+    fileprivate var context: Tensor?
+    fileprivate var tEmb: Tensor
+    fileprivate var l1: Tensor
+    fileprivate var a1: Tensor
+    fileprivate var temb: Tensor
+    fileprivate var tembAct: Tensor
+    fileprivate var down: [DownBlock.Saved]
+    fileprivate var mid: MidBlock.Saved?
+    fileprivate var up: [UpBlock.Saved]
+    fileprivate var normOutInput: Tensor
+    fileprivate var normOutStats: NormStatistics
+    fileprivate var normOut: Tensor
+    fileprivate var actOut: Tensor
+}
+
+/// Gradients of sum(output * outputGradient) (+ injected block-output terms).
+public struct UNetGradients: Sendable {
+    /// d/d sample, [B, C, H, W].
+    public var sample: Tensor
+    /// d/d encoder_hidden_states (conditional models), [B, S, D].
+    public var encoderHiddenStates: Tensor?
+    /// d/d parameter by diffusers name; empty when parameter gradients were not requested.
+    public var parameters: [String: Tensor]
+}
+
+/// A diffusers `UNet2DConditionModel` or `UNet2DModel`, built from its config and its weights (exact
+/// diffusers parameter names), with a hand-written backward per block.
+///
+/// Layer widths are read from the weight shapes, so pruned checkpoints (narrower ResNet conv1, fewer
+/// attention heads, narrower GEGLU) load without any extra description.
+public struct UNet2D: Sendable {
+    public let config: UNetConfig
+    /// The weights by diffusers name. Replace tensors (same shape) to update the model, e.g. after an
+    /// optimizer step; shapes were validated when the model was built.
+    public private(set) var parameters: [String: Tensor]
+
+    let timeLinear1: LinearLayer
+    let timeLinear2: LinearLayer
+    let convIn: ConvLayer
+    let down: [DownBlock]
+    let mid: MidBlock?
+    let up: [UpBlock]
+    let normOut: GroupNormLayer
+    let convOut: ConvLayer
+
+    /// Builds the model. Throws when a parameter is missing, has a shape the config rules out, or when
+    /// the weights hold parameters the architecture does not use.
+    public init(config: UNetConfig, weights: [String: Tensor]) throws {
+        try self.init(config: config, table: ParameterTable(weights))
+    }
+
+    /// A dense model of `config` with freshly initialised weights (uniform +-1/sqrt(fan_in), unit
+    /// norms, zero biases) from `seed`: for benchmarks and memory checks.
+    public init(config: UNetConfig, randomSeed seed: UInt64) throws {
+        try self.init(config: config, table: ParameterTable(seed: seed))
+    }
+
+    private init(config: UNetConfig, table: ParameterTable) throws {
+        self.config = config
+        var t = table
+        let ch = config.blockOutChannels
+        let n = ch.count
+        let groups = config.normNumGroups
+        let eps = config.normEps
+        let conditional = config.family == .conditional
+
+        timeLinear1 = try LinearLayer(&t, "time_embedding.linear_1", in: ch[0], out: nil, denseOut: ch[0] * 4)
+        let tembDim = timeLinear1.outFeatures
+        timeLinear2 = try LinearLayer(&t, "time_embedding.linear_2", in: tembDim, out: tembDim)
+        convIn = try ConvLayer(&t, "conv_in", in: config.inChannels, out: ch[0], kernel: 3, padding: 1)
+
+        func attention(_ p: String, channels: Int, heads: Int, layers: Int, rescale: Float, groups attnGroups: Int,
+                       headDim: Int?) throws -> BlockAttention {
+            if conditional {
+                return .transformer(try Transformer2D(&t, p, channels: channels, headCount: heads, layers: layers,
+                                                      contextDim: config.crossAttentionDim!, groups: groups,
+                                                      linearProjection: config.useLinearProjection))
+            }
+            return .spatial(try SpatialAttention(&t, p, channels: channels, headDim: headDim, groups: attnGroups,
+                                                 eps: eps, rescale: rescale))
+        }
+
+        var downBlocks: [DownBlock] = []
+        var outputChannel = ch[0]
+        for i in 0..<n {
+            let inputChannel = outputChannel
+            outputChannel = ch[i]
+            let hasAttention = config.downBlockTypes[i] != .down
+            let p = "down_blocks.\(i)"
+            var layers: [BlockLayer] = []
+            for j in 0..<config.layersPerBlock[i] {
+                let resnet = try ResnetBlock(&t, "\(p).resnets.\(j)", inChannels: j == 0 ? inputChannel : outputChannel,
+                                             outChannels: outputChannel, tembChannels: tembDim, groups: groups,
+                                             eps: eps, outputScale: 1)
+                let attn = hasAttention
+                    ? try attention("\(p).attentions.\(j)", channels: outputChannel,
+                                    heads: conditional ? config.attentionHeads[i] : 0,
+                                    layers: conditional ? config.transformerLayersPerBlock[i] : 0, rescale: 1,
+                                    groups: groups, headDim: config.attentionHeadDim ?? outputChannel)
+                    : nil
+                layers.append(BlockLayer(resnet: resnet, attention: attn))
+            }
+            let ds = i < n - 1
+                ? Resample(conv: try ConvLayer(&t, "\(p).downsamplers.0.conv", in: outputChannel, out: outputChannel,
+                                                kernel: 3, stride: 2, padding: config.downsamplePadding,
+                                                padBottomRight: config.downsamplePadding == 0), up: false)
+                : nil
+            downBlocks.append(DownBlock(layers: layers, downsample: ds))
+        }
+        down = downBlocks
+
+        if config.hasMidBlock {
+            let c = ch[n - 1]
+            let scale = config.midBlockScaleFactor
+            func resnet(_ j: Int) throws -> ResnetBlock {
+                try ResnetBlock(&t, "mid_block.resnets.\(j)", inChannels: c, outChannels: c, tembChannels: tembDim,
+                                groups: groups, eps: eps, outputScale: scale)
+            }
+            let first = try resnet(0)
+            let attn = config.midBlockAttention
+                ? try attention("mid_block.attentions.0", channels: c,
+                                heads: conditional ? config.attentionHeads[n - 1] : 0,
+                                layers: conditional ? config.transformerLayersPerBlock[n - 1] : 0, rescale: scale,
+                                groups: config.attnNormNumGroups ?? groups, headDim: config.attentionHeadDim ?? c)
+                : nil
+            mid = MidBlock(first: first, attentions: [attn], resnets: [try resnet(1)])
+        } else {
+            mid = nil
+        }
+
+        let rch = Array(ch.reversed())
+        var upBlocks: [UpBlock] = []
+        outputChannel = rch[0]
+        for i in 0..<n {
+            let prevOutput = outputChannel
+            outputChannel = rch[i]
+            let inputChannel = rch[min(i + 1, n - 1)]
+            let block = n - 1 - i
+            let hasAttention = config.upBlockTypes[i] != .up
+            let count = config.layersPerBlock[block] + 1
+            let p = "up_blocks.\(i)"
+            var layers: [BlockLayer] = []
+            for j in 0..<count {
+                let skip = j == count - 1 ? inputChannel : outputChannel
+                let resnetIn = j == 0 ? prevOutput : outputChannel
+                let resnet = try ResnetBlock(&t, "\(p).resnets.\(j)", inChannels: resnetIn + skip,
+                                             outChannels: outputChannel, tembChannels: tembDim, groups: groups,
+                                             eps: eps, outputScale: 1)
+                let attn = hasAttention
+                    ? try attention("\(p).attentions.\(j)", channels: outputChannel,
+                                    heads: conditional ? config.attentionHeads[block] : 0,
+                                    layers: conditional ? config.transformerLayersPerBlock[block] : 0, rescale: 1,
+                                    groups: groups, headDim: config.attentionHeadDim ?? outputChannel)
+                    : nil
+                layers.append(BlockLayer(resnet: resnet, attention: attn))
+            }
+            let us = i < n - 1
+                ? Resample(conv: try ConvLayer(&t, "\(p).upsamplers.0.conv", in: outputChannel, out: outputChannel,
+                                                kernel: 3, padding: 1), up: true)
+                : nil
+            upBlocks.append(UpBlock(layers: layers, upsample: us))
+        }
+        up = upBlocks
+
+        guard ch[0] % groups == 0 else {
+            throw UNetError(.invalidConfig, "norm_num_groups", "\(groups) groups do not divide \(ch[0]) channels")
+        }
+        normOut = try GroupNormLayer(&t, "conv_norm_out", channels: ch[0], channelsPerGroup: ch[0] / groups, eps: eps)
+        convOut = try ConvLayer(&t, "conv_out", in: ch[0], out: config.outChannels, kernel: 3, padding: 1)
+
+        if let extra = t.unused.first {
+            throw UNetError(.unexpectedParameter, extra,
+                            "not used by this \(config.family.rawValue) config (\(t.unused.count) unused in all)")
+        }
+        parameters = t.weights
+    }
+
+    /// Updates parameters in place (an optimizer step); `body` must keep each shape.
+    public mutating func updateParameters(_ body: (String, inout Tensor) -> Void) {
+        for name in Array(parameters.keys) {
+            let shape = parameters[name]!.shape
+            body(name, &parameters[name]!)
+            precondition(parameters[name]!.shape == shape, "\(name) changed shape during an update")
+        }
+    }
+
+    /// Number of parameters (elements).
+    public var parameterCount: Int { parameters.values.reduce(0) { $0 + $1.count } }
+
+    /// Cross-attention context width (to_k input), nil for the unconditional family.
+    public var contextDim: Int? { config.crossAttentionDim }
+
+    /// The block outputs in forward order.
+    public var blockOutputs: [BlockOutput] {
+        (0..<down.count).map(BlockOutput.down) + (mid == nil ? [] : [.mid]) + (0..<up.count).map(BlockOutput.up)
+    }
+
+    /// Replaces one parameter; the shape must stay the same.
+    public mutating func setParameter(_ name: String, _ value: Tensor) throws {
+        guard let old = parameters[name] else { throw UNetError(.unexpectedParameter, name, "not a parameter of this model") }
+        guard old.shape == value.shape else {
+            throw UNetError(.badShape, name, "shape \(value.shape) replaces \(old.shape)")
+        }
+        parameters[name] = value
+    }
+
+    /// Checks inputs and returns the per-item timesteps.
+    private func validate(sample: Tensor, timesteps: [Float], context: Tensor?) throws -> [Float] {
+        guard sample.rank == 4, sample.shape[1] == convIn.inChannels else {
+            throw UNetError(.badInput, "sample", "shape \(sample.shape), expected [B, \(convIn.inChannels), H, W]")
+        }
+        let b = sample.shape[0]
+        let factor = 1 << (down.count - 1)
+        guard sample.shape[2] % factor == 0, sample.shape[3] % factor == 0 else {
+            throw UNetError(.badInput, "sample", "height and width \(sample.shape[2])x\(sample.shape[3]) must be multiples of \(factor)")
+        }
+        guard timesteps.count == b || timesteps.count == 1 else {
+            throw UNetError(.badInput, "timestep", "\(timesteps.count) timesteps for batch \(b)")
+        }
+        if let d = config.crossAttentionDim {
+            guard let context, context.rank == 3, context.shape[0] == b, context.shape[2] == d else {
+                throw UNetError(.badInput, "encoder_hidden_states", "shape \(context?.shape ?? []), expected [\(b), S, \(d)]")
+            }
+        } else if context != nil {
+            throw UNetError(.badInput, "encoder_hidden_states", "given to an unconditional UNet2DModel")
+        }
+        return timesteps.count == b ? timesteps : Array(repeating: timesteps[0], count: b)
+    }
+
+    /// Inference: the model output only, nothing kept for backward.
+    public func callAsFunction(sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor? = nil) throws -> Tensor {
+        try forward(sample: sample, timesteps: timesteps, encoderHiddenStates: encoderHiddenStates, recording: false).output.sample
+    }
+
+    /// A forward pass returning the output and every block output; with `recording`, also the tape
+    /// that `backward` needs (activations are kept only then).
+    public func forward(sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor? = nil,
+                        recording: Bool) throws -> (output: UNetOutput, tape: UNetTape?) {
+        let ts = try validate(sample: sample, timesteps: timesteps, context: encoderHiddenStates)
+        let w = parameters
+        let save = recording
+        let tEmb = NN.timestepEmbedding(ts, dim: timeLinear1.inFeatures, flipSinToCos: config.flipSinToCos,
+                                        downscaleFreqShift: config.freqShift)
+        let l1 = timeLinear1.forward(tEmb, w)
+        let a1 = NN.silu(l1)
+        let temb = timeLinear2.forward(a1, w)
+        let tembAct = NN.silu(temb)
+        let context = encoderHiddenStates
+
+        var h = convIn.forward(sample, w)
+        var skips: [Tensor] = [h]
+        var blocks: [(BlockOutput, Tensor)] = []
+        var downSaved: [DownBlock.Saved] = []
+        for (i, block) in down.enumerated() {
+            let (y, s) = block.forward(h, tembAct: tembAct, context: context, w, save: save, skips: &skips)
+            h = y
+            if let s { downSaved.append(s) }
+            blocks.append((.down(i), h))
+        }
+        var midSaved: MidBlock.Saved?
+        if let mid {
+            let (y, s) = mid.forward(h, tembAct: tembAct, context: context, w, save: save)
+            h = y
+            midSaved = s
+            blocks.append((.mid, h))
+        }
+        var upSaved: [UpBlock.Saved] = []
+        for (i, block) in up.enumerated() {
+            let (y, s) = block.forward(h, skips: &skips, tembAct: tembAct, context: context, w, save: save)
+            h = y
+            if let s { upSaved.append(s) }
+            blocks.append((.up(i), h))
+        }
+        let (nOut, stats) = normOut.forward(h, w)
+        let act = NN.silu(nOut)
+        let out = convOut.forward(act, w)
+        let tape = save
+            ? UNetTape(sample: sample, context: context, tEmb: tEmb, l1: l1, a1: a1, temb: temb, tembAct: tembAct,
+                       down: downSaved, mid: midSaved, up: upSaved, normOutInput: h, normOutStats: stats,
+                       normOut: nOut, actOut: act)
+            : nil
+        return (UNetOutput(sample: out, blocks: blocks), tape)
+    }
+
+    /// Reverse mode: the gradient of sum(output * outputGradient) + sum over `blockGradients` of
+    /// sum(block output * gradient), with respect to the inputs and, when `parameterGradients`, every
+    /// parameter (a frozen teacher passes false and no parameter-gradient memory is used).
+    public func backward(_ tape: UNetTape, outputGradient: Tensor?, blockGradients: [BlockOutput: Tensor] = [:],
+                         parameterGradients: Bool) -> UNetGradients {
+        var sink = GradientSink(enabled: parameterGradients)
+        return backward(tape, outputGradient: outputGradient, blockGradients: blockGradients, sink: &sink)
+    }
+
+    /// Like `backward(_:outputGradient:blockGradients:parameterGradients:)`, but adds the parameter
+    /// gradients into `accumulated` instead of returning a fresh set: several losses (for example
+    /// L_CU + lambda * L_ft, with lambda folded into their output gradients) then share one gradient
+    /// buffer per parameter. The returned `parameters` is empty.
+    public func backward(_ tape: UNetTape, outputGradient: Tensor?, blockGradients: [BlockOutput: Tensor] = [:],
+                         accumulatingInto accumulated: inout [String: Tensor]) -> UNetGradients {
+        var sink = GradientSink(enabled: true)
+        sink.values = accumulated
+        accumulated = [:]
+        var result = backward(tape, outputGradient: outputGradient, blockGradients: blockGradients, sink: &sink)
+        accumulated = sink.values
+        result.parameters = [:]
+        return result
+    }
+
+    private func backward(_ tape: UNetTape, outputGradient: Tensor?, blockGradients: [BlockOutput: Tensor],
+                          sink: inout GradientSink) -> UNetGradients {
+        let w = parameters
+        let parameterGradients = sink.enabled
+        var dContext: Tensor? = tape.context.map { Tensor(zeros: $0.shape) }
+        var dTembAct = Tensor(zeros: tape.tembAct.shape)
+        let tembAct = tape.tembAct
+
+        var d: Tensor
+        if let g = outputGradient {
+            let dAct = convOut.backward(g, input: tape.actOut, w, &sink)!
+            let dn = NN.siluBackward(dAct, input: tape.normOut)
+            d = normOut.backward(dn, input: tape.normOutInput, stats: tape.normOutStats, w, &sink)
+        } else {
+            d = Tensor(zeros: tape.normOutInput.shape)
+        }
+
+        // Skip gradients, indexed like the forward's skip list.
+        var dSkips: [Tensor?] = Array(repeating: nil, count: 1 + down.reduce(0) { $0 + $1.skipCount })
+        // Up block i pops skips from the end: it consumes [end_i - count_i, end_i), last index first.
+        var ends: [Int] = []
+        var top = dSkips.count
+        for block in up {
+            ends.append(top)
+            top -= block.layers.count
+        }
+        for (i, block) in up.enumerated().reversed() {
+            if let g = blockGradients[.up(i)] { d.add(g) }
+            let (dIn, dSk) = block.backward(d, tape.up[i], tembAct: tembAct, dTembAct: &dTembAct,
+                                            dContext: &dContext, w, &sink)
+            d = dIn
+            for (k, g) in dSk.enumerated() { dSkips[ends[i] - 1 - k] = g }
+        }
+        if let mid, let s = tape.mid {
+            if let g = blockGradients[.mid] { d.add(g) }
+            d = mid.backward(d, s, tembAct: tembAct, dTembAct: &dTembAct, dContext: &dContext, w, &sink)
+        }
+        var skipEnd = dSkips.count
+        for (i, block) in down.enumerated().reversed() {
+            if let g = blockGradients[.down(i)] { d.add(g) }
+            let start = skipEnd - block.skipCount
+            d = block.backward(d, dSkips: dSkips[start..<skipEnd], tape.down[i], tembAct: tembAct,
+                               dTembAct: &dTembAct, dContext: &dContext, w, &sink)
+            skipEnd = start
+        }
+        if let g = dSkips[0] { d.add(g) }
+        let dSample = convIn.backward(d, input: tape.sample, w, &sink)!
+
+        if parameterGradients {
+            let dTemb = NN.siluBackward(dTembAct, input: tape.temb)
+            let dA1 = timeLinear2.backward(dTemb, input: tape.a1, w, &sink)!
+            let dL1 = NN.siluBackward(dA1, input: tape.l1)
+            _ = timeLinear1.backward(dL1, input: tape.tEmb, w, &sink, needInput: false)
+        }
+        return UNetGradients(sample: dSample, encoderHiddenStates: dContext, parameters: sink.values)
+    }
+}

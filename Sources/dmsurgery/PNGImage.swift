@@ -1,0 +1,70 @@
+import CPNG
+import Foundation
+import TensorFormats
+import TensorMath
+
+/// 8-bit PNG encoding through libpng's simplified API (`png_image_write_to_memory`), the only place
+/// the CLI touches libpng.
+enum PNGImage {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Encodes `pixels` (row-major, `channels` bytes per pixel: 1 gray, 3 RGB) as PNG bytes.
+    static func encode(width: Int, height: Int, channels: Int, pixels: [UInt8]) throws -> [UInt8] {
+        precondition(pixels.count == width * height * channels, "pixel buffer size")
+        // png_image must start zeroed (libpng's rule); Swift imports no zero initializer for it.
+        let image = UnsafeMutablePointer<png_image>.allocate(capacity: 1)
+        defer { image.deallocate() }
+        UnsafeMutableRawPointer(image).initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<png_image>.size)
+        image.pointee.version = UInt32(PNG_IMAGE_VERSION)
+        image.pointee.width = UInt32(width)
+        image.pointee.height = UInt32(height)
+        image.pointee.format = channels == 1 ? UInt32(PNG_FORMAT_GRAY) : UInt32(PNG_FORMAT_RGB)
+        var size = 0
+        // First call measures, second writes (libpng's documented two-pass use of write_to_memory).
+        let measured = pixels.withUnsafeBytes { p in
+            png_image_write_to_memory(image, nil, &size, 0, p.baseAddress, Int32(width * channels), nil)
+        }
+        guard measured != 0 else { throw Failure(description: "libpng: \(message(image.pointee))") }
+        var out = [UInt8](repeating: 0, count: size)
+        let written = out.withUnsafeMutableBytes { o in
+            pixels.withUnsafeBytes { p in
+                png_image_write_to_memory(image, o.baseAddress, &size, 0, p.baseAddress, Int32(width * channels), nil)
+            }
+        }
+        guard written != 0 else { throw Failure(description: "libpng: \(message(image.pointee))") }
+        png_image_free(image)
+        return Array(out.prefix(size))
+    }
+
+    private static func message(_ image: png_image) -> String {
+        var m = image.message
+        return withUnsafeBytes(of: &m) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+
+    /// Tiles images [N, C, H, W] with values in [-1, 1] into a grid `columns` wide (1-pixel gaps) and
+    /// returns its PNG bytes.
+    static func grid(_ images: Tensor, columns: Int) throws -> [UInt8] {
+        let (n, c, h, w) = (images.shape[0], images.shape[1], images.shape[2], images.shape[3])
+        guard c == 1 || c == 3 else { throw Failure(description: "images have \(c) channels; PNG grids need 1 or 3") }
+        let cols = max(1, min(columns, n)), rows = (n + cols - 1) / cols
+        let gw = cols * w + (cols - 1), gh = rows * h + (rows - 1)
+        var pixels = [UInt8](repeating: 255, count: gw * gh * c)
+        for i in 0..<n {
+            let (r, col) = (i / cols, i % cols)
+            for y in 0..<h {
+                for x in 0..<w {
+                    for ch in 0..<c {
+                        let v = images.data[((i * c + ch) * h + y) * w + x]
+                        let byte = UInt8(max(0, min(255, ((v + 1) / 2 * 255).rounded())))
+                        pixels[((r * (h + 1) + y) * gw + col * (w + 1) + x) * c + ch] = byte
+                    }
+                }
+            }
+        }
+        return try encode(width: gw, height: gh, channels: c, pixels: pixels)
+    }
+}

@@ -1,0 +1,150 @@
+import ArgumentParser
+import Diffusion
+import Foundation
+import TensorFormats
+import TensorMath
+import UNet
+
+struct SampleCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sample",
+        abstract: "Draw DDIM samples from a pixel-space UNet and save them as a PNG grid.",
+        discussion: """
+        Deterministic DDIM (eta 0) with the model's scheduler_config.json when it has one (in the model \
+        folder or a sibling `scheduler` folder of a diffusers pipeline), else DDIM's defaults. Conditional \
+        models take one --cond file per grid row: a safetensors file with `encoder_hidden_states` [1,S,D] \
+        and, for classifier-free guidance, `uncond_encoder_hidden_states` [1,S,D] (else zeros). Values \
+        in [-1, 1] map to 0...255.
+
+        Exit status: 0 success, 2 invalid or unreadable input, 64 usage error.
+        """
+    )
+
+    @Option(help: "Model: a diffusers folder, a checkpoint with dmsurgery.config metadata, or -.")
+    var model: String
+
+    @Option(parsing: .upToNextOption, help: "Conditioning files, one grid row each (conditional models).")
+    var cond: [String] = []
+
+    @Option(help: "Output PNG path (- for standard output).")
+    var out: String
+
+    @Option(help: "Images per row.")
+    var count = 4
+
+    @Option(help: "DDIM steps.")
+    var steps = 50
+
+    @Option(help: "Classifier-free guidance scale (conditional models; 1 disables guidance).")
+    var guidance: Float = 7.5
+
+    @Option(help: "Seed of the initial noise.")
+    var seed: UInt64 = 0
+
+    @Option(help: "scheduler_config.json to use instead of the model's.")
+    var scheduler: String?
+
+    @Option(help: "Image height and width; default the config's sample_size.")
+    var size: Int?
+
+    @OptionGroup var input: InputOptions
+    @OptionGroup var binary: BinaryOutputOptions
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        guard count >= 1, steps >= 1 else { throw ValidationError("--count and --steps must be at least 1") }
+    }
+
+    func run() throws {
+        try runCommand {
+            let unet = try UNet2D(checkpoint: try openCheckpoint(model, input, randomAccess: true))
+            let cfg = unet.config
+            guard cfg.outChannels == 1 || cfg.outChannels == 3 else {
+                throw ValidationError("sample draws pixel-space models (1 or 3 output channels); this one has \(cfg.outChannels)")
+            }
+            if unet.contextDim != nil && cond.isEmpty {
+                throw ValidationError("a conditional model needs at least one --cond file")
+            }
+            if unet.contextDim == nil && !cond.isEmpty {
+                throw ValidationError("--cond is only for conditional models")
+            }
+            let ddim = DDIMSampler(try schedulerConfig())
+            let side = size ?? cfg.sampleSize ?? 32
+            var rng = NormalGenerator(seed: seed)
+            var rows: [Tensor] = []
+            let conditions: [(Tensor, Tensor)?] = unet.contextDim == nil ? [nil] : try cond.map { try loadCondition($0, unet) }
+            for (i, condition) in conditions.enumerated() {
+                let noise = rng.tensor([count, cfg.inChannels, side, side])
+                let image = try ddim.sample(from: noise, steps: steps) { x, t in
+                    let ts = [Float](repeating: Float(t), count: count)
+                    guard let (c, u) = condition else { return try unet(sample: x, timesteps: ts) }
+                    let cb = repeatBatch(c, count), ub = repeatBatch(u, count)
+                    if guidance == 1 { return try unet(sample: x, timesteps: ts, encoderHiddenStates: cb) }
+                    let both = try unet(sample: Tensor.concatBatch([x, x]), timesteps: ts + ts,
+                                        encoderHiddenStates: Tensor.concatBatch([ub, cb]))
+                    let half = both.count / 2
+                    let uncond = Tensor(shape: x.shape, data: Array(both.data[..<half]))
+                    let condOut = Tensor(shape: x.shape, data: Array(both.data[half...]))
+                    return classifierFreeGuidance(unconditional: uncond, conditional: condOut, scale: guidance)
+                }
+                rows.append(image)
+                note("row \(i + 1)/\(conditions.count) done", quiet: common.quiet)
+            }
+            let png = try PNGImage.grid(Tensor.concatBatch(rows), columns: count)
+            try writeBytes(png, to: out, force: binary.force)
+        }
+    }
+
+    private func schedulerConfig() throws -> SchedulerConfig {
+        if let scheduler { return try SchedulerConfig(json: String(contentsOfFile: scheduler, encoding: .utf8)) }
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: model, isDirectory: &isDir), isDir.boolValue {
+            let base = URL(fileURLWithPath: model)
+            for candidate in [base.appendingPathComponent("scheduler_config.json"),
+                              base.deletingLastPathComponent().appendingPathComponent("scheduler/scheduler_config.json")]
+            where FileManager.default.fileExists(atPath: candidate.path) {
+                return try SchedulerConfig(json: String(contentsOf: candidate, encoding: .utf8))
+            }
+        }
+        return SchedulerConfig()
+    }
+
+    private func loadCondition(_ path: String, _ unet: UNet2D) throws -> (Tensor, Tensor) {
+        let file = try openCheckpoint(path, input, randomAccess: true).withRandomAccess()
+        guard let entry = file.entry(named: "encoder_hidden_states") else {
+            throw UNetError(.badInput, "encoder_hidden_states", "not in \(path)")
+        }
+        let c = Tensor(shape: entry.shape, data: try file.floats(of: entry))
+        guard c.rank == 3, c.shape[0] == 1, c.shape[2] == unet.contextDim else {
+            throw UNetError(.badInput, "encoder_hidden_states", "\(path): shape \(c.shape), expected [1, S, \(unet.contextDim ?? 0)]")
+        }
+        var u = Tensor(zeros: c.shape)
+        if let ue = file.entry(named: "uncond_encoder_hidden_states") {
+            u = Tensor(shape: ue.shape, data: try file.floats(of: ue))
+            guard u.shape == c.shape else {
+                throw UNetError(.badInput, "uncond_encoder_hidden_states", "\(path): shape \(u.shape) differs from \(c.shape)")
+            }
+        }
+        return (c, u)
+    }
+}
+
+private func repeatBatch(_ t: Tensor, _ n: Int) -> Tensor {
+    Tensor(shape: [n] + t.shape.dropFirst(), data: Array([[Float]](repeating: t.data, count: n).joined()))
+}
+
+extension Tensor {
+    /// Concatenates along dim 0.
+    static func concatBatch(_ parts: [Tensor]) -> Tensor {
+        Tensor(shape: [parts.reduce(0) { $0 + $1.shape[0] }] + parts[0].shape.dropFirst(),
+               data: Array(parts.map(\.data).joined()))
+    }
+}
+
+/// Writes raw bytes (the PNG) through the same atomic output as checkpoints (temp file + rename, or
+/// standard output for `-`).
+private func writeBytes(_ bytes: [UInt8], to path: String, force: Bool) throws {
+    let output = try OutputFile(path: path, force: force)
+    try output.write(bytes)
+    try output.commit()
+}

@@ -1,0 +1,84 @@
+import Foundation
+import TensorMath
+import XCTest
+@testable import UNet
+
+final class ConfigTests: XCTestCase {
+    private func config(_ extra: String) throws -> UNetConfig {
+        try UNetConfig(json: """
+        {"_class_name": "UNet2DConditionModel", "block_out_channels": [32, 64], "cross_attention_dim": 16,
+         "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+         "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"]\(extra)}
+        """)
+    }
+
+    private func assertRefused(_ extra: String, key: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try config(extra), file: file, line: line) { error in
+            XCTAssertEqual((error as? UNetError)?.subject, key, "\(error)", file: file, line: line)
+        }
+    }
+
+    func testReadsHeadCountsFromIntAndList() throws {
+        XCTAssertEqual(try config(#", "attention_head_dim": 8"#).attentionHeads, [8, 8])
+        XCTAssertEqual(try config(#", "attention_head_dim": [2, 4]"#).attentionHeads, [2, 4])
+        XCTAssertEqual(try config(#", "attention_head_dim": 8, "num_attention_heads": [4, 2]"#).attentionHeads, [4, 2])
+    }
+
+    func testRefusesUnsupportedValuesNamingTheKey() {
+        assertRefused(#", "act_fn": "gelu""#, key: "act_fn")
+        assertRefused(#", "class_embed_type": "timestep""#, key: "class_embed_type")
+        assertRefused(#", "time_embedding_type": "fourier""#, key: "time_embedding_type")
+        assertRefused(#", "resnet_time_scale_shift": "scale_shift""#, key: "resnet_time_scale_shift")
+        assertRefused(#", "only_cross_attention": true"#, key: "only_cross_attention")
+        assertRefused(#", "mid_block_type": "UNetMidBlock2DSimpleCrossAttn""#, key: "mid_block_type")
+        assertRefused(#", "transformer_layers_per_block": [[1, 2], [1, 2]]"#, key: "transformer_layers_per_block")
+        assertRefused(#", "addition_embed_type": "text_time""#, key: "addition_embed_type")
+        assertRefused(#", "attention_head_dim": [2, 4, 8]"#, key: "attention_head_dim")
+        assertRefused(#", "dropout": 0.1"#, key: "dropout")
+    }
+
+    func testRefusesUnknownBlockTypes() {
+        XCTAssertThrowsError(try UNetConfig(json: """
+            {"_class_name": "UNet2DModel", "block_out_channels": [32], "down_block_types": ["SkipDownBlock2D"],
+             "up_block_types": ["UpBlock2D"]}
+            """)) { error in XCTAssertEqual((error as? UNetError)?.subject, "down_block_types") }
+    }
+
+    func testMissingAndUnexpectedParametersAreNamed() throws {
+        let config = try UNetConfig(json: try FixtureReader.text("ddpm_small/config.json"))
+        var weights = try FixtureReader.read("ddpm_small/diffusion_pytorch_model.safetensors")
+        weights["extra.weight"] = Tensor(zeros: [1])
+        XCTAssertThrowsError(try UNet2D(config: config, weights: weights)) { error in
+            XCTAssertEqual(error as? UNetError, UNetError(.unexpectedParameter, "extra.weight",
+                                                          "not used by this UNet2DModel config (1 unused in all)"))
+        }
+        weights["extra.weight"] = nil
+        weights["conv_out.bias"] = nil
+        XCTAssertThrowsError(try UNet2D(config: config, weights: weights)) { error in
+            XCTAssertEqual((error as? UNetError)?.subject, "conv_out.bias")
+        }
+    }
+
+    func testPrunedConvWidthMustBeWholeGroups() throws {
+        let config = try UNetConfig(json: try FixtureReader.text("ddpm_small/config.json"))
+        var weights = try FixtureReader.read("ddpm_small/diffusion_pytorch_model.safetensors")
+        // conv1 of down_blocks.0.resnets.0 narrowed to 3 channels: not whole groups of 2.
+        let p = "down_blocks.0.resnets.0"
+        func narrow(_ name: String, rows: Int) {
+            let t = weights[name]!
+            let per = t.count / t.shape[0]
+            weights[name] = Tensor(shape: [rows] + Array(t.shape.dropFirst()), data: Array(t.data.prefix(rows * per)))
+        }
+        narrow("\(p).conv1.weight", rows: 3)
+        narrow("\(p).conv1.bias", rows: 3)
+        narrow("\(p).time_emb_proj.weight", rows: 3)
+        narrow("\(p).time_emb_proj.bias", rows: 3)
+        narrow("\(p).norm2.weight", rows: 3)
+        narrow("\(p).norm2.bias", rows: 3)
+        let c2 = weights["\(p).conv2.weight"]!
+        weights["\(p).conv2.weight"] = Tensor(zeros: [c2.shape[0], 3, 3, 3])
+        XCTAssertThrowsError(try UNet2D(config: config, weights: weights)) { error in
+            XCTAssertEqual((error as? UNetError)?.subject, "\(p).norm2.weight", "\(error)")
+        }
+    }
+}
