@@ -5,7 +5,7 @@ import TensorFormats
 struct DMSurgery: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dmsurgery",
-        abstract: "Surgery on diffusion-model checkpoints: inspect, verify, diff and convert weights.",
+        abstract: "Surgery on diffusion-model checkpoints: inspect, verify, diff and convert weights; run UNets forward and backward.",
         discussion: """
         Every command reads safetensors files, sharded safetensors (*.safetensors.index.json), \
         diffusers model folders (config.json + weights) and '-' for standard input, and writes '-' \

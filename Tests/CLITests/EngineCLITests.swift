@@ -1,0 +1,63 @@
+import Foundation
+import TensorFormats
+import XCTest
+
+/// forward, bench and sample through the binary, against diffusers' own outputs (fixtures/engine).
+final class EngineCLITests: XCTestCase {
+    private func maxRelativeError(_ got: [Float], _ want: [Float]) -> Float {
+        let scale = want.map(abs).max() ?? 1
+        return zip(got, want).map { abs($0 - $1) }.max().map { $0 / max(scale, 1e-12) } ?? 0
+    }
+
+    func testForwardThroughAPipeMatchesDiffusers() throws {
+        for name in ["cond_small", "ddpm_small", "cond_pruned"] {
+            let model = CLI.fixture("engine/\(name)")
+            let io = CLI.fixture("engine/\(name)/io.safetensors")
+            // The model travels through a pipe as one file carrying its config.
+            let result = try CLI.shell("$DMS convert \(model) - -q | $DMS forward --model - --inputs \(io) --output - -q")
+            XCTAssertEqual(result.status, 0, "\(name): \(result.stderr)")
+            let output = try Checkpoint.openStream(DataSource(result.stdout), name: "-").withRandomAccess()
+            let expected = try Checkpoint.open(io)
+            let error = maxRelativeError(try output.floats(named: "sample"), try expected.floats(named: "out.sample"))
+            XCTAssertLessThanOrEqual(error, 1e-4, name)
+        }
+    }
+
+    func testBackwardGradientsMatchDiffusers() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let out = directory.appendingPathComponent("grads.safetensors").path
+        let model = CLI.fixture("engine/cond_small")
+        let result = try CLI.run(["forward", "--model", model, "--inputs", model + "/io.safetensors", "--output", out, "--backward", "-q"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let got = try Checkpoint.open(out)
+        let want = try Checkpoint.open(model + "/grads.safetensors")
+        var compared = 0
+        for entry in want.entries where entry.name.hasPrefix("grad.") && got.entry(named: entry.name) != nil {
+            let expected = try want.floats(of: entry)
+            guard (expected.map(abs).max() ?? 0) > 1e-6 else { continue }
+            XCTAssertLessThanOrEqual(maxRelativeError(try got.floats(named: entry.name), expected), 1e-3, entry.name)
+            compared += 1
+        }
+        XCTAssertGreaterThan(compared, 50)
+    }
+
+    func testBenchTrainStepReportsSecondsPerStep() throws {
+        let result = try CLI.run(["bench", "train-step", "--model", CLI.fixture("engine/ddpm_small"), "--batch", "2", "--steps", "1", "--json"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: result.stdout) as? [String: Any])
+        XCTAssertGreaterThan(object["seconds_per_step"] as? Double ?? 0, 0)
+    }
+
+    func testSampleWritesAPNGGrid() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let png = directory.appendingPathComponent("grid.png").path
+        let help = try CLI.run(["sample", "--help"])
+        XCTAssertEqual(help.status, 0)
+        let result = try CLI.run(["sample", "--model", CLI.fixture("engine/ddpm_small"), "--steps", "2", "--out", png, "-q"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: png))
+        XCTAssertEqual(Array(bytes.prefix(8)), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+    }
+}
