@@ -84,12 +84,14 @@ struct TrainStepBench: ParsableCommand {
             let flops = 3 * unet.forwardFLOPs(batch: batch, height: side, width: side)
             let gflops = flops / mean.total / 1e9
             if json {
-                emit("""
-                {"seconds_per_step": \(mean.total), "forward": \(mean.forward), "backward": \(mean.backward), \
-                "update": \(mean.update), "parameters": \(unet.parameterCount), "batch": \(batch), "size": \(side), \
-                "threads": \(ComputeThreads.cores), "steps": \(timings.count), "loss": \(loss), \
-                "nominal_gflop": \(flops / 1e9), "gflops": \(gflops)}
-                """)
+                emit(JSONWriter.pretty(.object([
+                    JSONMember("seconds_per_step", .double(mean.total)), JSONMember("forward", .double(mean.forward)),
+                    JSONMember("backward", .double(mean.backward)), JSONMember("update", .double(mean.update)),
+                    JSONMember("parameters", .int(unet.parameterCount)), JSONMember("batch", .int(batch)),
+                    JSONMember("size", .int(side)), JSONMember("threads", .int(ComputeThreads.cores)),
+                    JSONMember("steps", .int(timings.count)), JSONMember("loss", .double(Double(loss))),
+                    JSONMember("nominal_gflop", .double(flops / 1e9)), JSONMember("gflops", .double(gflops)),
+                ])))
             } else {
                 emit(table([["seconds per step", String(format: "%.3f", mean.total)],
                             ["forward", String(format: "%.3f", mean.forward)],
@@ -162,10 +164,10 @@ struct ForwardBench: ParsableCommand {
             let mean = times.reduce(0, +) / Double(times.count)
             let peak = peakResidentBytes()
             if json {
-                emit("""
-                {"seconds_per_forward": \(mean), "parameters": \(unet.parameterCount), "batch": \(batch), \
-                "size": \(side), "peak_rss_bytes": \(peak)}
-                """)
+                emit(JSONWriter.pretty(.object([
+                    JSONMember("seconds_per_forward", .double(mean)), JSONMember("parameters", .int(unet.parameterCount)),
+                    JSONMember("batch", .int(batch)), JSONMember("size", .int(side)), JSONMember("peak_rss_bytes", .int(peak)),
+                ])))
             } else {
                 emit(table([["seconds per forward", String(format: "%.3f", mean)],
                             ["parameters", formatCount(unet.parameterCount)],
