@@ -20,9 +20,18 @@ protocol WinogradTransforms {
 /// is a multiple of 4 KB whenever rows * tiles is, and all the streams share one L1 cache set.
 func winogradMatrixStride(rows: Int, tiles: Int) -> Int { rows * tiles + 16 }
 
-/// Which convolution algorithm to run; `automatic` picks Winograd where `WinogradF2Plan.applies`.
+/// Which convolution algorithm to run. Tests pin one; the public API always uses `automatic`.
 enum ConvAlgorithm {
-    case automatic, im2col, winograd, winogradF4
+    case automatic, im2col, winogradF2, winogradF4
+
+    /// What `automatic` stands for at this geometry: F(4x4) on large maps, F(2x2) on smaller ones,
+    /// im2col for every other kernel, stride or padding.
+    func resolved(for g: ConvGeometry, paddingEnd: Int?) -> ConvAlgorithm {
+        guard self == .automatic else { return self }
+        if WinogradF4Plan.applies(g, paddingEnd: paddingEnd) { return .winogradF4 }
+        if WinogradF2Plan.applies(g, paddingEnd: paddingEnd) { return .winogradF2 }
+        return .im2col
+    }
 }
 
 extension NN {

@@ -23,11 +23,11 @@ struct WinogradF4Plan: WinogradTransforms {
         tilesW = (g.outW + 3) / 4
     }
 
-    /// 3x3 stride-1 padding-1 convs on maps of at least 32x32. On 16x16 maps (16 tiles per image) the
-    /// weight-gradient sgemms get too short a K and F(2x2, 3x3) is faster (measured at batch 8).
+    /// 3x3 stride-1 padding-1 convs on maps of at least 16x16. On 8x8 maps (4 tiles per image)
+    /// F(2x2, 3x3) is faster: 1.5 vs 1.9 ms forward at batch 8, 256 channels.
     static func applies(_ g: ConvGeometry, paddingEnd: Int?) -> Bool {
         g.kh == 3 && g.kw == 3 && g.stride == 1 && g.padding == 1 && (paddingEnd ?? 1) == 1
-            && g.outH >= 32 && g.outW >= 32
+            && g.outH >= 16 && g.outW >= 16
     }
 
     var weightStride: Int { g.outC * g.inC + 16 }
