@@ -22,7 +22,7 @@ struct ConvGeometry {
         precondition(outH > 0 && outW > 0, "conv2d: kernel \(kh)x\(kw) larger than padded input \(input)")
     }
 
-    /// Images per sgemm. Small feature maps are batched so the sgemm N dimension stays large; the
+    /// Images per im2col sgemm. Small feature maps are batched so the sgemm N dimension stays large; the
     /// im2col buffer is capped (~32 MB) so large maps stream through the cache in pieces.
     func imagesPerChunk(override: Int?) -> Int {
         if let override { return Swift.max(1, Swift.min(batch, override)) }
@@ -39,7 +39,9 @@ extension NN {
     /// x: [B, Cin, H, W]; weight: [Cout, Cin, kh, kw]; bias: [Cout] or nil. Returns [B, Cout, Ho, Wo].
     /// `padding` zeros go before each spatial dim and `paddingEnd` (default: the same) after it, so
     /// diffusers' `Downsample2D(padding=0)`, which runs `F.pad(x, (0, 1, 0, 1))` then a stride-2 conv, is
-    /// `padding: 0, paddingEnd: 1` with no padded copy. Computed as im2col + sgemm over chunks of images.
+    /// `padding: 0, paddingEnd: 1` with no padded copy. 3x3 stride-1 padding-1 convs run as Winograd
+    /// (F(4x4, 3x3) on maps >= 16x16, F(2x2, 3x3) on smaller ones); the rest as im2col + sgemm over
+    /// chunks of images.
     public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1,
                               padding: Int = 0, paddingEnd: Int? = nil) -> Tensor {
         conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, paddingEnd: paddingEnd,
@@ -52,20 +54,14 @@ extension NN {
         let g = ConvGeometry(input: x.shape, weight: weight.shape, stride: stride, padding: padding,
                              paddingEnd: paddingEnd)
         if let bias { precondition(bias.shape == [g.outC], "conv2d: bias \(bias.shape) for \(g.outC) outputs") }
-        switch algorithm {
+        switch algorithm.resolved(for: g, paddingEnd: paddingEnd) {
         case .winogradF4:
             return winogradConv2d(x, weight: weight, bias: bias, geometry: g, plan: WinogradF4Plan.self,
                                   imagesPerChunk: imagesPerChunk)
-        case .winograd:
+        case .winogradF2:
             return winogradConv2d(x, weight: weight, bias: bias, geometry: g, plan: WinogradF2Plan.self,
                                   imagesPerChunk: imagesPerChunk)
-        case .automatic where WinogradF4Plan.applies(g, paddingEnd: paddingEnd):
-            return winogradConv2d(x, weight: weight, bias: bias, geometry: g, plan: WinogradF4Plan.self,
-                                  imagesPerChunk: imagesPerChunk)
-        case .automatic where WinogradF2Plan.applies(g, paddingEnd: paddingEnd):
-            return winogradConv2d(x, weight: weight, bias: bias, geometry: g, plan: WinogradF2Plan.self,
-                                  imagesPerChunk: imagesPerChunk)
-        default:
+        case .im2col, .automatic:
             break
         }
         let chunk = g.imagesPerChunk(override: imagesPerChunk)
@@ -129,20 +125,14 @@ extension NN {
         let wantInput = needs.contains(.input), wantParams = needs.contains(.parameters)
         var grads = LayerGradients()
         if !wantInput && !wantParams { return grads }
-        switch algorithm {
+        switch algorithm.resolved(for: g, paddingEnd: paddingEnd) {
         case .winogradF4:
             return winogradConv2dBackward(dy, input: x, weight: weight, hasBias: hasBias, geometry: g, needs: needs,
                                           plan: WinogradF4Plan.self, imagesPerChunk: imagesPerChunk)
-        case .winograd:
+        case .winogradF2:
             return winogradConv2dBackward(dy, input: x, weight: weight, hasBias: hasBias, geometry: g, needs: needs,
                                           plan: WinogradF2Plan.self, imagesPerChunk: imagesPerChunk)
-        case .automatic where WinogradF4Plan.applies(g, paddingEnd: paddingEnd):
-            return winogradConv2dBackward(dy, input: x, weight: weight, hasBias: hasBias, geometry: g, needs: needs,
-                                          plan: WinogradF4Plan.self, imagesPerChunk: imagesPerChunk)
-        case .automatic where WinogradF2Plan.applies(g, paddingEnd: paddingEnd):
-            return winogradConv2dBackward(dy, input: x, weight: weight, hasBias: hasBias, geometry: g, needs: needs,
-                                          plan: WinogradF2Plan.self, imagesPerChunk: imagesPerChunk)
-        default:
+        case .im2col, .automatic:
             break
         }
         let chunk = g.imagesPerChunk(override: imagesPerChunk)

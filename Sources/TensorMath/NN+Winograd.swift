@@ -20,9 +20,74 @@ protocol WinogradTransforms {
 /// is a multiple of 4 KB whenever rows * tiles is, and all the streams share one L1 cache set.
 func winogradMatrixStride(rows: Int, tiles: Int) -> Int { rows * tiles + 16 }
 
-/// Which convolution algorithm to run; `automatic` picks Winograd where `WinogradF2Plan.applies`.
+/// Weight transforms run on 8 (Cout, Cin) pairs at a time, one per SIMD8 lane: the transformed
+/// matrices U[ξ][co][ci] then get whole-vector stores (their rows are contiguous in the pair index)
+/// instead of one strided scalar store per pair and ξ.
+enum PairLanes {
+    typealias V = SIMD8<Float>
+
+    /// Calls `body(first, count)` for blocks of up to 8 consecutive pairs, split over the cores.
+    static func forEachBlock(_ pairs: Int, _ body: (Int, Int) -> Void) {
+        let blocks = (pairs + 7) / 8
+        Parallel.forRanges(blocks, grain: 64) { range in
+            for block in range { body(block * 8, Swift.min(8, pairs - block * 8)) }
+        }
+    }
+
+    /// Lane l = p[(first + l) * stride] for l < count, 0 beyond.
+    @inline(__always)
+    static func gather(_ p: UnsafePointer<Float>, first: Int, count: Int, stride: Int) -> V {
+        if count == 8 {
+            let q = p + first * stride
+            return V(q[0], q[stride], q[2 * stride], q[3 * stride], q[4 * stride], q[5 * stride], q[6 * stride],
+                     q[7 * stride])
+        }
+        var v = V(repeating: 0)
+        for l in 0..<count { v[l] = p[(first + l) * stride] }
+        return v
+    }
+
+    /// p[(first + l) * stride] = lane l for l < count.
+    @inline(__always)
+    static func scatter(_ v: V, _ p: UnsafeMutablePointer<Float>, first: Int, count: Int, stride: Int) {
+        if count == 8 {
+            let q = p + first * stride
+            q[0] = v[0]; q[stride] = v[1]; q[2 * stride] = v[2]; q[3 * stride] = v[3]
+            q[4 * stride] = v[4]; q[5 * stride] = v[5]; q[6 * stride] = v[6]; q[7 * stride] = v[7]
+            return
+        }
+        for l in 0..<count { p[(first + l) * stride] = v[l] }
+    }
+
+    /// p[first ..< first + count] = the first `count` lanes (one vector store for a full block).
+    @inline(__always)
+    static func store(_ v: V, _ p: UnsafeMutablePointer<Float>, first: Int, count: Int) {
+        if count == 8 {
+            UnsafeMutableRawPointer(p + first).storeBytes(of: v, as: V.self)
+        } else {
+            for l in 0..<count { p[first + l] = v[l] }
+        }
+    }
+
+    /// Lanes p[first ..< first + count].
+    @inline(__always)
+    static func load(_ p: UnsafePointer<Float>, first: Int, count: Int) -> V {
+        count == 8 ? UnsafeRawPointer(p + first).loadUnaligned(as: V.self) : gather(p, first: first, count: count, stride: 1)
+    }
+}
+
+/// Which convolution algorithm to run. Tests pin one; the public API always uses `automatic`.
 enum ConvAlgorithm {
-    case automatic, im2col, winograd, winogradF4
+    case automatic, im2col, winogradF2, winogradF4
+
+    /// What `automatic` stands for at this geometry: F(4x4) on large maps, F(2x2) on smaller ones,
+    /// im2col for every other kernel, stride or padding.
+    func resolved(for g: ConvGeometry, paddingEnd: Int?) -> ConvAlgorithm {
+        guard self == .automatic else { return self }
+        if WinogradF4Plan.applies(g, paddingEnd: paddingEnd) { return .winogradF4 }
+        if WinogradF2Plan.applies(g, paddingEnd: paddingEnd) { return .winogradF2 }
+        return .im2col
+    }
 }
 
 extension NN {

@@ -41,50 +41,49 @@ struct WinogradF2Plan: WinogradTransforms {
 
     /// U[ξ][co][ci] = (G w G^T)[ξ], G = [[1,0,0],[½,½,½],[½,-½,½],[0,0,1]].
     func transformWeights(_ w: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>) {
-        let pairs = g.outC * g.inC, ws = weightStride
-        Parallel.forRanges(pairs, grain: 1024) { range in
-            for pair in range {
-                let k = w + pair * 9
-                // Rows of G w (4 rows of 3, padded to SIMD4).
-                let r0 = SIMD4<Float>(k[0], k[1], k[2], 0), r1 = SIMD4<Float>(k[3], k[4], k[5], 0)
-                let r2 = SIMD4<Float>(k[6], k[7], k[8], 0)
-                @inline(__always) func emit(_ r: Int, _ t: SIMD4<Float>) {
-                    let base = u + r * 4 * ws + pair
-                    base[0] = t[0]
-                    base[ws] = 0.5 * (t[0] + t[1] + t[2])
-                    base[2 * ws] = 0.5 * (t[0] - t[1] + t[2])
-                    base[3 * ws] = t[2]
-                }
-                emit(0, r0)
-                emit(1, 0.5 * (r0 + r1 + r2))
-                emit(2, 0.5 * (r0 - r1 + r2))
-                emit(3, r2)
+        let ws = weightStride
+        typealias V = PairLanes.V
+        // G z for a column z of 3: (z0, ½(z0 + z1 + z2), ½(z0 - z1 + z2), z2).
+        @inline(__always) func gz(_ a: V, _ b: V, _ c: V) -> (V, V, V, V) {
+            (a, 0.5 * (a + b + c), 0.5 * (a - b + c), c)
+        }
+        PairLanes.forEachBlock(g.outC * g.inC) { first, count in
+            @inline(__always) func k(_ i: Int) -> V { PairLanes.gather(w + i, first: first, count: count, stride: 9) }
+            // Columns of w through G, then the rows of the 4x3 result through G.
+            let c0 = gz(k(0), k(3), k(6)), c1 = gz(k(1), k(4), k(7)), c2 = gz(k(2), k(5), k(8))
+            @inline(__always) func emit(_ r: Int, _ row: (V, V, V, V)) {
+                PairLanes.store(row.0, u + (r * 4) * ws, first: first, count: count)
+                PairLanes.store(row.1, u + (r * 4 + 1) * ws, first: first, count: count)
+                PairLanes.store(row.2, u + (r * 4 + 2) * ws, first: first, count: count)
+                PairLanes.store(row.3, u + (r * 4 + 3) * ws, first: first, count: count)
             }
+            emit(0, gz(c0.0, c1.0, c2.0))
+            emit(1, gz(c0.1, c1.1, c2.1))
+            emit(2, gz(c0.2, c1.2, c2.2))
+            emit(3, gz(c0.3, c1.3, c2.3))
         }
     }
 
     /// dW = G^T dU G for every (co, ci), from dU[ξ][co][ci].
     func weightGradient(_ du: UnsafePointer<Float>, into dw: UnsafeMutablePointer<Float>) {
-        let pairs = g.outC * g.inC, ws = weightStride
-        Parallel.forRanges(pairs, grain: 1024) { range in
-            for pair in range {
-                // Rows of dU, then t = G^T dU (3 rows of 4), G^T = [[1,½,½,0],[0,½,-½,0],[0,½,½,1]].
-                @inline(__always) func row(_ r: Int) -> SIMD4<Float> {
-                    SIMD4(du[(r * 4) * ws + pair], du[(r * 4 + 1) * ws + pair],
-                          du[(r * 4 + 2) * ws + pair], du[(r * 4 + 3) * ws + pair])
-                }
-                let (u0, u1, u2, u3) = (row(0), row(1), row(2), row(3))
-                let t0 = u0 + 0.5 * (u1 + u2), t1 = 0.5 * (u1 - u2), t2 = 0.5 * (u1 + u2) + u3
-                let out = dw + pair * 9
-                @inline(__always) func emit(_ r: Int, _ t: SIMD4<Float>) {
-                    out[r * 3] = t[0] + 0.5 * (t[1] + t[2])
-                    out[r * 3 + 1] = 0.5 * (t[1] - t[2])
-                    out[r * 3 + 2] = 0.5 * (t[1] + t[2]) + t[3]
-                }
-                emit(0, t0)
-                emit(1, t1)
-                emit(2, t2)
+        let ws = weightStride
+        typealias V = PairLanes.V
+        // G^T z for a column z of 4: (z0 + ½(z1 + z2), ½(z1 - z2), ½(z1 + z2) + z3).
+        @inline(__always) func gt(_ a: V, _ b: V, _ c: V, _ d: V) -> (V, V, V) {
+            (a + 0.5 * (b + c), 0.5 * (b - c), 0.5 * (b + c) + d)
+        }
+        PairLanes.forEachBlock(g.outC * g.inC) { first, count in
+            @inline(__always) func u(_ r: Int, _ c: Int) -> V { PairLanes.load(du + (r * 4 + c) * ws, first: first, count: count) }
+            let c0 = gt(u(0, 0), u(1, 0), u(2, 0), u(3, 0)), c1 = gt(u(0, 1), u(1, 1), u(2, 1), u(3, 1))
+            let c2 = gt(u(0, 2), u(1, 2), u(2, 2), u(3, 2)), c3 = gt(u(0, 3), u(1, 3), u(2, 3), u(3, 3))
+            @inline(__always) func emit(_ r: Int, _ row: (V, V, V)) {
+                PairLanes.scatter(row.0, dw + r * 3, first: first, count: count, stride: 9)
+                PairLanes.scatter(row.1, dw + r * 3 + 1, first: first, count: count, stride: 9)
+                PairLanes.scatter(row.2, dw + r * 3 + 2, first: first, count: count, stride: 9)
             }
+            emit(0, gt(c0.0, c1.0, c2.0, c3.0))
+            emit(1, gt(c0.1, c1.1, c2.1, c3.1))
+            emit(2, gt(c0.2, c1.2, c2.2, c3.2))
         }
     }
 

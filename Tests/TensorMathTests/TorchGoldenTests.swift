@@ -39,10 +39,10 @@ final class TorchGoldenTests: XCTestCase {
         // 5x5 maps: the last row and column of 2x2 output tiles are half outside the image.
         let c = Goldens.named("conv3x3")
         let (x, w, b) = (c.tensor("x"), c.tensor("weight"), c.tensor("bias"))
-        let y = NN.conv2d(x, weight: w, bias: b, stride: 1, padding: 1, algorithm: .winograd, imagesPerChunk: nil)
+        let y = NN.conv2d(x, weight: w, bias: b, stride: 1, padding: 1, algorithm: .winogradF2, imagesPerChunk: nil)
         assertClose(y, c.tensor("y"), tolerance: forwardTolerance, "y")
         let g = NN.conv2dBackward(c.tensor("cot"), input: x, weight: w, hasBias: true, stride: 1, padding: 1,
-                                  needs: .all, algorithm: .winograd, imagesPerChunk: nil)
+                                  needs: .all, algorithm: .winogradF2, imagesPerChunk: nil)
         assertClose(g.input, c.tensor("dx"), tolerance: gradientTolerance, "dx")
         assertClose(g.weight, c.tensor("dweight"), tolerance: gradientTolerance, "dW")
         assertClose(g.bias, c.tensor("dbias"), tolerance: gradientTolerance, "db")
@@ -84,8 +84,8 @@ final class TorchGoldenTests: XCTestCase {
         let direct = NN.conv2d(x, weight: w, bias: b, stride: 1, padding: 1, algorithm: .im2col, imagesPerChunk: nil)
         let gd = NN.conv2dBackward(dy, input: x, weight: w, hasBias: true, stride: 1, padding: 1, needs: .all,
                                    algorithm: .im2col, imagesPerChunk: nil)
-        for algorithm in [ConvAlgorithm.winograd, .winogradF4] {
-            let tolerance: Float = algorithm == .winograd ? 1e-5 : 5e-5
+        for algorithm in [ConvAlgorithm.winogradF2, .winogradF4] {
+            let tolerance: Float = algorithm == .winogradF2 ? 1e-5 : 5e-5
             let y = NN.conv2d(x, weight: w, bias: b, stride: 1, padding: 1, algorithm: algorithm, imagesPerChunk: 2)
             assertClose(y, direct, tolerance: tolerance, "\(algorithm) y")
             let g = NN.conv2dBackward(dy, input: x, weight: w, hasBias: true, stride: 1, padding: 1, needs: .all,
@@ -101,12 +101,12 @@ final class TorchGoldenTests: XCTestCase {
         let x = rng.tensor([2, 32, 16, 16]), w = rng.tensor([24, 32, 3, 3], scale: 0.1), b = rng.tensor([24])
         let dy = rng.tensor([2, 24, 16, 16])
         let direct = NN.conv2d(x, weight: w, bias: b, stride: 1, padding: 1, algorithm: .im2col, imagesPerChunk: nil)
-        let wino = NN.conv2d(x, weight: w, bias: b, stride: 1, padding: 1, algorithm: .winograd, imagesPerChunk: nil)
+        let wino = NN.conv2d(x, weight: w, bias: b, stride: 1, padding: 1, algorithm: .winogradF2, imagesPerChunk: nil)
         assertClose(wino, direct, tolerance: 1e-5, "y")
         let gd = NN.conv2dBackward(dy, input: x, weight: w, hasBias: true, stride: 1, padding: 1, needs: .all,
                                    algorithm: .im2col, imagesPerChunk: nil)
         let gw = NN.conv2dBackward(dy, input: x, weight: w, hasBias: true, stride: 1, padding: 1, needs: .all,
-                                   algorithm: .winograd, imagesPerChunk: nil)
+                                   algorithm: .winogradF2, imagesPerChunk: nil)
         assertClose(gw.input, gd.input!, tolerance: 1e-5, "dx")
         assertClose(gw.weight, gd.weight!, tolerance: 1e-5, "dW")
     }
