@@ -28,7 +28,7 @@ static inline hid_t dms_h5p_object_create(void) { return H5P_OBJECT_CREATE; }
 static inline hid_t dms_h5p_group_create(void) { return H5P_GROUP_CREATE; }
 static inline hid_t dms_h5p_attribute_create(void) { return H5P_ATTRIBUTE_CREATE; }
 
-/* ---- HDF5 and zstd (issue 3) ---- */
+/* ---- error stack, object info, filters ---- */
 /* Little-endian file types: what dmsurgery writes, whatever the host. */
 static inline hid_t dms_h5t_std_i8le(void) { return H5T_STD_I8LE; }
 static inline hid_t dms_h5t_std_u8le(void) { return H5T_STD_U8LE; }

@@ -2,7 +2,7 @@ import TensorFormats
 
 extension Converter {
     /// Writes the plan's tensors, cast as planned and in the input's order, as one HDF5 file
-    /// (`-`: standard output) in `layout`, optionally compressed (issue 3).
+    /// (`-`: standard output) in `layout`, optionally compressed.
     public static func writeHDF5(_ plan: ConvertPlan, metadata: Metadata?, to path: String, force: Bool,
                                  layout: HDF5WriteLayout, compression: HDF5Compression?,
                                  progress: ProgressSink? = nil, result: inout ConvertResult) throws {

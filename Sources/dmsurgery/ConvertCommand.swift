@@ -77,7 +77,6 @@ struct ConvertCommand: ParsableCommand {
         if shardSize != nil && output == "-" {
             throw ValidationError("--shard-size writes several files and cannot go to standard output")
         }
-        // HDF5 and zstd output (issue 3).
         if let compress, HDF5Compression(parsing: compress) == nil {
             throw ValidationError("--compress takes zstd[:1-22] or gzip[:0-9] (got '\(compress)')")
         }
@@ -108,63 +107,16 @@ struct ConvertCommand: ParsableCommand {
 
     func run() throws {
         try runCommand {
-            // With HDF5 output, --layout names the output layout, so the input's is recognised (issue 3).
+            // With HDF5 output, --layout names the output layout, so the input's is recognised.
             var readOptions = inputOptions
             if outputFormat == .hdf5 { readOptions.layout = nil }
             var checkpoint = try openCheckpoint(input, readOptions)
             let selection = TensorSelection(only: only, exclude: exclude, renames: rename.compactMap(RenameRule.init(argument:)))
             let target = dtype.flatMap(DType.init(userName:))
             var plan = try ConvertPlan(checkpoint: checkpoint, dtype: target, selection: selection)
-            if outputFormat == .hdf5 {
-                try refuseOverwritingInput(output, checkpoint)
-                let bar = ProgressBar("convert", total: plan.tensors.reduce(0) { $0 + $1.source.byteCount }, quiet: common.quiet)
-                var result = ConvertResult()
-                try Converter.writeHDF5(plan, metadata: plan.metadata(embedConfig: true), to: output, force: binary.force,
-                                        layout: inputOptions.layout.flatMap(HDF5WriteLayout.init(rawValue:)) ?? .dmsurgery,
-                                        compression: outputCompression, progress: bar.update, result: &result)
-                try checkpoint.finish()
-                bar.finish()
-                for overflow in result.overflows {
-                    note("warning: \(formatCount(overflow.count)) values overflowed \(target?.rawValue ?? "the target type") (tensor '\(overflow.tensor)')", quiet: common.quiet)
-                }
-                note("wrote \(output): \(formatCount(result.tensors)) tensors, \(formatBytes(result.bytesWritten)) of tensor data", quiet: common.quiet)
-                return
-            }
-            let folder = output != "-" && (output.hasSuffix("/") || isDirectory(output))
-            let base = folder ? folderWeights(output, hasConfig: checkpoint.configJSON != nil) : output
-            try refuseOverwritingInput(base, checkpoint)
-
-            // A folder or a shard set carries the config as config.json beside the weights instead.
-            let embedConfig = !folder && shardSize == nil
-            let metadata = plan.metadata(embedConfig: embedConfig)
-            let layout = SafetensorsWriter(tensors: plan.specs, metadata: metadata).header
-            if checkpoint.isSequential && (shardSize != nil || plan.needsReordering(for: layout)) {
-                checkpoint = try checkpoint.withRandomAccess()
-                plan = try ConvertPlan(checkpoint: checkpoint, dtype: target, selection: selection)
-            }
-            if folder { try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true) }
-
-            let bar = ProgressBar("convert", total: plan.tensors.reduce(0) { $0 + $1.source.byteCount }, quiet: common.quiet)
-            var result = ConvertResult()
-            if let shardSize, let maxBytes = parseByteSize(shardSize) {
-                try Converter.writeSharded(plan, base: base, maxBytes: maxBytes, metadata: metadata, progress: bar.update, result: &result)
-            } else {
-                let out = try OutputFile(path: base, force: binary.force)
-                if let compression = outputCompression { out.zstd = try ZstdEncoder(level: compression.level) }
-                try Converter.writeSafetensors(plan, metadata: metadata, to: out, progress: bar.update, result: &result)
-                try out.commit()
-                result.files.append(base)
-            }
-            try checkpoint.finish()
-            if !embedConfig, let config = checkpoint.configJSON {
-                let directory = (base as NSString).deletingLastPathComponent
-                let configPath = (directory.isEmpty ? "" : directory + "/") + "config.json"
-                let out = try OutputFile(path: configPath)
-                try out.write(Array(config.utf8))
-                try out.commit()
-                result.files.append(configPath)
-            }
-            bar.finish()
+            let result = outputFormat == .hdf5
+                ? try writeHDF5(plan)
+                : try writeSafetensors(&plan, checkpoint: &checkpoint, selection: selection, target: target)
             for overflow in result.overflows {
                 note("warning: \(formatCount(overflow.count)) values overflowed \(target?.rawValue ?? "the target type") (tensor '\(overflow.tensor)')", quiet: common.quiet)
             }
@@ -172,6 +124,59 @@ struct ConvertCommand: ParsableCommand {
             note("wrote \(result.files.joined(separator: ", ")): \(formatCount(result.tensors)) tensors, \(formatBytes(result.bytesWritten))"
                  + (casts > 0 ? ", \(casts) cast to \(target!.rawValue)" : ""), quiet: common.quiet)
         }
+    }
+
+    private func writeHDF5(_ plan: ConvertPlan) throws -> ConvertResult {
+        try refuseOverwritingInput(output, plan.checkpoint)
+        let bar = ProgressBar("convert", total: plan.tensors.reduce(0) { $0 + $1.source.byteCount }, quiet: common.quiet)
+        defer { bar.finish() }
+        var result = ConvertResult()
+        try Converter.writeHDF5(plan, metadata: plan.metadata(embedConfig: true), to: output, force: binary.force,
+                                layout: inputOptions.layout.flatMap(HDF5WriteLayout.init(rawValue:)) ?? .dmsurgery,
+                                compression: outputCompression, progress: bar.update, result: &result)
+        try plan.checkpoint.finish()
+        result.files.append(output)
+        return result
+    }
+
+    /// One file or stream, a folder, or shards; a stream input is spooled when the output needs another order.
+    private func writeSafetensors(_ plan: inout ConvertPlan, checkpoint: inout Checkpoint, selection: TensorSelection,
+                                  target: DType?) throws -> ConvertResult {
+        let folder = output != "-" && (output.hasSuffix("/") || isDirectory(output))
+        let base = folder ? folderWeights(output, hasConfig: checkpoint.configJSON != nil) : output
+        try refuseOverwritingInput(base, checkpoint)
+        // A folder or a shard set carries the config as config.json beside the weights instead.
+        let embedConfig = !folder && shardSize == nil
+        let metadata = plan.metadata(embedConfig: embedConfig)
+        let layout = SafetensorsWriter(tensors: plan.specs, metadata: metadata).header
+        if checkpoint.isSequential && (shardSize != nil || plan.needsReordering(for: layout)) {
+            checkpoint = try checkpoint.withRandomAccess()
+            plan = try ConvertPlan(checkpoint: checkpoint, dtype: target, selection: selection)
+        }
+        if folder { try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true) }
+
+        let bar = ProgressBar("convert", total: plan.tensors.reduce(0) { $0 + $1.source.byteCount }, quiet: common.quiet)
+        defer { bar.finish() }
+        var result = ConvertResult()
+        if let shardSize, let maxBytes = parseByteSize(shardSize) {
+            try Converter.writeSharded(plan, base: base, maxBytes: maxBytes, metadata: metadata, progress: bar.update, result: &result)
+        } else {
+            let out = try OutputFile(path: base, force: binary.force)
+            if let compression = outputCompression { out.zstd = try ZstdEncoder(level: compression.level) }
+            try Converter.writeSafetensors(plan, metadata: metadata, to: out, progress: bar.update, result: &result)
+            try out.commit()
+            result.files.append(base)
+        }
+        try checkpoint.finish()
+        if !embedConfig, let config = checkpoint.configJSON {
+            let directory = (base as NSString).deletingLastPathComponent
+            let configPath = (directory.isEmpty ? "" : directory + "/") + "config.json"
+            let out = try OutputFile(path: configPath)
+            try out.write(Array(config.utf8))
+            try out.commit()
+            result.files.append(configPath)
+        }
+        return result
     }
 
     private func folderWeights(_ folder: String, hasConfig: Bool) -> String {

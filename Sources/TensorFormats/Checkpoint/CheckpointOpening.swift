@@ -36,7 +36,7 @@ extension Checkpoint {
             let configPath = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("config.json")
             return try openIndex(path, name: path, config: try readConfig(configPath), format: .shardedSafetensors)
         }
-        // HDF5 and zstd inputs (issue 3): recognised by signature; Keras 3 shard indexes by suffix.
+        // HDF5 and zstd inputs are recognised by signature; Keras 3 shard indexes by suffix.
         if HDF5Reader.isShardedIndex(path) { return try openHDF5(path, name: path, options: options) }
         switch signature(ofFile: path) {
         case .hdf5: return try openHDF5(path, name: path, options: options)
@@ -96,13 +96,13 @@ extension Checkpoint {
         let st = try Sys.fileStatus(STDIN_FILENO, "-")
         let stdin = FileDescriptorSource(fd: STDIN_FILENO, name: "-")
         if st.st_mode & S_IFMT == S_IFREG {
-            // A redirected file: mapped, unless it is HDF5 or zstd (issue 3).
+            // A redirected file: mapped, unless it is HDF5 or zstd.
             if case .other = signature(ofDescriptor: STDIN_FILENO, path: "-") {
                 return try openFile("-", name: "-", descriptor: STDIN_FILENO, options: options)
             }
             return try openSniffing(stdin, options: options)
         }
-        // Pipes: zstd and HDF5 recognised by their first bytes (issue 3).
+        // Pipes: zstd and HDF5 recognised by their first bytes.
         return try openSniffing(stdin, options: options)
     }
 

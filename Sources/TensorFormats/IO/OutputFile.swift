@@ -66,7 +66,7 @@ public final class OutputFile {
     private static let writebackWindow = 64 << 20
 
     public var isStandardOutput: Bool { temporaryPath == nil }
-    /// zstd compression of everything written (issue 3; `--compress zstd`, `.zst`): set before the first write.
+    /// zstd compression of everything written (`--compress zstd`, `.zst`): set before the first write.
     public var zstd: ZstdEncoder?
 
     /// Opens `path` for writing (`-` is standard output, refused when it is a terminal unless `force`).
