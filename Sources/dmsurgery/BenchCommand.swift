@@ -5,177 +5,33 @@ import TensorFormats
 import TensorMath
 import UNet
 
+/// What a benchmark runs on, shared by its subcommands.
+struct BenchSubject: ParsableArguments {
+    @Option(help: "Model: a diffusers folder, a checkpoint with dmsurgery.config metadata, or -.")
+    var model: String?
+
+    @Option(help: "A diffusers config.json to build with random weights instead of --model.")
+    var config: String?
+
+    @Option(help: "Image (or latent) height and width; default the config's sample_size.")
+    var size: Int?
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    @OptionGroup var input: InputOptions
+
+    func validate() throws {
+        guard (model == nil) != (config == nil) else { throw ValidationError("give exactly one of --model and --config") }
+    }
+}
+
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Time the graph engine.",
         subcommands: [TrainStepBench.self, ForwardBench.self]
     )
-}
-
-struct TrainStepBench: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "train-step",
-        abstract: "Time forward, backward and an AdamW update of a UNet on random data.",
-        discussion: """
-        Inputs are random at the config's sample_size (or --size): images noised at random timesteps of a \
-        DDPM linear schedule, an epsilon-prediction MSE loss, and, for conditional models, random encoder \
-        hidden states of 77 tokens. With --config instead of --model the weights are freshly initialised. \
-        The first step is a warm-up and is not counted. --json prints one object with seconds_per_step, \
-        forward, backward, update, parameters, batch, size, threads, steps, loss, nominal_gflop (3x the \
-        forward's multiply-adds x 2, Winograd savings not subtracted) and gflops (nominal work per second).
-
-        Exit status: 0 success, 2 invalid or unreadable input, 64 usage error.
-        """
-    )
-
-    @Option(help: "Model: a diffusers folder, a checkpoint with dmsurgery.config metadata, or -.")
-    var model: String?
-
-    @Option(help: "A diffusers config.json to build with random weights instead of --model.")
-    var config: String?
-
-    @Option(help: "Batch size.")
-    var batch = 8
-
-    @Option(help: "Timed steps (after one warm-up step).")
-    var steps = 3
-
-    @Option(help: "Image (or latent) height and width; default the config's sample_size.")
-    var size: Int?
-
-    @Flag(help: "Print one JSON object.")
-    var json = false
-
-    @OptionGroup var input: InputOptions
-    @OptionGroup var common: CommonOptions
-
-    func validate() throws {
-        guard (model == nil) != (config == nil) else { throw ValidationError("give exactly one of --model and --config") }
-        guard batch >= 1, steps >= 1 else { throw ValidationError("--batch and --steps must be at least 1") }
-    }
-
-    func run() throws {
-        try runCommand {
-            var unet = try loadUNet(model: model, config: config, input: input)
-            let cfg = unet.config
-            let side = size ?? cfg.sampleSize ?? 32
-            var rng = NormalGenerator(seed: 0)
-            var optimizer = AdamW(learningRate: 1e-4)
-            let schedule = NoiseSchedule(SchedulerConfig())
-            var timings: [StepTiming] = []
-            var loss: Float = 0
-            for step in 0...steps {
-                let clean = rng.tensor([batch, cfg.inChannels, side, side])
-                let noise = rng.tensor(clean.shape)
-                let ts = rng.integers(batch, below: schedule.alphasCumprod.count)
-                let context = cfg.crossAttentionDim.map { rng.tensor([batch, 77, $0]) }
-                let (l, t) = try denoisingTrainStep(model: &unet, optimizer: &optimizer, schedule: schedule, clean: clean,
-                                                    noise: noise, timesteps: ts, encoderHiddenStates: context)
-                loss = l
-                if step > 0 { timings.append(t) }
-                note("step \(step)\(step == 0 ? " (warm-up)" : ""): \(String(format: "%.3f", t.total)) s, loss \(l)", quiet: common.quiet)
-            }
-            let n = Double(timings.count)
-            let mean = StepTiming(forward: timings.map(\.forward).reduce(0, +) / n,
-                                  backward: timings.map(\.backward).reduce(0, +) / n,
-                                  update: timings.map(\.update).reduce(0, +) / n)
-            // Nominal work: forward + backward (input and weight gradients) = 3 x forward.
-            let flops = 3 * unet.forwardFLOPs(batch: batch, height: side, width: side)
-            let gflops = flops / mean.total / 1e9
-            if json {
-                emit(JSONWriter.pretty(.object([
-                    JSONMember("seconds_per_step", .double(mean.total)), JSONMember("forward", .double(mean.forward)),
-                    JSONMember("backward", .double(mean.backward)), JSONMember("update", .double(mean.update)),
-                    JSONMember("parameters", .int(unet.parameterCount)), JSONMember("batch", .int(batch)),
-                    JSONMember("size", .int(side)), JSONMember("threads", .int(ComputeThreads.cores)),
-                    JSONMember("steps", .int(timings.count)), JSONMember("loss", .double(Double(loss))),
-                    JSONMember("nominal_gflop", .double(flops / 1e9)), JSONMember("gflops", .double(gflops)),
-                ])))
-            } else {
-                emit(table([["seconds per step", String(format: "%.3f", mean.total)],
-                            ["forward", String(format: "%.3f", mean.forward)],
-                            ["backward", String(format: "%.3f", mean.backward)],
-                            ["update", String(format: "%.3f", mean.update)],
-                            ["parameters", formatCount(unet.parameterCount)],
-                            ["batch", "\(batch) x \(cfg.inChannels) x \(side) x \(side)"],
-                            ["nominal work", String(format: "%.1f GFLOP (%.1f GFLOP/s)", flops / 1e9, gflops)]]))
-            }
-        }
-    }
-}
-
-struct ForwardBench: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "forward",
-        abstract: "Time UNet inference (no tape) on random inputs and report the peak memory.",
-        discussion: """
-        Random inputs at the config's sample_size (or --size) and, for conditional models, 77 random \
-        context tokens. The first pass is a warm-up and is not counted. --json prints one object with \
-        seconds_per_forward, parameters, batch, size and peak_rss_bytes (the process's maximum resident \
-        set, weights included).
-
-        Exit status: 0 success, 2 invalid or unreadable input, 64 usage error.
-        """
-    )
-
-    @Option(help: "Model: a diffusers folder, a checkpoint with dmsurgery.config metadata, or -.")
-    var model: String?
-
-    @Option(help: "A diffusers config.json to build with random weights instead of --model.")
-    var config: String?
-
-    @Option(help: "Batch size.")
-    var batch = 1
-
-    @Option(help: "Timed passes (after one warm-up pass).")
-    var steps = 2
-
-    @Option(help: "Image (or latent) height and width; default the config's sample_size.")
-    var size: Int?
-
-    @Flag(help: "Print one JSON object.")
-    var json = false
-
-    @OptionGroup var input: InputOptions
-    @OptionGroup var common: CommonOptions
-
-    func validate() throws {
-        guard (model == nil) != (config == nil) else { throw ValidationError("give exactly one of --model and --config") }
-        guard batch >= 1, steps >= 1 else { throw ValidationError("--batch and --steps must be at least 1") }
-    }
-
-    func run() throws {
-        try runCommand {
-            let unet = try loadUNet(model: model, config: config, input: input)
-            let cfg = unet.config
-            let side = size ?? cfg.sampleSize ?? 32
-            var rng = NormalGenerator(seed: 0)
-            let x = rng.tensor([batch, cfg.inChannels, side, side])
-            let context = cfg.crossAttentionDim.map { rng.tensor([batch, 77, $0]) }
-            var times: [Double] = []
-            for step in 0...steps {
-                let start = DispatchTime.now()
-                _ = try unet(sample: x, timesteps: [Float](repeating: 500, count: batch), encoderHiddenStates: context)
-                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-                if step > 0 { times.append(seconds) }
-                note("pass \(step)\(step == 0 ? " (warm-up)" : ""): \(String(format: "%.3f", seconds)) s", quiet: common.quiet)
-            }
-            let mean = times.reduce(0, +) / Double(times.count)
-            let peak = peakResidentBytes()
-            if json {
-                emit(JSONWriter.pretty(.object([
-                    JSONMember("seconds_per_forward", .double(mean)), JSONMember("parameters", .int(unet.parameterCount)),
-                    JSONMember("batch", .int(batch)), JSONMember("size", .int(side)), JSONMember("peak_rss_bytes", .int(peak)),
-                ])))
-            } else {
-                emit(table([["seconds per forward", String(format: "%.3f", mean)],
-                            ["parameters", formatCount(unet.parameterCount)],
-                            ["batch", "\(batch) x \(cfg.inChannels) x \(side) x \(side)"],
-                            ["peak resident memory", formatBytes(peak)]]))
-            }
-        }
-    }
 }
 
 /// The process's peak resident set (getrusage; Linux reports kilobytes).
