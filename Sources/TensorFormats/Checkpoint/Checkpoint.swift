@@ -53,7 +53,7 @@ public protocol TensorDataProvider: AnyObject {
 /// memory bounded however large a tensor is.
 public final class Checkpoint {
     /// Bytes handed to a tensor body at a time: a multiple of 8 and of 3 (F6 packs 4 values in 3 bytes).
-    public static let defaultChunkBytes = 3 << 18
+    public static let defaultChunkBytes = 6 << 20
 
     /// The path as the user gave it (`-` for standard input).
     public let name: String
@@ -184,15 +184,10 @@ public final class Checkpoint {
 
 // MARK: - Providers
 
-/// Tensors in memory-mapped files: headers and random access through the map, chunked streaming
-/// through pread into one reusable buffer (cheaper than faulting the pages in, and no resident growth).
+/// Tensors in memory-mapped files: random access, pages released after each chunk.
 final class MappedProvider: TensorDataProvider {
     let maps: [MappedFile]
-    private var buffer = UnsafeMutableRawBufferPointer(start: nil, count: 0)
-
     init(maps: [MappedFile]) { self.maps = maps }
-
-    deinit { buffer.deallocate() }
 
     var isSequential: Bool { false }
 
@@ -200,16 +195,12 @@ final class MappedProvider: TensorDataProvider {
         let map = maps[entry.fileIndex]
         let range = entry.fileOffset..<(entry.fileOffset + entry.byteCount)
         if range.isEmpty { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
-        let size = min(chunkBytes, range.count)
-        if buffer.count < size {
-            buffer.deallocate()
-            buffer = .allocate(byteCount: size, alignment: 64)
-        }
         var start = range.lowerBound
         while start < range.upperBound {
             let end = min(range.upperBound, start + chunkBytes)
-            try map.copy(start..<end, into: buffer)
-            try body(UnsafeRawBufferPointer(rebasing: buffer[0..<(end - start)]))
+            if end < range.upperBound { map.willRead(end..<min(range.upperBound, end + chunkBytes)) }
+            try body(map.bytes(start..<end))
+            map.release(start..<end)
             start = end
         }
     }

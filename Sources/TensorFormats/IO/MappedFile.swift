@@ -57,16 +57,6 @@ public final class MappedFile: @unchecked Sendable {
         UnsafeRawBufferPointer(rebasing: bytes[range])
     }
 
-    /// Copies `range` into `buffer` with pread(2). Streaming a tensor this way costs one kernel copy,
-    /// where touching the map costs a page fault per few pages (measured: 1 s of system time per
-    /// 3.4 GB through the map, a third of that through pread).
-    public func copy(_ range: Range<Int>, into buffer: UnsafeMutableRawBufferPointer) throws(TensorFormatError) {
-        let got = try Sys.pread(fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<range.count]), offset: range.lowerBound, path)
-        guard got == range.count else {
-            throw TensorFormatError(.truncated, "the file shrank while it was being read", file: path)
-        }
-    }
-
     /// Tells the kernel the range will be read in order soon.
     public func willRead(_ range: Range<Int>) {
         advise(range, MADV_WILLNEED)
