@@ -40,10 +40,3 @@ func peakResidentBytes() -> Int {
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return usage.ru_maxrss * 1024
 }
-
-/// Loads a UNet from a checkpoint, or builds one with random weights from a config.json.
-func loadUNet(model: String?, config: String?, input: InputOptions) throws -> UNet2D {
-    if let model { return try UNet2D(checkpoint: try openCheckpoint(model, input, randomAccess: true)) }
-    let text = try String(contentsOfFile: config!, encoding: .utf8)
-    return try UNet2D(config: try UNetConfig(json: text), randomSeed: 0)
-}

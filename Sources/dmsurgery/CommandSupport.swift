@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TensorFormats
+import UNet
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -42,6 +43,35 @@ func note(_ message: String, quiet: Bool) {
 /// Opens an input with the options every command shares.
 func openCheckpoint(_ path: String, _ input: InputOptions, randomAccess: Bool = false) throws -> Checkpoint {
     try Checkpoint.open(path, options: OpenOptions(randomAccess: randomAccess, allowUnsafeHDF5: input.allowUnsafeH5, hdf5Layout: input.layout))
+}
+
+/// Loads a UNet from a checkpoint, or builds one with random weights from a config.json; engine errors
+/// come out as one line naming the file, the rule and the key or parameter.
+func loadUNet(model: String?, config: String? = nil, input: InputOptions) throws -> UNet2D {
+    let source = model ?? config ?? "-"
+    do {
+        if let model { return try UNet2D(checkpoint: try openCheckpoint(model, input, randomAccess: true)) }
+        let text = try String(contentsOfFile: source, encoding: .utf8)
+        return try UNet2D(config: try UNetConfig(json: text), randomSeed: 0)
+    } catch let error as UNetError {
+        throw located(error, file: source)
+    }
+}
+
+/// An engine error as a checkpoint error: config keys stay in the message, parameters become the tensor.
+func located(_ error: UNetError, file: String) -> TensorFormatError {
+    let rule: String
+    var tensor: String?
+    switch error.kind {
+    case .unsupportedConfig: rule = "unsupported-config"
+    case .invalidConfig: rule = "invalid-config"
+    case .missingParameter: rule = "missing-parameter"; tensor = error.subject
+    case .badShape: rule = "bad-shape"; tensor = error.subject
+    case .unexpectedParameter: rule = "unexpected-parameter"; tensor = error.subject
+    case .badInput: rule = "bad-input"; tensor = error.subject
+    }
+    let message = tensor == nil ? "\(error.subject): \(error.message)" : error.message
+    return TensorFormatError(TensorFormatError.Code(rawValue: rule), message, file: file, tensor: tensor)
 }
 
 /// A one-line progress bar on stderr: shown only on a terminal, only after a second of work.

@@ -45,28 +45,33 @@ struct ForwardCommand: ParsableCommand {
 
     func run() throws {
         try runCommand {
-            let unet = try UNet2D(checkpoint: try openCheckpoint(model, input, randomAccess: true))
+            let unet = try loadUNet(model: model, input: input)
             let io = try openCheckpoint(inputs, input, randomAccess: true).withRandomAccess()
             func tensor(_ name: String, required: Bool = true) throws -> Tensor? {
                 guard let entry = io.entry(named: name) else {
-                    if required { throw UNetError(.badInput, name, "not in \(inputs)") }
+                    if required { throw UNetError(.badInput, name, "missing") }
                     return nil
                 }
                 return Tensor(shape: entry.shape, data: try io.floats(of: entry))
             }
-            let sample = try tensor("sample")!
-            let timesteps = try tensor("timestep")!.data
-            let context = unet.contextDim == nil ? nil : try tensor("encoder_hidden_states")
-            let cotangent = backward ? try tensor("cotangent") : nil
-            let (out, tape) = try unet.forward(sample: sample, timesteps: timesteps, encoderHiddenStates: context,
-                                               recording: backward)
+            let sample: Tensor, timesteps: [Float], context: Tensor?, cotangent: Tensor?
+            let (out, tape): (UNetOutput, UNetTape?)
+            do {
+                sample = try tensor("sample")!
+                timesteps = try tensor("timestep")!.data
+                context = unet.contextDim == nil ? nil : try tensor("encoder_hidden_states")
+                cotangent = backward ? try tensor("cotangent") : nil
+                (out, tape) = try unet.forward(sample: sample, timesteps: timesteps, encoderHiddenStates: context, recording: backward)
+            } catch let error as UNetError {
+                throw located(error, file: inputs)
+            }
             var results: [(name: String, shape: [Int], values: [Float])] = [("sample", out.sample.shape, out.sample.data)]
             if blocks {
                 for (id, t) in out.blocks { results.append(("block.\(id)", t.shape, t.data)) }
             }
             if let tape, let cotangent {
                 guard cotangent.shape == out.sample.shape else {
-                    throw UNetError(.badInput, "cotangent", "shape \(cotangent.shape), the output is \(out.sample.shape)")
+                    throw located(UNetError(.badInput, "cotangent", "shape \(cotangent.shape), the output is \(out.sample.shape)"), file: inputs)
                 }
                 let g = unet.backward(tape, outputGradient: cotangent, parameterGradients: true)
                 results.append(("grad.sample", g.sample.shape, g.sample.data))

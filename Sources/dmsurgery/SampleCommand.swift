@@ -57,7 +57,7 @@ struct SampleCommand: ParsableCommand {
 
     func run() throws {
         try runCommand {
-            let unet = try UNet2D(checkpoint: try openCheckpoint(model, input, randomAccess: true))
+            let unet = try loadUNet(model: model, input: input)
             let cfg = unet.config
             guard cfg.outChannels == 1 || cfg.outChannels == 3 else {
                 throw ValidationError("sample draws pixel-space models (1 or 3 output channels); this one has \(cfg.outChannels)")
@@ -112,17 +112,17 @@ struct SampleCommand: ParsableCommand {
     private func loadCondition(_ path: String, _ unet: UNet2D) throws -> (Tensor, Tensor) {
         let file = try openCheckpoint(path, input, randomAccess: true).withRandomAccess()
         guard let entry = file.entry(named: "encoder_hidden_states") else {
-            throw UNetError(.badInput, "encoder_hidden_states", "not in \(path)")
+            throw located(UNetError(.badInput, "encoder_hidden_states", "missing"), file: path)
         }
         let c = Tensor(shape: entry.shape, data: try file.floats(of: entry))
         guard c.rank == 3, c.shape[0] == 1, c.shape[2] == unet.contextDim else {
-            throw UNetError(.badInput, "encoder_hidden_states", "\(path): shape \(c.shape), expected [1, S, \(unet.contextDim ?? 0)]")
+            throw located(UNetError(.badInput, "encoder_hidden_states", "shape \(c.shape), expected [1, S, \(unet.contextDim ?? 0)]"), file: path)
         }
         var u = Tensor(zeros: c.shape)
         if let ue = file.entry(named: "uncond_encoder_hidden_states") {
             u = Tensor(shape: ue.shape, data: try file.floats(of: ue))
             guard u.shape == c.shape else {
-                throw UNetError(.badInput, "uncond_encoder_hidden_states", "\(path): shape \(u.shape) differs from \(c.shape)")
+                throw located(UNetError(.badInput, "uncond_encoder_hidden_states", "shape \(u.shape) differs from \(c.shape)"), file: path)
             }
         }
         return (c, u)

@@ -42,6 +42,27 @@ final class EngineCLITests: XCTestCase {
         XCTAssertGreaterThan(compared, 50)
     }
 
+    func testUnsupportedConfigsAndBadInputsGiveOneLineNamingFileAndKey() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let source = CLI.fixture("engine/cond_small")
+        var config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: source + "/config.json"))) as? [String: Any])
+        config["resnet_time_scale_shift"] = "scale_shift"
+        try JSONSerialization.data(withJSONObject: config).write(to: directory.appendingPathComponent("config.json"))
+        try FileManager.default.copyItem(atPath: source + "/diffusion_pytorch_model.safetensors",
+                                         toPath: directory.appendingPathComponent("diffusion_pytorch_model.safetensors").path)
+        let out = directory.appendingPathComponent("out.safetensors").path
+        let refused = try CLI.run(["forward", "--model", directory.path, "--inputs", source + "/io.safetensors", "--output", out])
+        XCTAssertEqual(refused.status, 2)
+        XCTAssertEqual(refused.stderr.split(separator: "\n").count, 1, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains(directory.path) && refused.stderr.contains("unsupported-config: resnet_time_scale_shift"), refused.stderr)
+        let wrongInputs = CLI.fixture("engine/ddpm_small/io.safetensors")
+        let missing = try CLI.run(["forward", "--model", source, "--inputs", wrongInputs, "--output", out])
+        XCTAssertEqual(missing.status, 2)
+        XCTAssertTrue(missing.stderr.contains(wrongInputs) && missing.stderr.contains("'encoder_hidden_states'"), missing.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+    }
+
     func testBenchTrainStepReportsSecondsPerStep() throws {
         let result = try CLI.run(["bench", "train-step", "--model", CLI.fixture("engine/ddpm_small"), "--batch", "2", "--steps", "1", "--json"])
         XCTAssertEqual(result.status, 0, result.stderr)
