@@ -100,15 +100,27 @@ public struct UNet2D: Sendable {
         timeLinear2 = try LinearLayer(&t, "time_embedding.linear_2", in: tembDim, out: tembDim)
         convIn = try ConvLayer(&t, "conv_in", in: config.inChannels, out: ch[0], kernel: 3, padding: 1)
 
-        func attention(_ p: String, channels: Int, heads: Int, layers: Int, rescale: Float, groups attnGroups: Int,
-                       headDim: Int?) throws -> BlockAttention {
+        /// The attention of config block `block` (heads and transformer depth are per block).
+        func attention(_ p: String, channels: Int, block: Int, rescale: Float, groups attnGroups: Int) throws -> BlockAttention {
             if conditional {
-                return .transformer(try Transformer2D(&t, p, channels: channels, headCount: heads, layers: layers,
+                return .transformer(try Transformer2D(&t, p, channels: channels, headCount: config.attentionHeads[block],
+                                                      layers: config.transformerLayersPerBlock[block],
                                                       contextDim: config.crossAttentionDim!, groups: groups,
                                                       linearProjection: config.useLinearProjection))
             }
+            let headDim = config.attentionHeadDim ?? channels
             return .spatial(try SpatialAttention(&t, p, channels: channels, headDim: headDim, groups: attnGroups,
                                                  eps: eps, rescale: rescale))
+        }
+
+        /// ResNet `j` of a down or up block, followed by its attention when the block type has one.
+        func blockLayer(_ p: String, _ j: Int, inChannels: Int, outChannels: Int, block: Int, hasAttention: Bool) throws -> BlockLayer {
+            let resnet = try ResnetBlock(&t, "\(p).resnets.\(j)", inChannels: inChannels, outChannels: outChannels,
+                                         tembChannels: tembDim, groups: groups, eps: eps, outputScale: 1)
+            let attn = hasAttention
+                ? try attention("\(p).attentions.\(j)", channels: outChannels, block: block, rescale: 1, groups: groups)
+                : nil
+            return BlockLayer(resnet: resnet, attention: attn)
         }
 
         var downBlocks: [DownBlock] = []
@@ -120,16 +132,8 @@ public struct UNet2D: Sendable {
             let p = "down_blocks.\(i)"
             var layers: [BlockLayer] = []
             for j in 0..<config.layersPerBlock[i] {
-                let resnet = try ResnetBlock(&t, "\(p).resnets.\(j)", inChannels: j == 0 ? inputChannel : outputChannel,
-                                             outChannels: outputChannel, tembChannels: tembDim, groups: groups,
-                                             eps: eps, outputScale: 1)
-                let attn = hasAttention
-                    ? try attention("\(p).attentions.\(j)", channels: outputChannel,
-                                    heads: conditional ? config.attentionHeads[i] : 0,
-                                    layers: conditional ? config.transformerLayersPerBlock[i] : 0, rescale: 1,
-                                    groups: groups, headDim: config.attentionHeadDim ?? outputChannel)
-                    : nil
-                layers.append(BlockLayer(resnet: resnet, attention: attn))
+                layers.append(try blockLayer(p, j, inChannels: j == 0 ? inputChannel : outputChannel, outChannels: outputChannel,
+                                             block: i, hasAttention: hasAttention))
             }
             let ds = i < n - 1
                 ? Resample(conv: try ConvLayer(&t, "\(p).downsamplers.0.conv", in: outputChannel, out: outputChannel,
@@ -149,10 +153,8 @@ public struct UNet2D: Sendable {
             }
             let first = try resnet(0)
             let attn = config.midBlockAttention
-                ? try attention("mid_block.attentions.0", channels: c,
-                                heads: conditional ? config.attentionHeads[n - 1] : 0,
-                                layers: conditional ? config.transformerLayersPerBlock[n - 1] : 0, rescale: scale,
-                                groups: config.attnNormNumGroups ?? groups, headDim: config.attentionHeadDim ?? c)
+                ? try attention("mid_block.attentions.0", channels: c, block: n - 1, rescale: scale,
+                                groups: config.attnNormNumGroups ?? groups)
                 : nil
             mid = MidBlock(first: first, attentions: [attn], resnets: [try resnet(1)])
         } else {
@@ -174,16 +176,8 @@ public struct UNet2D: Sendable {
             for j in 0..<count {
                 let skip = j == count - 1 ? inputChannel : outputChannel
                 let resnetIn = j == 0 ? prevOutput : outputChannel
-                let resnet = try ResnetBlock(&t, "\(p).resnets.\(j)", inChannels: resnetIn + skip,
-                                             outChannels: outputChannel, tembChannels: tembDim, groups: groups,
-                                             eps: eps, outputScale: 1)
-                let attn = hasAttention
-                    ? try attention("\(p).attentions.\(j)", channels: outputChannel,
-                                    heads: conditional ? config.attentionHeads[block] : 0,
-                                    layers: conditional ? config.transformerLayersPerBlock[block] : 0, rescale: 1,
-                                    groups: groups, headDim: config.attentionHeadDim ?? outputChannel)
-                    : nil
-                layers.append(BlockLayer(resnet: resnet, attention: attn))
+                layers.append(try blockLayer(p, j, inChannels: resnetIn + skip, outChannels: outputChannel,
+                                             block: block, hasAttention: hasAttention))
             }
             let us = i < n - 1
                 ? Resample(conv: try ConvLayer(&t, "\(p).upsamplers.0.conv", in: outputChannel, out: outputChannel,

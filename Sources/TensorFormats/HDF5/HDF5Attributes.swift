@@ -48,55 +48,59 @@ enum HDF5Attributes {
     /// A string list attribute (Keras' `layer_names`, `weight_names`); an empty non-string array
     /// (Keras 3 writes `np.array([])` for layers without weights) reads as []; nil if absent.
     static func strings(_ object: hid_t, _ name: String) -> [String]? {
-        guard exists(object, name) else { return nil }
-        let attribute = H5Aopen(object, name, dms_h5p_default())
-        guard attribute >= 0 else { _ = HDF5Library.takeErrorMessage(); return nil }
-        defer { H5Aclose(attribute) }
-        let type = H5Aget_type(attribute), space = H5Aget_space(attribute)
-        defer { H5Tclose(type); H5Sclose(space) }
-        let count = Int(max(H5Sget_simple_extent_npoints(space), 0))
-        guard H5Tget_class(type) == H5T_STRING else { return count == 0 ? [] : nil }
-        if count == 0 { return [] }
-        if H5Tis_variable_str(type) > 0 {
-            let memory = H5Tcopy(dms_h5t_c_s1())
+        withAttribute(object, name) { attribute, type, space in
+            let count = Int(max(H5Sget_simple_extent_npoints(space), 0))
+            guard H5Tget_class(type) == H5T_STRING else { return count == 0 ? [] : nil }
+            if count == 0 { return [] }
+            if H5Tis_variable_str(type) > 0 {
+                let memory = H5Tcopy(dms_h5t_c_s1())
+                defer { H5Tclose(memory) }
+                H5Tset_size(memory, dms_h5t_variable())
+                H5Tset_cset(memory, H5Tget_cset(type))
+                var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
+                guard H5Aread(attribute, memory, &pointers) >= 0 else { _ = HDF5Library.takeErrorMessage(); return nil }
+                defer { for pointer in pointers where pointer != nil { H5free_memory(pointer) } }
+                return pointers.map { $0.map { String(cString: $0) } ?? "" }
+            }
+            let size = H5Tget_size(type)
+            guard size > 0 else { return nil }
+            let memory = H5Tcopy(type)
             defer { H5Tclose(memory) }
-            H5Tset_size(memory, dms_h5t_variable())
-            H5Tset_cset(memory, H5Tget_cset(type))
-            var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
-            guard H5Aread(attribute, memory, &pointers) >= 0 else { _ = HDF5Library.takeErrorMessage(); return nil }
-            defer { for pointer in pointers where pointer != nil { H5free_memory(pointer) } }
-            return pointers.map { $0.map { String(cString: $0) } ?? "" }
-        }
-        let size = H5Tget_size(type)
-        guard size > 0 else { return nil }
-        let memory = H5Tcopy(type)
-        defer { H5Tclose(memory) }
-        var bytes = [UInt8](repeating: 0, count: size * count)
-        guard H5Aread(attribute, memory, &bytes) >= 0 else { _ = HDF5Library.takeErrorMessage(); return nil }
-        let spacePadded = H5Tget_strpad(type) == H5T_STR_SPACEPAD
-        return (0..<count).map { index in
-            var slice = bytes[index * size..<(index + 1) * size]
-            if let end = slice.firstIndex(of: 0) { slice = slice[..<end] }
-            if spacePadded { while slice.last == 0x20 { slice = slice.dropLast() } }
-            return String(decoding: slice, as: UTF8.self)
+            var bytes = [UInt8](repeating: 0, count: size * count)
+            guard H5Aread(attribute, memory, &bytes) >= 0 else { _ = HDF5Library.takeErrorMessage(); return nil }
+            let spacePadded = H5Tget_strpad(type) == H5T_STR_SPACEPAD
+            return (0..<count).map { index in
+                var slice = bytes[index * size..<(index + 1) * size]
+                if let end = slice.firstIndex(of: 0) { slice = slice[..<end] }
+                if spacePadded { while slice.last == 0x20 { slice = slice.dropLast() } }
+                return String(decoding: slice, as: UTF8.self)
+            }
         }
     }
 
     /// An integer list attribute (the element shape of packed F4/F6 datasets); nil if absent or not integers.
     static func integers(_ object: hid_t, _ name: String) -> [Int64]? {
+        withAttribute(object, name) { attribute, type, space in
+            guard H5Tget_class(type) == H5T_INTEGER else { return nil }
+            let count = Int(max(H5Sget_simple_extent_npoints(space), 0))
+            var values = [Int64](repeating: 0, count: count)
+            if count > 0 {
+                guard H5Aread(attribute, dms_h5t_native_int64(), &values) >= 0 else { _ = HDF5Library.takeErrorMessage(); return nil }
+            }
+            return values
+        }
+    }
+
+    /// Opens attribute `name` and hands `body` its handle, stored type and dataspace; nil when it is absent
+    /// or cannot be opened. Every handle is closed afterwards.
+    private static func withAttribute<T>(_ object: hid_t, _ name: String, _ body: (hid_t, hid_t, hid_t) -> T?) -> T? {
         guard exists(object, name) else { return nil }
         let attribute = H5Aopen(object, name, dms_h5p_default())
         guard attribute >= 0 else { _ = HDF5Library.takeErrorMessage(); return nil }
         defer { H5Aclose(attribute) }
         let type = H5Aget_type(attribute), space = H5Aget_space(attribute)
         defer { H5Tclose(type); H5Sclose(space) }
-        guard H5Tget_class(type) == H5T_INTEGER else { return nil }
-        let count = Int(max(H5Sget_simple_extent_npoints(space), 0))
-        var values = [Int64](repeating: 0, count: count)
-        if count > 0 {
-            guard H5Aread(attribute, dms_h5t_native_int64(), &values) >= 0 else { _ = HDF5Library.takeErrorMessage(); return nil }
-        }
-        return values
+        return body(attribute, type, space)
     }
 
     /// Writes a scalar variable-length UTF-8 string attribute, as h5py writes `str` values.
@@ -127,19 +131,15 @@ enum HDF5Attributes {
 
     /// A 1-D uint8 attribute as UTF-8 text (how the dmsurgery layout keeps metadata values holding NUL).
     static func utf8Bytes(_ object: hid_t, _ name: String) -> String? {
-        guard exists(object, name) else { return nil }
-        let attribute = H5Aopen(object, name, dms_h5p_default())
-        guard attribute >= 0 else { _ = HDF5Library.takeErrorMessage(); return nil }
-        defer { H5Aclose(attribute) }
-        let type = H5Aget_type(attribute), space = H5Aget_space(attribute)
-        defer { H5Tclose(type); H5Sclose(space) }
-        guard H5Tget_class(type) == H5T_INTEGER, H5Tget_size(type) == 1, H5Tget_sign(type) == H5T_SGN_NONE,
-              H5Sget_simple_extent_ndims(space) == 1 else { return nil }
-        var bytes = [UInt8](repeating: 0, count: Int(max(H5Sget_simple_extent_npoints(space), 0)))
-        if !bytes.isEmpty {
-            guard H5Aread(attribute, dms_h5t_native_uint8(), &bytes) >= 0 else { _ = HDF5Library.takeErrorMessage(); return nil }
+        withAttribute(object, name) { attribute, type, space in
+            guard H5Tget_class(type) == H5T_INTEGER, H5Tget_size(type) == 1, H5Tget_sign(type) == H5T_SGN_NONE,
+                  H5Sget_simple_extent_ndims(space) == 1 else { return nil }
+            var bytes = [UInt8](repeating: 0, count: Int(max(H5Sget_simple_extent_npoints(space), 0)))
+            if !bytes.isEmpty {
+                guard H5Aread(attribute, dms_h5t_native_uint8(), &bytes) >= 0 else { _ = HDF5Library.takeErrorMessage(); return nil }
+            }
+            return String(validating: bytes, as: UTF8.self)
         }
-        return String(validating: bytes, as: UTF8.self)
     }
 
     /// Writes a 1-D int64 attribute.
