@@ -1,4 +1,5 @@
 import ArgumentParser
+import Diffusion
 import Foundation
 import TensorFormats
 import UNet
@@ -175,4 +176,20 @@ func parseByteSize(_ text: String) -> Int? {
         return bytes > 0 ? bytes : nil
     }
     return Int(upper).flatMap { $0 > 0 ? $0 : nil }
+}
+
+/// The scheduler a model was trained with: an explicit scheduler_config.json, else the one in the model
+/// folder (or the sibling `scheduler` folder of a diffusers pipeline), else diffusers' defaults.
+func loadSchedulerConfig(model: String, explicit: String?) throws -> SchedulerConfig {
+    if let explicit { return try SchedulerConfig(json: String(contentsOfFile: explicit, encoding: .utf8)) }
+    var isDir: ObjCBool = false
+    if FileManager.default.fileExists(atPath: model, isDirectory: &isDir), isDir.boolValue {
+        let base = URL(fileURLWithPath: model)
+        for candidate in [base.appendingPathComponent("scheduler_config.json"),
+                          base.deletingLastPathComponent().appendingPathComponent("scheduler/scheduler_config.json")]
+        where FileManager.default.fileExists(atPath: candidate.path) {
+            return try SchedulerConfig(json: String(contentsOf: candidate, encoding: .utf8))
+        }
+    }
+    return SchedulerConfig()
 }

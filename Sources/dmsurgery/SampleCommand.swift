@@ -68,7 +68,7 @@ struct SampleCommand: ParsableCommand {
             if unet.contextDim == nil && !cond.isEmpty {
                 throw ValidationError("--cond is only for conditional models")
             }
-            let ddim = DDIMSampler(try schedulerConfig())
+            let ddim = DDIMSampler(try loadSchedulerConfig(model: model, explicit: scheduler))
             let side = size ?? cfg.sampleSize ?? 32
             var rng = NormalGenerator(seed: seed)
             var rows: [Tensor] = []
@@ -93,20 +93,6 @@ struct SampleCommand: ParsableCommand {
             let png = try PNGImage.grid(Tensor.concatBatch(rows), columns: count)
             try writeBytes(png, to: out, force: binary.force)
         }
-    }
-
-    private func schedulerConfig() throws -> SchedulerConfig {
-        if let scheduler { return try SchedulerConfig(json: String(contentsOfFile: scheduler, encoding: .utf8)) }
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: model, isDirectory: &isDir), isDir.boolValue {
-            let base = URL(fileURLWithPath: model)
-            for candidate in [base.appendingPathComponent("scheduler_config.json"),
-                              base.deletingLastPathComponent().appendingPathComponent("scheduler/scheduler_config.json")]
-            where FileManager.default.fileExists(atPath: candidate.path) {
-                return try SchedulerConfig(json: String(contentsOf: candidate, encoding: .utf8))
-            }
-        }
-        return SchedulerConfig()
     }
 
     private func loadCondition(_ path: String, _ unet: UNet2D) throws -> (Tensor, Tensor) {
