@@ -35,6 +35,7 @@ let package = Package(
         .target(name: "TensorMath", dependencies: ["CBLAS"], swiftSettings: tensorMathSettings),
         .target(name: "UNet", dependencies: ["TensorMath", "TensorFormats"]),
         .target(name: "Diffusion", dependencies: ["UNet", "TensorMath", "TensorFormats"]),
+        .target(name: "Training", dependencies: ["Diffusion", "UNet", "TensorMath", "TensorFormats"]),
         .target(
             name: "Surgery",
             dependencies: ["TensorFormats", .product(name: "Crypto", package: "swift-crypto")]
@@ -42,7 +43,7 @@ let package = Package(
         .executableTarget(
             name: "dmsurgery",
             dependencies: [
-                "TensorFormats", "Surgery", "UNet", "Diffusion",
+                "TensorFormats", "Surgery", "UNet", "Diffusion", "Training",
                 "CPNG",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -58,5 +59,6 @@ let package = Package(
         .testTarget(name: "UNetTests", dependencies: ["UNet", "Diffusion", "TensorMath", "TensorFormats"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "TensorMath"]),
         .testTarget(name: "TensorMathTests", dependencies: ["TensorMath"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Diffusion", "UNet", "TensorMath", "TensorFormats"]),
     ]
 )

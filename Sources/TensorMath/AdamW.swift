@@ -16,10 +16,16 @@ public struct AdamW: Sendable {
         public var step: Int = 0
         public var m: [Float]
         public var v: [Float]
+
+        public init(step: Int = 0, m: [Float], v: [Float]) {
+            self.step = step
+            self.m = m
+            self.v = v
+        }
     }
 
-    /// Optimizer state by parameter name.
-    public private(set) var states: [String: State] = [:]
+    /// Optimizer state by parameter name; settable so that a training run can resume exactly.
+    public var states: [String: State] = [:]
 
     /// torch's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 1e-2.
     public init(learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8,

@@ -90,7 +90,17 @@ final class ProgressBar {
         self.enabled = !quiet && isatty(STDERR_FILENO) == 1
     }
 
+    /// Bytes done, with the rate.
     func update(_ done: Int) {
+        draw(done) { rate in "\(formatBytes(done))/\(formatBytes(self.total)) \(formatBytes(Int(rate)))/s" }
+    }
+
+    /// Steps done (training), with `detail` (the losses).
+    func update(steps done: Int, detail: String) {
+        draw(done) { _ in "\(done)/\(self.total) \(detail)" }
+    }
+
+    private func draw(_ done: Int, counts: (Double) -> String) {
         guard enabled else { return }
         let now = Date()
         guard now.timeIntervalSince(start) > 1, now.timeIntervalSince(lastDraw) > 0.1 else { return }
@@ -101,7 +111,7 @@ final class ProgressBar {
         let filled = Int(fraction * Double(width))
         let rate = Double(done) / now.timeIntervalSince(start)
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-        let line = "\r\(label) [\(bar)] \(Int(fraction * 100))% \(formatBytes(done))/\(formatBytes(total)) \(formatBytes(Int(rate)))/s"
+        let line = "\r\(label) [\(bar)] \(Int(fraction * 100))% \(counts(rate))\u{1B}[K"
         FileHandle.standardError.write(Data(line.utf8))
     }
 

@@ -1,0 +1,145 @@
+import Diffusion
+import TensorMath
+import UNet
+
+/// A batch noised for one step: x_t, its timesteps, the prompts the model sees, and the scheduler's
+/// target for the clean samples.
+public struct NoisedBatch: Sendable {
+    public var sample: Tensor
+    public var timesteps: [Int]
+    public var cond: Tensor?
+    public var target: Tensor
+
+    public var timestepValues: [Float] { timesteps.map(Float.init) }
+}
+
+/// The values of one evaluation of L_ft; `outputKD`/`featureKD` are nil without a teacher.
+public struct LowerLevelValue: Sendable {
+    public var total: Float
+    public var diffusion: Float
+    public var outputKD: Float?
+    public var featureKD: Float?
+}
+
+/// The lower level, L_ft = w_diff L_diff + w_out L_outKD + w_feat L_featKD (the paper's code defaults
+/// 1, 2, 0.1); without a teacher it is plain diffusion training.
+public struct LowerLevelObjective: Sendable {
+    public var schedule: NoiseSchedule
+    public var diffusionWeight: Float = 1
+    public var outputWeight: Float = 2
+    public var featureWeight: Float = 0.1
+    public var minSNRGamma: Float?
+    /// Probability of replacing an item's prompt by the empty prompt (classifier-free-guidance dropout).
+    public var uncondProbability: Float = 0
+
+    public init(schedule: NoiseSchedule) { self.schedule = schedule }
+
+    /// Draws `size` items with replacement, then per item (in this order): the dropout coin when
+    /// dropout is on, the timestep, and the noise.
+    public func drawBatch(from data: TrainingData, size: Int, rng: inout TrainingRandom) -> NoisedBatch {
+        let x0 = data.x0!
+        let indices = rng.integers(size, below: x0.shape[0])
+        let clean = x0.items(indices)
+        var cond = data.cond?.items(indices)
+        if uncondProbability > 0, var c = cond, let uncond = data.uncond {
+            let per = uncond.count
+            for b in 0..<size where Float(rng.uniform()) < uncondProbability {
+                c.data.replaceSubrange(b * per..<(b + 1) * per, with: uncond.data)
+            }
+            cond = c
+        }
+        let timesteps = rng.integers(size, below: schedule.config.numTrainTimesteps)
+        let noise = rng.normal(clean.shape)
+        return NoisedBatch(sample: schedule.addNoise(original: clean, noise: noise, timesteps: timesteps),
+                           timesteps: timesteps, cond: cond,
+                           target: schedule.target(schedule.config.predictionType, original: clean, noise: noise, timesteps: timesteps))
+    }
+
+    /// The frozen teacher's output and block outputs on `batch` (no tape).
+    public func teacherOutput(_ teacher: UNet2D, _ batch: NoisedBatch) throws -> UNetOutput {
+        try teacher.forward(sample: batch.sample, timesteps: batch.timestepValues, encoderHiddenStates: batch.cond,
+                            recording: false).output
+    }
+
+    /// L_ft of `model` on `batch`; adds `scale` times its parameter gradient into `gradients` (the
+    /// penalty step passes lambda here, so both levels share one backward buffer).
+    public func evaluate(_ model: UNet2D, _ batch: NoisedBatch, teacher: UNetOutput?, scale: Float = 1,
+                         into gradients: inout [String: Tensor]) throws -> LowerLevelValue {
+        let (out, tape) = try model.forward(sample: batch.sample, timesteps: batch.timestepValues,
+                                            encoderHiddenStates: batch.cond, recording: true)
+        let (diff, dDiff) = Losses.diffusion(prediction: out.sample, target: batch.target, timesteps: batch.timesteps,
+                                             schedule: schedule, minSNRGamma: minSNRGamma)
+        var value = LowerLevelValue(total: diffusionWeight * diff, diffusion: diff)
+        var outputGradient = dDiff * (scale * diffusionWeight)
+        var blockGradients: [BlockOutput: Tensor] = [:]
+        if let teacher {
+            let (outKD, dOut) = Losses.outputDistillation(student: out.sample, teacher: teacher.sample)
+            outputGradient.add(dOut, scaledBy: scale * outputWeight)
+            let (featKD, dBlocks) = Losses.featureDistillation(student: out.blocks, teacher: teacher.blocks)
+            if featureWeight != 0 {
+                for (id, g) in dBlocks { blockGradients[id] = g * (scale * featureWeight) }
+            }
+            value.outputKD = outKD
+            value.featureKD = featKD
+            value.total += outputWeight * outKD + featureWeight * featKD
+        }
+        _ = model.backward(tape!, outputGradient: outputGradient, blockGradients: blockGradients, accumulatingInto: &gradients)
+        return value
+    }
+}
+
+/// How the upper level removes a concept.
+public enum ErasureMethod: String, Sendable, CaseIterable {
+    /// ESD with teacher guidance: the student's conditional prediction is pulled to
+    /// f_T(x_t,t,∅) − η·[f_T(x_t,t,c) − f_T(x_t,t,∅)].
+    case esd
+    /// Concept ablation (Kumari et al. 2023, model-based): pulled to the teacher's prediction for the
+    /// anchor prompt, f_T(x_t,t,c_anchor).
+    case ablation
+}
+
+/// The upper level, L_CU = MSE(f_s(x_t,t,c), target(teacher)) over noised forget images.
+public struct ConceptObjective: Sendable {
+    public var schedule: NoiseSchedule
+    public var method: ErasureMethod = .esd
+    public var eta: Float = 1
+
+    public init(schedule: NoiseSchedule) { self.schedule = schedule }
+
+    /// Draws forget items with replacement, then their timesteps and noise, and sets the target from
+    /// the frozen teacher (one batched forward for ESD's unconditional and conditional predictions).
+    public func drawBatch(from forget: TrainingData, size: Int, teacher: UNet2D,
+                          rng: inout TrainingRandom) throws -> NoisedBatch {
+        let x0 = forget.x0!
+        let indices = rng.integers(size, below: x0.shape[0])
+        let clean = x0.items(indices)
+        let timesteps = rng.integers(size, below: schedule.config.numTrainTimesteps)
+        let noise = rng.normal(clean.shape)
+        let sample = schedule.addNoise(original: clean, noise: noise, timesteps: timesteps)
+        let cond = forget.cond!.items(indices)
+        let ts = timesteps.map(Float.init)
+        let target: Tensor
+        switch method {
+        case .esd:
+            let empty = forget.uncond!.repeatedItem(size)
+            let both = try teacher(sample: Tensor.joined([sample, sample]), timesteps: ts + ts,
+                                   encoderHiddenStates: Tensor.joined([empty, cond]))
+            let (u, c) = both.halves()
+            target = Losses.erasureTarget(unconditional: u, conditional: c, eta: eta)
+        case .ablation:
+            target = try teacher(sample: sample, timesteps: ts, encoderHiddenStates: forget.anchor!.items(indices))
+        }
+        return NoisedBatch(sample: sample, timesteps: timesteps, cond: cond, target: target)
+    }
+
+    /// L_CU of `model` on `batch` (whose target is set); adds `scale` times its gradient into `gradients`.
+    public func evaluate(_ model: UNet2D, _ batch: NoisedBatch, scale: Float = 1,
+                         into gradients: inout [String: Tensor]) throws -> Float {
+        let (out, tape) = try model.forward(sample: batch.sample, timesteps: batch.timestepValues,
+                                            encoderHiddenStates: batch.cond, recording: true)
+        var (loss, grad) = NN.mseLoss(out.sample, batch.target)
+        if scale != 1 { grad.scale(by: scale) }
+        _ = model.backward(tape!, outputGradient: grad, accumulatingInto: &gradients)
+        return loss
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import TensorFormats
+import TensorMath
+import UNet
+
+/// The rules a data or forget file can break (formats/training-data.md); each error names the file,
+/// the rule and the tensor.
+extension TensorFormatError.Code {
+    public static let missingTensor = Self(rawValue: "missing-tensor")
+    public static let unexpectedTensor = Self(rawValue: "unexpected-tensor")
+    public static let badShape = Self(rawValue: "bad-shape")
+    public static let countMismatch = Self(rawValue: "count-mismatch")
+    public static let emptyData = Self(rawValue: "empty-data")
+    public static let nonFinite = Self(rawValue: "non-finite")
+}
+
+/// A training set as the model consumes it: clean samples with their prompts' encoder states, and the
+/// empty prompt for classifier-free-guidance dropout and ESD.
+public struct TrainingData: Sendable {
+    /// What a file is for: retain data needs `x0`; a forget file may hold prompts only.
+    public enum Role: Sendable { case data, forget }
+
+    /// [N, C, H, W]; nil in a forget file of prompts only.
+    public var x0: Tensor?
+    /// [N, S, D]; nil for unconditional models.
+    public var cond: Tensor?
+    /// [S, D]: the empty prompt.
+    public var uncond: Tensor?
+    /// [N, S, D]: the anchor prompt of each forget prompt (concept ablation).
+    public var anchor: Tensor?
+    /// The prompts as text (`dmsurgery.prompts`), informational.
+    public var prompts: [String]
+
+    /// Items: the count of `x0`, else of `cond`.
+    public var count: Int { x0?.shape[0] ?? cond?.shape[0] ?? 0 }
+
+    public init(x0: Tensor?, cond: Tensor?, uncond: Tensor?, anchor: Tensor? = nil, prompts: [String] = []) {
+        self.x0 = x0
+        self.cond = cond
+        self.uncond = uncond
+        self.anchor = anchor
+        self.prompts = prompts
+    }
+
+    /// Reads and validates `checkpoint` (named `file` in errors) against `model`.
+    public init(checkpoint: Checkpoint, file: String, role: Role, model: UNet2D) throws {
+        let source = checkpoint.isSequential ? try checkpoint.withRandomAccess() : checkpoint
+        func read(_ name: String) throws -> Tensor? {
+            guard let entry = source.entry(named: name) else { return nil }
+            let values = try source.floats(of: entry)
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                throw TensorFormatError(.nonFinite, "value \(values[bad]) at element \(bad)", file: file, tensor: name)
+            }
+            return Tensor(shape: entry.shape, data: values)
+        }
+        func fail(_ code: TensorFormatError.Code, _ message: String, _ tensor: String?) -> TensorFormatError {
+            TensorFormatError(code, message, file: file, tensor: tensor)
+        }
+        func shape(_ s: [Int]) -> String { "[" + s.map(String.init).joined(separator: ", ") + "]" }
+
+        let x0 = try read("x0"), cond = try read("cond"), uncond = try read("uncond"), anchor = try read("anchor")
+        let config = model.config
+        if let x0 {
+            guard x0.rank == 4 else { throw fail(.badShape, "shape \(shape(x0.shape)), expected [N, C, H, W]", "x0") }
+            let factor = 1 << (config.blockOutChannels.count - 1)
+            guard x0.shape[1] == config.inChannels, x0.shape[2] % factor == 0, x0.shape[3] % factor == 0 else {
+                throw fail(.badShape, "shape \(shape(x0.shape)): the model takes \(config.inChannels) channels and sides that are multiples of \(factor)", "x0")
+            }
+        } else if role == .data {
+            throw fail(.missingTensor, "a data file needs the clean samples x0 [N, C, H, W]", "x0")
+        }
+        if let d = model.contextDim {
+            guard let cond else { throw fail(.missingTensor, "a conditional model needs the prompts' encoder states cond [N, S, \(d)]", "cond") }
+            guard cond.rank == 3, cond.shape[2] == d else {
+                throw fail(.badShape, "shape \(shape(cond.shape)), expected [N, S, \(d)] (the model's cross_attention_dim is \(d))", "cond")
+            }
+            if let x0, x0.shape[0] != cond.shape[0] {
+                throw fail(.countMismatch, "\(cond.shape[0]) prompts for \(x0.shape[0]) samples in x0", "cond")
+            }
+            if let uncond, uncond.shape != Array(cond.shape.dropFirst()) {
+                throw fail(.badShape, "shape \(shape(uncond.shape)), expected [S, D] = \(shape(Array(cond.shape.dropFirst()))) like cond", "uncond")
+            }
+            if let anchor, anchor.shape != cond.shape {
+                throw fail(.badShape, "shape \(shape(anchor.shape)), expected \(shape(cond.shape)) like cond", "anchor")
+            }
+            if role == .forget && uncond == nil {
+                throw fail(.missingTensor, "a forget file needs the empty prompt uncond [S, \(d)]", "uncond")
+            }
+        } else {
+            for (name, tensor) in [("cond", cond), ("uncond", uncond), ("anchor", anchor)] where tensor != nil {
+                throw fail(.unexpectedTensor, "the model is unconditional (no cross_attention_dim)", name)
+            }
+            if role == .forget { throw fail(.unexpectedTensor, "forgetting a concept needs a conditional model", nil) }
+        }
+        let n = x0?.shape[0] ?? cond?.shape[0] ?? 0
+        guard n > 0 else { throw fail(.emptyData, "the file holds no items (N = 0)", x0 == nil ? "cond" : "x0") }
+
+        var prompts: [String] = []
+        if let text = checkpoint.metadata?["dmsurgery.prompts"],
+           let list = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String] {
+            prompts = list
+        }
+        self.init(x0: x0, cond: cond, uncond: uncond, anchor: anchor, prompts: prompts)
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+import TensorFormats
+import TensorMath
+import UNet
+
+/// What a progress display or log receives after each iteration.
+public struct StepRecord: Sendable {
+    public var step: Int
+    public var total: Int
+    public var report: StepReport
+    public var seconds: Double
+}
+
+/// Drives a `TrainingMethod`: the random stream, the EMA, periodic and interrupt checkpoints, and
+/// resuming from one. Everything that influences the weights is in the state, so a resumed run gives
+/// the same bytes as an uninterrupted one.
+public struct TrainingLoop {
+    public var steps: Int
+    public var seed: UInt64
+    public var emaDecay: Float?
+    /// Where the resumable state lives; nil disables checkpoints (and resume).
+    public var statePath: String?
+    public var checkpointEvery: Int?
+    /// The options that shape the run; a resume with different ones is refused.
+    public var fingerprint: String
+
+    public init(steps: Int, seed: UInt64, emaDecay: Float?, statePath: String?, checkpointEvery: Int?, fingerprint: String) {
+        self.steps = steps
+        self.seed = seed
+        self.emaDecay = emaDecay
+        self.statePath = statePath
+        self.checkpointEvery = checkpointEvery
+        self.fingerprint = fingerprint
+    }
+
+    public enum Outcome {
+        /// All steps done: the model to write (the EMA one when an EMA runs) and the last report.
+        case finished(UNet2D, StepReport?)
+        /// Stopped at `step` with the state saved (when a state path was set).
+        case interrupted(step: Int)
+    }
+
+    /// Runs from step 0, or from the saved state when `resume`. `shouldStop` is polled after every
+    /// iteration (a signal handler sets it); `observe` sees every iteration.
+    public func run<M: TrainingMethod>(_ method: inout M, resume: Bool, shouldStop: () -> Bool,
+                                       observe: (StepRecord) throws -> Void) throws -> Outcome {
+        var rng = TrainingRandom(seed: seed)
+        var ema = emaDecay.map { ExponentialMovingAverage(decay: $0, model: method.student) }
+        var step = 0
+        var last: StepReport?
+        if resume, let statePath {
+            let state = try TrainingState(contentsOf: statePath)
+            guard state.values["fingerprint"] == fingerprint else {
+                throw TensorFormatError(.invalidArgument, "the state was written by a run with other options (\(state.values["fingerprint"] ?? "none")); resume with the same ones", file: statePath)
+            }
+            guard let s = state.values["step"].flatMap(Int.init), let r = state.values["rng"].flatMap(UInt64.init) else {
+                throw TensorFormatError(.invalidMetadata, "no step or random state", file: statePath)
+            }
+            step = s
+            rng.state = r
+            try method.restore(from: state, file: statePath)
+            if ema != nil {
+                var model = method.student
+                try state.restore(&model, from: "ema", file: statePath)
+                ema?.shadow = model.parameters
+            }
+        }
+        func save() throws {
+            guard let statePath else { return }
+            var state = TrainingState()
+            state.values["fingerprint"] = fingerprint
+            state.values["step"] = String(step)
+            state.values["rng"] = String(rng.state)
+            try method.store(into: &state)
+            if let ema { for (name, t) in ema.shadow { state.tensors["ema/\(name)"] = t } }
+            try state.write(to: statePath)
+        }
+        let start = Date()
+        while step < steps {
+            if shouldStop() {
+                try save()
+                return .interrupted(step: step)
+            }
+            let report = try method.step(step, rng: &rng)
+            ema?.update(with: method.student)
+            step += 1
+            last = report
+            try observe(StepRecord(step: step, total: steps, report: report, seconds: Date().timeIntervalSince(start)))
+            if let every = checkpointEvery, step % every == 0 || step == steps { try save() }
+        }
+        let model = try ema?.applied(to: method.student) ?? method.student
+        return .finished(model, last)
+    }
+}
+
+/// JSON lines, one per iteration: step, the losses, lr, seconds since the run (or resume) started.
+/// Appended to, so a resumed run continues the same file.
+public final class TrainingLog {
+    private let handle: FileHandle
+
+    public init(path: String) throws {
+        if !FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else {
+                throw TensorFormatError(.io, "cannot create the log file", file: path)
+            }
+        }
+        guard let handle = FileHandle(forWritingAtPath: path) else {
+            throw TensorFormatError(.io, "cannot open the log file for writing", file: path)
+        }
+        handle.seekToEndOfFile()
+        self.handle = handle
+    }
+
+    public func write(_ record: StepRecord) throws {
+        var fields = ["\"step\": \(record.step)"]
+        for (name, value) in record.report.losses { fields.append("\"\(name)\": \(jsonNumber(value))") }
+        fields.append("\"lr\": \(record.report.learningRate)")
+        fields.append("\"seconds\": \(jsonNumber(record.seconds))")
+        try handle.write(contentsOf: Data(("{" + fields.joined(separator: ", ") + "}\n").utf8))
+    }
+
+    deinit { try? handle.close() }
+}
+
+/// A JSON number, or a string for the values JSON cannot hold ("nan", "inf", "-inf").
+func jsonNumber(_ x: Double) -> String {
+    if x.isNaN { return "\"nan\"" }
+    if x.isInfinite { return x > 0 ? "\"inf\"" : "\"-inf\"" }
+    return "\(x)"
+}

@@ -1,0 +1,78 @@
+import Foundation
+import TensorFormats
+import TensorMath
+import UNet
+
+/// Everything a run needs to continue bit for bit: weights of every trained model, AdamW moments and
+/// step counts, the EMA, the random stream and the step. Stored as one safetensors file (tensors under
+/// `model/…`, `copy/…`, `ema/…`, `adam/<optimizer>/{m,v}/…`; scalars as JSON in the `dmsurgery.state`
+/// metadata key), written atomically.
+public struct TrainingState: Sendable {
+    public var tensors: [String: Tensor] = [:]
+    public var values: [String: String] = [:]
+
+    public static let metadataKey = "dmsurgery.state"
+
+    public init() {}
+
+    public mutating func store(_ model: UNet2D, as prefix: String) {
+        for (name, p) in model.parameters { tensors["\(prefix)/\(name)"] = p }
+    }
+
+    public func restore(_ model: inout UNet2D, from prefix: String, file: String) throws {
+        for name in model.parameters.keys {
+            guard let t = tensors["\(prefix)/\(name)"] else {
+                throw TensorFormatError(.missingTensor, "the state does not hold this parameter", file: file, tensor: "\(prefix)/\(name)")
+            }
+            do { try model.setParameter(name, t) } catch {
+                throw TensorFormatError(.badShape, "\(error)", file: file, tensor: "\(prefix)/\(name)")
+            }
+        }
+    }
+
+    public mutating func store(_ optimizer: ModelOptimizer, as prefix: String) throws {
+        var steps: [String: Int] = [:]
+        for (name, s) in optimizer.adam.states {
+            tensors["\(prefix)/m/\(name)"] = Tensor(shape: [s.m.count], data: s.m)
+            tensors["\(prefix)/v/\(name)"] = Tensor(shape: [s.v.count], data: s.v)
+            steps[name] = s.step
+        }
+        values["\(prefix)/updates"] = String(optimizer.updates)
+        values["\(prefix)/steps"] = String(decoding: try JSONSerialization.data(withJSONObject: steps, options: .sortedKeys), as: UTF8.self)
+    }
+
+    public func restore(_ optimizer: inout ModelOptimizer, from prefix: String, file: String) throws {
+        guard let updates = values["\(prefix)/updates"].flatMap(Int.init),
+              let text = values["\(prefix)/steps"],
+              let steps = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Int] else {
+            throw TensorFormatError(.invalidMetadata, "no state for optimizer '\(prefix)'", file: file)
+        }
+        optimizer.updates = updates
+        optimizer.adam.states = [:]
+        for (name, step) in steps {
+            guard let m = tensors["\(prefix)/m/\(name)"], let v = tensors["\(prefix)/v/\(name)"] else {
+                throw TensorFormatError(.missingTensor, "optimizer moments missing", file: file, tensor: "\(prefix)/m/\(name)")
+            }
+            optimizer.adam.states[name] = AdamW.State(step: step, m: m.data, v: v.data)
+        }
+    }
+
+    /// Writes the state atomically (temporary file, fsync, rename).
+    public func write(to path: String) throws {
+        let json = try JSONSerialization.data(withJSONObject: values, options: .sortedKeys)
+        let metadata = Metadata([(Self.metadataKey, String(decoding: json, as: UTF8.self))])
+        try SafetensorsWriter.writeFloats(tensors.keys.sorted().map { ($0, tensors[$0]!.shape, tensors[$0]!.data) },
+                                          metadata: metadata, to: path, force: true)
+    }
+
+    /// Reads a state written by `write(to:)`.
+    public init(contentsOf path: String) throws {
+        let file = try Checkpoint.open(path, options: OpenOptions(randomAccess: true))
+        guard let text = file.metadata?[Self.metadataKey],
+              let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: String] else {
+            throw TensorFormatError(.invalidMetadata, "not a dmsurgery training state (no \(Self.metadataKey) metadata)", file: path)
+        }
+        values = object
+        for entry in file.entries { tensors[entry.name] = Tensor(shape: entry.shape, data: try file.floats(of: entry)) }
+    }
+}
