@@ -10,6 +10,13 @@ public struct NoisedBatch: Sendable {
     public var cond: Tensor?
     public var target: Tensor
 
+    public init(sample: Tensor, timesteps: [Int], cond: Tensor?, target: Tensor) {
+        self.sample = sample
+        self.timesteps = timesteps
+        self.cond = cond
+        self.target = target
+    }
+
     public var timestepValues: [Float] { timesteps.map(Float.init) }
 }
 

@@ -56,6 +56,9 @@ public struct TrainingLoop {
             guard let s = state.values["step"].flatMap(Int.init), let r = state.values["rng"].flatMap(UInt64.init) else {
                 throw TensorFormatError(.invalidMetadata, "no step or random state", file: statePath)
             }
+            guard s <= steps else {
+                throw TensorFormatError(.invalidArgument, "the state is at step \(s), past --steps \(steps)", file: statePath)
+            }
             step = s
             rng.state = r
             try method.restore(from: state, file: statePath)
