@@ -35,6 +35,8 @@ let package = Package(
         .target(name: "TensorMath", dependencies: ["CBLAS"], swiftSettings: tensorMathSettings),
         .target(name: "UNet", dependencies: ["TensorMath", "TensorFormats"]),
         .target(name: "Diffusion", dependencies: ["UNet", "TensorMath", "TensorFormats"]),
+        // The procedural concept world: renders, prompts, detectors and the evaluation of models on it.
+        .target(name: "ConceptWorld", dependencies: ["Diffusion", "UNet", "TensorMath", "TensorFormats"]),
         .target(
             name: "Surgery",
             dependencies: ["TensorFormats", .product(name: "Crypto", package: "swift-crypto")]
@@ -42,7 +44,7 @@ let package = Package(
         .executableTarget(
             name: "dmsurgery",
             dependencies: [
-                "TensorFormats", "Surgery", "UNet", "Diffusion",
+                "TensorFormats", "Surgery", "UNet", "Diffusion", "ConceptWorld",
                 "CPNG",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -58,5 +60,6 @@ let package = Package(
         .testTarget(name: "UNetTests", dependencies: ["UNet", "Diffusion", "TensorMath", "TensorFormats"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "TensorMath"]),
         .testTarget(name: "TensorMathTests", dependencies: ["TensorMath"]),
+        .testTarget(name: "ConceptWorldTests", dependencies: ["ConceptWorld", "Diffusion", "UNet", "TensorMath", "TensorFormats"]),
     ]
 )
