@@ -6,7 +6,8 @@
 public enum Renderer {
     /// Random variation of one render, drawn from its stream.
     public struct Jitter: Equatable, Sendable {
-        /// Side of the shape's bounding box, 9...11 px.
+        /// Side of the shape's bounding box, 9 or 10 px: the sizes at which the period-4 stripes and
+        /// checker paint all four corners of the box, so a textured square still reads as a square.
         public var size: Int
         /// Top-left corner of the bounding box.
         public var x0: Int
@@ -19,7 +20,7 @@ public enum Renderer {
         public var dark: [Int]
 
         public init(_ rng: inout WorldRandom) {
-            size = rng.int(in: 9...11)
+            size = rng.int(in: 9...10)
             let centred = (WorldSize.side - size) / 2
             x0 = rng.int(in: max(1, centred - 2)...min(WorldSize.side - 1 - size, centred + 2))
             y0 = rng.int(in: max(1, centred - 2)...min(WorldSize.side - 1 - size, centred + 2))
