@@ -36,6 +36,8 @@ let package = Package(
         .target(name: "UNet", dependencies: ["TensorMath", "TensorFormats"]),
         .target(name: "Diffusion", dependencies: ["UNet", "TensorMath", "TensorFormats"]),
         .target(name: "Training", dependencies: ["Diffusion", "UNet", "TensorMath", "TensorFormats"]),
+        // The procedural concept world: renders, prompts, detectors and the evaluation of models on it.
+        .target(name: "ConceptWorld", dependencies: ["Diffusion", "UNet", "TensorMath", "TensorFormats"]),
         .target(
             name: "Surgery",
             dependencies: ["TensorFormats", .product(name: "Crypto", package: "swift-crypto")]
@@ -43,7 +45,7 @@ let package = Package(
         .executableTarget(
             name: "dmsurgery",
             dependencies: [
-                "TensorFormats", "Surgery", "UNet", "Diffusion", "Training",
+                "TensorFormats", "Surgery", "UNet", "Diffusion", "Training", "ConceptWorld",
                 "CPNG",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -60,5 +62,6 @@ let package = Package(
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "TensorMath"]),
         .testTarget(name: "TensorMathTests", dependencies: ["TensorMath"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Diffusion", "UNet", "TensorMath", "TensorFormats"]),
+        .testTarget(name: "ConceptWorldTests", dependencies: ["ConceptWorld", "Diffusion", "UNet", "TensorMath", "TensorFormats"]),
     ]
 )

@@ -19,6 +19,6 @@ struct DMSurgery: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [InspectCommand.self, VerifyCommand.self, DiffCommand.self, ConvertCommand.self, ForwardCommand.self, BenchCommand.self, SampleCommand.self,
-                      FinetuneCommand.self, EraseCommand.self, UnlearnCommand.self]
+                      FinetuneCommand.self, EraseCommand.self, UnlearnCommand.self, WorldCommand.self, EvalCommand.self]
     )
 }

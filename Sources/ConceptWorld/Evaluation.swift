@@ -1,0 +1,230 @@
+import Diffusion
+import Foundation
+import TensorFormats
+import TensorMath
+import UNet
+
+/// How `evaluate` samples.
+public struct EvaluationSettings: Sendable {
+    /// Samples per prompt.
+    public var samples = 8
+    /// DDIM steps (eta 0).
+    public var steps = 20
+    /// Classifier-free guidance scale with the world's empty prompt; 1 samples the conditional model alone.
+    public var guidance: Float = 1
+    /// Seed of the initial noise (the held-out loss does not depend on it).
+    public var seed: UInt64 = 0
+    /// Ground-truth renders per prompt for the detectors' accuracy.
+    public var validationPerPrompt = 8
+    /// Images per forward pass: bounds memory, not results.
+    public var chunk = 96
+
+    public init() {}
+}
+
+/// Per-prompt outcome of the samples.
+public struct PromptScore: Sendable {
+    public var prompt: WorldPrompt
+    public var samples: Int
+    /// Samples showing the prompted colour, shape and style together.
+    public var matches: Int
+    /// Samples showing the forget style.
+    public var forgetStyle: Int
+}
+
+/// What `dmsurgery eval` reports (formats/concept-world.md lists the JSON keys).
+public struct EvaluationReport: Sendable {
+    /// Share of forget-prompt samples the style detector reads as the forget style.
+    public var forgetRate: Double
+    /// Share of retain-prompt samples with the prompted shape, colour and style.
+    public var retainAccuracy: Double
+    /// Denoising MSE on held-out retain renders at fixed noise and timesteps.
+    public var heldoutLoss: Double
+    /// Per-attribute accuracy on retain prompts.
+    public var retainColour: Double, retainShape: Double, retainStyle: Double
+    /// Colour and shape (style aside) on forget prompts: whether removing the style kept the content.
+    public var forgetContent: Double
+    public var forgetSamples: Int, retainSamples: Int, heldoutImages: Int
+    public var detectorAccuracy: DetectorAccuracy
+    public var prompts: [PromptScore]
+    /// The samples [P * K, 3, 16, 16], prompt-major in `WorldPrompt.all` order.
+    public var images: Tensor
+    public var seconds: Double
+    public var settings: EvaluationSettings
+
+    /// The accuracy every detector must reach on ground truth for the scores to be trusted.
+    public static let requiredDetectorAccuracy = 0.95
+    public var detectorsTrusted: Bool { detectorAccuracy.minimum >= EvaluationReport.requiredDetectorAccuracy }
+
+    public var json: JSONValue {
+        func number(_ x: Double) -> JSONValue { .number(x.isFinite ? String(format: "%.6g", x) : "null") }
+        func int(_ n: Int) -> JSONValue { .number(String(n)) }
+        let a = detectorAccuracy
+        return .object([
+            JSONMember("forget_rate", number(forgetRate)),
+            JSONMember("retain_accuracy", number(retainAccuracy)),
+            JSONMember("heldout_loss", number(heldoutLoss)),
+            JSONMember("retain_colour_accuracy", number(retainColour)),
+            JSONMember("retain_shape_accuracy", number(retainShape)),
+            JSONMember("retain_style_accuracy", number(retainStyle)),
+            JSONMember("forget_content_accuracy", number(forgetContent)),
+            JSONMember("forget_samples", int(forgetSamples)),
+            JSONMember("retain_samples", int(retainSamples)),
+            JSONMember("heldout_images", int(heldoutImages)),
+            JSONMember("detector_accuracy", .object([
+                JSONMember("colour", number(a.colour)), JSONMember("shape", number(a.shape)),
+                JSONMember("style", number(a.style)), JSONMember("all", number(a.all)),
+                JSONMember("images", int(a.images)),
+            ])),
+            JSONMember("detectors_trusted", .bool(detectorsTrusted)),
+            JSONMember("samples_per_prompt", int(settings.samples)),
+            JSONMember("steps", int(settings.steps)),
+            JSONMember("guidance", number(Double(settings.guidance))),
+            JSONMember("seed", .number(String(settings.seed))),
+            JSONMember("seconds", number(seconds)),
+            JSONMember("prompts", .array(prompts.map { p in
+                .object([
+                    JSONMember("text", .string(p.prompt.text)), JSONMember("forget", .bool(p.prompt.isForget)),
+                    JSONMember("samples", int(p.samples)), JSONMember("matches", int(p.matches)),
+                    JSONMember("forget_style", int(p.forgetStyle)),
+                ])
+            })),
+        ])
+    }
+}
+
+/// Why a model cannot be evaluated on the world.
+public struct WorldModelMismatch: Error, CustomStringConvertible, Sendable {
+    public var key: String
+    public var message: String
+    public var description: String { "\(key): \(message)" }
+}
+
+public enum Evaluation {
+    /// Seed of the held-out loss's noise: fixed so the loss compares across runs and `--seed`s.
+    public static let heldoutNoiseSeed: UInt64 = 0x4845_4C44_4F55_5400
+    /// Held-out renders per retain prompt (world seed 0, the held-out stream).
+    public static let heldoutPerPrompt = 8
+
+    /// Refuses models whose input, output or context do not fit the world's images and prompts.
+    public static func checkFits(_ unet: UNet2D) throws(WorldModelMismatch) {
+        let c = unet.config
+        guard c.inChannels == WorldSize.channels, c.outChannels == WorldSize.channels else {
+            throw WorldModelMismatch(key: "in_channels", message: "the model maps \(c.inChannels) to \(c.outChannels) channels; the world's images have \(WorldSize.channels)")
+        }
+        guard unet.contextDim == WorldSize.embeddingDim else {
+            throw WorldModelMismatch(key: "cross_attention_dim", message: "\(unet.contextDim.map(String.init) ?? "none (unconditional)"); the world's prompts embed in \(WorldSize.embeddingDim)")
+        }
+        let downsamples = max(0, c.blockOutChannels.count - 1)
+        guard WorldSize.side % (1 << downsamples) == 0 else {
+            throw WorldModelMismatch(key: "block_out_channels", message: "\(downsamples) downsamplings do not divide the world's \(WorldSize.side)-pixel images")
+        }
+    }
+
+    /// Samples every prompt, scores the samples, measures the held-out loss and the detectors.
+    public static func evaluate(_ unet: UNet2D, scheduler: SchedulerConfig, settings: EvaluationSettings,
+                                progress: (String, Int, Int) -> Void = { _, _, _ in }) throws -> EvaluationReport {
+        let start = Date()
+        let prompts = WorldPrompt.all
+        let k = settings.samples
+        let s = WorldSize.self
+        let uncond = Tensor(shape: [1, s.tokens, s.embeddingDim], data: Vocabulary.embed(Vocabulary.unconditionalTokens))
+        var noise = NormalGenerator(seed: settings.seed)
+        let initial = noise.tensor([prompts.count * k, s.channels, s.side, s.side])
+        let context = Tensor(shape: [prompts.count * k, s.tokens, s.embeddingDim],
+                             data: prompts.flatMap { p in Array([[Float]](repeating: p.embedding, count: k).joined()) })
+        let ddim = DDIMSampler(scheduler)
+        var images: [Tensor] = []
+        let total = initial.shape[0]
+        for begin in stride(from: 0, to: total, by: settings.chunk) {
+            let end = min(total, begin + settings.chunk)
+            let x = initial.batch(begin, end), c = context.batch(begin, end)
+            let n = end - begin
+            let u = Tensor(shape: [n] + uncond.shape.dropFirst(), data: Array([[Float]](repeating: uncond.data, count: n).joined()))
+            images.append(try ddim.sample(from: x, steps: settings.steps) { xt, t in
+                let ts = [Float](repeating: Float(t), count: n)
+                if settings.guidance == 1 { return try unet(sample: xt, timesteps: ts, encoderHiddenStates: c) }
+                let both = try unet(sample: Tensor.stacking([xt, xt]), timesteps: ts + ts, encoderHiddenStates: Tensor.stacking([u, c]))
+                return classifierFreeGuidance(unconditional: both.batch(0, n), conditional: both.batch(n, 2 * n), scale: settings.guidance)
+            })
+            progress("sampling", end, total)
+        }
+        let samples = Tensor.stacking(images)
+
+        var scores: [PromptScore] = []
+        var retain = (n: 0, colour: 0, shape: 0, style: 0, all: 0)
+        var forget = (n: 0, style: 0, content: 0)
+        for (pi, prompt) in prompts.enumerated() {
+            var score = PromptScore(prompt: prompt, samples: k, matches: 0, forgetStyle: 0)
+            for j in 0..<k {
+                let d = Detector.detect(samples.batch(pi * k + j, pi * k + j + 1).data)
+                if d.matches(prompt) { score.matches += 1 }
+                if d.style == WorldStyle.forget { score.forgetStyle += 1 }
+                if prompt.isForget {
+                    forget.n += 1
+                    if d.style == WorldStyle.forget { forget.style += 1 }
+                    if d.colour == prompt.colour && d.shape == prompt.shape { forget.content += 1 }
+                } else {
+                    retain.n += 1
+                    if d.colour == prompt.colour { retain.colour += 1 }
+                    if d.shape == prompt.shape { retain.shape += 1 }
+                    if d.style == prompt.style { retain.style += 1 }
+                    if d.matches(prompt) { retain.all += 1 }
+                }
+            }
+            scores.append(score)
+        }
+        let (heldout, heldoutCount) = try heldoutLoss(unet, scheduler: scheduler, chunk: settings.chunk)
+        progress("held-out loss", 1, 1)
+        let accuracy = Detector.validate(perPrompt: settings.validationPerPrompt)
+        func share(_ a: Int, _ b: Int) -> Double { b == 0 ? .nan : Double(a) / Double(b) }
+        return EvaluationReport(
+            forgetRate: share(forget.style, forget.n), retainAccuracy: share(retain.all, retain.n), heldoutLoss: heldout,
+            retainColour: share(retain.colour, retain.n), retainShape: share(retain.shape, retain.n),
+            retainStyle: share(retain.style, retain.n), forgetContent: share(forget.content, forget.n),
+            forgetSamples: forget.n, retainSamples: retain.n, heldoutImages: heldoutCount,
+            detectorAccuracy: accuracy, prompts: scores, images: samples,
+            seconds: Date().timeIntervalSince(start), settings: settings)
+    }
+
+    /// Mean squared error of the model's prediction against the scheduler's target on the held-out
+    /// renders, each noised at its own timestep from an even spread over the schedule, with noise from
+    /// a fixed seed: the same images, noise and timesteps for every model and every run.
+    public static func heldoutLoss(_ unet: UNet2D, scheduler: SchedulerConfig, chunk: Int = 96) throws -> (loss: Double, images: Int) {
+        let data = WorldDataset(seed: 0, perPrompt: 1, heldoutPerPrompt: heldoutPerPrompt).heldout
+        let x0 = Tensor(shape: data.tensors[0].shape, data: data.tensors[0].values)
+        let cond = Tensor(shape: data.tensors[1].shape, data: data.tensors[1].values)
+        let count = x0.shape[0]
+        var generator = NormalGenerator(seed: heldoutNoiseSeed)
+        let noise = generator.tensor(x0.shape)
+        let steps = scheduler.numTrainTimesteps
+        let timesteps = (0..<count).map { (2 * $0 + 1) * steps / (2 * count) }
+        let schedule = NoiseSchedule(scheduler)
+        var sum = 0.0
+        for begin in stride(from: 0, to: count, by: chunk) {
+            let end = min(count, begin + chunk)
+            let clean = x0.batch(begin, end), eps = noise.batch(begin, end), ts = Array(timesteps[begin..<end])
+            let noisy = schedule.addNoise(original: clean, noise: eps, timesteps: ts)
+            let target = schedule.target(scheduler.predictionType, original: clean, noise: eps, timesteps: ts)
+            let prediction = try unet(sample: noisy, timesteps: ts.map(Float.init), encoderHiddenStates: cond.batch(begin, end))
+            for i in 0..<prediction.count {
+                let d = Double(prediction.data[i] - target.data[i])
+                sum += d * d
+            }
+        }
+        return (sum / Double(x0.count), count)
+    }
+}
+
+extension Tensor {
+    /// Items `begin..<end` along dim 0.
+    func batch(_ begin: Int, _ end: Int) -> Tensor {
+        let item = shape.dropFirst().reduce(1, *)
+        return Tensor(shape: [end - begin] + shape.dropFirst(), data: Array(data[begin * item..<end * item]))
+    }
+
+    /// Concatenation along dim 0.
+    static func stacking(_ parts: [Tensor]) -> Tensor {
+        Tensor(shape: [parts.reduce(0) { $0 + $1.shape[0] }] + parts[0].shape.dropFirst(), data: Array(parts.map(\.data).joined()))
+    }
+}

@@ -1,0 +1,111 @@
+/// The fixed sizes every model of the concept world is built around: one place, so the data files,
+/// the evaluation and the teacher's config cannot drift apart.
+public enum WorldSize {
+    /// Images are `channels` x `side` x `side`, values in [-1, 1], NCHW.
+    public static let side = 16
+    public static let channels = 3
+    /// Prompts are `tokens` embeddings of `embeddingDim` values: [start, colour, shape, style].
+    public static let tokens = 4
+    public static let embeddingDim = 32
+    public static var pixels: Int { channels * side * side }
+}
+
+/// SplitMix64: the world's only source of randomness. An explicit integer generator (not Foundation's,
+/// whose algorithm is unspecified) so that a seed gives the same bytes on every machine.
+public struct WorldRandom: Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    /// A generator for one item of one stream: seeds are mixed, not added, so neighbouring
+    /// (seed, split, prompt, index) tuples give unrelated sequences.
+    public init(stream parts: [UInt64]) {
+        var s: UInt64 = 0x243F_6A88_85A3_08D3
+        for part in parts {
+            var mixer = WorldRandom(seed: s ^ part)
+            s = mixer.next()
+        }
+        state = s
+    }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in `range` (modulo bias is irrelevant for ranges this small).
+    public mutating func int(in range: ClosedRange<Int>) -> Int {
+        range.lowerBound + Int(next() % UInt64(range.count))
+    }
+}
+
+/// Attribute values of the world; raw values are the prompt words and vocabulary tokens.
+public enum WorldColour: String, CaseIterable, Sendable, Codable {
+    case red, green, blue
+
+    /// The RGB channel that carries the colour.
+    public var channel: Int {
+        switch self {
+        case .red: 0
+        case .green: 1
+        case .blue: 2
+        }
+    }
+}
+
+public enum WorldShape: String, CaseIterable, Sendable, Codable {
+    case square, circle, triangle
+}
+
+/// Renderings of a shape. `stripes` plays the copyrighted artist style (the forget concept), `flat` is
+/// the anchor that concept ablation maps it to.
+public enum WorldStyle: String, CaseIterable, Sendable, Codable {
+    case flat, outline, stripes, checker
+
+    public static let forget = WorldStyle.stripes
+    public static let anchor = WorldStyle.flat
+}
+
+/// The token list and the fixed embedding table that stands in for a text encoder.
+///
+/// The table does not depend on the world's `--seed`: every data file and every model of the project
+/// share one "text encoder", as a real pipeline shares CLIP.
+public enum Vocabulary {
+    public static let start = "<start>"
+    public static let pad = "<pad>"
+
+    public static let tokens: [String] = [start, pad]
+        + WorldColour.allCases.map(\.rawValue)
+        + WorldShape.allCases.map(\.rawValue)
+        + WorldStyle.allCases.map(\.rawValue)
+
+    /// Seed of the embedding table (ASCII "dmsworld").
+    public static let tableSeed: UInt64 = 0x646D_7377_6F72_6C64
+
+    /// Row i embeds token i: SplitMix64 from `tableSeed`, each value the top 24 bits of one draw mapped
+    /// to [-1, 1) as (k - 2^23) / 2^23, which is exact in float32 on every machine.
+    public static let table: [[Float]] = {
+        var rng = WorldRandom(seed: tableSeed)
+        return tokens.map { _ in
+            (0..<WorldSize.embeddingDim).map { _ in
+                Float(Int(rng.next() >> 40) - (1 << 23)) / Float(1 << 23)
+            }
+        }
+    }()
+
+    public static func embedding(of token: String) -> [Float] {
+        guard let index = tokens.firstIndex(of: token) else { preconditionFailure("token '\(token)' is not in the vocabulary") }
+        return table[index]
+    }
+
+    /// Concatenated embeddings [S * D] of a token sequence.
+    public static func embed(_ sequence: [String]) -> [Float] {
+        sequence.flatMap(embedding(of:))
+    }
+
+    /// The empty prompt, the unconditional input of classifier-free guidance.
+    public static let unconditionalTokens = [start, pad, pad, pad]
+}

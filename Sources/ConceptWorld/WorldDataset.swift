@@ -1,0 +1,103 @@
+import TensorFormats
+
+/// The data files of the world (formats/concept-world.md) as in-memory tensors: which items go into
+/// which file is decided here and nowhere else.
+public struct WorldDataset: Sendable {
+    public struct Tensors: Sendable {
+        /// (name, shape, values) in file order.
+        public var tensors: [(name: String, shape: [Int], values: [Float])]
+        /// The prompt text of each item, in `cond`'s order (`dmsurgery.prompts`).
+        public var prompts: [String]
+
+        public var metadata: Metadata {
+            Metadata([(WorldMetadataKey.prompts, JSONWriter.compact(.array(prompts.map { .string($0) })))])
+        }
+    }
+
+    public let seed: UInt64
+    public let perPrompt: Int
+    public let heldoutPerPrompt: Int
+
+    public init(seed: UInt64, perPrompt: Int, heldoutPerPrompt: Int) {
+        self.seed = seed
+        self.perPrompt = perPrompt
+        self.heldoutPerPrompt = heldoutPerPrompt
+    }
+
+    /// Images of `prompts`, `count` each (prompt-major), with their conditioning.
+    public func images(_ prompts: [WorldPrompt], count: Int, split: WorldSplit) -> Tensors {
+        let items = prompts.flatMap { p in (0..<count).map { (p, $0) } }
+        let x0 = items.flatMap { Renderer.render($0.0, seed: seed, split: split, index: $0.1) }
+        let cond = items.flatMap { $0.0.embedding }
+        let s = WorldSize.self
+        return Tensors(tensors: [
+            ("x0", [items.count, s.channels, s.side, s.side], x0),
+            ("cond", [items.count, s.tokens, s.embeddingDim], cond),
+            ("uncond", [s.tokens, s.embeddingDim], Vocabulary.embed(Vocabulary.unconditionalTokens)),
+        ], prompts: items.map(\.0.text))
+    }
+
+    /// Every prompt, forget style included: the teacher's training data.
+    public var all: Tensors { images(WorldPrompt.all, count: perPrompt, split: .train) }
+    /// The same renders without the forget style: the students' fine-tuning data.
+    public var retain: Tensors { images(WorldPrompt.retain, count: perPrompt, split: .train) }
+    /// Retain renders from a stream no training file uses.
+    public var heldout: Tensors { images(WorldPrompt.retain, count: heldoutPerPrompt, split: .heldout) }
+
+    /// Forget prompts only (no images: the training side draws them from the teacher), each with its
+    /// anchor-style twin for concept ablation.
+    public var forget: Tensors {
+        let prompts = WorldPrompt.forget
+        let s = WorldSize.self
+        return Tensors(tensors: [
+            ("cond", [prompts.count, s.tokens, s.embeddingDim], prompts.flatMap(\.embedding)),
+            ("uncond", [s.tokens, s.embeddingDim], Vocabulary.embed(Vocabulary.unconditionalTokens)),
+            ("anchor", [prompts.count, s.tokens, s.embeddingDim], prompts.flatMap(\.anchored.embedding)),
+        ], prompts: prompts.map(\.text))
+    }
+
+    /// The world's description (`world.json`): sizes, vocabulary and table, prompts, seeds, files.
+    public var description: JSONValue {
+        func number(_ n: some BinaryInteger) -> JSONValue { .number(String(n)) }
+        func strings(_ s: [String]) -> JSONValue { .array(s.map { .string($0) }) }
+        return .object([
+            JSONMember("image_size", number(WorldSize.side)),
+            JSONMember("channels", number(WorldSize.channels)),
+            JSONMember("tokens", number(WorldSize.tokens)),
+            JSONMember("embedding_dim", number(WorldSize.embeddingDim)),
+            JSONMember("seed", number(seed)),
+            JSONMember("per_prompt", number(perPrompt)),
+            JSONMember("heldout_per_prompt", number(heldoutPerPrompt)),
+            JSONMember("colours", strings(WorldColour.allCases.map(\.rawValue))),
+            JSONMember("shapes", strings(WorldShape.allCases.map(\.rawValue))),
+            JSONMember("styles", strings(WorldStyle.allCases.map(\.rawValue))),
+            JSONMember("forget_style", .string(WorldStyle.forget.rawValue)),
+            JSONMember("anchor_style", .string(WorldStyle.anchor.rawValue)),
+            JSONMember("vocabulary", strings(Vocabulary.tokens)),
+            JSONMember("embedding_table_seed", number(Vocabulary.tableSeed)),
+            JSONMember("uncond_tokens", strings(Vocabulary.unconditionalTokens)),
+            JSONMember("prompts", .array(WorldPrompt.all.map { p in
+                .object([
+                    JSONMember("text", .string(p.text)),
+                    JSONMember("tokens", strings(p.tokens)),
+                    JSONMember("colour", .string(p.colour.rawValue)),
+                    JSONMember("shape", .string(p.shape.rawValue)),
+                    JSONMember("style", .string(p.style.rawValue)),
+                    JSONMember("forget", .bool(p.isForget)),
+                ])
+            })),
+            JSONMember("files", .object([
+                JSONMember("all.safetensors", .string("x0, cond, uncond: every prompt x per_prompt (teacher training)")),
+                JSONMember("retain.safetensors", .string("x0, cond, uncond: retain prompts x per_prompt, same renders as all")),
+                JSONMember("forget.safetensors", .string("cond, uncond, anchor: one row per forget prompt, no images")),
+                JSONMember("heldout.safetensors", .string("x0, cond, uncond: retain prompts x heldout_per_prompt, disjoint stream")),
+            ])),
+        ])
+    }
+}
+
+/// Metadata keys of the world's data files.
+public enum WorldMetadataKey {
+    /// JSON array of the prompt text of each `cond` row.
+    public static let prompts = "dmsurgery.prompts"
+}

@@ -1,0 +1,78 @@
+import ArgumentParser
+import ConceptWorld
+import Foundation
+import TensorFormats
+
+struct WorldCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "world",
+        abstract: "Render the procedural concept world's data files, or list its prompts.",
+        discussion: """
+        Writes DIR/all.safetensors (every prompt: the teacher's training data), DIR/retain.safetensors \
+        (never the forget style: the students' fine-tuning data), DIR/forget.safetensors (forget \
+        prompts with their anchor-style twins, no images), DIR/heldout.safetensors (retain renders \
+        from a disjoint random stream) and DIR/world.json. Images are 3x16x16 in [-1, 1]; prompts are \
+        4 tokens of a fixed 32-dim embedding table. The same --seed gives the same bytes on every \
+        machine. See formats/concept-world.md.
+
+        --prompts prints the prompt list instead (index, forget or retain, text), one per line.
+
+        Exit status: 0 success, 2 an output could not be written, 64 usage error.
+        """
+    )
+
+    @Argument(help: "Output directory (created if missing).")
+    var dir: String?
+
+    @Option(help: "Seed of the renders' jitter (the embedding table is fixed).")
+    var seed: UInt64 = 0
+
+    @Option(help: "Renders per prompt in all.safetensors and retain.safetensors.")
+    var perPrompt = 64
+
+    @Option(help: "Renders per retain prompt in heldout.safetensors.")
+    var heldoutPerPrompt = 8
+
+    @Flag(help: "Print the world's prompts and exit.")
+    var prompts = false
+
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        guard perPrompt >= 1, heldoutPerPrompt >= 1 else { throw ValidationError("--per-prompt and --heldout-per-prompt must be at least 1") }
+        guard prompts || dir != nil else { throw ValidationError("give an output directory, or --prompts") }
+    }
+
+    func run() throws {
+        try runCommand {
+            if prompts {
+                emit(WorldPrompt.all.enumerated().map { "\($0.offset)\t\($0.element.isForget ? "forget" : "retain")\t\($0.element.text)" }
+                    .joined(separator: "\n"))
+                return
+            }
+            guard let dir else { return }
+            do {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            } catch {
+                throw TensorFormatError(.io, "cannot create the directory: \(error.localizedDescription)", file: dir)
+            }
+            let world = WorldDataset(seed: seed, perPrompt: perPrompt, heldoutPerPrompt: heldoutPerPrompt)
+            let files: [(String, () -> WorldDataset.Tensors)] = [
+                ("all.safetensors", { world.all }), ("retain.safetensors", { world.retain }),
+                ("forget.safetensors", { world.forget }), ("heldout.safetensors", { world.heldout }),
+            ]
+            for (name, make) in files {
+                let data = make()
+                let path = (dir as NSString).appendingPathComponent(name)
+                try SafetensorsWriter.writeFloats(data.tensors, metadata: data.metadata, to: path)
+                let shapes = data.tensors.map { "\($0.name) \(formatShape($0.shape))" }.joined(separator: ", ")
+                note("wrote \(path): \(shapes)", quiet: common.quiet)
+            }
+            let path = (dir as NSString).appendingPathComponent("world.json")
+            let output = try OutputFile(path: path)
+            try output.write(Array((JSONWriter.pretty(world.description) + "\n").utf8))
+            try output.commit()
+            note("wrote \(path): \(WorldPrompt.all.count) prompts (\(WorldPrompt.forget.count) forget, style '\(WorldStyle.forget.rawValue)'), seed \(seed)", quiet: common.quiet)
+        }
+    }
+}
