@@ -41,6 +41,17 @@ final class TrainingCLITests: XCTestCase {
         XCTAssertEqual(forward.status, 0, forward.stderr)
     }
 
+    func testPrunedStudentKeepsItsShapesAndBaseConfig() throws {
+        let pruned = CLI.fixture("engine/cond_pruned"), out = path("student.safetensors")
+        let r = try CLI.run(["finetune", pruned, out, "--teacher", teacher, "--data", data, "--steps", "2", "--batch", "2", "-q"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let source = try Checkpoint.open(pruned), written = try Checkpoint.open(out)
+        let shapes = { (c: Checkpoint) in Dictionary(uniqueKeysWithValues: c.entries.map { ($0.name, $0.shape) }) }
+        XCTAssertEqual(shapes(written), shapes(source))
+        XCTAssertEqual(written.configJSON, source.configJSON)
+        XCTAssertNotEqual(try written.floats(named: "conv_in.weight"), try source.floats(named: "conv_in.weight"))
+    }
+
     func testResumedRunsAreByteIdentical() throws {
         let distill = ["finetune", model, "", "--teacher", teacher, "--data", data, "--batch", "2", "--ema", "0.99", "-q"]
         func finetune(_ out: String, _ extra: [String]) throws -> CLIResult {
