@@ -88,10 +88,9 @@ public struct ModelOptimizer: Sendable {
         if let maxGradNorm { clipGradients(&gradients, maxNorm: maxGradNorm) }
         adam.learningRate = schedule.rate(at: updates)
         updates += 1
-        var adam = self.adam
+        // Stepping self.adam in place: a local copy would share the moment buffers and copy them all.
         model.updateParameters { name, parameter in
-            if let g = gradients[name] { adam.step(name, parameter: &parameter, gradient: g) }
+            if let g = gradients[name] { self.adam.step(name, parameter: &parameter, gradient: g) }
         }
-        self.adam = adam
     }
 }

@@ -10,7 +10,7 @@ struct EraseCommand: ParsableCommand {
         commandName: "erase",
         abstract: "Remove a concept from a model: the upper level L_CU alone (ESD with teacher guidance, or concept ablation).",
         discussion: """
-        ESD: L_CU = MSE(f_s(x_t,t,c), f_T(x_t,t,∅) − η·[f_T(x_t,t,c) − f_T(x_t,t,∅)]) over the forget images \
+        ESD: L_CU = MSE(f_s(x_t,t,c), f_T(x_t,t,empty) - eta*[f_T(x_t,t,c) - f_T(x_t,t,empty)]) over the forget images \
         noised at random timesteps with their prompts c. --method ablation pulls f_s(x_t,t,c) to \
         f_T(x_t,t,c_anchor) instead (the forget file's anchor prompts). A forget file without x0 gets its \
         images from the teacher (DDIM with guidance, seeded). After finetune this is the two-stage baseline. \

@@ -177,10 +177,13 @@ func loadTrainable(_ path: String, input: InputOptions) throws -> TrainableModel
     do {
         let checkpoint = try openCheckpoint(path, input, randomAccess: true)
         let unet = try UNet2D(checkpoint: checkpoint)
+        guard let configJSON = checkpoint.configJSON else {
+            throw TensorFormatError(.invalidConfig, "no diffusers config to carry into the output", file: path)
+        }
         var metadata = checkpoint.metadata ?? Metadata()
         metadata[MetadataKey.config] = nil
         metadata[trainingMetadataKey] = nil
-        return TrainableModel(unet: unet, configJSON: checkpoint.configJSON ?? "{}", metadata: metadata)
+        return TrainableModel(unet: unet, configJSON: configJSON, metadata: metadata)
     } catch let error as UNetError {
         throw located(error, file: path)
     }

@@ -16,10 +16,10 @@ struct UnlearnCommand: ParsableCommand {
         commandName: "unlearn",
         abstract: "Bilevel fine-unlearning: remove a concept (L_CU) while staying a minimiser of the fine-tuning loss L_ft.",
         discussion: """
-        --schedule penalty (the paper): min_θ max_ϑ L_CU(θ) + λ(L_ft(θ) − L_ft(ϑ)), first order: per outer \
-        iteration a lower-level copy ϑ takes --inner-steps AdamW steps on L_ft (rate --lr), then the student \
-        θ one step along ∇L_CU(θ) + λ∇L_ft(θ) (its own AdamW, rate --upper-lr); λ ramps linearly from 0 \
-        over --lambda-ramp iterations (0: constant). The log's gap is L_ft(θ) − L_ft(ϑ). \
+        --schedule penalty (the paper): min_theta max_phi L_CU(theta) + lambda(L_ft(theta) - L_ft(phi)), first order: per outer \
+        iteration a lower-level copy phi takes --inner-steps AdamW steps on L_ft (rate --lr), then the student \
+        theta one step along grad L_CU(theta) + lambda * grad L_ft(theta) (its own AdamW, rate --upper-lr); lambda ramps linearly from 0 \
+        over --lambda-ramp iterations (0: constant). The log's gap is L_ft(theta) - L_ft(phi). \
         --schedule interleaved (the authors' code): one model, a lower step on L_ft every iteration and an \
         upper step on L_CU every --upper-every-th. Equations and costs: formats/training.md.
 
@@ -46,10 +46,10 @@ struct UnlearnCommand: ParsableCommand {
     @Option(name: .customLong("inner-steps"), help: "Penalty: lower-level steps of the copy per outer iteration (K).")
     var innerSteps = 20
 
-    @Option(help: "Penalty: weight λ of the lower-level objective in the student's step.")
+    @Option(help: "Penalty: weight lambda of the lower-level objective in the student's step.")
     var lambda: Float = 100
 
-    @Option(name: .customLong("lambda-ramp"), help: "Penalty: iterations over which λ grows linearly from 0 (0: constant).")
+    @Option(name: .customLong("lambda-ramp"), help: "Penalty: iterations over which lambda grows linearly from 0 (0: constant).")
     var lambdaRamp = 0
 
     @Option(name: .customLong("upper-lr"), help: "Learning rate of the upper-level optimizer (default --lr).")

@@ -41,6 +41,17 @@ final class TrainingCLITests: XCTestCase {
         XCTAssertEqual(forward.status, 0, forward.stderr)
     }
 
+    func testPrunedStudentKeepsItsShapesAndBaseConfig() throws {
+        let pruned = CLI.fixture("engine/cond_pruned"), out = path("student.safetensors")
+        let r = try CLI.run(["finetune", pruned, out, "--teacher", teacher, "--data", data, "--steps", "2", "--batch", "2", "-q"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let source = try Checkpoint.open(pruned), written = try Checkpoint.open(out)
+        let shapes = { (c: Checkpoint) in Dictionary(uniqueKeysWithValues: c.entries.map { ($0.name, $0.shape) }) }
+        XCTAssertEqual(shapes(written), shapes(source))
+        XCTAssertEqual(written.configJSON, source.configJSON)
+        XCTAssertNotEqual(try written.floats(named: "conv_in.weight"), try source.floats(named: "conv_in.weight"))
+    }
+
     func testResumedRunsAreByteIdentical() throws {
         let distill = ["finetune", model, "", "--teacher", teacher, "--data", data, "--batch", "2", "--ema", "0.99", "-q"]
         func finetune(_ out: String, _ extra: [String]) throws -> CLIResult {
@@ -69,11 +80,13 @@ final class TrainingCLITests: XCTestCase {
         let full = path("full.safetensors"), part = path("part.safetensors")
         let r = try CLI.shell("""
             $DMS unlearn \(model) \(full) \(args) --steps 16 || exit 9
-            $DMS unlearn \(model) \(part) \(args) --steps 16 & pid=$!
-            sleep 1.5; kill -INT $pid; wait $pid; echo "status $?"
+            $DMS unlearn \(model) \(part) \(args) --steps 16 --log \(part).log & pid=$!
+            # The first log line means the loop runs (and owns SIGINT).
+            until [ -s \(part).log ] || ! kill -0 $pid 2>/dev/null; do sleep 0.05; done
+            sleep 0.5; kill -INT $pid; wait $pid; echo "status $?"
             test -e \(part).state.safetensors && echo state
-            test -e \(part) && echo finished-early
-            $DMS unlearn \(model) \(part) \(args) --steps 16 --resume
+            if test -e \(part); then echo finished-early
+            else $DMS unlearn \(model) \(part) \(args) --steps 16 --resume --log \(part).log; fi
             """)
         XCTAssertEqual(r.status, 0, r.stderr)
         let text = String(decoding: r.stdout, as: UTF8.self)
@@ -82,6 +95,8 @@ final class TrainingCLITests: XCTestCase {
             XCTAssertTrue(text.contains("state"), text)
         }
         XCTAssertEqual(FileManager.default.contents(atPath: full), FileManager.default.contents(atPath: part))
+        let log = try String(contentsOfFile: part + ".log", encoding: .utf8)
+        XCTAssertEqual(log.split(separator: "\n").count, 16, "one log line per step across the interrupt")
     }
 
     func testResumeWithOtherOptionsIsRefused() throws {
