@@ -92,7 +92,7 @@ public struct PruningMask: Sendable, Equatable {
             TensorFormatError(.badMask, (layer.map { "layer '\($0)': " } ?? "") + message, file: file)
         }
         let value: JSONValue
-        do { value = try JSONParser.parse(text) } catch { throw bad("not valid JSON (\(error.message) at byte \(error.offset))") }
+        do { value = try JSONParser.parse(text) } catch { throw bad("not valid JSON (\(error.message))") }
         guard case .object = value else { throw bad("not a JSON object") }
         guard value["format"]?.stringValue == Self.formatName else { throw bad("\"format\" must be \"\(Self.formatName)\"") }
         guard value["version"]?.intValue == Self.version else { throw bad("\"version\" must be \(Self.version)") }
