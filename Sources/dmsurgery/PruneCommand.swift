@@ -110,11 +110,6 @@ struct PruneCommand: ParsableCommand {
 
             let dropped = zip(units.layers, kept).reduce(0) { $0 + ($1.0.units - $1.1.count) }
             let total = units.layers.reduce(0) { $0 + $1.units }
-            if let emitMask {
-                let out = try OutputFile(path: emitMask)
-                try out.write(Array(chosen.fileJSON.utf8))
-                try out.commit()
-            }
             if let output {
                 var metadata = checkpoint.metadata ?? Metadata()
                 metadata[MetadataKey.config] = configJSON
@@ -128,6 +123,12 @@ struct PruneCommand: ParsableCommand {
                 let specs = Pruner.outputSpecs(checkpoint, units: units, kept: kept)
                 let parameters = specs.reduce(0) { $0 + $1.shape.reduce(1, *) }
                 note("wrote \(output): \(formatCount(result.tensors)) tensors, \(formatCount(parameters)) of \(formatCount(checkpoint.parameterCount)) parameters, \(formatBytes(result.bytesWritten))", quiet: common.quiet)
+            }
+            if let emitMask {
+                // Text: a terminal is a fine place for it.
+                let out = try OutputFile(path: emitMask, force: true)
+                try out.write(Array(chosen.fileJSON.utf8))
+                try out.commit()
             }
             note("\(chosen.criterion): dropped \(dropped) of \(total) units in \(units.layers.count) layers", quiet: common.quiet)
         }
