@@ -33,9 +33,9 @@ final class PruneCLITests: XCTestCase {
         return out
     }
 
-    /// Every criterion: the kept units equal the reference (l1, l2, l1 --global: PyTorch's own
-    /// computation; random, taylor: the committed masks the goldens were rebuilt from), and the pruned
-    /// checkpoint's forward equals the diffusers model rebuilt from the pruned shapes.
+    /// Every criterion: the kept units equal the reference (l1, l2, l1 --global, taylor: PyTorch's own
+    /// computation; random: the committed mask the golden was rebuilt from), and the pruned checkpoint's
+    /// forward equals the diffusers model rebuilt from the pruned shapes.
     func testEveryCriterionMatchesTheTorchRebuiltModel() throws {
         let cases: [(key: String, arguments: (String) -> [String])] = [
             ("l1", { _ in ["--criterion", "l1"] }),
