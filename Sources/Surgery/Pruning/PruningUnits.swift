@@ -111,12 +111,12 @@ public struct PruningUnits: Sendable {
                 let p = String(name.dropLast(".conv1.weight".count))
                 let conv1 = try shape(name, rank: 4)
                 let conv2 = try shape(p + ".conv2.weight", rank: 4)
-                guard conv2[0] % config.normNumGroups == 0 else {
+                guard conv2[0] > 0, conv2[0] % config.normNumGroups == 0 else {
                     throw badShape(p + ".conv2.weight", "\(conv2[0]) outputs do not split into \(config.normNumGroups) groups")
                 }
                 let size = conv2[0] / config.normNumGroups
                 let mid = conv1[0]
-                guard mid % size == 0, conv2[1] == mid else {
+                guard mid > 0, mid % size == 0, conv2[1] == mid else {
                     throw badShape(name, "\(mid) channels are not whole groups of \(size) matching conv2's \(conv2[1]) inputs")
                 }
                 var tensors: [CoupledTensor] = []
@@ -140,7 +140,7 @@ public struct PruningUnits: Sendable {
                     headDim = config.attentionHeadDim ?? channels
                 }
                 let inner = q[0]
-                guard headDim > 0, inner % headDim == 0, out[1] == inner else {
+                guard headDim > 0, inner > 0, inner % headDim == 0, out[1] == inner else {
                     throw badShape(name, "\(inner) rows are not whole heads of size \(headDim) matching to_out's \(out[1]) inputs")
                 }
                 var tensors: [CoupledTensor] = []
@@ -158,7 +158,7 @@ public struct PruningUnits: Sendable {
             } else if name.hasSuffix(".ff.net.0.proj.weight") {
                 let p = String(name.dropLast(".net.0.proj.weight".count))
                 let proj = try shape(name, rank: 2)
-                guard proj[0] % 2 == 0 else { throw badShape(name, "GEGLU projection has an odd width \(proj[0])") }
+                guard proj[0] > 0, proj[0] % 2 == 0 else { throw badShape(name, "GEGLU projection has an odd or zero width \(proj[0])") }
                 let inner = proj[0] / 2
                 let size = inner % 32 == 0 ? 32 : inner
                 var tensors = [CoupledTensor(name: name, axis: 0, shape: proj, period: inner, unitSize: size)]
