@@ -137,4 +137,24 @@ final class PruneCLITests: XCTestCase {
             XCTAssertFalse(FileManager.default.fileExists(atPath: out), label)
         }
     }
+
+    func testWidthsThatAreNotWholeUnitsAreRefusedNamingTheTensor() throws {
+        let dense = try Checkpoint.open(CLI.fixture("engine/ddpm_small"))
+        let broken = "down_blocks.0.resnets.0.conv1.weight"   // 16 channels in groups of 2: keep 15
+        var tensors: [(name: String, dtype: DType, shape: [Int], bytes: [UInt8])] = []
+        for entry in dense.entries {
+            var bytes = try dense.bytes(of: entry), shape = entry.shape
+            if entry.name == broken {
+                shape[0] -= 1
+                bytes = Array(bytes.prefix(shape.reduce(4, *)))
+            }
+            tensors.append((entry.name, entry.dtype, shape, bytes))
+        }
+        let file = path("broken.safetensors")
+        try SafetensorsWriter.write(tensors, metadata: Metadata([("dmsurgery.config", dense.configJSON!)]), to: file)
+        let result = try CLI.run(["prune", file, path("never.safetensors")])
+        XCTAssertEqual(result.status, 2)
+        XCTAssertTrue(result.stderr.hasPrefix("dmsurgery: error: \(file): bad-shape: "), result.stderr)
+        XCTAssertTrue(result.stderr.contains("(tensor '\(broken)')"), result.stderr)
+    }
 }
