@@ -106,7 +106,7 @@ public struct PruningUnits: Sendable {
         }
 
         var found: [PrunableLayer] = []
-        for name in shapes.keys.sorted(by: naturalLess) {
+        for name in shapes.keys {
             if name.hasSuffix(".conv1.weight"), name.contains(".resnets.") {
                 let p = String(name.dropLast(".conv1.weight".count))
                 let conv1 = try shape(name, rank: 4)
@@ -172,7 +172,8 @@ public struct PruningUnits: Sendable {
                 found.append(PrunableLayer(name: p, kind: .feedforward, units: inner / size, unitSize: size, tensors: tensors))
             }
         }
-        layers = found
+        // Natural name order (blocks.2 before blocks.10); only the few layer names are sorted, not every tensor.
+        layers = found.sorted { naturalLess($0.name, $1.name) }
     }
 
     public func layer(named name: String) -> PrunableLayer? { layers.first { $0.name == name } }
