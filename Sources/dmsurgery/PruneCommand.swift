@@ -96,6 +96,7 @@ struct PruneCommand: ParsableCommand {
 
     func run() throws {
         try runCommand {
+            let start = Date()
             let checkpoint = try openCheckpoint(model, input, randomAccess: true).withRandomAccess()
             guard let configJSON = checkpoint.configJSON else {
                 throw TensorFormatError(.invalidConfig, "no diffusers config (config.json beside the weights or dmsurgery.config metadata)", file: model)
@@ -130,7 +131,8 @@ struct PruneCommand: ParsableCommand {
                 try out.write(Array(chosen.fileJSON.utf8))
                 try out.commit()
             }
-            note("\(chosen.criterion): dropped \(dropped) of \(total) units in \(units.layers.count) layers", quiet: common.quiet)
+            note("\(chosen.criterion): dropped \(dropped) of \(total) units in \(units.layers.count) layers ("
+                 + String(format: "%.2f s", Date().timeIntervalSince(start)) + ")", quiet: common.quiet)
         }
     }
 
