@@ -60,7 +60,7 @@ struct PruneCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Prune only layers whose name matches this glob (repeatable), e.g. 'up_blocks.*'.", valueName: "glob"))
     var only: [String] = []
 
-    @Option(help: ArgumentHelp("Apply this mask instead of choosing one.", valueName: "file"))
+    @Option(help: ArgumentHelp("Apply this mask instead of choosing one (- for standard input).", valueName: "file"))
     var mask: String?
 
     @Option(name: .customLong("emit-mask"), help: ArgumentHelp("Write the mask to this file (- for standard output).", valueName: "file"))
@@ -140,8 +140,12 @@ struct PruneCommand: ParsableCommand {
     private func choose(_ units: PruningUnits, checkpoint: Checkpoint, config: UNetConfig, hash: String) throws -> PruningMask {
         if let mask {
             let text: String
-            do { text = try String(contentsOfFile: mask, encoding: .utf8) } catch {
-                throw TensorFormatError(.io, "cannot read the mask: \(error.localizedDescription)", file: mask)
+            if mask == "-" {
+                text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+            } else {
+                do { text = try String(contentsOfFile: mask, encoding: .utf8) } catch {
+                    throw TensorFormatError(.io, "cannot read the mask: \(error.localizedDescription)", file: mask)
+                }
             }
             let given = try PruningMask(json: text, file: mask)
             if !given.sourceSHA256.isEmpty && given.sourceSHA256 != hash {
@@ -160,7 +164,8 @@ struct PruneCommand: ParsableCommand {
         }
         let scores: [[Double]]
         do { scores = try importance.scores(units, checkpoint: checkpoint) } catch let error as UNetError {
-            throw located(error, file: error.subject == "x0" || error.subject == "cond" ? data! : model)
+            // Bad inputs come from the data file (x0's shape, cond's); everything else is the model's.
+            throw located(error, file: error.kind == .badInput ? data ?? model : model)
         }
         let kept = Pruner.choose(units, scores: scores, ratio: ratio, global: global) { layer in
             only.isEmpty || only.contains { globMatches($0, layer.name) }

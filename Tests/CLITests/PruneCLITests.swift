@@ -157,4 +157,17 @@ final class PruneCLITests: XCTestCase {
         XCTAssertTrue(result.stderr.hasPrefix("dmsurgery: error: \(file): bad-shape: "), result.stderr)
         XCTAssertTrue(result.stderr.contains("(tensor '\(broken)')"), result.stderr)
     }
+
+    func testTaylorDataProblemsNameTheDataFile() throws {
+        let data = path("data.safetensors")
+        // cond_small is conditional: x0 alone is not enough.
+        try SafetensorsWriter.writeFloats([("x0", [2, 4, 8, 8], [Float](repeating: 0.5, count: 512))], to: data)
+        let result = try CLI.run(["prune", "--criterion", "taylor", "--data", data, "--timesteps", "2",
+                                  CLI.fixture("engine/cond_small"), path("never.safetensors")])
+        XCTAssertEqual(result.status, 2)
+        XCTAssertTrue(result.stderr.hasPrefix("dmsurgery: error: \(data): bad-input: "), result.stderr)
+        XCTAssertTrue(result.stderr.contains("(tensor 'cond')"), result.stderr)
+        let usage = try CLI.run(["prune", "--criterion", "taylor", CLI.fixture("engine/cond_small"), path("never.safetensors")])
+        XCTAssertEqual(usage.status, 64)
+    }
 }
