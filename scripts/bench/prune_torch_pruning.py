@@ -24,6 +24,7 @@ import copy
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 
@@ -114,6 +115,13 @@ def main():
     ap.add_argument("--md", action="store_true")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="prune-bench-")
+    try:
+        run(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args, work):
     folder = os.path.join(work, "model")
     model, inputs = model_and_inputs(folder)
     with torch.no_grad():
