@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "ConceptWorld", dependencies: ["Diffusion", "UNet", "TensorMath", "TensorFormats"]),
         .target(
             name: "Surgery",
-            dependencies: ["TensorFormats", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["TensorFormats", "TensorMath", "UNet", "Diffusion", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(
             name: "dmsurgery",
@@ -56,7 +56,7 @@ let package = Package(
         .executableTarget(name: "TensorMathBench", dependencies: ["TensorMath", "CBLAS"], exclude: ["compare_torch.py"]),
 
         .testTarget(name: "TensorFormatsTests", dependencies: ["TensorFormats"]),
-        .testTarget(name: "SurgeryTests", dependencies: ["Surgery", "TensorFormats"]),
+        .testTarget(name: "SurgeryTests", dependencies: ["Surgery", "TensorFormats", "UNet"]),
         .testTarget(name: "CLITests", dependencies: ["TensorFormats"]),
         .testTarget(name: "UNetTests", dependencies: ["UNet", "Diffusion", "TensorMath", "TensorFormats"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "TensorMath"]),

@@ -5,11 +5,14 @@ public struct InspectReport {
     public var checkpoint: Checkpoint
     public var architecture: Architecture?
     public var modules: [ModuleTree.Node]
+    /// Per-block cost and kept widths, for a UNet whose config this engine reads.
+    public var unet: UNetCost?
 
     public init(_ checkpoint: Checkpoint, moduleDepth: Int) {
         self.checkpoint = checkpoint
         architecture = Architecture.recognise(checkpoint)
         modules = ModuleTree.nodes(checkpoint.entries, maxDepth: moduleDepth)
+        unet = UNetCost(checkpoint)
     }
 
     /// Tensor count per dtype, in the reference enum order.
@@ -66,6 +69,7 @@ public struct InspectReport {
                     JSONMember("tensors", .int(node.tensors)),
                 ])
             })),
+            JSONMember("unet", unet?.json ?? .null),
         ])
     }
 }

@@ -18,7 +18,7 @@ struct DMSurgery: ParsableCommand {
           64  usage error
         """,
         version: "0.1.0",
-        subcommands: [InspectCommand.self, VerifyCommand.self, DiffCommand.self, ConvertCommand.self, ForwardCommand.self, BenchCommand.self, SampleCommand.self,
+        subcommands: [InspectCommand.self, VerifyCommand.self, DiffCommand.self, ConvertCommand.self, ForwardCommand.self, PruneCommand.self, BenchCommand.self, SampleCommand.self,
                       FinetuneCommand.self, EraseCommand.self, UnlearnCommand.self, WorldCommand.self, EvalCommand.self]
     )
 }

@@ -9,7 +9,9 @@ struct InspectCommand: ParsableCommand {
         discussion: """
         Reads headers only, so it is instant on a multi-GB file (a pipe is read to its end to validate it). \
         --json prints one object with the keys name, format, files, details, metadata, architecture, \
-        parameters, bytes, dtypes, tensors and modules (formats/cli-json.md).
+        parameters, bytes, dtypes, tensors, modules and unet (formats/cli.md). For a diffusers UNet whose \
+        config dmsurgery reads, it adds parameters and multiply-accumulates per block at the config's \
+        sample size and, for a pruned checkpoint, every layer's kept inner width against the base.
 
         Exit status: 0 success, 2 invalid or unreadable input, 64 usage error.
         """
@@ -90,6 +92,28 @@ struct InspectCommand: ParsableCommand {
             moduleRows.append([String(repeating: "  ", count: node.depth - 1) + node.path, formatCount(node.parameters), String(node.tensors)])
         }
         lines.append(table(moduleRows))
+        if let unet = report.unet { lines += unetLines(unet, mask: ckpt.metadata?[MetadataKey.mask] != nil) }
         return lines.joined(separator: "\n")
+    }
+
+    /// Parameters and MACs per block; for a pruned checkpoint, each layer's kept width against the base.
+    private func unetLines(_ unet: UNetCost, mask: Bool) -> [String] {
+        var lines = ["", "unet cost per block" + (unet.sampleSize.map { " at \($0)x\($0), one sample, \(unet.contextLength) context tokens" } ?? "")]
+        var rows = [["BLOCK", "PARAMETERS", "MACS"]]
+        for block in unet.blocks {
+            rows.append([block.name, formatCount(block.parameters), block.macs.map(formatCount) ?? "-"])
+        }
+        let totalMACs = unet.blocks.compactMap(\.macs).reduce(0, +)
+        rows.append(["total", formatCount(unet.blocks.reduce(0) { $0 + $1.parameters }), unet.sampleSize == nil ? "-" : formatCount(totalMACs)])
+        lines.append(table(rows))
+        guard unet.isPruned || mask else { return lines }
+        lines += ["", "pruned widths (kept / base channels)"]
+        var widthRows = [["LAYER", "KIND", "KEPT", "BASE", "KEPT%"]]
+        for w in unet.widths {
+            widthRows.append([w.layer, w.kind.rawValue, String(w.channels), String(w.baseChannels),
+                              String(format: "%.0f%%", 100 * Double(w.channels) / Double(max(1, w.baseChannels)))])
+        }
+        lines.append(table(widthRows))
+        return lines
     }
 }
