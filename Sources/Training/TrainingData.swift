@@ -42,8 +42,9 @@ public struct TrainingData: Sendable {
         self.prompts = prompts
     }
 
-    /// Reads and validates `checkpoint` (named `file` in errors) against `model`.
-    public init(checkpoint: Checkpoint, file: String, role: Role, model: UNet2D) throws {
+    /// Reads and validates `checkpoint` (named `file` in errors) against the model `config` describes;
+    /// only the config is needed, so callers that never build the model (pruning) validate the same way.
+    public init(checkpoint: Checkpoint, file: String, role: Role, config: UNetConfig) throws {
         let source = checkpoint.isSequential ? try checkpoint.withRandomAccess() : checkpoint
         func read(_ name: String) throws -> Tensor? {
             guard let entry = source.entry(named: name) else { return nil }
@@ -59,7 +60,6 @@ public struct TrainingData: Sendable {
         func shape(_ s: [Int]) -> String { "[" + s.map(String.init).joined(separator: ", ") + "]" }
 
         let x0 = try read("x0"), cond = try read("cond"), uncond = try read("uncond"), anchor = try read("anchor")
-        let config = model.config
         if let x0 {
             guard x0.rank == 4 else { throw fail(.badShape, "shape \(shape(x0.shape)), expected [N, C, H, W]", "x0") }
             let factor = 1 << (config.blockOutChannels.count - 1)
@@ -69,7 +69,7 @@ public struct TrainingData: Sendable {
         } else if role == .data {
             throw fail(.missingTensor, "a data file needs the clean samples x0 [N, C, H, W]", "x0")
         }
-        if let d = model.contextDim {
+        if let d = config.crossAttentionDim {
             guard let cond else { throw fail(.missingTensor, "a conditional model needs the prompts' encoder states cond [N, S, \(d)]", "cond") }
             guard cond.rank == 3, cond.shape[2] == d else {
                 throw fail(.badShape, "shape \(shape(cond.shape)), expected [N, S, \(d)] (the model's cross_attention_dim is \(d))", "cond")

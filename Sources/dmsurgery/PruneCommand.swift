@@ -4,6 +4,7 @@ import Foundation
 import Surgery
 import TensorFormats
 import TensorMath
+import Training
 import UNet
 
 /// Importance criteria `prune` offers.
@@ -176,19 +177,10 @@ struct PruneCommand: ParsableCommand {
 
     private func taylor(config: UNetConfig) throws -> TaylorImportance {
         let file = data!
-        let set = try openCheckpoint(file, input, randomAccess: true).withRandomAccess()
-        func tensor(_ name: String) throws -> Tensor? {
-            guard let entry = set.entry(named: name) else { return nil }
-            return Tensor(shape: entry.shape, data: try set.floats(of: entry))
-        }
-        guard let x0 = try tensor("x0") else { throw located(UNetError(.badInput, "x0", "missing"), file: file) }
-        var context: Tensor?
-        if let d = config.crossAttentionDim {
-            guard let cond = try tensor("cond"), cond.rank == 3, cond.shape[0] == x0.shape[0], cond.shape[2] == d else {
-                throw located(UNetError(.badInput, "cond", "a conditional model needs cond [\(x0.shape.first ?? 0), S, \(d)]"), file: file)
-            }
-            context = cond
-        }
+        let set = try TrainingData(checkpoint: try openCheckpoint(file, input, randomAccess: true), file: file,
+                                   role: .data, config: config)
+        guard let x0 = set.x0 else { throw TensorFormatError(.missingTensor, "missing", file: file, tensor: "x0") }
+        let context = set.cond
         let schedulerConfig: SchedulerConfig
         do { schedulerConfig = try loadSchedulerConfig(model: model, explicit: scheduler) } catch let error as SchedulerConfigError {
             throw TensorFormatError(.invalidConfig, error.description, file: scheduler ?? model)

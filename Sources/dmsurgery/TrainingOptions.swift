@@ -195,7 +195,7 @@ func loadFrozen(_ path: String, input: InputOptions) throws -> UNet2D {
 }
 
 func loadTrainingData(_ path: String, role: TrainingData.Role, model: UNet2D, input: InputOptions) throws -> TrainingData {
-    try TrainingData(checkpoint: try openCheckpoint(path, input, randomAccess: true), file: path, role: role, model: model)
+    try TrainingData(checkpoint: try openCheckpoint(path, input, randomAccess: true), file: path, role: role, config: model.config)
 }
 
 /// The image shape a model is trained on: the data's x0 items, else the config's sample size.

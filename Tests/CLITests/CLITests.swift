@@ -209,6 +209,19 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path), [])
     }
 
+    func testOutputToAFIFOIsWrittenInPlaceNotReplaced() throws {
+        // Renaming a temporary file over a device or FIFO would replace the node (as root, /dev/null).
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let d = directory.path
+        let result = try CLI.shell("""
+            mkfifo \(d)/pipe && (cat \(d)/pipe > \(d)/got &) && $DMS convert \(model) \(d)/pipe -q && sleep 0.2 \
+              && test -p \(d)/pipe && $DMS convert \(model) - -q | cmp - \(d)/got
+            """)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: d).contains { $0.hasSuffix(".tmp.dmsurgery") })
+    }
+
     func testBinaryOutputToATerminalIsRefused() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else { throw XCTSkip("script(1) is not installed") }
         let result = try CLI.shell("script -qec \"$DMS convert \(model) -\" /dev/null")

@@ -165,7 +165,7 @@ final class PruneCLITests: XCTestCase {
         let result = try CLI.run(["prune", "--criterion", "taylor", "--data", data, "--timesteps", "2",
                                   CLI.fixture("engine/cond_small"), path("never.safetensors")])
         XCTAssertEqual(result.status, 2)
-        XCTAssertTrue(result.stderr.hasPrefix("dmsurgery: error: \(data): bad-input: "), result.stderr)
+        XCTAssertTrue(result.stderr.hasPrefix("dmsurgery: error: \(data): missing-tensor: "), result.stderr)
         XCTAssertTrue(result.stderr.contains("(tensor 'cond')"), result.stderr)
         let usage = try CLI.run(["prune", "--criterion", "taylor", CLI.fixture("engine/cond_small"), path("never.safetensors")])
         XCTAssertEqual(usage.status, 64)

@@ -179,7 +179,7 @@ final class TrainingDataTests: XCTestCase {
     func load(_ name: String, role: TrainingData.Role = .data) throws -> TrainingData {
         let path = Fixtures.path("training/\(name).safetensors")
         return try TrainingData(checkpoint: try Checkpoint.open(path, options: OpenOptions(randomAccess: true)), file: path,
-                                role: role, model: try Fixtures.model("engine/cond_small"))
+                                role: role, config: try Fixtures.model("engine/cond_small").config)
     }
 
     func testValidFilesLoad() throws {

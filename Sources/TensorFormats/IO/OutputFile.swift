@@ -57,6 +57,8 @@ public final class OutputFile {
     public let path: String
     private let fd: Int32
     private let temporaryPath: String?
+    /// Set for an existing device or FIFO opened in place (closed at the end; never renamed over).
+    private let ownsStream: Bool
     private var committed = false
     public private(set) var bytesWritten = 0
     /// Start of the range whose writeback was started but not yet waited for (files only).
@@ -65,11 +67,14 @@ public final class OutputFile {
     /// pages stay bounded (the sync_file_range streaming-write pattern).
     private static let writebackWindow = 64 << 20
 
-    public var isStandardOutput: Bool { temporaryPath == nil }
+    /// True for standard output and devices written in place: nothing to rename, nothing to take back.
+    public var isStream: Bool { temporaryPath == nil }
     /// zstd compression of everything written (`--compress zstd`, `.zst`): set before the first write.
     public var zstd: ZstdEncoder?
 
     /// Opens `path` for writing (`-` is standard output, refused when it is a terminal unless `force`).
+    /// An existing path that is not a regular file (`/dev/null`, a FIFO, `/dev/stdout`) is written in
+    /// place like a stream: renaming a temporary file over it would replace the device node itself.
     public init(path: String, force: Bool = false) throws(TensorFormatError) {
         self.path = path
         if path == "-" {
@@ -78,8 +83,22 @@ public final class OutputFile {
             }
             fd = STDOUT_FILENO
             temporaryPath = nil
+            ownsStream = false
             return
         }
+        if let st = Sys.fileStatus(path: path), st.st_mode & S_IFMT != S_IFREG, st.st_mode & S_IFMT != S_IFDIR {
+            let descriptor = Glibc.open(path, O_WRONLY | O_CLOEXEC)
+            guard descriptor >= 0 else { throw Sys.fail("cannot open for writing", path) }
+            if !force && Sys.isTerminal(descriptor) {
+                Sys.close(descriptor)
+                throw TensorFormatError(.terminalOutput, "refusing to write binary data to a terminal; redirect it or pass --force", file: path)
+            }
+            fd = descriptor
+            temporaryPath = nil
+            ownsStream = true
+            return
+        }
+        ownsStream = false
         let directory = (path as NSString).deletingLastPathComponent
         let base = (path as NSString).lastPathComponent
         if Sys.isDirectory(path) {
@@ -145,6 +164,7 @@ public final class OutputFile {
         }
         guard let temporaryPath else {
             committed = true
+            if ownsStream { Sys.close(fd) }
             return
         }
         guard fsync(fd) == 0 else { throw Sys.fail("fsync failed", path) }
@@ -162,6 +182,10 @@ public final class OutputFile {
 
     /// Discards a file output; standard output cannot be taken back.
     public func abort() {
+        if ownsStream && !committed {
+            committed = true
+            Sys.close(fd)
+        }
         guard !committed, let temporaryPath else { return }
         committed = true
         Sys.close(fd)
