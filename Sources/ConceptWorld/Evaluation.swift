@@ -16,6 +16,8 @@ public struct EvaluationSettings: Sendable {
     public var seed: UInt64 = 0
     /// Ground-truth renders per prompt for the detectors' accuracy.
     public var validationPerPrompt = 8
+    /// Held-out renders per retain prompt; the CLI keeps the default so losses compare across runs.
+    public var heldoutPerPrompt = Evaluation.heldoutPerPrompt
     /// Images per forward pass: bounds memory, not results.
     public var chunk = 96
 
@@ -103,7 +105,7 @@ public struct WorldModelMismatch: Error, CustomStringConvertible, Sendable {
 public enum Evaluation {
     /// Seed of the held-out loss's noise: fixed so the loss compares across runs and `--seed`s.
     public static let heldoutNoiseSeed: UInt64 = 0x4845_4C44_4F55_5400
-    /// Held-out renders per retain prompt (world seed 0, the held-out stream).
+    /// Held-out renders per retain prompt (world seed 0, the held-out stream) of the reported loss.
     public static let heldoutPerPrompt = 8
 
     /// Refuses models whose input, output or context do not fit the world's images and prompts.
@@ -174,7 +176,7 @@ public enum Evaluation {
             }
             scores.append(score)
         }
-        let (heldout, heldoutCount) = try heldoutLoss(unet, scheduler: scheduler, chunk: settings.chunk)
+        let (heldout, heldoutCount) = try heldoutLoss(unet, scheduler: scheduler, perPrompt: settings.heldoutPerPrompt, chunk: settings.chunk)
         progress("held-out loss", 1, 1)
         let accuracy = Detector.validate(perPrompt: settings.validationPerPrompt)
         func share(_ a: Int, _ b: Int) -> Double { b == 0 ? .nan : Double(a) / Double(b) }
@@ -190,8 +192,9 @@ public enum Evaluation {
     /// Mean squared error of the model's prediction against the scheduler's target on the held-out
     /// renders, each noised at its own timestep from an even spread over the schedule, with noise from
     /// a fixed seed: the same images, noise and timesteps for every model and every run.
-    public static func heldoutLoss(_ unet: UNet2D, scheduler: SchedulerConfig, chunk: Int = 96) throws -> (loss: Double, images: Int) {
-        let data = WorldDataset(seed: 0, perPrompt: 1, heldoutPerPrompt: heldoutPerPrompt).heldout
+    public static func heldoutLoss(_ unet: UNet2D, scheduler: SchedulerConfig, perPrompt: Int = heldoutPerPrompt,
+                                   chunk: Int = 96) throws -> (loss: Double, images: Int) {
+        let data = WorldDataset(seed: 0, perPrompt: 1, heldoutPerPrompt: perPrompt).heldout
         let x0 = Tensor(shape: data.tensors[0].shape, data: data.tensors[0].values)
         let cond = Tensor(shape: data.tensors[1].shape, data: data.tensors[1].values)
         let count = x0.shape[0]

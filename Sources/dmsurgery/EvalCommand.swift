@@ -48,6 +48,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Write the samples as a PNG grid, one row per prompt.")
     var grid: String?
 
+    @Option(help: "Pixels per image pixel in the grid.")
+    var gridScale = 4
+
     @Option(help: "scheduler_config.json to use instead of the model's.")
     var scheduler: String?
 
@@ -57,7 +60,7 @@ struct EvalCommand: ParsableCommand {
 
     func validate() throws {
         guard (model == nil) != (config == nil) else { throw ValidationError("give a MODEL or --config, not both") }
-        guard samples >= 1, steps >= 1 else { throw ValidationError("--samples and --steps must be at least 1") }
+        guard samples >= 1, steps >= 1, gridScale >= 1 else { throw ValidationError("--samples, --steps and --grid-scale must be at least 1") }
         guard guidance.isFinite else { throw ValidationError("--guidance must be a number") }
     }
 
@@ -90,7 +93,7 @@ struct EvalCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("dmsurgery: warning: a detector is below \(Int(EvaluationReport.requiredDetectorAccuracy * 100))% on ground-truth renders (minimum \(formatNumber(report.detectorAccuracy.minimum))): the scores are not trusted\n".utf8))
             }
             if let grid {
-                let png = try PNGImage.grid(report.images, columns: samples)
+                let png = try PNGImage.grid(report.images, columns: samples, scale: gridScale)
                 let output = try OutputFile(path: grid, force: binary.force)
                 try output.write(png)
                 try output.commit()
