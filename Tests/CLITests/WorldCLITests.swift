@@ -11,7 +11,7 @@ final class WorldCLITests: XCTestCase {
         "forget.safetensors": "899e0461e19f88ff314aedb2a0ddd3bc5c6e6ca1e128dcca6d53c05e145ae3db",
         "heldout.safetensors": "12a366a545bcddcdf91cf9f9d90eb172ead283d7ada993c0fdb99e006a83fec5",
         "retain.safetensors": "4b4130775bea9dc616f595f45c31762e9a6d73a708a8ca9484f8a48d2fff3412",
-        "world.json": "10403c742a98664448cd82d415629cdd5d453209f31e708942300bc689455c83",
+        "world.json": "7f8cb847d25541a041bafeb67afd3dcb27c0004371cafe48e97aec91021237a0",
     ]
 
     func testWorldWritesTheDocumentedFilesWithGoldenBytes() throws {
