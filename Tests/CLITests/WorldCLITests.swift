@@ -64,6 +64,13 @@ final class WorldCLITests: XCTestCase {
         XCTAssertEqual(try CLI.run(["world", "/tmp/x", "--per-prompt", "0"]).status, 64)
     }
 
+    func testUnwritableDirectoryIsOneErrorLine() throws {
+        let result = try CLI.run(["world", "/proc/dmsurgery-world-test"])
+        XCTAssertEqual(result.status, 2)
+        XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+        XCTAssertTrue(result.stderr.hasPrefix("dmsurgery: error: /proc/dmsurgery-world-test: io-error"), result.stderr)
+    }
+
     func testEvalRefusesAModelThatDoesNotFitTheWorld() throws {
         // The embedded default is a 4-channel latent model.
         let result = try CLI.run(["eval", CLI.fixture("default")])
