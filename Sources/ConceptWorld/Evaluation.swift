@@ -47,6 +47,9 @@ public struct EvaluationReport: Sendable {
     /// Colour and shape (style aside) on forget prompts: whether removing the style kept the content.
     public var forgetContent: Double
     public var forgetSamples: Int, retainSamples: Int, heldoutImages: Int
+    /// How the forget-prompt samples read, by style name ("none" where no style was recognised): where
+    /// the removed style went.
+    public var forgetStyles: [(style: String, count: Int)]
     public var detectorAccuracy: DetectorAccuracy
     public var prompts: [PromptScore]
     /// The samples [P * K, 3, 16, 16], prompt-major in `WorldPrompt.all` order.
@@ -73,6 +76,7 @@ public struct EvaluationReport: Sendable {
             JSONMember("forget_samples", int(forgetSamples)),
             JSONMember("retain_samples", int(retainSamples)),
             JSONMember("heldout_images", int(heldoutImages)),
+            JSONMember("forget_styles", .object(forgetStyles.map { JSONMember($0.style, int($0.count)) })),
             JSONMember("detector_accuracy", .object([
                 JSONMember("colour", number(a.colour)), JSONMember("shape", number(a.shape)),
                 JSONMember("style", number(a.style)), JSONMember("all", number(a.all)),
@@ -156,6 +160,7 @@ public enum Evaluation {
         var scores: [PromptScore] = []
         var retain = (n: 0, colour: 0, shape: 0, style: 0, all: 0)
         var forget = (n: 0, style: 0, content: 0)
+        var forgetStyles = [Int](repeating: 0, count: WorldStyle.allCases.count + 1)
         for (pi, prompt) in prompts.enumerated() {
             var score = PromptScore(prompt: prompt, samples: k, matches: 0, forgetStyle: 0)
             for j in 0..<k {
@@ -165,6 +170,7 @@ public enum Evaluation {
                 if prompt.isForget {
                     forget.n += 1
                     if d.style == WorldStyle.forget { forget.style += 1 }
+                    forgetStyles[d.style.flatMap { WorldStyle.allCases.firstIndex(of: $0) } ?? WorldStyle.allCases.count] += 1
                     if d.colour == prompt.colour && d.shape == prompt.shape { forget.content += 1 }
                 } else {
                     retain.n += 1
@@ -185,6 +191,7 @@ public enum Evaluation {
             retainColour: share(retain.colour, retain.n), retainShape: share(retain.shape, retain.n),
             retainStyle: share(retain.style, retain.n), forgetContent: share(forget.content, forget.n),
             forgetSamples: forget.n, retainSamples: retain.n, heldoutImages: heldoutCount,
+            forgetStyles: zip(WorldStyle.allCases.map(\.rawValue) + ["none"], forgetStyles).map { ($0, $1) },
             detectorAccuracy: accuracy, prompts: scores, images: samples,
             seconds: Date().timeIntervalSince(start), settings: settings)
     }

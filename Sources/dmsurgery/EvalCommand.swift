@@ -116,6 +116,7 @@ struct EvalCommand: ParsableCommand {
             ["retain_accuracy", "\(pct(r.retainAccuracy))  (colour \(pct(r.retainColour)), shape \(pct(r.retainShape)), style \(pct(r.retainStyle)); \(r.retainSamples) samples)"],
             ["heldout_loss", "\(formatNumber(r.heldoutLoss))  (\(r.heldoutImages) held-out renders)"],
             ["forget_content", "\(pct(r.forgetContent))  (colour and shape right on forget prompts)"],
+            ["forget_styles", r.forgetStyles.map { "\($0.style) \($0.count)" }.joined(separator: ", ")],
             ["detectors", "colour \(pct(a.colour)), shape \(pct(a.shape)), style \(pct(a.style)) on \(a.images) renders\(r.detectorsTrusted ? "" : "  NOT TRUSTED")"],
             ["sampling", "\(r.settings.samples) per prompt, \(r.settings.steps) DDIM steps, guidance \(formatNumber(Double(r.settings.guidance))), seed \(r.settings.seed)"],
             ["seconds", String(format: "%.1f", r.seconds)],

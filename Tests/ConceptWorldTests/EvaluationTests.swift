@@ -35,6 +35,9 @@ final class EvaluationTests: XCTestCase {
         XCTAssertTrue(report.heldoutLoss.isFinite && report.heldoutLoss > 0)
         XCTAssertTrue(report.detectorsTrusted)
         XCTAssertEqual(report.prompts.map(\.samples).reduce(0, +), 36)
+        XCTAssertEqual(report.forgetStyles.map(\.style), ["flat", "outline", "stripes", "checker", "none"])
+        XCTAssertEqual(report.forgetStyles.map(\.count).reduce(0, +), report.forgetSamples)
+        XCTAssertEqual(Double(report.forgetStyles[2].count) / 9, report.forgetRate, accuracy: 1e-12)
     }
 
     func testHeldoutLossIgnoresChunkingAndFollowsTheSchedulersTarget() throws {
