@@ -58,6 +58,29 @@ final class EvaluationTests: XCTestCase {
         XCTAssertTrue(loss.loss.isFinite && loss.loss > 0)
     }
 
+    func testPrunedModelIsEvaluated() throws {
+        // Narrow the first ResNet's conv1 to half its rows (whole GroupNorm groups), as pruning does.
+        let dense = try UNet2D(config: try config("tiny-unet-config.json"), randomSeed: 4)
+        var weights = dense.parameters
+        let p = "down_blocks.0.resnets.0."
+        func rows(_ t: Tensor, _ n: Int) -> Tensor {
+            let row = t.count / t.shape[0]
+            return Tensor(shape: [n] + t.shape.dropFirst(), data: Array(t.data[..<(n * row)]))
+        }
+        for name in ["conv1.weight", "conv1.bias", "time_emb_proj.weight", "time_emb_proj.bias", "norm2.weight", "norm2.bias"] {
+            weights[p + name] = rows(try XCTUnwrap(weights[p + name], name), 4)
+        }
+        let conv2 = try XCTUnwrap(weights[p + "conv2.weight"])
+        let (o, i) = (conv2.shape[0], conv2.shape[1])
+        weights[p + "conv2.weight"] = Tensor(shape: [o, 4, 3, 3], data: (0..<o).flatMap { r in conv2.data[(r * i) * 9..<(r * i + 4) * 9] })
+        let pruned = try UNet2D(config: dense.config, weights: weights)
+        XCTAssertLessThan(pruned.parameterCount, dense.parameterCount)
+        XCTAssertNoThrow(try Evaluation.checkFits(pruned))
+        let loss = try Evaluation.heldoutLoss(pruned, scheduler: SchedulerConfig(), perPrompt: 1)
+        XCTAssertTrue(loss.loss.isFinite && loss.loss > 0)
+        XCTAssertNotEqual(loss.loss, try Evaluation.heldoutLoss(dense, scheduler: SchedulerConfig(), perPrompt: 1).loss)
+    }
+
     func testModelsThatDoNotFitTheWorldAreRefused() throws {
         let latent = try UNet2D(config: try config { $0["in_channels"] = 4; $0["out_channels"] = 4 }, randomSeed: 0)
         XCTAssertThrowsError(try Evaluation.checkFits(latent)) { XCTAssertEqual(($0 as? WorldModelMismatch)?.key, "in_channels") }
