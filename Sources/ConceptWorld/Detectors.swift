@@ -34,8 +34,8 @@ public enum Detector {
     /// Share of the four 2x2 corner blocks of the bounding box inside the silhouette from which it is
     /// a square (a disc of the world's sizes has none of them).
     static let squareCorners: Float = 0.5
-    /// Share of the silhouette's interior painted as foreground below which the shape is only outlined
-    /// (stripes and checker paint about half of it, flat all).
+    /// Share of the silhouette's interior that is painted (see `solidShare`) below which the shape is
+    /// only outlined (stripes and checker paint about half of it, flat all).
     static let outlineInterior: Float = 0.25
     /// Period-4 texture strength (share of the foreground level) below which the fill is flat.
     static let textureStrength: Float = 0.1
@@ -63,8 +63,7 @@ public enum Detector {
         let contrast = (0..<area).map { i in value(best, i) - (value((best + 1) % 3, i) + value((best + 2) % 3, i)) / 2 }
         let level = contrast.sorted(by: >).prefix(12).reduce(0, +) / 12
         guard level > minimumChroma else { return Detection(colour: colour) }
-        var foreground = contrast.map { $0 >= foregroundShare * level }
-        foreground = removingIsolated(foreground)
+        let foreground = removingIsolated(contrast.map { $0 >= foregroundShare * level })
 
         let silhouette = filled(foreground)
         let shape = classifyShape(silhouette)

@@ -16,6 +16,8 @@ public struct EvaluationSettings: Sendable {
     public var seed: UInt64 = 0
     /// Ground-truth renders per prompt for the detectors' accuracy.
     public var validationPerPrompt = 8
+    /// Held-out renders per retain prompt; the CLI keeps the default so losses compare across runs.
+    public var heldoutPerPrompt = Evaluation.heldoutPerPrompt
     /// Images per forward pass: bounds memory, not results.
     public var chunk = 96
 
@@ -45,6 +47,9 @@ public struct EvaluationReport: Sendable {
     /// Colour and shape (style aside) on forget prompts: whether removing the style kept the content.
     public var forgetContent: Double
     public var forgetSamples: Int, retainSamples: Int, heldoutImages: Int
+    /// How the forget-prompt samples read, by style name ("none" where no style was recognised): where
+    /// the removed style went.
+    public var forgetStyles: [(style: String, count: Int)]
     public var detectorAccuracy: DetectorAccuracy
     public var prompts: [PromptScore]
     /// The samples [P * K, 3, 16, 16], prompt-major in `WorldPrompt.all` order.
@@ -71,6 +76,7 @@ public struct EvaluationReport: Sendable {
             JSONMember("forget_samples", int(forgetSamples)),
             JSONMember("retain_samples", int(retainSamples)),
             JSONMember("heldout_images", int(heldoutImages)),
+            JSONMember("forget_styles", .object(forgetStyles.map { JSONMember($0.style, int($0.count)) })),
             JSONMember("detector_accuracy", .object([
                 JSONMember("colour", number(a.colour)), JSONMember("shape", number(a.shape)),
                 JSONMember("style", number(a.style)), JSONMember("all", number(a.all)),
@@ -103,7 +109,7 @@ public struct WorldModelMismatch: Error, CustomStringConvertible, Sendable {
 public enum Evaluation {
     /// Seed of the held-out loss's noise: fixed so the loss compares across runs and `--seed`s.
     public static let heldoutNoiseSeed: UInt64 = 0x4845_4C44_4F55_5400
-    /// Held-out renders per retain prompt (world seed 0, the held-out stream).
+    /// Held-out renders per retain prompt (world seed 0, the held-out stream) of the reported loss.
     public static let heldoutPerPrompt = 8
 
     /// Refuses models whose input, output or context do not fit the world's images and prompts.
@@ -154,6 +160,7 @@ public enum Evaluation {
         var scores: [PromptScore] = []
         var retain = (n: 0, colour: 0, shape: 0, style: 0, all: 0)
         var forget = (n: 0, style: 0, content: 0)
+        var forgetStyles = [Int](repeating: 0, count: WorldStyle.allCases.count + 1)
         for (pi, prompt) in prompts.enumerated() {
             var score = PromptScore(prompt: prompt, samples: k, matches: 0, forgetStyle: 0)
             for j in 0..<k {
@@ -163,6 +170,7 @@ public enum Evaluation {
                 if prompt.isForget {
                     forget.n += 1
                     if d.style == WorldStyle.forget { forget.style += 1 }
+                    forgetStyles[d.style.flatMap { WorldStyle.allCases.firstIndex(of: $0) } ?? WorldStyle.allCases.count] += 1
                     if d.colour == prompt.colour && d.shape == prompt.shape { forget.content += 1 }
                 } else {
                     retain.n += 1
@@ -174,7 +182,7 @@ public enum Evaluation {
             }
             scores.append(score)
         }
-        let (heldout, heldoutCount) = try heldoutLoss(unet, scheduler: scheduler, chunk: settings.chunk)
+        let (heldout, heldoutCount) = try heldoutLoss(unet, scheduler: scheduler, perPrompt: settings.heldoutPerPrompt, chunk: settings.chunk)
         progress("held-out loss", 1, 1)
         let accuracy = Detector.validate(perPrompt: settings.validationPerPrompt)
         func share(_ a: Int, _ b: Int) -> Double { b == 0 ? .nan : Double(a) / Double(b) }
@@ -183,6 +191,7 @@ public enum Evaluation {
             retainColour: share(retain.colour, retain.n), retainShape: share(retain.shape, retain.n),
             retainStyle: share(retain.style, retain.n), forgetContent: share(forget.content, forget.n),
             forgetSamples: forget.n, retainSamples: retain.n, heldoutImages: heldoutCount,
+            forgetStyles: zip(WorldStyle.allCases.map(\.rawValue) + ["none"], forgetStyles).map { ($0, $1) },
             detectorAccuracy: accuracy, prompts: scores, images: samples,
             seconds: Date().timeIntervalSince(start), settings: settings)
     }
@@ -190,8 +199,9 @@ public enum Evaluation {
     /// Mean squared error of the model's prediction against the scheduler's target on the held-out
     /// renders, each noised at its own timestep from an even spread over the schedule, with noise from
     /// a fixed seed: the same images, noise and timesteps for every model and every run.
-    public static func heldoutLoss(_ unet: UNet2D, scheduler: SchedulerConfig, chunk: Int = 96) throws -> (loss: Double, images: Int) {
-        let data = WorldDataset(seed: 0, perPrompt: 1, heldoutPerPrompt: heldoutPerPrompt).heldout
+    public static func heldoutLoss(_ unet: UNet2D, scheduler: SchedulerConfig, perPrompt: Int = heldoutPerPrompt,
+                                   chunk: Int = 96) throws -> (loss: Double, images: Int) {
+        let data = WorldDataset(seed: 0, perPrompt: 1, heldoutPerPrompt: perPrompt).heldout
         let x0 = Tensor(shape: data.tensors[0].shape, data: data.tensors[0].values)
         let cond = Tensor(shape: data.tensors[1].shape, data: data.tensors[1].values)
         let count = x0.shape[0]

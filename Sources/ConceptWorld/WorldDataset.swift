@@ -75,6 +75,7 @@ public struct WorldDataset: Sendable {
             JSONMember("anchor_style", .string(WorldStyle.anchor.rawValue)),
             JSONMember("vocabulary", strings(Vocabulary.tokens)),
             JSONMember("embedding_table_seed", number(Vocabulary.tableSeed)),
+            JSONMember("embedding_table", .array(Vocabulary.table.map { row in .array(row.map { .number("\($0)") }) })),
             JSONMember("uncond_tokens", strings(Vocabulary.unconditionalTokens)),
             JSONMember("prompts", .array(WorldPrompt.all.map { p in
                 .object([

@@ -48,6 +48,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Write the samples as a PNG grid, one row per prompt.")
     var grid: String?
 
+    @Option(help: "Pixels per image pixel in the grid.")
+    var gridScale = 4
+
     @Option(help: "scheduler_config.json to use instead of the model's.")
     var scheduler: String?
 
@@ -57,7 +60,7 @@ struct EvalCommand: ParsableCommand {
 
     func validate() throws {
         guard (model == nil) != (config == nil) else { throw ValidationError("give a MODEL or --config, not both") }
-        guard samples >= 1, steps >= 1 else { throw ValidationError("--samples and --steps must be at least 1") }
+        guard samples >= 1, steps >= 1, gridScale >= 1 else { throw ValidationError("--samples, --steps and --grid-scale must be at least 1") }
         guard guidance.isFinite else { throw ValidationError("--guidance must be a number") }
     }
 
@@ -90,7 +93,7 @@ struct EvalCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("dmsurgery: warning: a detector is below \(Int(EvaluationReport.requiredDetectorAccuracy * 100))% on ground-truth renders (minimum \(formatNumber(report.detectorAccuracy.minimum))): the scores are not trusted\n".utf8))
             }
             if let grid {
-                let png = try PNGImage.grid(report.images, columns: samples)
+                let png = try PNGImage.grid(report.images, columns: samples, scale: gridScale)
                 let output = try OutputFile(path: grid, force: binary.force)
                 try output.write(png)
                 try output.commit()
@@ -113,6 +116,7 @@ struct EvalCommand: ParsableCommand {
             ["retain_accuracy", "\(pct(r.retainAccuracy))  (colour \(pct(r.retainColour)), shape \(pct(r.retainShape)), style \(pct(r.retainStyle)); \(r.retainSamples) samples)"],
             ["heldout_loss", "\(formatNumber(r.heldoutLoss))  (\(r.heldoutImages) held-out renders)"],
             ["forget_content", "\(pct(r.forgetContent))  (colour and shape right on forget prompts)"],
+            ["forget_styles", r.forgetStyles.map { "\($0.style) \($0.count)" }.joined(separator: ", ")],
             ["detectors", "colour \(pct(a.colour)), shape \(pct(a.shape)), style \(pct(a.style)) on \(a.images) renders\(r.detectorsTrusted ? "" : "  NOT TRUSTED")"],
             ["sampling", "\(r.settings.samples) per prompt, \(r.settings.steps) DDIM steps, guidance \(formatNumber(Double(r.settings.guidance))), seed \(r.settings.seed)"],
             ["seconds", String(format: "%.1f", r.seconds)],

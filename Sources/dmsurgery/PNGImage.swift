@@ -46,9 +46,10 @@ enum PNGImage {
     }
 
     /// Tiles images [N, C, H, W] with values in [-1, 1] into a grid `columns` wide (1-pixel gaps) and
-    /// returns its PNG bytes.
-    static func grid(_ images: Tensor, columns: Int) throws -> [UInt8] {
-        let (n, c, h, w) = (images.shape[0], images.shape[1], images.shape[2], images.shape[3])
+    /// returns its PNG bytes; `scale` repeats each pixel so tiny images stay legible.
+    static func grid(_ images: Tensor, columns: Int, scale: Int = 1) throws -> [UInt8] {
+        let (n, c) = (images.shape[0], images.shape[1])
+        let (h, w) = (images.shape[2] * scale, images.shape[3] * scale)
         guard c == 1 || c == 3 else { throw Failure(description: "images have \(c) channels; PNG grids need 1 or 3") }
         let cols = max(1, min(columns, n)), rows = (n + cols - 1) / cols
         let gw = cols * w + (cols - 1), gh = rows * h + (rows - 1)
@@ -58,7 +59,7 @@ enum PNGImage {
             for y in 0..<h {
                 for x in 0..<w {
                     for ch in 0..<c {
-                        let v = images.data[((i * c + ch) * h + y) * w + x]
+                        let v = images.data[((i * c + ch) * images.shape[2] + y / scale) * images.shape[3] + x / scale]
                         let byte = UInt8(max(0, min(255, ((v + 1) / 2 * 255).rounded())))
                         pixels[((r * (h + 1) + y) * gw + col * (w + 1) + x) * c + ch] = byte
                     }

@@ -2,9 +2,38 @@ import ConceptWorld
 import XCTest
 
 final class RendererTests: XCTestCase {
-    func testSameSeedGivesSameRender() {
+    func testSameSeedGivesSameRenderAndStreamsDiffer() {
         let p = WorldPrompt(colour: .red, shape: .circle, style: .stripes)
         XCTAssertEqual(Renderer.render(p, seed: 3, split: .train, index: 5), Renderer.render(p, seed: 3, split: .train, index: 5))
         XCTAssertNotEqual(Renderer.render(p, seed: 3, split: .train, index: 5), Renderer.render(p, seed: 3, split: .heldout, index: 5))
+        XCTAssertNotEqual(Renderer.render(p, seed: 3, split: .train, index: 5), Renderer.render(p, seed: 4, split: .train, index: 5))
+    }
+
+    func testRendersStayInRangeAndShowTheColour() {
+        for p in WorldPrompt.all {
+            let image = Renderer.render(p, seed: 0, split: .train, index: 0)
+            XCTAssertEqual(image.count, 3 * 16 * 16)
+            XCTAssertTrue(image.allSatisfy { $0 >= -1 && $0 <= 1 }, p.text)
+            let lit = (0..<256).filter { image[p.colour.channel * 256 + $0] > 0.5 }.count
+            XCTAssertGreaterThan(lit, 10, p.text)
+        }
+    }
+
+    func testEmbeddingTableIsTheDocumentedGenerator() {
+        // First SplitMix64 draw from 0x646D73776F726C64, top 24 bits, mapped to [-1, 1).
+        var z: UInt64 = 0x646D_7377_6F72_6C64 &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        XCTAssertEqual(Vocabulary.table[0][0], Float(Int(z >> 40) - (1 << 23)) / Float(1 << 23))
+        XCTAssertEqual(Vocabulary.table.count, 12)
+        XCTAssertTrue(Vocabulary.table.allSatisfy { $0.count == 32 && $0.allSatisfy { $0 >= -1 && $0 < 1 } })
+        XCTAssertEqual(Set(Vocabulary.table.map { $0 }).count, 12, "tokens must embed differently")
+    }
+
+    func testPromptIndexMatchesOrder() {
+        for (i, p) in WorldPrompt.all.enumerated() { XCTAssertEqual(p.index, i) }
+        XCTAssertEqual(WorldPrompt.all.count, 36)
+        XCTAssertEqual(WorldPrompt.forget.count, 9)
     }
 }
