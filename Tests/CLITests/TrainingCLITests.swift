@@ -128,6 +128,24 @@ final class TrainingCLITests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
     }
 
+    func testPrunedStudentUnlearnsThroughPipes() throws {
+        // The mission's pipeline: prune | unlearn | verify, with the pruned widths and mask carried through.
+        let out = path("bilevel.safetensors")
+        let r = try CLI.shell("""
+            $DMS prune --ratio 0.5 \(model) - -q | $DMS unlearn - - --teacher \(teacher) --data \(data) \
+              --forget \(forget) --schedule interleaved --upper-every 2 --steps 2 --batch 2 --scheduler \(scheduler) -q \
+              | tee \(out) | $DMS verify - -q
+            """)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let dense = try Checkpoint.open(model), student = try Checkpoint.open(out)
+        XCTAssertNotNil(student.metadata?["dmsurgery.mask"], "the mask summary survives training")
+        XCTAssertNotNil(student.metadata?["dmsurgery.training"])
+        let name = "down_blocks.0.resnets.0.conv1.weight"
+        let before = try XCTUnwrap(dense.entry(named: name)).shape, after = try XCTUnwrap(student.entry(named: name)).shape
+        XCTAssertEqual(after[0] * 2, before[0], "conv1 keeps half its output channels")
+        XCTAssertEqual(Array(after.dropFirst()), Array(before.dropFirst()))
+    }
+
     func testEraseDrawsForgetImagesForPromptOnlyFiles() throws {
         let prompts = CLI.fixture("training/forget_prompts.safetensors")
         let r = try CLI.run(["erase", model, path("e.safetensors"), "--teacher", teacher, "--forget", prompts,
