@@ -43,12 +43,15 @@ public func denoisingTrainStep(model: inout UNet2D, optimizer: inout AdamW, sche
     return (loss, timing)
 }
 
-/// Deterministic normal samples (Box-Muller over SplitMix64) for benchmarks and samplers.
-public struct NormalGenerator: Sendable {
-    private var state: UInt64
+/// Deterministic random draws (SplitMix64; normals by Box-Muller, both values of each pair used) for
+/// benchmarks, samplers and training. The whole state is one integer, so a training checkpoint can store
+/// it and a resumed run draws exactly what the uninterrupted run would have drawn.
+public struct NormalGenerator: Sendable, Equatable {
+    public var state: UInt64
     public init(seed: UInt64) { state = seed }
 
-    private mutating func uniform() -> Double {
+    /// A uniform double in (0, 1).
+    public mutating func uniform() -> Double {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -57,6 +60,7 @@ public struct NormalGenerator: Sendable {
         return (Double(z >> 11) + 0.5) / Double(1 << 53)
     }
 
+    /// Standard normal samples.
     public mutating func tensor(_ shape: [Int]) -> Tensor {
         let n = shape.reduce(1, *)
         var data = [Float](repeating: 0, count: n)
@@ -70,6 +74,7 @@ public struct NormalGenerator: Sendable {
         return Tensor(shape: shape, data: data)
     }
 
+    /// `count` integers uniform in 0..<bound.
     public mutating func integers(_ count: Int, below bound: Int) -> [Int] {
         (0..<count).map { _ in min(bound - 1, Int(uniform() * Double(bound))) }
     }

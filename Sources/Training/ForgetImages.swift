@@ -17,7 +17,7 @@ public func generateForgetImages(teacher: UNet2D, forget: TrainingData, schedule
         let indices = Array(start..<min(start + chunk, cond.shape[0]))
         let n = indices.count
         let c = cond.items(indices), u = uncond.repeatedItem(n)
-        let noise = rng.normal([n] + sampleShape)
+        let noise = rng.tensor([n] + sampleShape)
         parts.append(try ddim.sample(from: noise, steps: steps) { x, t in
             let ts = [Float](repeating: Float(t), count: 2 * n)
             let both = try teacher(sample: Tensor.joined([x, x]), timesteps: ts, encoderHiddenStates: Tensor.joined([u, c]))

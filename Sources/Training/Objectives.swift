@@ -56,7 +56,7 @@ public struct LowerLevelObjective: Sendable {
             cond = c
         }
         let timesteps = rng.integers(size, below: schedule.config.numTrainTimesteps)
-        let noise = rng.normal(clean.shape)
+        let noise = rng.tensor(clean.shape)
         return NoisedBatch(sample: schedule.addNoise(original: clean, noise: noise, timesteps: timesteps),
                            timesteps: timesteps, cond: cond,
                            target: schedule.target(schedule.config.predictionType, original: clean, noise: noise, timesteps: timesteps))
@@ -121,7 +121,7 @@ public struct ConceptObjective: Sendable {
         let indices = rng.integers(size, below: x0.shape[0])
         let clean = x0.items(indices)
         let timesteps = rng.integers(size, below: schedule.config.numTrainTimesteps)
-        let noise = rng.normal(clean.shape)
+        let noise = rng.tensor(clean.shape)
         let sample = schedule.addNoise(original: clean, noise: noise, timesteps: timesteps)
         let cond = forget.cond!.items(indices)
         let ts = timesteps.map(Float.init)

@@ -203,3 +203,11 @@ func loadSchedulerConfig(model: String, explicit: String?) throws -> SchedulerCo
     }
     return SchedulerConfig()
 }
+
+/// Writes raw bytes (the PNG) through the same atomic output as checkpoints (temp file + rename, or
+/// standard output for `-`).
+func writeBytes(_ bytes: [UInt8], to path: String, force: Bool) throws {
+    let output = try OutputFile(path: path, force: force)
+    try output.write(bytes)
+    try output.commit()
+}

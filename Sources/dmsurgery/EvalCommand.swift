@@ -94,9 +94,7 @@ struct EvalCommand: ParsableCommand {
             }
             if let grid {
                 let png = try PNGImage.grid(report.images, columns: samples, scale: gridScale)
-                let output = try OutputFile(path: grid, force: binary.force)
-                try output.write(png)
-                try output.commit()
+                try writeBytes(png, to: grid, force: binary.force)
                 note("wrote \(grid): \(WorldPrompt.all.count) rows (prompts) x \(samples) samples", quiet: common.quiet)
             }
             if json {

@@ -78,10 +78,11 @@ struct SampleCommand: ParsableCommand {
                 let image = try ddim.sample(from: noise, steps: steps) { x, t in
                     let ts = [Float](repeating: Float(t), count: count)
                     guard let (c, u) = condition else { return try unet(sample: x, timesteps: ts) }
-                    let cb = repeatBatch(c, count), ub = repeatBatch(u, count)
+                    let one = [Int](repeating: 0, count: count)
+                    let cb = c.items(one), ub = u.items(one)
                     if guidance == 1 { return try unet(sample: x, timesteps: ts, encoderHiddenStates: cb) }
-                    let both = try unet(sample: Tensor.concatBatch([x, x]), timesteps: ts + ts,
-                                        encoderHiddenStates: Tensor.concatBatch([ub, cb]))
+                    let both = try unet(sample: Tensor.joined([x, x]), timesteps: ts + ts,
+                                        encoderHiddenStates: Tensor.joined([ub, cb]))
                     let half = both.count / 2
                     let uncond = Tensor(shape: x.shape, data: Array(both.data[..<half]))
                     let condOut = Tensor(shape: x.shape, data: Array(both.data[half...]))
@@ -90,7 +91,7 @@ struct SampleCommand: ParsableCommand {
                 rows.append(image)
                 note("row \(i + 1)/\(conditions.count) done", quiet: common.quiet)
             }
-            let png = try PNGImage.grid(Tensor.concatBatch(rows), columns: count)
+            let png = try PNGImage.grid(Tensor.joined(rows), columns: count)
             try writeBytes(png, to: out, force: binary.force)
         }
     }
@@ -113,24 +114,4 @@ struct SampleCommand: ParsableCommand {
         }
         return (c, u)
     }
-}
-
-private func repeatBatch(_ t: Tensor, _ n: Int) -> Tensor {
-    Tensor(shape: [n] + t.shape.dropFirst(), data: Array([[Float]](repeating: t.data, count: n).joined()))
-}
-
-extension Tensor {
-    /// Concatenates along dim 0.
-    static func concatBatch(_ parts: [Tensor]) -> Tensor {
-        Tensor(shape: [parts.reduce(0) { $0 + $1.shape[0] }] + parts[0].shape.dropFirst(),
-               data: Array(parts.map(\.data).joined()))
-    }
-}
-
-/// Writes raw bytes (the PNG) through the same atomic output as checkpoints (temp file + rename, or
-/// standard output for `-`).
-private func writeBytes(_ bytes: [UInt8], to path: String, force: Bool) throws {
-    let output = try OutputFile(path: path, force: force)
-    try output.write(bytes)
-    try output.commit()
 }

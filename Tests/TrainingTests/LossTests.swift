@@ -167,7 +167,7 @@ final class OptimizationTests: XCTestCase {
 
     func testRandomStreamContinuesFromItsState() {
         var a = TrainingRandom(seed: 7)
-        _ = a.normal([5])
+        _ = a.tensor([5])
         var b = TrainingRandom(seed: 0)
         b.state = a.state
         XCTAssertEqual(a.integers(10, below: 1000), b.integers(10, below: 1000))
