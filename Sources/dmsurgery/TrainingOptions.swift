@@ -207,7 +207,8 @@ func sampleShape(_ model: UNet2D, data: TrainingData?) -> [Int] {
 
 /// The teacher and student must produce the same block outputs for distillation.
 func checkCompatible(student: UNet2D, teacher: UNet2D, teacherPath: String) throws {
-    guard student.blockOutputs == teacher.blockOutputs, student.config.inChannels == teacher.config.inChannels,
+    guard student.blockOutputs == teacher.blockOutputs, student.config.blockOutChannels == teacher.config.blockOutChannels,
+          student.config.inChannels == teacher.config.inChannels,
           student.config.outChannels == teacher.config.outChannels, student.contextDim == teacher.contextDim else {
         throw TensorFormatError(.invalidConfig, "the teacher's blocks, channels or cross_attention_dim differ from the student's", file: teacherPath)
     }

@@ -106,6 +106,21 @@ final class TrainingCLITests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("invalid-argument"), r.stderr)
     }
 
+    func testTeacherOfOtherWidthsIsRefused() throws {
+        // Same blocks, channels and context as the student, twice the widths: feature KD cannot line up.
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: model + "/config.json"))) as! [String: Any]
+        config["block_out_channels"] = (config["block_out_channels"] as! [Int]).map { $0 * 2 }
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: path("wide.json")))
+        let made = try CLI.run(["finetune", "--init-config", path("wide.json"), path("wide.safetensors"), "--data", data,
+                                "--steps", "1", "--batch", "2", "-q"])
+        XCTAssertEqual(made.status, 0, made.stderr)
+        let r = try CLI.run(["finetune", model, path("o.safetensors"), "--teacher", path("wide.safetensors"), "--data", data,
+                             "--steps", "1", "--batch", "2", "-q"])
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertTrue(r.stderr.hasPrefix("dmsurgery: error: \(path("wide.safetensors")): invalid-config: "), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("o.safetensors")))
+    }
+
     func testBadDataFilesGiveOneLineAndExitTwo() throws {
         let cases = ["x0_rank": "bad-shape", "x0_channels": "bad-shape", "count_mismatch": "count-mismatch",
                      "cond_dim": "bad-shape", "uncond_shape": "bad-shape", "missing_x0": "missing-tensor",
