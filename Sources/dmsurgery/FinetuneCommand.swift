@@ -72,10 +72,7 @@ struct FinetuneCommand: ParsableCommand {
             }
             let teacherModel = try teacher.map { try loadFrozen($0, input: input) }
             if let teacherModel, let teacher { try checkCompatible(student: source.unet, teacher: teacherModel, teacherPath: teacher) }
-            let trainingData = try loadTrainingData(data, role: .data, model: source.unet, input: input)
-            if lower.uncondProb > 0 && source.unet.contextDim != nil && trainingData.uncond == nil {
-                throw TensorFormatError(.missingTensor, "--uncond-prob needs the empty prompt uncond [S,D]", file: data, tensor: "uncond")
-            }
+            let trainingData = try lower.loadData(data, model: source.unet, input: input)
             let schedule = NoiseSchedule(try loadSchedulerConfig(model: schedulerHome, explicit: training.scheduler))
             var method = FinetuneMethod(student: source.unet, teacher: teacherModel, data: trainingData,
                                         objective: lower.objective(schedule), batchSize: training.batch,

@@ -100,6 +100,15 @@ struct LowerLevelOptions: ParsableArguments {
         guard uncondProb >= 0 && uncondProb <= 1 else { throw ValidationError("--uncond-prob must be in [0, 1]") }
     }
 
+    /// Reads the lower level's data file; CFG dropout on a conditional model needs its empty prompt.
+    func loadData(_ path: String, model: UNet2D, input: InputOptions) throws -> TrainingData {
+        let data = try loadTrainingData(path, role: .data, model: model, input: input)
+        if uncondProb > 0 && model.contextDim != nil && data.uncond == nil {
+            throw TensorFormatError(.missingTensor, "--uncond-prob needs the empty prompt uncond [S,D]", file: path, tensor: "uncond")
+        }
+        return data
+    }
+
     func objective(_ schedule: NoiseSchedule) -> LowerLevelObjective {
         var o = LowerLevelObjective(schedule: schedule)
         o.diffusionWeight = wDiff

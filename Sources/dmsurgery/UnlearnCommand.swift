@@ -86,10 +86,7 @@ struct UnlearnCommand: ParsableCommand {
             try checkCompatible(student: source.unet, teacher: teacherModel, teacherPath: teacher)
             let scheduler = try loadSchedulerConfig(model: teacher, explicit: training.scheduler)
             let noise = NoiseSchedule(scheduler)
-            let retain = try loadTrainingData(data, role: .data, model: source.unet, input: input)
-            if lower.uncondProb > 0 && retain.uncond == nil {
-                throw TensorFormatError(.missingTensor, "--uncond-prob needs the empty prompt uncond [S,D]", file: data, tensor: "uncond")
-            }
+            let retain = try lower.loadData(data, model: source.unet, input: input)
             let forgetData = try forget.load(input, model: source.unet, teacher: teacherModel, scheduler: scheduler,
                                              seed: training.seed, sampleShape: sampleShape(source.unet, data: retain), quiet: common.quiet)
             let lowerOptimizer = training.optimizer()

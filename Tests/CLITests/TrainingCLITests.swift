@@ -106,6 +106,18 @@ final class TrainingCLITests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("invalid-argument"), r.stderr)
     }
 
+    func testPromptDropoutNeedsTheEmptyPrompt() throws {
+        let noUncond = path("no-uncond.safetensors")
+        XCTAssertEqual(try CLI.run(["convert", data, noUncond, "--exclude", "uncond", "-q"]).status, 0)
+        for command in [["finetune", model, path("o.safetensors")],
+                        ["unlearn", model, path("o.safetensors"), "--teacher", teacher, "--forget", forget]] {
+            let r = try CLI.run(command + ["--data", noUncond, "--uncond-prob", "0.1", "--steps", "1", "--batch", "2", "-q"])
+            XCTAssertEqual(r.status, 2, r.stderr)
+            XCTAssertTrue(r.stderr.hasPrefix("dmsurgery: error: \(noUncond): missing-tensor: "), r.stderr)
+            XCTAssertTrue(r.stderr.contains("(tensor 'uncond')"), r.stderr)
+        }
+    }
+
     func testTeacherOfOtherWidthsIsRefused() throws {
         // Same blocks, channels and context as the student, twice the widths: feature KD cannot line up.
         var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: model + "/config.json"))) as! [String: Any]
