@@ -5,7 +5,7 @@ import UNet
 
 /// The rules a data or forget file can break (formats/training-data.md); each error names the file,
 /// the rule and the tensor.
-extension TensorFormatError.Code {
+extension ErrorCode {
     public static let missingTensor = Self(rawValue: "missing-tensor")
     public static let unexpectedTensor = Self(rawValue: "unexpected-tensor")
     public static let badShape = Self(rawValue: "bad-shape")

@@ -21,8 +21,8 @@ func runCommand(_ body: () throws -> Void) throws {
         try body()
     } catch let exit as ExitCode {
         throw exit
-    } catch let error as TensorFormatError {
-        printError(error.description)
+    } catch let error as any ToolError {
+        printError(error.oneLine)
         throw ExitStatus.invalidInput
     } catch let error as ValidationError {
         throw error

@@ -164,7 +164,7 @@ public struct PruningMask: Sendable, Equatable {
     }
 }
 
-extension TensorFormatError.Code {
+extension ErrorCode {
     /// A pruning mask that is malformed or does not fit the model.
-    public static let badMask = TensorFormatError.Code(rawValue: "bad-mask")
+    public static let badMask = ErrorCode(rawValue: "bad-mask")
 }

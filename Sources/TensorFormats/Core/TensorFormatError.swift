@@ -2,46 +2,9 @@
 ///
 /// Shaped after swift-nio's `FileSystemError`: a stable code that scripts and tests can match on, a
 /// human message, and where it happened (file and tensor), printed as one line for users.
-public struct TensorFormatError: Error, CustomStringConvertible, Sendable, Equatable {
-    /// The rule that was broken. Raw values are the names printed and documented in formats/.
-    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
-        public var rawValue: String
-        public init(rawValue: String) { self.rawValue = rawValue }
-        public var description: String { rawValue }
-
-        // safetensors structure (formats/safetensors.md lists each with the reference's behaviour)
-        public static let tooSmall = Code(rawValue: "too-small")
-        public static let headerTooLarge = Code(rawValue: "header-too-large")
-        public static let headerPastEOF = Code(rawValue: "header-past-eof")
-        public static let headerNotUTF8 = Code(rawValue: "header-not-utf8")
-        public static let headerInvalidJSON = Code(rawValue: "header-invalid-json")
-        public static let headerNotObject = Code(rawValue: "header-not-object")
-        public static let duplicateKey = Code(rawValue: "duplicate-key")
-        public static let unknownDType = Code(rawValue: "unknown-dtype")
-        public static let invalidShape = Code(rawValue: "invalid-shape")
-        public static let invalidOffsets = Code(rawValue: "invalid-offsets")
-        public static let missingField = Code(rawValue: "missing-field")
-        public static let invalidMetadata = Code(rawValue: "invalid-metadata")
-        public static let offsetsNotContiguous = Code(rawValue: "offsets-not-contiguous")
-        public static let sizeOverflow = Code(rawValue: "size-overflow")
-        public static let misalignedBits = Code(rawValue: "misaligned-bits")
-        public static let sizeMismatch = Code(rawValue: "size-mismatch")
-        public static let trailingBytes = Code(rawValue: "trailing-bytes")
-        public static let truncated = Code(rawValue: "truncated")
-        // checkpoints made of several files
-        public static let invalidIndex = Code(rawValue: "invalid-index")
-        public static let invalidConfig = Code(rawValue: "invalid-config")
-        public static let unknownFormat = Code(rawValue: "unknown-format")
-        // operations
-        public static let io = Code(rawValue: "io-error")
-        public static let notFound = Code(rawValue: "not-found")
-        public static let sameFile = Code(rawValue: "output-is-input")
-        public static let terminalOutput = Code(rawValue: "binary-to-terminal")
-        public static let nameCollision = Code(rawValue: "name-collision")
-        public static let unsupported = Code(rawValue: "unsupported")
-        public static let interrupted = Code(rawValue: "interrupted")
-        public static let invalidArgument = Code(rawValue: "invalid-argument")
-    }
+public struct TensorFormatError: ToolError, Equatable {
+    /// The rule that was broken (the shared `ErrorCode`).
+    public typealias Code = ErrorCode
 
     public var code: Code
     public var message: String
@@ -64,12 +27,40 @@ public struct TensorFormatError: Error, CustomStringConvertible, Sendable, Equat
         return copy
     }
 
-    /// `FILE: RULE: message (tensor 'NAME')`: one line, stable enough to grep.
-    public var description: String {
-        var line = ""
-        if let file { line += "\(file): " }
-        line += "\(code.rawValue): \(message)"
-        if let tensor { line += " (tensor '\(tensor)')" }
-        return line
-    }
+    public var description: String { oneLine }
+}
+
+extension ErrorCode {
+    // safetensors structure (formats/safetensors.md lists each with the reference's behaviour)
+    public static let tooSmall = ErrorCode(rawValue: "too-small")
+    public static let headerTooLarge = ErrorCode(rawValue: "header-too-large")
+    public static let headerPastEOF = ErrorCode(rawValue: "header-past-eof")
+    public static let headerNotUTF8 = ErrorCode(rawValue: "header-not-utf8")
+    public static let headerInvalidJSON = ErrorCode(rawValue: "header-invalid-json")
+    public static let headerNotObject = ErrorCode(rawValue: "header-not-object")
+    public static let duplicateKey = ErrorCode(rawValue: "duplicate-key")
+    public static let unknownDType = ErrorCode(rawValue: "unknown-dtype")
+    public static let invalidShape = ErrorCode(rawValue: "invalid-shape")
+    public static let invalidOffsets = ErrorCode(rawValue: "invalid-offsets")
+    public static let missingField = ErrorCode(rawValue: "missing-field")
+    public static let invalidMetadata = ErrorCode(rawValue: "invalid-metadata")
+    public static let offsetsNotContiguous = ErrorCode(rawValue: "offsets-not-contiguous")
+    public static let sizeOverflow = ErrorCode(rawValue: "size-overflow")
+    public static let misalignedBits = ErrorCode(rawValue: "misaligned-bits")
+    public static let sizeMismatch = ErrorCode(rawValue: "size-mismatch")
+    public static let trailingBytes = ErrorCode(rawValue: "trailing-bytes")
+    public static let truncated = ErrorCode(rawValue: "truncated")
+    // checkpoints made of several files
+    public static let invalidIndex = ErrorCode(rawValue: "invalid-index")
+    public static let invalidConfig = ErrorCode(rawValue: "invalid-config")
+    public static let unknownFormat = ErrorCode(rawValue: "unknown-format")
+    // operations
+    public static let io = ErrorCode(rawValue: "io-error")
+    public static let notFound = ErrorCode(rawValue: "not-found")
+    public static let sameFile = ErrorCode(rawValue: "output-is-input")
+    public static let terminalOutput = ErrorCode(rawValue: "binary-to-terminal")
+    public static let nameCollision = ErrorCode(rawValue: "name-collision")
+    public static let unsupported = ErrorCode(rawValue: "unsupported")
+    public static let interrupted = ErrorCode(rawValue: "interrupted")
+    public static let invalidArgument = ErrorCode(rawValue: "invalid-argument")
 }

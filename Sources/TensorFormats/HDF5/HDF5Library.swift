@@ -101,7 +101,7 @@ final class HDF5Handle {
     }
 }
 
-extension TensorFormatError.Code {
+extension ErrorCode {
     /// libhdf5 could not open or read the file: not HDF5, truncated, or corrupt.
     public static let hdf5Unreadable = Self(rawValue: "hdf5-unreadable")
     /// A link to another file (Keras refuses these on load).

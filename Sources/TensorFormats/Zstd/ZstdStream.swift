@@ -23,7 +23,7 @@ public enum Zstd {
     static func message(_ code: Int) -> String { String(cString: ZSTD_getErrorName(code)) }
 }
 
-extension TensorFormatError.Code {
+extension ErrorCode {
     /// A zstd stream is corrupt or uses parameters beyond the decompressor's limits.
     public static let zstdCorrupt = Self(rawValue: "zstd-corrupt")
 }
