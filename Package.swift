@@ -42,10 +42,16 @@ let package = Package(
             name: "Surgery",
             dependencies: ["TensorFormats", "TensorMath", "UNet", "Diffusion", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // What the subcommands do, as library code: training runs, loading, the output rule; the CLI only
+        // parses options into these values and prints.
+        .target(
+            name: "Workflows",
+            dependencies: ["TensorFormats", "UNet", "Diffusion", "Training", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .executableTarget(
             name: "dmsurgery",
             dependencies: [
-                "TensorFormats", "Surgery", "UNet", "Diffusion", "Training", "ConceptWorld",
+                "Workflows", "TensorFormats", "TensorMath", "Surgery", "UNet", "Diffusion", "Training", "ConceptWorld",
                 "CPNG",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -61,6 +67,7 @@ let package = Package(
         .testTarget(name: "UNetTests", dependencies: ["UNet", "Diffusion", "TensorMath", "TensorFormats"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "TensorMath"]),
         .testTarget(name: "TensorMathTests", dependencies: ["TensorMath"]),
+        .testTarget(name: "WorkflowsTests", dependencies: ["Workflows", "Training", "Diffusion", "UNet", "TensorMath", "TensorFormats"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Diffusion", "UNet", "TensorMath", "TensorFormats"]),
         .testTarget(name: "ConceptWorldTests", dependencies: ["ConceptWorld", "Diffusion", "UNet", "TensorMath", "TensorFormats"]),
     ]

@@ -1,34 +1,52 @@
 import Foundation
+import TensorFormats
 
 /// How betas grow over the training timesteps (diffusers' `beta_schedule`).
-public enum BetaSchedule: String, Sendable, CaseIterable {
+public enum BetaSchedule: String, Sendable, CaseIterable, Codable {
     case linear
     case scaledLinear = "scaled_linear"
     case squaredcosCapV2 = "squaredcos_cap_v2"
 }
 
 /// What the model predicts (diffusers' `prediction_type`).
-public enum PredictionType: String, Sendable, CaseIterable {
+public enum PredictionType: String, Sendable, CaseIterable, Codable {
     case epsilon
     case vPrediction = "v_prediction"
     case sample
 }
 
 /// How `DDIMSampler.timesteps(count:)` spaces the inference timesteps (diffusers' `timestep_spacing`).
-public enum TimestepSpacing: String, Sendable, CaseIterable {
+public enum TimestepSpacing: String, Sendable, CaseIterable, Codable {
     case leading, trailing, linspace
 }
 
 /// An error reading a scheduler config: the key and what was wrong with it.
-public struct SchedulerConfigError: Error, CustomStringConvertible, Sendable {
+public struct SchedulerConfigError: ToolError, Equatable {
     public var key: String
-    public var message: String
-    public var description: String { "scheduler_config.json: \(key): \(message)" }
+    public var reason: String
+    /// The scheduler_config.json read, once the caller that opened it has set it.
+    public var file: String?
+
+    public init(key: String, message: String, file: String? = nil) {
+        self.key = key
+        self.reason = message
+        self.file = file
+    }
+
+    public var code: ErrorCode { .invalidSchedulerConfig }
+    public var message: String { "\(key): \(reason)" }
+    public var tensor: String? { nil }
+    public var description: String { oneLine }
+}
+
+extension ErrorCode {
+    /// A scheduler_config.json the schedulers cannot use (formats/training.md).
+    public static let invalidSchedulerConfig = ErrorCode(rawValue: "invalid-scheduler-config")
 }
 
 /// The fields of a diffusers `scheduler_config.json` (DDPMScheduler / DDIMScheduler) that the
 /// schedulers here use; defaults are DDIMScheduler's.
-public struct SchedulerConfig: Sendable, Equatable {
+public struct SchedulerConfig: Sendable, Equatable, Codable {
     public var numTrainTimesteps = 1000
     public var betaStart = 0.0001
     public var betaEnd = 0.02

@@ -4,11 +4,10 @@ import TensorMath
 import UNet
 
 /// The rules a data or forget file can break (formats/training-data.md); each error names the file,
-/// the rule and the tensor.
+/// the rule and the tensor (`bad-shape` is the engine's code, declared in UNet).
 extension ErrorCode {
     public static let missingTensor = Self(rawValue: "missing-tensor")
     public static let unexpectedTensor = Self(rawValue: "unexpected-tensor")
-    public static let badShape = Self(rawValue: "bad-shape")
     public static let countMismatch = Self(rawValue: "count-mismatch")
     public static let emptyData = Self(rawValue: "empty-data")
     public static let nonFinite = Self(rawValue: "non-finite")

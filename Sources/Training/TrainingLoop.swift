@@ -21,16 +21,16 @@ public struct TrainingLoop {
     /// Where the resumable state lives; nil disables checkpoints (and resume).
     public var statePath: String?
     public var checkpointEvery: Int?
-    /// The options that shape the run; a resume with different ones is refused.
-    public var fingerprint: String
+    /// What shapes the run's weights; a resume from a state written by another run is refused.
+    public var run: RunDescription
 
-    public init(steps: Int, seed: UInt64, emaDecay: Float?, statePath: String?, checkpointEvery: Int?, fingerprint: String) {
+    public init(steps: Int, seed: UInt64, emaDecay: Float?, statePath: String?, checkpointEvery: Int?, run: RunDescription) {
         self.steps = steps
         self.seed = seed
         self.emaDecay = emaDecay
         self.statePath = statePath
         self.checkpointEvery = checkpointEvery
-        self.fingerprint = fingerprint
+        self.run = run
     }
 
     public enum Outcome {
@@ -50,9 +50,7 @@ public struct TrainingLoop {
         var last: StepReport?
         if resume, let statePath {
             let state = try TrainingState(contentsOf: statePath)
-            guard state.values["fingerprint"] == fingerprint else {
-                throw TensorFormatError(.invalidArgument, "the state was written by a run with other options (\(state.values["fingerprint"] ?? "none")); resume with the same ones", file: statePath)
-            }
+            try check(state, file: statePath)
             guard let s = state.values["step"].flatMap(Int.init), let r = state.values["rng"].flatMap(UInt64.init) else {
                 throw TensorFormatError(.invalidMetadata, "no step or random state", file: statePath)
             }
@@ -71,7 +69,7 @@ public struct TrainingLoop {
         func save() throws {
             guard let statePath else { return }
             var state = TrainingState()
-            state.values["fingerprint"] = fingerprint
+            state.values["run"] = try run.json()
             state.values["step"] = String(step)
             state.values["rng"] = String(rng.state)
             try method.store(into: &state)
@@ -94,6 +92,18 @@ public struct TrainingLoop {
         let model = try ema?.applied(to: method.student) ?? method.student
         return .finished(model, last)
     }
+
+    /// Refuses a state written by another run, naming the first field that differs.
+    func check(_ state: TrainingState, file: String) throws {
+        guard let stored = state.values["run"].flatMap(RunDescription.init(json:)) else {
+            throw TrainingError(.runMismatch, "the state holds no run description (written by an older dmsurgery?); start the run again", file: file)
+        }
+        guard stored != run else { return }
+        if let (field, was, now) = stored.firstDifference(from: run) {
+            throw TrainingError(.runMismatch, "the state was written by a run with \(field) \(was), this run has \(now); resume with the same options and inputs", file: file)
+        }
+        throw TrainingError(.runMismatch, "the state was written by another run; resume with the same options and inputs", file: file)
+    }
 }
 
 /// JSON lines, one per iteration: step, the losses, lr, seconds since the run (or resume) started.
@@ -102,6 +112,7 @@ public final class TrainingLog {
     private let handle: FileHandle
 
     public init(path: String) throws {
+        try InputSet.declared.refuse(path, option: "--log")
         if !FileManager.default.fileExists(atPath: path) {
             guard FileManager.default.createFile(atPath: path, contents: nil) else {
                 throw TensorFormatError(.io, "cannot create the log file", file: path)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Diffusion
 import Foundation
 import TensorFormats
+import Workflows
 import TensorMath
 import UNet
 
@@ -34,7 +35,7 @@ struct ForwardBench: ParsableCommand {
     }
 
     func run() throws {
-        try runCommand {
+        do {
             let unet = try loadUNet(model: subject.model, config: subject.config, input: subject.input)
             let cfg = unet.config
             let side = subject.size ?? cfg.sampleSize ?? 32

@@ -2,6 +2,7 @@ import ArgumentParser
 import Diffusion
 import Foundation
 import TensorFormats
+import Workflows
 import TensorMath
 import UNet
 
@@ -36,7 +37,7 @@ struct TrainStepBench: ParsableCommand {
     }
 
     func run() throws {
-        try runCommand {
+        do {
             var unet = try loadUNet(model: subject.model, config: subject.config, input: subject.input)
             let cfg = unet.config
             let side = subject.size ?? cfg.sampleSize ?? 32

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Surgery
 import TensorFormats
+import Workflows
 
 /// Output formats `convert` can write.
 enum OutputFormat: String, CaseIterable, ExpressibleByArgument {
@@ -106,7 +107,8 @@ struct ConvertCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runCommand {
+        do {
+            try InputSet.declare(inputs: [(input, "INPUT")], outputs: [(output, "OUT"), (shardFolder, "OUT (its shards)")])
             // With HDF5 output, --layout names the output layout, so the input's is recognised.
             var readOptions = inputOptions
             if outputFormat == .hdf5 { readOptions.layout = nil }
@@ -127,7 +129,6 @@ struct ConvertCommand: ParsableCommand {
     }
 
     private func writeHDF5(_ plan: ConvertPlan) throws -> ConvertResult {
-        try refuseOverwritingInput(output, plan.checkpoint)
         let bar = ProgressBar("convert", total: plan.tensors.reduce(0) { $0 + $1.source.byteCount }, quiet: common.quiet)
         defer { bar.finish() }
         var result = ConvertResult()
@@ -139,12 +140,19 @@ struct ConvertCommand: ParsableCommand {
         return result
     }
 
+    /// Where shards are written (OUT's folder), when they are.
+    private var shardFolder: String? {
+        guard shardSize != nil, output != "-" else { return nil }
+        if output.hasSuffix("/") || isDirectory(output) { return output }
+        let parent = (output as NSString).deletingLastPathComponent
+        return parent.isEmpty ? "." : parent
+    }
+
     /// One file or stream, a folder, or shards; a stream input is spooled when the output needs another order.
     private func writeSafetensors(_ plan: inout ConvertPlan, checkpoint: inout Checkpoint, selection: TensorSelection,
                                   target: DType?) throws -> ConvertResult {
         let folder = output != "-" && (output.hasSuffix("/") || isDirectory(output))
         let base = folder ? folderWeights(output, hasConfig: checkpoint.configJSON != nil) : output
-        try refuseOverwritingInput(base, checkpoint)
         // A folder or a shard set carries the config as config.json beside the weights instead.
         let embedConfig = !folder && shardSize == nil
         let metadata = plan.metadata(embedConfig: embedConfig)
@@ -181,13 +189,6 @@ struct ConvertCommand: ParsableCommand {
 
     private func folderWeights(_ folder: String, hasConfig: Bool) -> String {
         (folder.hasSuffix("/") ? folder : folder + "/") + (hasConfig ? "diffusion_pytorch_model.safetensors" : "model.safetensors")
-    }
-
-    private func refuseOverwritingInput(_ path: String, _ checkpoint: Checkpoint) throws {
-        guard let out = FileIdentity(path: path) else { return }
-        for file in checkpoint.files where FileIdentity(path: file.path) == out {
-            throw TensorFormatError(.sameFile, "output is the input file \(file.path)", file: path)
-        }
     }
 }
 

@@ -21,4 +21,13 @@ struct DMSurgery: ParsableCommand {
         subcommands: [InspectCommand.self, VerifyCommand.self, DiffCommand.self, ConvertCommand.self, ForwardCommand.self, PruneCommand.self, BenchCommand.self, SampleCommand.self,
                       FinetuneCommand.self, EraseCommand.self, UnlearnCommand.self, WorldCommand.self, EvalCommand.self]
     )
+
+    /// The root entry: parses, runs, and turns every error into its exit status in one place
+    /// (`exitError(for:)`). Interrupts remove temporary outputs unless a training loop takes them.
+    static func main() {
+        TemporaryFiles.installSignalCleanup()
+        var command: ParsableCommand
+        do { command = try parseAsRoot() } catch { exit(withError: error) }
+        do { try command.run() } catch { exit(withError: exitError(for: error)) }
+    }
 }

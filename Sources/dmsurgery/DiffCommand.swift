@@ -1,6 +1,7 @@
 import ArgumentParser
 import Surgery
 import TensorFormats
+import Workflows
 
 struct DiffCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -49,7 +50,7 @@ struct DiffCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runCommand {
+        do {
             let first = try openCheckpoint(a, input, randomAccess: true)
             let second = try openCheckpoint(b, input, randomAccess: true)
             let options = DiffOptions(absoluteTolerance: atol, relativeTolerance: rtol, ignoreDType: ignoreDtype, ignoreMetadata: ignoreMetadata)

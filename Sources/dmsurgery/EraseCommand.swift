@@ -1,9 +1,5 @@
 import ArgumentParser
-import Diffusion
-import Foundation
-import TensorFormats
-import Training
-import UNet
+import Workflows
 
 struct EraseCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -39,20 +35,7 @@ struct EraseCommand: ParsableCommand {
     func validate() throws { try training.validate(output: output) }
 
     func run() throws {
-        let stop = StopRequest()
-        try runCommand {
-            try checkOutputTarget(output, force: binary.force)
-            let source = try loadTrainable(model, input: input)
-            let teacherModel = try loadFrozen(teacher, input: input)
-            try checkCompatible(student: source.unet, teacher: teacherModel, teacherPath: teacher)
-            let scheduler = try loadSchedulerConfig(model: teacher, explicit: training.scheduler)
-            let forgetData = try forget.load(input, model: source.unet, teacher: teacherModel, scheduler: scheduler,
-                                             seed: training.seed, sampleShape: sampleShape(source.unet, data: nil), quiet: common.quiet)
-            var method = EraseMethod(student: source.unet, teacher: teacherModel, forget: forgetData,
-                                     objective: forget.objective(NoiseSchedule(scheduler)), batchSize: training.batch,
-                                     optimizer: training.optimizer())
-            try train(&method, command: "erase", options: training, fingerprint: "\(training.fingerprint) \(forget.fingerprint)",
-                      source: source, output: output, force: binary.force, quiet: common.quiet, stop: stop)
-        }
+        try TrainingWorkflows.erase(model: model, output: OutputSettings(path: output, force: binary.force, quiet: common.quiet),
+                                    teacher: teacher, forget: forget.settings, training: training.settings, open: input.open)
     }
 }

@@ -3,6 +3,7 @@ import ConceptWorld
 import Diffusion
 import Foundation
 import TensorFormats
+import Workflows
 import UNet
 
 struct EvalCommand: ParsableCommand {
@@ -65,7 +66,8 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runCommand {
+        do {
+            try InputSet.declare(inputs: [(model, "MODEL"), (config, "--config"), (scheduler, "--scheduler")], outputs: [(grid, "--grid")])
             let source = model ?? config ?? "-"
             let unet = try loadUNet(model: model, config: config, input: input)
             do throws(WorldModelMismatch) {

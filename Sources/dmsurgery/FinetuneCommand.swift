@@ -1,9 +1,5 @@
 import ArgumentParser
-import Diffusion
-import Foundation
-import TensorFormats
-import Training
-import UNet
+import Workflows
 
 struct FinetuneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -50,36 +46,9 @@ struct FinetuneCommand: ParsableCommand {
     }
 
     func run() throws {
-        let stop = StopRequest()
-        try runCommand {
-            let output = paths.last!
-            try checkOutputTarget(output, force: binary.force)
-            let source: TrainableModel
-            let schedulerHome: String
-            if let initConfig {
-                let text: String
-                do { text = try String(contentsOfFile: initConfig, encoding: .utf8) } catch {
-                    throw TensorFormatError(.notFound, "cannot read the config", file: initConfig)
-                }
-                do {
-                    source = TrainableModel(unet: try UNet2D(config: try UNetConfig(json: text), randomSeed: training.seed),
-                                            configJSON: text, metadata: Metadata())
-                } catch let error as UNetError { throw located(error, file: initConfig) }
-                schedulerHome = URL(fileURLWithPath: initConfig).deletingLastPathComponent().path
-            } else {
-                source = try loadTrainable(paths[0], input: input)
-                schedulerHome = teacher ?? paths[0]
-            }
-            let teacherModel = try teacher.map { try loadFrozen($0, input: input) }
-            if let teacherModel, let teacher { try checkCompatible(student: source.unet, teacher: teacherModel, teacherPath: teacher) }
-            let trainingData = try lower.loadData(data, model: source.unet, input: input)
-            let schedule = NoiseSchedule(try loadSchedulerConfig(model: schedulerHome, explicit: training.scheduler))
-            var method = FinetuneMethod(student: source.unet, teacher: teacherModel, data: trainingData,
-                                        objective: lower.objective(schedule), batchSize: training.batch,
-                                        optimizer: training.optimizer())
-            let fingerprint = "\(training.fingerprint) \(lower.fingerprint) teacher=\(teacher != nil) init=\(initConfig != nil)"
-            try train(&method, command: "finetune", options: training, fingerprint: fingerprint, source: source,
-                      output: output, force: binary.force, quiet: common.quiet, stop: stop)
-        }
+        try TrainingWorkflows.finetune(student: initConfig == nil ? paths[0] : nil, initConfig: initConfig,
+                                       output: OutputSettings(path: paths.last!, force: binary.force, quiet: common.quiet),
+                                       data: data, teacher: teacher, lower: lower.settings, training: training.settings,
+                                       open: input.open)
     }
 }

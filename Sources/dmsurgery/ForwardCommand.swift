@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TensorFormats
+import Workflows
 import TensorMath
 import UNet
 
@@ -44,7 +45,8 @@ struct ForwardCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runCommand {
+        do {
+            try InputSet.declare(inputs: [(model, "--model"), (inputs, "--inputs")], outputs: [(output, "--output")])
             let unet = try loadUNet(model: model, input: input)
             let io = try openCheckpoint(inputs, input, randomAccess: true).withRandomAccess()
             func tensor(_ name: String, required: Bool = true) throws -> Tensor? {

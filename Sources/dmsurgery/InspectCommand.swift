@@ -1,6 +1,7 @@
 import ArgumentParser
 import Surgery
 import TensorFormats
+import Workflows
 
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -37,7 +38,7 @@ struct InspectCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runCommand {
+        do {
             let opened = try openCheckpoint(checkpoint, input)
             if opened.isSequential {
                 for entry in opened.entries { try opened.read(entry) { _ in } }

@@ -3,6 +3,7 @@ import Diffusion
 import Foundation
 import Surgery
 import TensorFormats
+import Workflows
 import TensorMath
 import Training
 import UNet
@@ -96,7 +97,9 @@ struct PruneCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runCommand {
+        do {
+            try InputSet.declare(inputs: [(model, "MODEL"), (mask, "--mask"), (data, "--data"), (scheduler, "--scheduler")],
+                                 outputs: [(output, "OUT"), (emitMask, "--emit-mask")])
             let start = Date()
             let checkpoint = try openCheckpoint(model, input, randomAccess: true).withRandomAccess()
             guard let configJSON = checkpoint.configJSON else {
@@ -181,10 +184,7 @@ struct PruneCommand: ParsableCommand {
                                    role: .data, config: config)
         guard let x0 = set.x0 else { throw TensorFormatError(.missingTensor, "missing", file: file, tensor: "x0") }
         let context = set.cond
-        let schedulerConfig: SchedulerConfig
-        do { schedulerConfig = try loadSchedulerConfig(model: model, explicit: scheduler) } catch let error as SchedulerConfigError {
-            throw TensorFormatError(.invalidConfig, error.description, file: scheduler ?? model)
-        }
+        let schedulerConfig = try loadSchedulerConfig(model: model, explicit: scheduler)
         var importance = TaylorImportance(x0: x0, context: context, schedule: NoiseSchedule(schedulerConfig), seed: seed,
                                           steps: timesteps ?? schedulerConfig.numTrainTimesteps)
         let quiet = common.quiet

@@ -2,6 +2,7 @@ import ArgumentParser
 import Diffusion
 import Foundation
 import TensorFormats
+import Workflows
 import TensorMath
 import UNet
 
@@ -56,7 +57,9 @@ struct SampleCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runCommand {
+        do {
+            try InputSet.declare(inputs: [(model, "MODEL"), (scheduler, "--scheduler")] + cond.map { ($0, "--cond") },
+                                 outputs: [(out, "--out")])
             let unet = try loadUNet(model: model, input: input)
             let cfg = unet.config
             guard cfg.outChannels == 1 || cfg.outChannels == 3 else {

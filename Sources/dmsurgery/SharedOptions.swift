@@ -1,4 +1,5 @@
 import ArgumentParser
+import TensorFormats
 
 /// Options every subcommand takes.
 struct CommonOptions: ParsableArguments {
@@ -19,4 +20,7 @@ struct InputOptions: ParsableArguments {
 
     @Option(help: "Force the HDF5 layout instead of recognising it (keras2, keras3, generic, dmsurgery).")
     var layout: String?
+
+    /// The options as the readers take them.
+    var open: OpenOptions { OpenOptions(allowUnsafeHDF5: allowUnsafeH5, hdf5Layout: layout) }
 }

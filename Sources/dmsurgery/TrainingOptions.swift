@@ -1,13 +1,6 @@
 import ArgumentParser
-import Diffusion
-import Foundation
-import TensorFormats
-import TensorMath
 import Training
-import UNet
-#if canImport(Glibc)
-import Glibc
-#endif
+import Workflows
 
 /// Options every training subcommand (finetune, erase, unlearn) shares.
 struct TrainingOptions: ParsableArguments {
@@ -63,17 +56,24 @@ struct TrainingOptions: ParsableArguments {
     }
 
     /// Where the resumable state lives.
-    func statePath(output: String) -> String? { state ?? (output == "-" ? nil : output + ".state.safetensors") }
+    func statePath(output: String) -> String? { settings.statePath(output: output) }
 
-    func optimizer(learningRate: Float? = nil, warmup: Int? = nil) -> ModelOptimizer {
-        ModelOptimizer(learningRate: learningRate ?? lr, warmup: warmup ?? self.warmup, weightDecay: weightDecay,
-                       maxGradNorm: maxGradNorm > 0 ? maxGradNorm : nil)
-    }
-
-    /// The options that shape the weights (not --steps, so a finished run can be extended with --resume).
-    var fingerprint: String {
-        "batch=\(batch) lr=\(lr) warmup=\(warmup) weight-decay=\(weightDecay) ema=\(ema.map { "\($0)" } ?? "none") "
-            + "max-grad-norm=\(maxGradNorm) seed=\(seed)"
+    var settings: TrainingSettings {
+        var s = TrainingSettings()
+        s.steps = steps
+        s.batch = batch
+        s.lr = lr
+        s.warmup = warmup
+        s.weightDecay = weightDecay
+        s.ema = ema
+        s.maxGradNorm = maxGradNorm
+        s.seed = seed
+        s.scheduler = scheduler
+        s.log = log
+        s.checkpointEvery = checkpointEvery
+        s.resume = resume
+        s.state = state
+        return s
     }
 }
 
@@ -100,27 +100,14 @@ struct LowerLevelOptions: ParsableArguments {
         guard uncondProb >= 0 && uncondProb <= 1 else { throw ValidationError("--uncond-prob must be in [0, 1]") }
     }
 
-    /// Reads the lower level's data file; CFG dropout on a conditional model needs its empty prompt.
-    func loadData(_ path: String, model: UNet2D, input: InputOptions) throws -> TrainingData {
-        let data = try loadTrainingData(path, role: .data, model: model, input: input)
-        if uncondProb > 0 && model.contextDim != nil && data.uncond == nil {
-            throw TensorFormatError(.missingTensor, "--uncond-prob needs the empty prompt uncond [S,D]", file: path, tensor: "uncond")
-        }
-        return data
-    }
-
-    func objective(_ schedule: NoiseSchedule) -> LowerLevelObjective {
-        var o = LowerLevelObjective(schedule: schedule)
-        o.diffusionWeight = wDiff
-        o.outputWeight = wOut
-        o.featureWeight = wFeat
-        o.minSNRGamma = minSnrGamma
-        o.uncondProbability = uncondProb
-        return o
-    }
-
-    var fingerprint: String {
-        "w-diff=\(wDiff) w-out=\(wOut) w-feat=\(wFeat) min-snr-gamma=\(minSnrGamma.map { "\($0)" } ?? "none") uncond-prob=\(uncondProb)"
+    var settings: LowerLevelSettings {
+        var s = LowerLevelSettings()
+        s.wDiff = wDiff
+        s.wOut = wOut
+        s.wFeat = wFeat
+        s.minSnrGamma = minSnrGamma
+        s.uncondProb = uncondProb
+        return s
     }
 }
 
@@ -147,154 +134,12 @@ struct ForgetOptions: ParsableArguments {
         guard forgetSampleSteps >= 1 else { throw ValidationError("--forget-sample-steps must be at least 1") }
     }
 
-    func objective(_ schedule: NoiseSchedule) -> ConceptObjective {
-        var o = ConceptObjective(schedule: schedule)
-        o.method = method
-        o.eta = eta
-        return o
-    }
-
-    var fingerprint: String {
-        "method=\(method.rawValue) eta=\(eta) forget-sample-steps=\(forgetSampleSteps) forget-guidance=\(forgetGuidance)"
-    }
-
-    /// Reads the forget file; without x0 the teacher draws the forget images (seeded by --seed).
-    func load(_ input: InputOptions, model: UNet2D, teacher: UNet2D, scheduler: SchedulerConfig, seed: UInt64,
-              sampleShape: [Int], quiet: Bool) throws -> TrainingData {
-        var data = try loadTrainingData(forget, role: .forget, model: model, input: input)
-        if method == .ablation && data.anchor == nil {
-            throw TensorFormatError(.missingTensor, "--method ablation needs the anchor prompts anchor [M,S,D]", file: forget, tensor: "anchor")
-        }
-        if data.x0 == nil {
-            note("drawing \(data.count) forget images with the teacher (\(forgetSampleSteps) DDIM steps, guidance \(forgetGuidance))", quiet: quiet)
-            data.x0 = try generateForgetImages(teacher: teacher, forget: data, scheduler: scheduler, sampleShape: sampleShape,
-                                               steps: forgetSampleSteps, guidance: forgetGuidance, seed: seed)
-        }
-        return data
-    }
-}
-
-/// A model to train with what its output must carry over: the config text and the source metadata.
-struct TrainableModel {
-    var unet: UNet2D
-    var configJSON: String
-    var metadata: Metadata
-}
-
-/// Loads a checkpoint for training (any format `loadUNet` reads; `-` is standard input).
-func loadTrainable(_ path: String, input: InputOptions) throws -> TrainableModel {
-    do {
-        let checkpoint = try openCheckpoint(path, input, randomAccess: true)
-        let unet = try UNet2D(checkpoint: checkpoint)
-        guard let configJSON = checkpoint.configJSON else {
-            throw TensorFormatError(.invalidConfig, "no diffusers config to carry into the output", file: path)
-        }
-        var metadata = checkpoint.metadata ?? Metadata()
-        metadata[MetadataKey.config] = nil
-        metadata[trainingMetadataKey] = nil
-        return TrainableModel(unet: unet, configJSON: configJSON, metadata: metadata)
-    } catch let error as UNetError {
-        throw located(error, file: path)
-    }
-}
-
-/// A frozen model (teacher).
-func loadFrozen(_ path: String, input: InputOptions) throws -> UNet2D {
-    try loadTrainable(path, input: input).unet
-}
-
-func loadTrainingData(_ path: String, role: TrainingData.Role, model: UNet2D, input: InputOptions) throws -> TrainingData {
-    try TrainingData(checkpoint: try openCheckpoint(path, input, randomAccess: true), file: path, role: role, config: model.config)
-}
-
-/// The image shape a model is trained on: the data's x0 items, else the config's sample size.
-func sampleShape(_ model: UNet2D, data: TrainingData?) -> [Int] {
-    if let x0 = data?.x0 { return Array(x0.shape.dropFirst()) }
-    let side = model.config.sampleSize ?? 32
-    return [model.config.inChannels, side, side]
-}
-
-/// The teacher and student must produce the same block outputs for distillation.
-func checkCompatible(student: UNet2D, teacher: UNet2D, teacherPath: String) throws {
-    guard student.blockOutputs == teacher.blockOutputs, student.config.blockOutChannels == teacher.config.blockOutChannels,
-          student.config.inChannels == teacher.config.inChannels,
-          student.config.outChannels == teacher.config.outChannels, student.contextDim == teacher.contextDim else {
-        throw TensorFormatError(.invalidConfig, "the teacher's blocks, channels or cross_attention_dim differ from the student's", file: teacherPath)
-    }
-}
-
-let trainingMetadataKey = "dmsurgery.training"
-
-/// Set from a signal handler while the training loop runs; the loop saves its state and stops.
-final class StopRequest: @unchecked Sendable {
-    private let lock = NSLock()
-    private var armed = false
-    private var received: Int32?
-
-    /// Installs the handler: while armed, SIGINT/SIGTERM/SIGHUP only set the request.
-    init() {
-        TemporaryFiles.installSignalCleanup { [self] sig in
-            lock.lock(); defer { lock.unlock() }
-            guard armed else { return false }
-            received = sig
-            return true
-        }
-    }
-
-    var signal: Int32? {
-        lock.lock(); defer { lock.unlock() }
-        return received
-    }
-
-    func arm(_ on: Bool) {
-        lock.lock(); defer { lock.unlock() }
-        armed = on
-    }
-}
-
-/// Runs a training method with the shared options: progress, log, checkpoints, resume, signals, and
-/// the output checkpoint with `dmsurgery.training` metadata.
-func train<M: TrainingMethod>(_ method: inout M, command: String, options: TrainingOptions, fingerprint: String,
-                              source: TrainableModel, output: String, force: Bool, quiet: Bool, stop: StopRequest) throws {
-    let statePath = options.statePath(output: output)
-    if options.resume, let statePath, !FileManager.default.fileExists(atPath: statePath) {
-        throw TensorFormatError(.notFound, "no resumable state (run with --checkpoint-every, or interrupt a run, first)", file: statePath)
-    }
-    let loop = TrainingLoop(steps: options.steps, seed: options.seed, emaDecay: options.ema, statePath: statePath,
-                            checkpointEvery: options.checkpointEvery, fingerprint: "\(command) \(fingerprint)")
-    let log = try options.log.map { try TrainingLog(path: $0) }
-    let bar = ProgressBar(command, total: options.steps, quiet: quiet)
-    stop.arm(true)
-    let outcome = try loop.run(&method, resume: options.resume, shouldStop: { stop.signal != nil }) { record in
-        try log?.write(record)
-        bar.update(steps: record.step, detail: record.report.losses.map { "\($0.name) \(formatNumber($0.value))" }.joined(separator: " "))
-    }
-    stop.arm(false)
-    bar.finish()
-    switch outcome {
-    case .interrupted(let step):
-        note(statePath.map { "interrupted at step \(step); state saved to \($0), continue with --resume" } ?? "interrupted at step \(step)", quiet: quiet)
-        TemporaryFiles.removeAll()
-        throw ExitCode(128 + (stop.signal ?? SIGINT))
-    case .finished(let model, let last):
-        var metadata = source.metadata
-        let losses: [JSONMember] = (last?.losses ?? []).map {
-            JSONMember($0.name, $0.value.isFinite ? .number("\($0.value)") : .string(formatNumber($0.value)))
-        }
-        metadata[trainingMetadataKey] = JSONWriter.compact(.object([
-            JSONMember("command", .string(command)), JSONMember("steps", .number(String(options.steps))),
-            JSONMember("seed", .number(String(options.seed))), JSONMember("options", .string(fingerprint)),
-            JSONMember("losses", .object(losses)),
-        ]))
-        try model.write(to: output, configJSON: source.configJSON, metadata: metadata, force: force)
-        let summary = (last?.losses ?? []).map { "\($0.name) \(formatNumber($0.value))" }.joined(separator: ", ")
-        note("\(command): \(options.steps) steps, \(summary); wrote \(output)", quiet: quiet)
-    }
-}
-
-/// Refuses binary output to a terminal before any training time is spent.
-func checkOutputTarget(_ output: String, force: Bool) throws {
-    if output == "-" && !force && isatty(STDOUT_FILENO) == 1 {
-        throw TensorFormatError(.terminalOutput, "refusing to write a checkpoint to a terminal (use --force or redirect)", file: "-")
+    var settings: ForgetSettings {
+        var s = ForgetSettings(forget: forget)
+        s.method = method
+        s.eta = eta
+        s.forgetSampleSteps = forgetSampleSteps
+        s.forgetGuidance = forgetGuidance
+        return s
     }
 }

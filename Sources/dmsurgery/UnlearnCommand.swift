@@ -1,15 +1,7 @@
 import ArgumentParser
-import Diffusion
-import Foundation
-import TensorFormats
-import Training
-import UNet
+import Workflows
 
-/// How the two levels are scheduled.
-enum UnlearnSchedule: String, CaseIterable, ExpressibleByArgument {
-    case penalty
-    case interleaved
-}
+extension UnlearnSchedule: ExpressibleByArgument {}
 
 struct UnlearnCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -78,38 +70,16 @@ struct UnlearnCommand: ParsableCommand {
     }
 
     func run() throws {
-        let stop = StopRequest()
-        try runCommand {
-            try checkOutputTarget(output, force: binary.force)
-            let source = try loadTrainable(student, input: input)
-            let teacherModel = try loadFrozen(teacher, input: input)
-            try checkCompatible(student: source.unet, teacher: teacherModel, teacherPath: teacher)
-            let scheduler = try loadSchedulerConfig(model: teacher, explicit: training.scheduler)
-            let noise = NoiseSchedule(scheduler)
-            let retain = try lower.loadData(data, model: source.unet, input: input)
-            let forgetData = try forget.load(input, model: source.unet, teacher: teacherModel, scheduler: scheduler,
-                                             seed: training.seed, sampleShape: sampleShape(source.unet, data: retain), quiet: common.quiet)
-            let lowerOptimizer = training.optimizer()
-            let upperOptimizer = training.optimizer(learningRate: upperLr, warmup: upperWarmup)
-            var fingerprint = "\(training.fingerprint) \(lower.fingerprint) \(forget.fingerprint) schedule=\(schedule.rawValue) "
-                + "upper-lr=\(upperLr ?? training.lr) upper-warmup=\(upperWarmup ?? training.warmup)"
-            switch schedule {
-            case .penalty:
-                fingerprint += " inner-steps=\(innerSteps) lambda=\(lambda) lambda-ramp=\(lambdaRamp)"
-                var method = PenaltyMethod(student: source.unet, teacher: teacherModel, data: retain, forget: forgetData,
-                                           lower: lower.objective(noise), upper: forget.objective(noise), batchSize: training.batch,
-                                           innerSteps: innerSteps, penalty: PenaltySchedule(value: lambda, ramp: lambdaRamp),
-                                           lowerOptimizer: lowerOptimizer, upperOptimizer: upperOptimizer)
-                try train(&method, command: "unlearn", options: training, fingerprint: fingerprint, source: source,
-                          output: output, force: binary.force, quiet: common.quiet, stop: stop)
-            case .interleaved:
-                fingerprint += " upper-every=\(upperEvery)"
-                var method = InterleavedMethod(student: source.unet, teacher: teacherModel, data: retain, forget: forgetData,
-                                               lower: lower.objective(noise), upper: forget.objective(noise), batchSize: training.batch,
-                                               upperEvery: upperEvery, lowerOptimizer: lowerOptimizer, upperOptimizer: upperOptimizer)
-                try train(&method, command: "unlearn", options: training, fingerprint: fingerprint, source: source,
-                          output: output, force: binary.force, quiet: common.quiet, stop: stop)
-            }
-        }
+        var settings = UnlearnSettings()
+        settings.schedule = schedule
+        settings.innerSteps = innerSteps
+        settings.lambda = lambda
+        settings.lambdaRamp = lambdaRamp
+        settings.upperLr = upperLr
+        settings.upperWarmup = upperWarmup
+        settings.upperEvery = upperEvery
+        try TrainingWorkflows.unlearn(student: student, output: OutputSettings(path: output, force: binary.force, quiet: common.quiet),
+                                      teacher: teacher, data: data, settings: settings, forget: forget.settings,
+                                      lower: lower.settings, training: training.settings, open: input.open)
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Surgery
 import TensorFormats
+import Workflows
 
 struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -34,7 +35,8 @@ struct VerifyCommand: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func run() throws {
-        try runCommand {
+        do {
+            try InputSet.declare(inputs: [(checkpoint, "CHECKPOINT"), (manifest, "--sha256")], outputs: [(writeManifest, "--write-sha256")])
             let expected = try manifest.map { path -> [ManifestEntry] in
                 guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
                     throw TensorFormatError(.notFound, "cannot read the manifest", file: path)

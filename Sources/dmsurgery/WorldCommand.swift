@@ -2,6 +2,7 @@ import ArgumentParser
 import ConceptWorld
 import Foundation
 import TensorFormats
+import Workflows
 
 struct WorldCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -44,7 +45,7 @@ struct WorldCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runCommand {
+        do {
             if prompts {
                 emit(WorldPrompt.all.enumerated().map { "\($0.offset)\t\($0.element.isForget ? "forget" : "retain")\t\($0.element.text)" }
                     .joined(separator: "\n"))

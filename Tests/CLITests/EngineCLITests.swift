@@ -51,7 +51,8 @@ final class EngineCLITests: XCTestCase {
         try JSONSerialization.data(withJSONObject: config).write(to: directory.appendingPathComponent("config.json"))
         try FileManager.default.copyItem(atPath: source + "/diffusion_pytorch_model.safetensors",
                                          toPath: directory.appendingPathComponent("diffusion_pytorch_model.safetensors").path)
-        let out = directory.appendingPathComponent("out.safetensors").path
+        let out = directory.path + "-out.safetensors"
+        defer { try? FileManager.default.removeItem(atPath: out) }
         let refused = try CLI.run(["forward", "--model", directory.path, "--inputs", source + "/io.safetensors", "--output", out])
         XCTAssertEqual(refused.status, 2)
         XCTAssertEqual(refused.stderr.split(separator: "\n").count, 1, refused.stderr)

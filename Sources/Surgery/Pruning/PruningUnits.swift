@@ -86,15 +86,15 @@ public struct PruningUnits: Sendable {
     public init(config: UNetConfig, shapes: [String: [Int]], file: String) throws {
         func shape(_ name: String, rank: Int? = nil) throws -> [Int] {
             guard let s = shapes[name] else {
-                throw TensorFormatError(.init(rawValue: "missing-parameter"), "a prunable layer needs it", file: file, tensor: name)
+                throw TensorFormatError(.missingParameter, "a prunable layer needs it", file: file, tensor: name)
             }
             if let rank, s.count != rank {
-                throw TensorFormatError(.init(rawValue: "bad-shape"), "rank \(s.count), expected \(rank)", file: file, tensor: name)
+                throw TensorFormatError(.badShape, "rank \(s.count), expected \(rank)", file: file, tensor: name)
             }
             return s
         }
         func badShape(_ name: String, _ message: String) -> TensorFormatError {
-            TensorFormatError(.init(rawValue: "bad-shape"), message, file: file, tensor: name)
+            TensorFormatError(.badShape, message, file: file, tensor: name)
         }
         /// The config block a module prefix sits in: heads and head sizes are per block.
         func block(of prefix: String) -> Int {

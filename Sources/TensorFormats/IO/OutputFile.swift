@@ -29,17 +29,24 @@ public enum TemporaryFiles {
         paths.removeAll()
     }
 
+    nonisolated(unsafe) private static var signalHandler: (@Sendable (Int32) -> Bool)?
+
     /// Routes SIGINT, SIGTERM and SIGHUP through a handler that removes temporary files and exits
     /// with 128 + the signal number, the shell convention. `onSignal` runs first (a training loop
     /// uses it to write a resumable checkpoint); returning true there means it will exit by itself.
+    /// Installing again only replaces `onSignal` when one is given.
     public static func installSignalCleanup(onSignal: (@Sendable (Int32) -> Bool)? = nil) {
         lock.lock(); defer { lock.unlock() }
+        if let onSignal { signalHandler = onSignal }
         guard signalSources.isEmpty else { return }
         for sig in [SIGINT, SIGTERM, SIGHUP] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler {
-                if let onSignal, onSignal(sig) { return }
+                lock.lock()
+                let handler = signalHandler
+                lock.unlock()
+                if let handler, handler(sig) { return }
                 removeAll()
                 _exit(128 + sig)
             }
@@ -86,6 +93,7 @@ public final class OutputFile {
             ownsStream = false
             return
         }
+        try InputSet.declared.refuse(path, option: "output")
         if let st = Sys.fileStatus(path: path), st.st_mode & S_IFMT != S_IFREG, st.st_mode & S_IFMT != S_IFDIR {
             let descriptor = Glibc.open(path, O_WRONLY | O_CLOEXEC)
             guard descriptor >= 0 else { throw Sys.fail("cannot open for writing", path) }
@@ -198,6 +206,11 @@ public final class OutputFile {
 public struct FileIdentity: Hashable, Sendable {
     let device: UInt64
     let inode: UInt64
+
+    init(device: UInt64, inode: UInt64) {
+        self.device = device
+        self.inode = inode
+    }
 
     public init?(path: String) {
         guard path != "-", let st = Sys.fileStatus(path: path) else { return nil }

@@ -1,0 +1,117 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// The one output-safety rule: no output of a command (OUT, `--state`, `--emit-mask`, a manifest, a
+/// log, a grid, shards) may be one of its inputs, or lie inside an input folder being read.
+///
+/// A command declares its inputs and outputs before any work (`declare`), which refuses a clash with
+/// `output-is-input`; every `OutputFile` and log opened afterwards checks its path against the same
+/// set, so an output the command forgot to declare (a shard name) is caught too.
+public struct InputSet: Sendable {
+    /// An input as the user named it, for messages.
+    struct Input: Sendable {
+        var path: String
+        var role: String
+    }
+
+    /// Regular files read (a sharded index and its shards, a file redirected to standard input).
+    private var files: [FileIdentity: Input] = [:]
+    /// Folders read (model folders), resolved; no output may be written inside them.
+    private var folders: [(path: String, input: Input)] = []
+    /// Folders of sharded indexes: no sharded output may be written into them.
+    private var shardFolders: [(path: String, input: Input)] = []
+
+    public init() {}
+
+    /// Adds an input named by `path` (`-` is standard input) in its `role` (for messages: "STUDENT",
+    /// "--teacher"). Paths that do not exist are ignored here: opening them fails later.
+    public mutating func add(_ path: String?, role: String) {
+        guard let path else { return }
+        let input = Input(path: path, role: role)
+        if path == "-" {
+            var st = stat()
+            if fstat(STDIN_FILENO, &st) == 0, st.st_mode & S_IFMT == S_IFREG {
+                files[FileIdentity(st)] = input
+            }
+            return
+        }
+        guard let st = Sys.fileStatus(path: path) else { return }
+        if st.st_mode & S_IFMT == S_IFDIR {
+            if let real = Sys.realPath(path) { folders.append((real, input)) }
+            return
+        }
+        guard st.st_mode & S_IFMT == S_IFREG else { return }
+        files[FileIdentity(st)] = input
+        if path.hasSuffix(".index.json") { addShards(of: path, input: input) }
+    }
+
+    /// The shards a `*.index.json` names (its `weight_map` values), read from the index's folder.
+    private mutating func addShards(of index: String, input: Input) {
+        let folder = (index as NSString).deletingLastPathComponent
+        if let real = Sys.realPath(folder.isEmpty ? "." : folder) { shardFolders.append((real, input)) }
+        guard let data = FileManager.default.contents(atPath: index),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let map = object["weight_map"] as? [String: Any] else { return }
+        for case let shard as String in Set(map.values.compactMap { $0 as? String }) {
+            let path = (folder as NSString).appendingPathComponent(shard)
+            if let st = Sys.fileStatus(path: path), st.st_mode & S_IFMT == S_IFREG { files[FileIdentity(st)] = input }
+        }
+    }
+
+    /// Refuses `path` as an output given by `option` ("OUT", "--state") when it is an input, or a
+    /// folder or file inside a folder being read.
+    public func refuse(_ path: String?, option: String) throws(TensorFormatError) {
+        guard let path, path != "-" else { return }
+        if let st = Sys.fileStatus(path: path) {
+            if st.st_mode & S_IFMT == S_IFREG, let input = files[FileIdentity(st)] {
+                throw clash(path, option, input, "is")
+            }
+            if st.st_mode & S_IFMT == S_IFDIR, let real = Sys.realPath(path) {
+                for (folder, input) in folders + shardFolders where Self.isInside(real, folder) {
+                    throw clash(path, option, input, "is inside")
+                }
+                return
+            }
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        guard let real = Sys.realPath(parent.isEmpty ? "." : parent) else { return }
+        for (folder, input) in folders where Self.isInside(real, folder) {
+            throw clash(path, option, input, "is inside")
+        }
+    }
+
+    private func clash(_ path: String, _ option: String, _ input: Input, _ relation: String) -> TensorFormatError {
+        TensorFormatError(.sameFile, "\(option) \(relation) the input \(input.role) (\(input.path)); choose another path", file: path)
+    }
+
+    private static func isInside(_ path: String, _ folder: String) -> Bool {
+        path == folder || path.hasPrefix(folder.hasSuffix("/") ? folder : folder + "/")
+    }
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var current = InputSet()
+
+    /// The inputs declared by the running command (empty when none were declared).
+    public static var declared: InputSet {
+        lock.lock(); defer { lock.unlock() }
+        return current
+    }
+
+    /// Declares the running command's inputs, and refuses now, before any work, every output that
+    /// clashes with one: `outputs` pairs a path (nil: not given) with the option that names it.
+    public static func declare(inputs: [(path: String?, role: String)], outputs: [(path: String?, option: String)]) throws(TensorFormatError) {
+        var set = InputSet()
+        for input in inputs { set.add(input.path, role: input.role) }
+        for output in outputs { try set.refuse(output.path, option: output.option) }
+        lock.lock(); defer { lock.unlock() }
+        current = set
+    }
+}
+
+extension FileIdentity {
+    init(_ st: stat) {
+        self.init(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+    }
+}

@@ -1,0 +1,44 @@
+import Crypto
+import Foundation
+import TensorFormats
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The sha256 that identifies a training input in the run description (formats/training.md): a regular
+/// file's bytes; for a folder, a shard index or standard input, the content the checkpoint presents
+/// (every tensor's name, dtype, shape and bytes in storage order, then its config.json).
+enum InputDigest {
+    static func sha256(_ path: String, checkpoint: Checkpoint) throws -> String {
+        var st = stat()
+        if path != "-", stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG {
+            return try sha256(file: path)
+        }
+        var hasher = SHA256()
+        for entry in checkpoint.entries {
+            hasher.update(data: Array("\(entry.name) \(entry.dtype.rawValue) \(entry.shape)\n".utf8))
+            try checkpoint.read(entry) { hasher.update(bufferPointer: $0) }
+        }
+        if let config = checkpoint.configJSON { hasher.update(data: Array(config.utf8)) }
+        return hex(hasher.finalize())
+    }
+
+    /// A file's bytes, read in 4 MiB pieces.
+    static func sha256(file path: String) throws -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw TensorFormatError(.io, "cannot open to hash", file: path)
+        }
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        do {
+            while let piece = try handle.read(upToCount: 4 << 20), !piece.isEmpty { hasher.update(data: piece) }
+        } catch {
+            throw TensorFormatError(.io, "cannot read to hash: \(error.localizedDescription)", file: path)
+        }
+        return hex(hasher.finalize())
+    }
+
+    private static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
+        digest.map { String(format: "%02x", $0) }.joined()
+    }
+}

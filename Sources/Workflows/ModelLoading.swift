@@ -1,0 +1,48 @@
+import Diffusion
+import Foundation
+import TensorFormats
+import UNet
+
+/// An engine error attributed to the file it came from.
+public func located(_ error: UNetError, file: String) -> UNetError { error.inFile(file) }
+
+/// Opens an input checkpoint (`-` is standard input).
+public func openCheckpoint(_ path: String, _ options: OpenOptions, randomAccess: Bool = false) throws -> Checkpoint {
+    var options = options
+    options.randomAccess = randomAccess || options.randomAccess
+    return try Checkpoint.open(path, options: options)
+}
+
+/// The scheduler a model was trained with: an explicit scheduler_config.json, else the one in the model
+/// folder (or the sibling `scheduler` folder of a diffusers pipeline), else diffusers' defaults.
+public func loadSchedulerConfig(model: String, explicit: String?) throws -> SchedulerConfig {
+    func read(_ path: String) throws -> SchedulerConfig {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw TensorFormatError(.notFound, "cannot read the scheduler config", file: path)
+        }
+        do { return try SchedulerConfig(json: text) } catch var error as SchedulerConfigError {
+            error.file = path
+            throw error
+        }
+    }
+    if let explicit { return try read(explicit) }
+    var isDir: ObjCBool = false
+    if FileManager.default.fileExists(atPath: model, isDirectory: &isDir), isDir.boolValue {
+        let base = URL(fileURLWithPath: model)
+        for candidate in [base.appendingPathComponent("scheduler_config.json"),
+                          base.deletingLastPathComponent().appendingPathComponent("scheduler/scheduler_config.json")]
+        where FileManager.default.fileExists(atPath: candidate.path) {
+            return try read(candidate.path)
+        }
+    }
+    return SchedulerConfig()
+}
+
+/// Writes raw bytes (the PNG) through the same atomic output as checkpoints (temp file + rename, or
+/// standard output for `-`).
+public func writeBytes(_ bytes: [UInt8], to path: String, force: Bool) throws {
+    let output = try OutputFile(path: path, force: force)
+    try output.write(bytes)
+    try output.commit()
+}

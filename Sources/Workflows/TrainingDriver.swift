@@ -1,0 +1,94 @@
+import Foundation
+import TensorFormats
+import Training
+import UNet
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A command stopped by a signal after saving what lets it continue; the CLI exits 128 + `signal`.
+public struct Interrupted: Error, Sendable {
+    public var signal: Int32
+}
+
+/// Set from a signal handler while a training command runs its loop and writes its output; the loop
+/// saves its state and stops, an output being written is completed first.
+final class StopRequest: @unchecked Sendable {
+    private let lock = NSLock()
+    private var armed = false
+    private var received: Int32?
+
+    /// Installs the handler: while armed, SIGINT/SIGTERM/SIGHUP only set the request.
+    init() {
+        TemporaryFiles.installSignalCleanup { [self] sig in
+            lock.lock(); defer { lock.unlock() }
+            guard armed else { return false }
+            received = sig
+            return true
+        }
+    }
+
+    var signal: Int32? {
+        lock.lock(); defer { lock.unlock() }
+        return received
+    }
+
+    func arm(_ on: Bool) {
+        lock.lock(); defer { lock.unlock() }
+        armed = on
+    }
+}
+
+/// Runs a training method with the shared settings: progress, log, checkpoints, resume, signals, and
+/// the output checkpoint with `dmsurgery.training` metadata. A signal while OUT is written lets the
+/// write finish (OUT is complete, nothing is lost) and then stops with 128 + the signal.
+func train<M: TrainingMethod>(_ method: inout M, run: RunDescription, settings: TrainingSettings, source: TrainableModel,
+                              output: OutputSettings, stop: StopRequest) throws {
+    let command = run.command
+    let statePath = settings.statePath(output: output.path)
+    if settings.resume, let statePath, !FileManager.default.fileExists(atPath: statePath) {
+        throw TensorFormatError(.notFound, "no resumable state (run with --checkpoint-every, or interrupt a run, first)", file: statePath)
+    }
+    let loop = TrainingLoop(steps: settings.steps, seed: settings.seed, emaDecay: settings.ema, statePath: statePath,
+                            checkpointEvery: settings.checkpointEvery, run: run)
+    let log = try settings.log.map { try TrainingLog(path: $0) }
+    let bar = ProgressBar(command, total: settings.steps, quiet: output.quiet)
+    stop.arm(true)
+    defer { stop.arm(false) }
+    let outcome = try loop.run(&method, resume: settings.resume, shouldStop: { stop.signal != nil }) { record in
+        try log?.write(record)
+        bar.update(steps: record.step, detail: record.report.losses.map { "\($0.name) \(formatNumber($0.value))" }.joined(separator: " "))
+    }
+    bar.finish()
+    switch outcome {
+    case .interrupted(let step):
+        note(statePath.map { "interrupted at step \(step); state saved to \($0), continue with --resume" } ?? "interrupted at step \(step)", quiet: output.quiet)
+        TemporaryFiles.removeAll()
+        throw Interrupted(signal: stop.signal ?? SIGINT)
+    case .finished(let model, let last):
+        var metadata = source.metadata
+        let losses: [JSONMember] = (last?.losses ?? []).map {
+            JSONMember($0.name, $0.value.isFinite ? .number("\($0.value)") : .string(formatNumber($0.value)))
+        }
+        let options = (try? JSONParser.parse(try run.json())) ?? .object([])
+        metadata[trainingMetadataKey] = JSONWriter.compact(.object([
+            JSONMember("command", .string(command)), JSONMember("steps", .number(String(settings.steps))),
+            JSONMember("seed", .number(String(settings.seed))), JSONMember("options", options),
+            JSONMember("losses", .object(losses)),
+        ]))
+        try model.write(to: output.path, configJSON: source.configJSON, metadata: metadata, force: output.force)
+        let summary = (last?.losses ?? []).map { "\($0.name) \(formatNumber($0.value))" }.joined(separator: ", ")
+        if let signal = stop.signal {
+            note("interrupted while writing \(output.path); it was completed first", quiet: output.quiet)
+            throw Interrupted(signal: signal)
+        }
+        note("\(command): \(settings.steps) steps, \(summary); wrote \(output.path)", quiet: output.quiet)
+    }
+}
+
+/// Refuses binary output to a terminal before any training time is spent.
+func checkOutputTarget(_ output: OutputSettings) throws {
+    if output.path == "-" && !output.force && isatty(STDOUT_FILENO) == 1 {
+        throw TensorFormatError(.terminalOutput, "refusing to write a checkpoint to a terminal (use --force or redirect)", file: "-")
+    }
+}

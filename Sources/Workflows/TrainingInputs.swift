@@ -1,0 +1,98 @@
+import Diffusion
+import Foundation
+import TensorFormats
+import Training
+import UNet
+
+/// A model to train with what its output must carry over: the config text and the source metadata.
+struct TrainableModel {
+    var unet: UNet2D
+    var configJSON: String
+    var metadata: Metadata
+    /// The input's sha256 (`InputDigest`), for the run description.
+    var sha256: String
+}
+
+/// The metadata key of the training record in a trained checkpoint (formats/metadata.md).
+let trainingMetadataKey = "dmsurgery.training"
+
+/// Loads a checkpoint for training (any format `UNet2D(checkpoint:)` reads; `-` is standard input).
+func loadTrainable(_ path: String, open: OpenOptions) throws -> TrainableModel {
+    do {
+        let checkpoint = try openCheckpoint(path, open, randomAccess: true)
+        let unet = try UNet2D(checkpoint: checkpoint)
+        guard let configJSON = checkpoint.configJSON else {
+            throw TensorFormatError(.invalidConfig, "no diffusers config to carry into the output", file: path)
+        }
+        var metadata = checkpoint.metadata ?? Metadata()
+        metadata[MetadataKey.config] = nil
+        metadata[trainingMetadataKey] = nil
+        return TrainableModel(unet: unet, configJSON: configJSON, metadata: metadata,
+                              sha256: try InputDigest.sha256(path, checkpoint: checkpoint))
+    } catch let error as UNetError {
+        throw located(error, file: path)
+    }
+}
+
+/// Fresh weights of a diffusers config.json, seeded.
+func initialModel(config path: String, seed: UInt64) throws -> TrainableModel {
+    let text: String
+    do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+        throw TensorFormatError(.notFound, "cannot read the config", file: path)
+    }
+    do {
+        return TrainableModel(unet: try UNet2D(config: try UNetConfig(json: text), randomSeed: seed), configJSON: text,
+                              metadata: Metadata(), sha256: try InputDigest.sha256(file: path))
+    } catch let error as UNetError { throw located(error, file: path) }
+}
+
+/// A data or forget file with its sha256.
+func loadTrainingData(_ path: String, role: TrainingData.Role, model: UNet2D, open: OpenOptions) throws -> (TrainingData, String) {
+    let checkpoint = try openCheckpoint(path, open, randomAccess: true)
+    let data = try TrainingData(checkpoint: checkpoint, file: path, role: role, config: model.config)
+    return (data, try InputDigest.sha256(path, checkpoint: checkpoint))
+}
+
+/// The image shape a model is trained on: the data's x0 items, else the config's sample size.
+func sampleShape(_ model: UNet2D, data: TrainingData?) -> [Int] {
+    if let x0 = data?.x0 { return Array(x0.shape.dropFirst()) }
+    let side = model.config.sampleSize ?? 32
+    return [model.config.inChannels, side, side]
+}
+
+/// The teacher and student must produce the same block outputs for distillation.
+func checkCompatible(student: UNet2D, teacher: UNet2D, teacherPath: String) throws {
+    guard student.blockOutputs == teacher.blockOutputs, student.config.blockOutChannels == teacher.config.blockOutChannels,
+          student.config.inChannels == teacher.config.inChannels,
+          student.config.outChannels == teacher.config.outChannels, student.contextDim == teacher.contextDim else {
+        throw TensorFormatError(.invalidConfig, "the teacher's blocks, channels or cross_attention_dim differ from the student's", file: teacherPath)
+    }
+}
+
+extension LowerLevelSettings {
+    /// Reads the lower level's data file; CFG dropout on a conditional model needs its empty prompt.
+    func loadData(_ path: String, model: UNet2D, open: OpenOptions) throws -> (TrainingData, String) {
+        let (data, sha256) = try loadTrainingData(path, role: .data, model: model, open: open)
+        if uncondProb > 0 && model.contextDim != nil && data.uncond == nil {
+            throw TensorFormatError(.missingTensor, "--uncond-prob needs the empty prompt uncond [S,D]", file: path, tensor: "uncond")
+        }
+        return (data, sha256)
+    }
+}
+
+extension ForgetSettings {
+    /// Reads the forget file; without x0 the teacher draws the forget images (seeded by --seed).
+    func load(_ open: OpenOptions, model: UNet2D, teacher: UNet2D, scheduler: SchedulerConfig, seed: UInt64,
+              sampleShape: [Int], quiet: Bool) throws -> (TrainingData, String) {
+        var (data, sha256) = try loadTrainingData(forget, role: .forget, model: model, open: open)
+        if method == .ablation && data.anchor == nil {
+            throw TensorFormatError(.missingTensor, "--method ablation needs the anchor prompts anchor [M,S,D]", file: forget, tensor: "anchor")
+        }
+        if data.x0 == nil {
+            note("drawing \(data.count) forget images with the teacher (\(forgetSampleSteps) DDIM steps, guidance \(forgetGuidance))", quiet: quiet)
+            data.x0 = try generateForgetImages(teacher: teacher, forget: data, scheduler: scheduler, sampleShape: sampleShape,
+                                               steps: forgetSampleSteps, guidance: forgetGuidance, seed: seed)
+        }
+        return (data, sha256)
+    }
+}

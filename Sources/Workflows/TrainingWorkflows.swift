@@ -1,0 +1,112 @@
+import Diffusion
+import Foundation
+import TensorFormats
+import Training
+import UNet
+
+/// The bodies of finetune, erase and unlearn: load the models and data, describe the run, train, write.
+/// The CLI parses options into these plain values; tests call them in-process.
+public enum TrainingWorkflows {
+    /// finetune: L_ft on a data file, from STUDENT or from fresh weights of `initConfig`.
+    public static func finetune(student: String?, initConfig: String?, output: OutputSettings, data: String, teacher: String?,
+                                lower: LowerLevelSettings, training: TrainingSettings, open: OpenOptions) throws {
+        try declare(output, training, inputs: [(student, "STUDENT"), (initConfig, "--init-config"), (data, "--data"),
+                                               (teacher, "--teacher"), (training.scheduler, "--scheduler")])
+        let stop = StopRequest()
+        try checkOutputTarget(output)
+        let source: TrainableModel
+        let schedulerHome: String
+        if let initConfig {
+            source = try initialModel(config: initConfig, seed: training.seed)
+            schedulerHome = URL(fileURLWithPath: initConfig).deletingLastPathComponent().path
+        } else {
+            source = try loadTrainable(student ?? "-", open: open)
+            schedulerHome = teacher ?? student ?? "-"
+        }
+        let teacherModel = try teacher.map { try loadTrainable($0, open: open) }
+        if let teacherModel, let teacher { try checkCompatible(student: source.unet, teacher: teacherModel.unet, teacherPath: teacher) }
+        let (trainingData, dataSHA) = try lower.loadData(data, model: source.unet, open: open)
+        let scheduler = try loadSchedulerConfig(model: schedulerHome, explicit: training.scheduler)
+        var method = FinetuneMethod(student: source.unet, teacher: teacherModel?.unet, data: trainingData,
+                                    objective: lower.objective(NoiseSchedule(scheduler)), batchSize: training.batch,
+                                    optimizer: training.optimizer())
+        let inputs = RunDescription.Inputs(student: initConfig == nil ? source.sha256 : nil,
+                                           initConfig: initConfig == nil ? nil : source.sha256,
+                                           teacher: teacherModel?.sha256, data: dataSHA)
+        var run = training.describe("finetune", scheduler: scheduler, inputs: inputs)
+        lower.describe(into: &run)
+        try train(&method, run: run, settings: training, source: source, output: output, stop: stop)
+    }
+
+    /// erase: L_CU alone (ESD or ablation) against a frozen teacher.
+    public static func erase(model: String, output: OutputSettings, teacher: String, forget: ForgetSettings,
+                             training: TrainingSettings, open: OpenOptions) throws {
+        try declare(output, training, inputs: [(model, "MODEL"), (teacher, "--teacher"), (forget.forget, "--forget"),
+                                               (training.scheduler, "--scheduler")])
+        let stop = StopRequest()
+        try checkOutputTarget(output)
+        let source = try loadTrainable(model, open: open)
+        let teacherModel = try loadTrainable(teacher, open: open)
+        try checkCompatible(student: source.unet, teacher: teacherModel.unet, teacherPath: teacher)
+        let scheduler = try loadSchedulerConfig(model: teacher, explicit: training.scheduler)
+        let (forgetData, forgetSHA) = try forget.load(open, model: source.unet, teacher: teacherModel.unet, scheduler: scheduler,
+                                                      seed: training.seed, sampleShape: sampleShape(source.unet, data: nil),
+                                                      quiet: output.quiet)
+        var method = EraseMethod(student: source.unet, teacher: teacherModel.unet, forget: forgetData,
+                                 objective: forget.objective(NoiseSchedule(scheduler)), batchSize: training.batch,
+                                 optimizer: training.optimizer())
+        var run = training.describe("erase", scheduler: scheduler,
+                                    inputs: .init(student: source.sha256, teacher: teacherModel.sha256, forget: forgetSHA))
+        forget.describe(into: &run)
+        try train(&method, run: run, settings: training, source: source, output: output, stop: stop)
+    }
+
+    /// unlearn: the bilevel problem, penalty or interleaved.
+    public static func unlearn(student: String, output: OutputSettings, teacher: String, data: String, settings: UnlearnSettings,
+                               forget: ForgetSettings, lower: LowerLevelSettings, training: TrainingSettings,
+                               open: OpenOptions) throws {
+        try declare(output, training, inputs: [(student, "STUDENT"), (teacher, "--teacher"), (data, "--data"),
+                                               (forget.forget, "--forget"), (training.scheduler, "--scheduler")])
+        let stop = StopRequest()
+        try checkOutputTarget(output)
+        let source = try loadTrainable(student, open: open)
+        let teacherModel = try loadTrainable(teacher, open: open)
+        try checkCompatible(student: source.unet, teacher: teacherModel.unet, teacherPath: teacher)
+        let scheduler = try loadSchedulerConfig(model: teacher, explicit: training.scheduler)
+        let noise = NoiseSchedule(scheduler)
+        let (retain, dataSHA) = try lower.loadData(data, model: source.unet, open: open)
+        let (forgetData, forgetSHA) = try forget.load(open, model: source.unet, teacher: teacherModel.unet, scheduler: scheduler,
+                                                      seed: training.seed, sampleShape: sampleShape(source.unet, data: retain),
+                                                      quiet: output.quiet)
+        let lowerOptimizer = training.optimizer()
+        let upperOptimizer = training.optimizer(learningRate: settings.upperLr, warmup: settings.upperWarmup)
+        var run = training.describe("unlearn", scheduler: scheduler,
+                                    inputs: .init(student: source.sha256, teacher: teacherModel.sha256, data: dataSHA,
+                                                  forget: forgetSHA))
+        lower.describe(into: &run)
+        forget.describe(into: &run)
+        settings.describe(into: &run)
+        switch settings.schedule {
+        case .penalty:
+            var method = PenaltyMethod(student: source.unet, teacher: teacherModel.unet, data: retain, forget: forgetData,
+                                       lower: lower.objective(noise), upper: forget.objective(noise), batchSize: training.batch,
+                                       innerSteps: settings.innerSteps,
+                                       penalty: PenaltySchedule(value: settings.lambda, ramp: settings.lambdaRamp),
+                                       lowerOptimizer: lowerOptimizer, upperOptimizer: upperOptimizer)
+            try train(&method, run: run, settings: training, source: source, output: output, stop: stop)
+        case .interleaved:
+            var method = InterleavedMethod(student: source.unet, teacher: teacherModel.unet, data: retain, forget: forgetData,
+                                           lower: lower.objective(noise), upper: forget.objective(noise), batchSize: training.batch,
+                                           upperEvery: settings.upperEvery, lowerOptimizer: lowerOptimizer,
+                                           upperOptimizer: upperOptimizer)
+            try train(&method, run: run, settings: training, source: source, output: output, stop: stop)
+        }
+    }
+
+    /// The output rule for a training command: OUT, the state and the log are none of its inputs.
+    private static func declare(_ output: OutputSettings, _ training: TrainingSettings,
+                                inputs: [(path: String?, role: String)]) throws {
+        try InputSet.declare(inputs: inputs, outputs: [(output.path, "OUT"), (training.statePath(output: output.path), "--state"),
+                                                       (training.log, "--log")])
+    }
+}
