@@ -46,13 +46,13 @@ let package = Package(
         // parses options into these values and prints.
         .target(
             name: "Workflows",
-            dependencies: ["TensorFormats", "UNet", "Diffusion", "Training", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["TensorFormats", "TensorMath", "UNet", "Diffusion", "Training", "Surgery", "ConceptWorld", "CPNG",
+                           .product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(
             name: "dmsurgery",
             dependencies: [
                 "Workflows", "TensorFormats", "TensorMath", "Surgery", "UNet", "Diffusion", "Training", "ConceptWorld",
-                "CPNG",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

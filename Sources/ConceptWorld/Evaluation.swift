@@ -100,10 +100,28 @@ public struct EvaluationReport: Sendable {
 }
 
 /// Why a model cannot be evaluated on the world.
-public struct WorldModelMismatch: Error, CustomStringConvertible, Sendable {
+public struct WorldModelMismatch: ToolError {
+    /// The config key that does not fit.
     public var key: String
-    public var message: String
-    public var description: String { "\(key): \(message)" }
+    public var reason: String
+    /// The model's file, once the caller that opened it has set it.
+    public var file: String?
+
+    public init(key: String, message: String, file: String? = nil) {
+        self.key = key
+        self.reason = message
+        self.file = file
+    }
+
+    public var code: ErrorCode { .worldMismatch }
+    public var message: String { "\(key): \(reason)" }
+    public var tensor: String? { nil }
+    public var description: String { "\(key): \(reason)" }
+}
+
+extension ErrorCode {
+    /// A model whose channels, context or depth do not fit the concept world (formats/concept-world.md).
+    public static let worldMismatch = ErrorCode(rawValue: "world-mismatch")
 }
 
 public enum Evaluation {

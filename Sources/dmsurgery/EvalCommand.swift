@@ -73,7 +73,9 @@ struct EvalCommand: ParsableCommand {
             do throws(WorldModelMismatch) {
                 try Evaluation.checkFits(unet)
             } catch {
-                throw TensorFormatError(TensorFormatError.Code(rawValue: "world-mismatch"), error.description, file: source)
+                var located = error
+                located.file = source
+                throw located
             }
             let schedulerConfig = try loadSchedulerConfig(model: model ?? config ?? "", explicit: scheduler)
             var settings = EvaluationSettings()

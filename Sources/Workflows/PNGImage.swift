@@ -4,14 +4,21 @@ import TensorFormats
 import TensorMath
 
 /// 8-bit PNG encoding through libpng's simplified API (`png_image_write_to_memory`), the only place
-/// the CLI touches libpng.
-enum PNGImage {
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+/// dmsurgery touches libpng.
+public enum PNGImage {
+    /// An image libpng cannot encode, or a grid of images that are not gray or RGB.
+    public struct Failure: ToolError {
+        public var message: String
+        public var file: String? { nil }
+        public var tensor: String? { nil }
+        public var code: ErrorCode { .pngEncode }
+        public var description: String { oneLine }
+
+        init(description: String) { message = description }
     }
 
     /// Encodes `pixels` (row-major, `channels` bytes per pixel: 1 gray, 3 RGB) as PNG bytes.
-    static func encode(width: Int, height: Int, channels: Int, pixels: [UInt8]) throws -> [UInt8] {
+    public static func encode(width: Int, height: Int, channels: Int, pixels: [UInt8]) throws -> [UInt8] {
         precondition(pixels.count == width * height * channels, "pixel buffer size")
         // png_image must start zeroed (libpng's rule); Swift imports no zero initializer for it.
         let image = UnsafeMutablePointer<png_image>.allocate(capacity: 1)
@@ -47,7 +54,7 @@ enum PNGImage {
 
     /// Tiles images [N, C, H, W] with values in [-1, 1] into a grid `columns` wide (1-pixel gaps) and
     /// returns its PNG bytes; `scale` repeats each pixel so tiny images stay legible.
-    static func grid(_ images: Tensor, columns: Int, scale: Int = 1) throws -> [UInt8] {
+    public static func grid(_ images: Tensor, columns: Int, scale: Int = 1) throws -> [UInt8] {
         let (n, c) = (images.shape[0], images.shape[1])
         let (h, w) = (images.shape[2] * scale, images.shape[3] * scale)
         guard c == 1 || c == 3 else { throw Failure(description: "images have \(c) channels; PNG grids need 1 or 3") }
@@ -68,4 +75,9 @@ enum PNGImage {
         }
         return try encode(width: gw, height: gh, channels: c, pixels: pixels)
     }
+}
+
+extension ErrorCode {
+    /// A PNG that could not be encoded (engine-io.md).
+    public static let pngEncode = ErrorCode(rawValue: "png-encode")
 }

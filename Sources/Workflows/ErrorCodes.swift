@@ -1,0 +1,35 @@
+import ConceptWorld
+import Diffusion
+import Surgery
+import TensorFormats
+import Training
+import UNet
+
+extension ErrorCode {
+    /// Every code dmsurgery prints, grouped by the module that declares it, in the order formats/errors.md
+    /// lists them. ErrorCodeRegistryTests keeps this list, the declarations in Sources/ and the page in step.
+    public static let registry: [ErrorCode] = [
+        // TensorFormats: safetensors structure (formats/safetensors.md)
+        .tooSmall, .headerTooLarge, .headerPastEOF, .headerNotUTF8, .headerInvalidJSON, .headerNotObject, .duplicateKey,
+        .unknownDType, .invalidShape, .invalidOffsets, .missingField, .invalidMetadata, .offsetsNotContiguous,
+        .sizeOverflow, .misalignedBits, .sizeMismatch, .trailingBytes, .truncated,
+        // TensorFormats: checkpoints of several files, operations
+        .invalidIndex, .invalidConfig, .unknownFormat, .io, .notFound, .sameFile, .terminalOutput, .nameCollision,
+        .unsupported, .interrupted, .invalidArgument,
+        // TensorFormats: HDF5 and zstd (formats/hdf5.md, formats/zstd.md)
+        .hdf5Unreadable, .hdf5ExternalLink, .hdf5SoftLink, .hdf5VirtualDataset, .hdf5ExternalStorage, .hdf5DeclaredSize,
+        .hdf5UnsupportedType, .hdf5InvalidLayout, .hdf5Write, .zstdCorrupt,
+        // UNet (formats/engine-io.md)
+        .unsupportedConfig, .missingParameter, .badShape, .unexpectedParameter, .badInput,
+        // Diffusion
+        .invalidSchedulerConfig,
+        // Training (formats/training-data.md, formats/training.md)
+        .missingTensor, .unexpectedTensor, .countMismatch, .emptyData, .nonFinite, .runMismatch,
+        // Surgery (formats/mask.md)
+        .badMask,
+        // ConceptWorld (formats/concept-world.md)
+        .worldMismatch,
+        // Workflows
+        .pngEncode,
+    ]
+}
