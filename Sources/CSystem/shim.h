@@ -12,4 +12,14 @@
 static inline int dms_sync_file_range(int fd, long long offset, long long count, unsigned int flags) {
     return (int)syscall(SYS_sync_file_range, fd, offset, count, flags);
 }
+
+/* O_TMPFILE (a file with no name until linkat gives it one); 0 where the headers lack it. */
+#include <fcntl.h>
+static inline int dms_o_tmpfile(void) {
+#ifdef __O_TMPFILE
+    return __O_TMPFILE | O_DIRECTORY;
+#else
+    return 0;
+#endif
+}
 #endif

@@ -131,27 +131,11 @@ extension Checkpoint {
         }
     }
 
-    /// Copies a stream into an unlinked temporary file and returns its descriptor: the space is freed
-    /// when the descriptor closes, whatever happens to the process.
+    /// Copies a stream into a `SpoolFile` and returns its descriptor (and a label for errors): the space
+    /// is freed when the descriptor closes, whatever happens to the process.
     public static func spool(_ source: ByteSource) throws(TensorFormatError) -> (path: String, fd: Int32) {
-        let directory = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
-        var template = Array("\(directory)/dmsurgery-spool-XXXXXX".utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else { throw Sys.fail("cannot create a spool file", directory) }
-        let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        TemporaryFiles.register(path)
-        defer {
-            unlink(path)
-            TemporaryFiles.unregister(path)
-        }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 64)
-        defer { buffer.deallocate() }
-        while true {
-            let n = try source.read(into: buffer)
-            if n == 0 { break }
-            try Sys.writeAll(fd, UnsafeRawBufferPointer(rebasing: buffer[0..<n]), path)
-        }
-        return (path, fd)
+        let spool = try SpoolFile.filled(from: source)
+        return ("/proc/self/fd/\(spool.fd)", spool.fd)
     }
 
     // MARK: Folders and shards

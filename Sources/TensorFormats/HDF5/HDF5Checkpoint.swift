@@ -133,9 +133,10 @@ final class HDF5Provider: TensorDataProvider {
     func finish() throws {}
 }
 
-/// HDF5 output with the guarantees of `OutputFile`: written under a temporary name, fsynced and renamed
-/// into place, or (for `-`) built in a temporary file and then copied to standard output, since HDF5
-/// writes by seeking. A failure or signal leaves no partial file.
+/// HDF5 output through `OutputFile`, like every other output: a regular target is built under the
+/// output's temporary name beside it, then fsynced, renamed and the directory fsynced; standard output,
+/// a FIFO or a device is built in an anonymous `SpoolFile` (HDF5 writes by seeking) and copied into the
+/// stream, so the node itself is never replaced. A failure or signal leaves no partial file.
 public enum HDF5Output {
     /// Writes `tensors` (planned first, like `SafetensorsWriter`), asking `produce` for each one's bytes
     /// in order; `produce` calls the sink with consecutive pieces. Memory: one tensor at a time.
@@ -143,18 +144,15 @@ public enum HDF5Output {
                              compression: HDF5Compression? = nil,
                              tensors: [(name: String, dtype: DType, shape: [Int])], metadata: Metadata?,
                              produce: (TensorInfo, (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
-        let standardOutput = path == "-"
-        if standardOutput, !force, Sys.isTerminal(STDOUT_FILENO) {
-            throw TensorFormatError(.terminalOutput, "refusing to write binary data to a terminal; redirect it or pass --force", file: "-")
+        let output = try OutputFile(path: path, force: force)
+        defer { output.abort() }
+        let spool = output.temporaryPath == nil ? try SpoolFile.create() : nil
+        defer { spool?.close() }
+        func create(_ file: String) throws(TensorFormatError) -> HDF5Writer {
+            try HDF5Writer(path: file, layout: layout, compression: compression,
+                           metadata: metadata?.entries.map { ($0.key, $0.value) } ?? [], label: path)
         }
-        let temporary = temporaryPath(beside: path)
-        TemporaryFiles.register(temporary)
-        defer {
-            unlink(temporary)
-            TemporaryFiles.unregister(temporary)
-        }
-        let writer = try HDF5Writer(path: temporary, layout: layout, compression: compression,
-                                    metadata: metadata?.entries.map { ($0.key, $0.value) } ?? [], label: path)
+        let writer = try output.temporaryPath.map(create) ?? spool!.withName(create)
         var offset = 0
         var buffer: [UInt8] = []
         for tensor in tensors {
@@ -179,25 +177,8 @@ public enum HDF5Output {
             }
         }
         try writer.close()
-        if standardOutput {
-            let output = try OutputFile(path: "-", force: force)
-            let fd = try Sys.open(temporary, O_RDONLY)
-            defer { Sys.close(fd) }
-            let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 64)
-            defer { chunk.deallocate() }
-            while true {
-                let n = try Sys.read(fd, into: chunk, temporary)
-                if n == 0 { break }
-                try output.write(UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
-            }
-            try output.commit()
-            return
-        }
-        let fd = try Sys.open(temporary, O_RDONLY)
-        let synced = fsync(fd) == 0
-        Sys.close(fd)
-        guard synced else { throw Sys.fail("fsync failed", path) }
-        guard rename(temporary, path) == 0 else { throw Sys.fail("cannot rename the temporary file into place", path) }
+        if let spool { try spool.copy(to: output) }
+        try output.commit()
     }
 
     /// Copies a whole checkpoint (its order, names and metadata) into an HDF5 file.
@@ -207,16 +188,5 @@ public enum HDF5Output {
                   tensors: checkpoint.entries.map { ($0.name, $0.dtype, $0.shape) }, metadata: checkpoint.metadata) { info, sink in
             try checkpoint.read(checkpoint.entry(named: info.name)!, sink)
         }
-    }
-
-    private static func temporaryPath(beside path: String) -> String {
-        let suffix = String(UInt64.random(in: 0...UInt64.max), radix: 36)
-        if path == "-" {
-            let directory = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
-            return "\(directory)/dmsurgery-stdout-\(suffix).h5"
-        }
-        let directory = (path as NSString).deletingLastPathComponent
-        let base = (path as NSString).lastPathComponent
-        return (directory.isEmpty ? "" : directory + "/") + ".\(base).\(suffix).tmp.dmsurgery"
     }
 }

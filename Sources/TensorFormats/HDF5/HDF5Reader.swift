@@ -102,10 +102,10 @@ public final class HDF5Reader {
 
     /// Opens an `.h5` file, or a Keras 3 `.weights.json` index and its shards.
     public convenience init(path: String, options: HDF5ReadOptions = HDF5ReadOptions()) throws(TensorFormatError) {
-        try self.init(path: path, label: path, isSpool: false, options: options)
+        try self.init(path: path, label: path, options: options)
     }
 
-    private init(path: String, label: String, isSpool: Bool, options: HDF5ReadOptions) throws(TensorFormatError) {
+    private init(path: String, label: String, options: HDF5ReadOptions) throws(TensorFormatError) {
         self.path = label
         self.options = options
         if HDF5Reader.isShardedIndex(path) {
@@ -135,11 +135,6 @@ public final class HDF5Reader {
             skipped = scan.skipped
             groupCount = scan.groupCount
             openFile = (path, file)
-            if isSpool {
-                // HDF5 holds the file open: unlinking now leaves nothing behind, whatever happens next.
-                unlink(path)
-                TemporaryFiles.unregister(path)
-            }
         }
         var seen = Set<String>()
         for tensor in tensors where !seen.insert(tensor.name).inserted {
@@ -147,42 +142,15 @@ public final class HDF5Reader {
         }
     }
 
-    /// Reads a non-seekable input (a pipe, a decompressor) through a temporary file, since HDF5
-    /// needs to seek: the file is unlinked as soon as HDF5 has opened it (or failed to).
+    /// Reads a non-seekable input (a pipe, a decompressor) through a `SpoolFile`, since HDF5 needs to
+    /// seek: the spool has a name only while libhdf5 opens it, and libhdf5 keeps it open.
     /// `source.name` labels errors (`-` for standard input).
     public static func spooling(_ source: ByteSource, options: HDF5ReadOptions = HDF5ReadOptions()) throws(TensorFormatError) -> HDF5Reader {
-        let spool = try spoolToTemporaryFile(source)
-        do {
-            return try HDF5Reader(path: spool, label: source.name, isSpool: true, options: options)
-        } catch {
-            unlink(spool)
-            TemporaryFiles.unregister(spool)
-            throw error
+        let spool = try SpoolFile.filled(from: source)
+        defer { spool.close() }
+        return try spool.withName { (name) throws(TensorFormatError) in
+            try HDF5Reader(path: name, label: source.name, options: options)
         }
-    }
-
-    private static func spoolToTemporaryFile(_ source: ByteSource) throws(TensorFormatError) -> String {
-        let directory = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
-        var template = Array("\(directory)/dmsurgery-spool-XXXXXX.h5".utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemps($0.baseAddress!, 3) }
-        guard fd >= 0 else { throw Sys.fail("cannot create a spool file", directory) }
-        defer { Sys.close(fd) }
-        let path = String(decoding: template.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        TemporaryFiles.register(path)
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 64)
-        defer { buffer.deallocate() }
-        do {
-            while true {
-                let n = try source.read(into: buffer)
-                if n == 0 { break }
-                try Sys.writeAll(fd, UnsafeRawBufferPointer(rebasing: buffer[0..<n]), path)
-            }
-        } catch {
-            unlink(path)
-            TemporaryFiles.unregister(path)
-            throw error
-        }
-        return path
     }
 
     /// The tensor's raw little-endian bytes (safetensors layout), read from its dataset.

@@ -63,7 +63,9 @@ public enum TemporaryFiles {
 public final class OutputFile {
     public let path: String
     private let fd: Int32
-    private let temporaryPath: String?
+    /// The temporary name a regular file is written under until `commit` renames it (nil for streams):
+    /// a library that only writes files by name (libhdf5) writes here.
+    public let temporaryPath: String?
     /// Set for an existing device or FIFO opened in place (closed at the end; never renamed over).
     private let ownsStream: Bool
     private var committed = false
