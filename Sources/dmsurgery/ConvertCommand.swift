@@ -4,11 +4,7 @@ import Surgery
 import TensorFormats
 import Workflows
 
-/// Output formats `convert` can write.
-enum OutputFormat: String, CaseIterable, ExpressibleByArgument {
-    case safetensors
-    case hdf5
-}
+extension OutputFormat: ExpressibleByArgument {}
 
 struct ConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -107,97 +103,25 @@ struct ConvertCommand: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            try InputSet.declare(inputs: [(input, "INPUT")], outputs: [(output, "OUT"), (shardFolder, "OUT (its shards)")])
+        var settings = ConvertSettings(input: input, output: output)
+        settings.dtype = dtype.flatMap(DType.init(userName:))
+        settings.selection = TensorSelection(only: only, exclude: exclude, renames: rename.compactMap(RenameRule.init(argument:)))
+        settings.shardBytes = shardSize.flatMap(parseByteSize)
+        settings.format = outputFormat
+        settings.compression = outputCompression
+        settings.open = inputOptions.open
+        if outputFormat == .hdf5 {
             // With HDF5 output, --layout names the output layout, so the input's is recognised.
-            var readOptions = inputOptions
-            if outputFormat == .hdf5 { readOptions.layout = nil }
-            var checkpoint = try openCheckpoint(input, readOptions)
-            let selection = TensorSelection(only: only, exclude: exclude, renames: rename.compactMap(RenameRule.init(argument:)))
-            let target = dtype.flatMap(DType.init(userName:))
-            var plan = try ConvertPlan(checkpoint: checkpoint, dtype: target, selection: selection)
-            let result = outputFormat == .hdf5
-                ? try writeHDF5(plan)
-                : try writeSafetensors(&plan, checkpoint: &checkpoint, selection: selection, target: target)
-            for overflow in result.overflows {
-                note("warning: \(formatCount(overflow.count)) values overflowed \(target?.rawValue ?? "the target type") (tensor '\(overflow.tensor)')", quiet: common.quiet)
-            }
-            let casts = plan.tensors.filter { $0.dtype != $0.source.dtype }.count
-            note("wrote \(result.files.joined(separator: ", ")): \(formatCount(result.tensors)) tensors, \(formatBytes(result.bytesWritten))"
-                 + (casts > 0 ? ", \(casts) cast to \(target!.rawValue)" : ""), quiet: common.quiet)
+            settings.open.hdf5Layout = nil
+            settings.hdf5Layout = inputOptions.layout.flatMap(HDF5WriteLayout.init(rawValue:)) ?? .dmsurgery
         }
-    }
-
-    private func writeHDF5(_ plan: ConvertPlan) throws -> ConvertResult {
-        let bar = ProgressBar("convert", total: plan.tensors.reduce(0) { $0 + $1.source.byteCount }, quiet: common.quiet)
-        defer { bar.finish() }
-        var result = ConvertResult()
-        try Converter.writeHDF5(plan, metadata: plan.metadata(embedConfig: true), to: output, force: binary.force,
-                                layout: inputOptions.layout.flatMap(HDF5WriteLayout.init(rawValue:)) ?? .dmsurgery,
-                                compression: outputCompression, progress: bar.update, result: &result)
-        try plan.checkpoint.finish()
-        result.files.append(output)
-        return result
-    }
-
-    /// Where shards are written (OUT's folder), when they are.
-    private var shardFolder: String? {
-        guard shardSize != nil, output != "-" else { return nil }
-        if output.hasSuffix("/") || isDirectory(output) { return output }
-        let parent = (output as NSString).deletingLastPathComponent
-        return parent.isEmpty ? "." : parent
-    }
-
-    /// One file or stream, a folder, or shards; a stream input is spooled when the output needs another order.
-    private func writeSafetensors(_ plan: inout ConvertPlan, checkpoint: inout Checkpoint, selection: TensorSelection,
-                                  target: DType?) throws -> ConvertResult {
-        let folder = output != "-" && (output.hasSuffix("/") || isDirectory(output))
-        let base = folder ? folderWeights(output, hasConfig: checkpoint.configJSON != nil) : output
-        // A folder or a shard set carries the config as config.json beside the weights instead.
-        let embedConfig = !folder && shardSize == nil
-        let metadata = plan.metadata(embedConfig: embedConfig)
-        let layout = SafetensorsWriter(tensors: plan.specs, metadata: metadata).header
-        if checkpoint.isSequential && (shardSize != nil || plan.needsReordering(for: layout)) {
-            checkpoint = try checkpoint.withRandomAccess()
-            plan = try ConvertPlan(checkpoint: checkpoint, dtype: target, selection: selection)
+        settings.force = binary.force
+        settings.quiet = common.quiet
+        let (result, casts) = try ConvertWorkflow.run(settings)
+        for overflow in result.overflows {
+            note("warning: \(formatCount(overflow.count)) values overflowed \(settings.dtype?.rawValue ?? "the target type") (tensor '\(overflow.tensor)')", quiet: common.quiet)
         }
-        if folder { try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true) }
-
-        let bar = ProgressBar("convert", total: plan.tensors.reduce(0) { $0 + $1.source.byteCount }, quiet: common.quiet)
-        defer { bar.finish() }
-        var result = ConvertResult()
-        if let shardSize, let maxBytes = parseByteSize(shardSize) {
-            try Converter.writeSharded(plan, base: base, maxBytes: maxBytes, metadata: metadata, progress: bar.update, result: &result)
-        } else {
-            let out = try OutputFile(path: base, force: binary.force)
-            if let compression = outputCompression { out.zstd = try ZstdEncoder(level: compression.level) }
-            try Converter.writeSafetensors(plan, metadata: metadata, to: out, progress: bar.update, result: &result)
-            try out.commit()
-            result.files.append(base)
-        }
-        try checkpoint.finish()
-        if !embedConfig, let config = checkpoint.configJSON {
-            let directory = (base as NSString).deletingLastPathComponent
-            let configPath = (directory.isEmpty ? "" : directory + "/") + "config.json"
-            let out = try OutputFile(path: configPath)
-            try out.write(Array(config.utf8))
-            try out.commit()
-            result.files.append(configPath)
-        }
-        return result
+        note("wrote \(result.files.joined(separator: ", ")): \(formatCount(result.tensors)) tensors, \(formatBytes(result.bytesWritten))"
+             + (casts > 0 ? ", \(casts) cast to \(settings.dtype!.rawValue)" : ""), quiet: common.quiet)
     }
-
-    private func folderWeights(_ folder: String, hasConfig: Bool) -> String {
-        (folder.hasSuffix("/") ? folder : folder + "/") + (hasConfig ? "diffusion_pytorch_model.safetensors" : "model.safetensors")
-    }
-}
-
-func hasHDF5Suffix(_ path: String) -> Bool {
-    let lower = path.lowercased()
-    return lower.hasSuffix(".h5") || lower.hasSuffix(".hdf5")
-}
-
-func isDirectory(_ path: String) -> Bool {
-    var isDir: ObjCBool = false
-    return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
 }
