@@ -1,3 +1,5 @@
+import TensorMath
+
 /// The fixed sizes every model of the concept world is built around: one place, so the data files,
 /// the evaluation and the teacher's config cannot drift apart.
 public enum WorldSize {
@@ -10,12 +12,12 @@ public enum WorldSize {
     public static var pixels: Int { channels * side * side }
 }
 
-/// SplitMix64: the world's only source of randomness. An explicit integer generator (not Foundation's,
-/// whose algorithm is unspecified) so that a seed gives the same bytes on every machine.
+/// The world's only source of randomness: TensorMath's `SplitMix64` (not Foundation's generators, whose
+/// algorithm is unspecified), so that a seed gives the same bytes on every machine.
 public struct WorldRandom: Sendable {
-    private var state: UInt64
+    private var generator: SplitMix64
 
-    public init(seed: UInt64) { state = seed }
+    public init(seed: UInt64) { generator = SplitMix64(state: seed) }
 
     /// A generator for one item of one stream: seeds are mixed, not added, so neighbouring
     /// (seed, split, prompt, index) tuples give unrelated sequences.
@@ -25,16 +27,10 @@ public struct WorldRandom: Sendable {
             var mixer = WorldRandom(seed: s ^ part)
             s = mixer.next()
         }
-        state = s
+        generator = SplitMix64(state: s)
     }
 
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { generator.next() }
 
     /// Uniform in `range` (modulo bias is irrelevant for ranges this small).
     public mutating func int(in range: ClosedRange<Int>) -> Int {

@@ -52,11 +52,9 @@ public struct NormalGenerator: Sendable, Equatable {
 
     /// A uniform double in (0, 1).
     public mutating func uniform() -> Double {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
+        var generator = SplitMix64(state: state)
+        let z = generator.next()
+        state = generator.state
         return (Double(z >> 11) + 0.5) / Double(1 << 53)
     }
 

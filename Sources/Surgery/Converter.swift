@@ -1,4 +1,5 @@
 import Foundation
+import TensorMath
 import TensorFormats
 
 /// One output tensor of a conversion and the input tensor it comes from.
@@ -143,9 +144,9 @@ public enum Converter {
                 buffer = .allocate(byteCount: outBytes, alignment: 64)
             }
             let destination = buffer
-            var partials = [Int](repeating: 0, count: maximumWorkers)
+            var partials = [Int](repeating: 0, count: Parallel.maximumParts)
             partials.withUnsafeMutableBufferPointer { slots in
-                parallelParts(count: elements, granularity: granularity) { worker, part in
+                Parallel.forParts(count: elements, granularity: granularity) { worker, part in
                     let input = (part.lowerBound * source.bitsPerElement / 8)..<((part.upperBound * source.bitsPerElement + 7) / 8)
                     let output = (part.lowerBound * tensor.dtype.bitsPerElement / 8)..<((part.upperBound * tensor.dtype.bitsPerElement + 7) / 8)
                     slots[worker] = ElementCodec.cast(from: source, UnsafeRawBufferPointer(rebasing: piece[input]), to: tensor.dtype,

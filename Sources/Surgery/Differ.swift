@@ -1,4 +1,5 @@
 import TensorFormats
+import TensorMath
 
 /// Value differences between two tensors of the same shape. Relative error is |a−b| / |b|: the
 /// second checkpoint is the reference.
@@ -215,10 +216,10 @@ public enum Differ {
 
     private static func compareChunk(_ dtypeA: DType, _ bytesA: UnsafeRawBufferPointer, _ dtypeB: DType, _ bytesB: UnsafeRawBufferPointer,
                                      elements: Int, options: DiffOptions) -> ValueDifference {
-        var partials = [ValueDifference](repeating: ValueDifference(), count: maximumWorkers)
+        var partials = [ValueDifference](repeating: ValueDifference(), count: Parallel.maximumParts)
         let atol = options.absoluteTolerance, rtol = options.relativeTolerance
         partials.withUnsafeMutableBufferPointer { slots in
-            parallelParts(count: elements, granularity: 4, minimumPerPart: 1 << 15) { worker, part in
+            Parallel.forParts(count: elements, granularity: 4, minimumPerPart: 1 << 15) { worker, part in
                 let ra = byteRange(dtypeA, part.lowerBound, part.count)
                 let rb = byteRange(dtypeB, part.lowerBound, part.count)
                 let a = UnsafeRawBufferPointer(rebasing: bytesA[ra]), b = UnsafeRawBufferPointer(rebasing: bytesB[rb])

@@ -1,4 +1,5 @@
 import TensorFormats
+import TensorMath
 
 /// Counts of non-finite values in one tensor.
 public struct NonFiniteCounts: Sendable, Equatable {
@@ -18,28 +19,28 @@ enum ValueScan {
     /// Counts NaN and infinities in `elements` values of a float (or complex) type.
     static func nonFinite(_ dtype: DType, _ bytes: UnsafeRawBufferPointer, elements: Int) -> NonFiniteCounts {
         guard elements > 0 else { return NonFiniteCounts() }
-        var partials = [NonFiniteCounts](repeating: NonFiniteCounts(), count: maximumWorkers)
+        var partials = [NonFiniteCounts](repeating: NonFiniteCounts(), count: Parallel.maximumParts)
         let scalars = ElementCodec.scalarCount(dtype, elements: elements)
         partials.withUnsafeMutableBufferPointer { slots in
             switch dtype {
             case .f32, .c64:
-                parallelParts(count: scalars) { worker, part in
+                Parallel.forParts(count: scalars) { worker, part in
                     slots[worker] = scanBits(bytes, part, UInt32.self, exponent: 0x7F80_0000, sign: 0x8000_0000)
                 }
             case .f64:
-                parallelParts(count: scalars) { worker, part in
+                Parallel.forParts(count: scalars) { worker, part in
                     slots[worker] = scanBits(bytes, part, UInt64.self, exponent: 0x7FF0_0000_0000_0000, sign: 0x8000_0000_0000_0000)
                 }
             case .f16:
-                parallelParts(count: scalars) { worker, part in
+                Parallel.forParts(count: scalars) { worker, part in
                     slots[worker] = scanBits(bytes, part, UInt16.self, exponent: 0x7C00, sign: 0x8000)
                 }
             case .bf16:
-                parallelParts(count: scalars) { worker, part in
+                Parallel.forParts(count: scalars) { worker, part in
                     slots[worker] = scanBits(bytes, part, UInt16.self, exponent: 0x7F80, sign: 0x8000)
                 }
             default:
-                parallelParts(count: scalars, granularity: 4) { worker, part in
+                Parallel.forParts(count: scalars, granularity: 4) { worker, part in
                     slots[worker] = scanDecoded(dtype, bytes, part)
                 }
             }

@@ -1,6 +1,7 @@
 import Crypto
 import Dispatch
 import Foundation
+import TensorMath
 import TensorFormats
 
 /// A byte source that hashes what passes through it, so a stream is verified and hashed in one read.
@@ -130,7 +131,7 @@ public enum Verifier {
                     var hasher = fileHashers[entry.fileIndex]
                     if scanned {
                         var found = NonFiniteCounts()
-                        concurrently({ hasher.update(bufferPointer: piece) },
+                        Parallel.concurrently({ hasher.update(bufferPointer: piece) },
                                      { found = ValueScan.nonFinite(entry.dtype, piece, elements: elements) })
                         counts = counts + found
                     } else {

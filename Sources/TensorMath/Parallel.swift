@@ -38,9 +38,9 @@ public enum ComputeThreads {
 private func glibcMallopt(_ param: Int32, _ value: Int32) -> Int32
 #endif
 
-/// Splitting a loop over the cores.
-@usableFromInline
-enum Parallel {
+/// Splitting a loop over the cores: the one parallel-for of dmsurgery (`forRanges` for the kernels,
+/// `forParts` for element-wise passes with per-part results; Parallel+Parts.swift).
+public enum Parallel {
     /// Calls `body` on disjoint subranges covering 0..<n, in parallel when each core gets at least
     /// `grain` iterations of work, serially otherwise. `body` must only write state owned by its range.
     @inlinable

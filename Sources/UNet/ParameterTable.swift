@@ -62,18 +62,6 @@ struct ParameterTable {
     var unused: [String] { weights.keys.filter { !used.contains($0) }.sorted() }
 }
 
-/// A small, fast, seedable generator (Steele et al., SplitMix64) for generated weights.
-struct SplitMix64 {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Parameter gradients by name. A frozen model passes `enabled: false`, and then no layer computes or
 /// stores a parameter gradient.
 struct GradientSink {

@@ -82,15 +82,8 @@ public struct RandomImportance: ImportanceCriterion {
     public var name: String { "random" }
 
     public func scores(_ units: PruningUnits, checkpoint: Checkpoint) throws -> [[Double]] {
-        var state = seed
-        func next() -> Double {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            z ^= z >> 31
-            return Double(z >> 11) / Double(1 << 53)
-        }
+        var generator = SplitMix64(state: seed)
+        func next() -> Double { Double(generator.next() >> 11) / Double(1 << 53) }
         return units.layers.map { layer in (0..<layer.units).map { _ in next() } }
     }
 }
