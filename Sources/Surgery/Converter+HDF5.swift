@@ -4,7 +4,7 @@ extension Converter {
     /// Writes the plan's tensors, cast as planned and in the input's order, as one HDF5 file
     /// (`-`: standard output) in `layout`, optionally compressed.
     public static func writeHDF5(_ plan: ConvertPlan, metadata: Metadata?, to path: String, force: Bool,
-                                 layout: HDF5WriteLayout, compression: HDF5Compression?,
+                                 layout: HDF5WriteLayout, compression: OutputCompression?,
                                  progress: ProgressSink? = nil, result: inout ConvertResult) throws {
         let byName = Dictionary(uniqueKeysWithValues: plan.tensors.map { ($0.name, $0) })
         var localResult = result

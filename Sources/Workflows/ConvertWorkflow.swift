@@ -19,7 +19,7 @@ public struct ConvertSettings: Sendable {
     public var shardBytes: Int?
     public var format = OutputFormat.safetensors
     /// zstd of a whole safetensors output, or an HDF5 dataset filter.
-    public var compression: HDF5Compression?
+    public var compression: OutputCompression?
     public var hdf5Layout = HDF5WriteLayout.dmsurgery
     /// How inputs are read (`hdf5Layout` there is the input's layout).
     public var open = OpenOptions()

@@ -74,7 +74,7 @@ struct ConvertCommand: ParsableCommand {
         if shardSize != nil && output == "-" {
             throw ValidationError("--shard-size writes several files and cannot go to standard output")
         }
-        if let compress, HDF5Compression(parsing: compress) == nil {
+        if let compress, OutputCompression(parsing: compress) == nil {
             throw ValidationError("--compress takes zstd[:1-22] or gzip[:0-9] (got '\(compress)')")
         }
         if outputFormat == .hdf5 {
@@ -97,9 +97,9 @@ struct ConvertCommand: ParsableCommand {
     }
 
     /// --compress, or zstd at the default level for a .zst output.
-    private var outputCompression: HDF5Compression? {
-        if let compress { return HDF5Compression(parsing: compress) }
-        return output.lowercased().hasSuffix(".zst") ? HDF5Compression(codec: .zstd, level: Zstd.defaultLevel) : nil
+    private var outputCompression: OutputCompression? {
+        if let compress { return OutputCompression(parsing: compress) }
+        return output.lowercased().hasSuffix(".zst") ? OutputCompression(codec: .zstd, level: Zstd.defaultLevel) : nil
     }
 
     func run() throws {

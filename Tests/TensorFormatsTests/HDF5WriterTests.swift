@@ -23,7 +23,7 @@ final class HDF5WriterTests: XCTestCase {
     static let metadata = Metadata([("format", "pt"), ("nul", "a\u{0}b\u{0}"), ("dmsurgery.config", "{\"_class_name\": \"UNet2DModel\"}"), ("ünïcode", "✓")])
 
     private func write(_ tensors: [(name: String, dtype: DType, shape: [Int], bytes: [UInt8])], to path: String,
-                       layout: HDF5WriteLayout = .dmsurgery, compression: HDF5Compression? = nil) throws {
+                       layout: HDF5WriteLayout = .dmsurgery, compression: OutputCompression? = nil) throws {
         let byName = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, $0.bytes) })
         try HDF5Output.write(to: path, layout: layout, compression: compression,
                              tensors: tensors.map { ($0.name, $0.dtype, $0.shape) }, metadata: Self.metadata) { info, sink in
@@ -35,7 +35,7 @@ final class HDF5WriterTests: XCTestCase {
         let directory = try HDF5TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let tensors = Self.allDTypeTensors()
-        for compression in [nil, HDF5Compression(codec: .gzip, level: 6), HDF5Compression(codec: .zstd, level: 5)] {
+        for compression in [nil, OutputCompression(codec: .gzip, level: 6), OutputCompression(codec: .zstd, level: 5)] {
             let path = directory.appendingPathComponent("all-\(compression?.codec.rawValue ?? "plain").h5").path
             try write(tensors, to: path, compression: compression)
             let reader = try HDF5Reader(path: path)
@@ -65,7 +65,7 @@ final class HDF5WriterTests: XCTestCase {
         XCTAssertTrue(files.contains("all_dtypes.safetensors"))
         for file in files {
             let original = try Checkpoint.open(valid.appendingPathComponent(file).path)
-            for compression in [nil, HDF5Compression(codec: .zstd)] {
+            for compression in [nil, OutputCompression(codec: .zstd)] {
                 let h5 = directory.appendingPathComponent(file + ".h5").path
                 try HDF5Output.write(original, to: h5, compression: compression)
                 let back = try Checkpoint.open(h5, options: OpenOptions())
@@ -111,7 +111,7 @@ final class HDF5WriterTests: XCTestCase {
         """
         let numpyNames: [DType: String] = [.bool: "|b1", .u8: "|u1", .i8: "|i1", .i16: "<i2", .u16: "<u2", .f16: "<f2",
                                            .i32: "<i4", .u32: "<u4", .f32: "<f4", .c64: "<c8", .f64: "<f8", .i64: "<i8", .u64: "<u8"]
-        for compression in [nil, HDF5Compression(codec: .gzip), HDF5Compression(codec: .zstd, level: 7)] {
+        for compression in [nil, OutputCompression(codec: .gzip), OutputCompression(codec: .zstd, level: 7)] {
             let path = directory.appendingPathComponent("cross-\(compression?.codec.rawValue ?? "plain").h5").path
             try write(tensors, to: path, compression: compression)
             let report = try JSONSerialization.jsonObject(with: Data(try HDF5TestSupport.python(script, [path]).utf8)) as! [String: Any]
@@ -162,18 +162,18 @@ final class HDF5WriterTests: XCTestCase {
     }
 
     func testCompressionOptionParsing() {
-        XCTAssertEqual(HDF5Compression(parsing: "gzip"), HDF5Compression(codec: .gzip, level: 4))
-        XCTAssertEqual(HDF5Compression(parsing: "zstd:19"), HDF5Compression(codec: .zstd, level: 19))
-        XCTAssertNil(HDF5Compression(parsing: "gzip:10"))
-        XCTAssertNil(HDF5Compression(parsing: "zstd:0"))
-        XCTAssertNil(HDF5Compression(parsing: "lz4"))
-        XCTAssertNil(HDF5Compression(parsing: "zstd:x"))
+        XCTAssertEqual(OutputCompression(parsing: "gzip"), OutputCompression(codec: .gzip, level: 4))
+        XCTAssertEqual(OutputCompression(parsing: "zstd:19"), OutputCompression(codec: .zstd, level: 19))
+        XCTAssertNil(OutputCompression(parsing: "gzip:10"))
+        XCTAssertNil(OutputCompression(parsing: "zstd:0"))
+        XCTAssertNil(OutputCompression(parsing: "lz4"))
+        XCTAssertNil(OutputCompression(parsing: "zstd:x"))
     }
 
     func testChunksStayUnderOneMebibyte() {
-        XCTAssertEqual(HDF5Compression.chunkShape([320, 320, 3, 3], elementSize: 4), [80, 320, 3, 3])
-        XCTAssertEqual(HDF5Compression.chunkShape([7], elementSize: 2), [7])
-        XCTAssertEqual(HDF5Compression.chunkShape([1, 1 << 20], elementSize: 4), [1, 1 << 18])
+        XCTAssertEqual(OutputCompression.chunkShape([320, 320, 3, 3], elementSize: 4), [80, 320, 3, 3])
+        XCTAssertEqual(OutputCompression.chunkShape([7], elementSize: 2), [7])
+        XCTAssertEqual(OutputCompression.chunkShape([1, 1 << 20], elementSize: 4), [1, 1 << 18])
     }
 
     func testWriterRefusesReservedMetadataAndEmptyNames() throws {

@@ -141,11 +141,11 @@ public enum HDF5Output {
     /// Writes `tensors` (planned first, like `SafetensorsWriter`), asking `produce` for each one's bytes
     /// in order; `produce` calls the sink with consecutive pieces. Memory: one tensor at a time.
     public static func write(to path: String, force: Bool = false, layout: HDF5WriteLayout = .dmsurgery,
-                             compression: HDF5Compression? = nil,
+                             compression: OutputCompression? = nil,
                              tensors: [(name: String, dtype: DType, shape: [Int])], metadata: Metadata?,
                              produce: (TensorInfo, (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
         let output = try OutputFile(path: path, force: force)
-        defer { output.abort() }
+        defer { output.discard() }
         let spool = output.temporaryPath == nil ? try SpoolFile.create() : nil
         defer { spool?.close() }
         func create(_ file: String) throws(TensorFormatError) -> HDF5Writer {
@@ -183,7 +183,7 @@ public enum HDF5Output {
 
     /// Copies a whole checkpoint (its order, names and metadata) into an HDF5 file.
     public static func write(_ checkpoint: Checkpoint, to path: String, force: Bool = false,
-                             layout: HDF5WriteLayout = .dmsurgery, compression: HDF5Compression? = nil) throws {
+                             layout: HDF5WriteLayout = .dmsurgery, compression: OutputCompression? = nil) throws {
         try write(to: path, force: force, layout: layout, compression: compression,
                   tensors: checkpoint.entries.map { ($0.name, $0.dtype, $0.shape) }, metadata: checkpoint.metadata) { info, sink in
             try checkpoint.read(checkpoint.entry(named: info.name)!, sink)

@@ -8,38 +8,7 @@ public enum HDF5WriteLayout: String, Sendable, CaseIterable {
     case keras3
 }
 
-/// Compression of HDF5 datasets: chunked storage, byte shuffle, then gzip (deflate) or zstd (filter 32015).
-public struct HDF5Compression: Sendable, Equatable {
-    public enum Codec: String, Sendable, CaseIterable {
-        case gzip, zstd
-    }
-
-    public var codec: Codec
-    public var level: Int
-
-    public static let defaultLevels: [Codec: Int] = [.gzip: 4, .zstd: 3]
-
-    public init(codec: Codec, level: Int? = nil) {
-        self.codec = codec
-        self.level = level ?? HDF5Compression.defaultLevels[codec]!
-    }
-
-    /// `gzip`, `gzip:LEVEL` (0-9), `zstd` or `zstd:LEVEL` (1-22); nil otherwise.
-    public init?(parsing text: String) {
-        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
-        guard let first = parts.first, let codec = Codec(rawValue: first.lowercased()) else { return nil }
-        var level: Int?
-        if parts.count == 2 {
-            guard let value = Int(parts[1]) else { return nil }
-            level = value
-        }
-        self.init(codec: codec, level: level)
-        switch codec {
-        case .gzip: guard (0...9).contains(self.level) else { return nil }
-        case .zstd: guard (1...22).contains(self.level) else { return nil }
-        }
-    }
-
+extension OutputCompression {
     /// Target bytes per chunk: large enough for good ratios, small enough for partial reads.
     static let chunkBytes = 1 << 20
 
@@ -61,12 +30,12 @@ public struct HDF5Compression: Sendable, Equatable {
 public final class HDF5Writer {
     public let path: String
     public let layout: HDF5WriteLayout
-    public let compression: HDF5Compression?
+    public let compression: OutputCompression?
     private let label: String
     private var file: hid_t
     private var groups: Set<String> = []
 
-    public init(path: String, layout: HDF5WriteLayout = .dmsurgery, compression: HDF5Compression? = nil,
+    public init(path: String, layout: HDF5WriteLayout = .dmsurgery, compression: OutputCompression? = nil,
                 metadata: [(key: String, value: String)] = [], label: String? = nil) throws(TensorFormatError) {
         self.path = path
         self.layout = layout
@@ -192,8 +161,8 @@ public final class HDF5Writer {
         }
     }
 
-    private func applyCompression(_ compression: HDF5Compression, plist: hid_t, dims: [Int], elementSize: Int, tensor: String) throws(TensorFormatError) {
-        var chunk = HDF5Compression.chunkShape(dims, elementSize: elementSize).map { hsize_t($0) }
+    private func applyCompression(_ compression: OutputCompression, plist: hid_t, dims: [Int], elementSize: Int, tensor: String) throws(TensorFormatError) {
+        var chunk = OutputCompression.chunkShape(dims, elementSize: elementSize).map { hsize_t($0) }
         guard H5Pset_chunk(plist, Int32(chunk.count), &chunk) >= 0 else {
             throw HDF5Library.failure(.hdf5Write, "cannot set chunking", file: label, tensor: tensor)
         }

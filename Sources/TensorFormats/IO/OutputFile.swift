@@ -129,7 +129,7 @@ public final class OutputFile {
     }
 
     deinit {
-        if !committed { abort() }
+        if !committed { discard() }
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws(TensorFormatError) {
@@ -190,8 +190,8 @@ public final class OutputFile {
         }
     }
 
-    /// Discards a file output; standard output cannot be taken back.
-    public func abort() {
+    /// Discards a file output (removes the temporary file); standard output cannot be taken back.
+    public func discard() {
         if ownsStream && !committed {
             committed = true
             Sys.close(fd)
