@@ -75,26 +75,27 @@ public struct SchedulerConfig: Sendable, Equatable, Codable {
     /// Parses `scheduler_config.json`. Keys this engine cannot honour with a non-default value
     /// (`trained_betas`, `thresholding`, `rescale_betas_zero_snr`) are refused by name.
     public init(json: String) throws {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
+        guard case .object(let members)? = try? JSONParser.parse(json) else {
             throw SchedulerConfigError(key: "(file)", message: "not a JSON object")
         }
+        let object = Dictionary(members.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
         func number(_ key: String) throws -> Double? {
-            guard let v = object[key], !(v is NSNull) else { return nil }
-            guard let n = v as? NSNumber else {
+            guard let v = object[key], v != .null else { return nil }
+            guard let n = v.doubleValue else {
                 throw SchedulerConfigError(key: key, message: "expected a number")
             }
-            return n.doubleValue
+            return n
         }
         func flag(_ key: String) throws -> Bool? {
-            guard let v = object[key], !(v is NSNull) else { return nil }
-            guard let b = v as? Bool else { throw SchedulerConfigError(key: key, message: "expected true or false") }
+            guard let v = object[key], v != .null else { return nil }
+            guard case .bool(let b) = v else { throw SchedulerConfigError(key: key, message: "expected true or false") }
             return b
         }
         func choice<E: RawRepresentable & CaseIterable>(_ key: String, _: E.Type) throws -> E? where E.RawValue == String {
-            guard let v = object[key], !(v is NSNull) else { return nil }
-            guard let s = v as? String, let e = E(rawValue: s) else {
+            guard let v = object[key], v != .null else { return nil }
+            guard let s = v.stringValue, let e = E(rawValue: s) else {
                 let allowed = E.allCases.map(\.rawValue).joined(separator: ", ")
-                throw SchedulerConfigError(key: key, message: "\(v) is not supported (expected one of \(allowed))")
+                throw SchedulerConfigError(key: key, message: "\(JSONWriter.compact(v)) is not supported (expected one of \(allowed))")
             }
             return e
         }
@@ -111,7 +112,7 @@ public struct SchedulerConfig: Sendable, Equatable, Codable {
         if let v = try choice("timestep_spacing", TimestepSpacing.self) { timestepSpacing = v }
         if let v = try flag("clip_sample") { clipSample = v }
         if let v = try number("clip_sample_range") { clipSampleRange = v }
-        if let v = object["trained_betas"], !(v is NSNull) {
+        if let v = object["trained_betas"], v != .null {
             throw SchedulerConfigError(key: "trained_betas", message: "explicit betas are not supported")
         }
         for key in ["thresholding", "rescale_betas_zero_snr"] where try flag(key) == true {

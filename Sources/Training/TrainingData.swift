@@ -95,9 +95,8 @@ public struct TrainingData: Sendable {
         guard n > 0 else { throw fail(.emptyData, "the file holds no items (N = 0)", x0 == nil ? "cond" : "x0") }
 
         var prompts: [String] = []
-        if let text = checkpoint.metadata?["dmsurgery.prompts"],
-           let list = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String] {
-            prompts = list
+        if let text = checkpoint.metadata?["dmsurgery.prompts"], case .array(let list)? = try? JSONParser.parse(text) {
+            prompts = list.compactMap(\.stringValue)
         }
         self.init(x0: x0, cond: cond, uncond: uncond, anchor: anchor, prompts: prompts)
     }

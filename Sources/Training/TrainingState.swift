@@ -38,15 +38,16 @@ public struct TrainingState: Sendable {
             steps[name] = s.step
         }
         values["\(prefix)/updates"] = String(optimizer.updates)
-        values["\(prefix)/steps"] = String(decoding: try JSONSerialization.data(withJSONObject: steps, options: .sortedKeys), as: UTF8.self)
+        values["\(prefix)/steps"] = JSONWriter.compact(.object(steps.keys.sorted().map { JSONMember($0, .int(steps[$0]!)) }))
     }
 
     public func restore(_ optimizer: inout ModelOptimizer, from prefix: String, file: String) throws {
         guard let updates = values["\(prefix)/updates"].flatMap(Int.init),
-              let text = values["\(prefix)/steps"],
-              let steps = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Int] else {
+              let text = values["\(prefix)/steps"], case .object(let members)? = try? JSONParser.parse(text),
+              members.allSatisfy({ $0.value.intValue != nil }) else {
             throw TensorFormatError(.invalidMetadata, "no state for optimizer '\(prefix)'", file: file)
         }
+        let steps = members.map { ($0.key, $0.value.intValue!) }
         optimizer.updates = updates
         optimizer.adam.states = [:]
         for (name, step) in steps {
@@ -59,8 +60,8 @@ public struct TrainingState: Sendable {
 
     /// Writes the state atomically (temporary file, fsync, rename).
     public func write(to path: String) throws {
-        let json = try JSONSerialization.data(withJSONObject: values, options: .sortedKeys)
-        let metadata = Metadata([(Self.metadataKey, String(decoding: json, as: UTF8.self))])
+        let json = JSONWriter.compact(.object(values.keys.sorted().map { JSONMember($0, .string(values[$0]!)) }))
+        let metadata = Metadata([(Self.metadataKey, json)])
         try SafetensorsWriter.writeFloats(tensors.keys.sorted().map { ($0, tensors[$0]!.shape, tensors[$0]!.data) },
                                           metadata: metadata, to: path, force: true)
     }
@@ -68,11 +69,11 @@ public struct TrainingState: Sendable {
     /// Reads a state written by `write(to:)`.
     public init(contentsOf path: String) throws {
         let file = try Checkpoint.open(path, options: OpenOptions(randomAccess: true))
-        guard let text = file.metadata?[Self.metadataKey],
-              let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: String] else {
+        guard let text = file.metadata?[Self.metadataKey], case .object(let members)? = try? JSONParser.parse(text),
+              members.allSatisfy({ $0.value.stringValue != nil }) else {
             throw TensorFormatError(.invalidMetadata, "not a dmsurgery training state (no \(Self.metadataKey) metadata)", file: path)
         }
-        values = object
+        values = Dictionary(members.map { ($0.key, $0.value.stringValue!) }, uniquingKeysWith: { a, _ in a })
         for entry in file.entries { tensors[entry.name] = Tensor(shape: entry.shape, data: try file.floats(of: entry)) }
     }
 }

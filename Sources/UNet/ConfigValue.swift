@@ -1,8 +1,10 @@
 import Foundation
+import TensorFormats
 
-/// A parsed JSON value. Used instead of JSONSerialization because its Foundation bridging blurs
-/// booleans and numbers differently across platforms, and config validation must tell them apart.
-enum ConfigValue: Decodable, Sendable, Equatable, CustomStringConvertible {
+/// A config.json value as validation reads it, converted from TensorFormats' strict `JSONParser` (the
+/// one JSON reader for checkpoints, configs, scheduler files and state): booleans and numbers stay
+/// apart, and duplicate keys are refused instead of merged.
+enum ConfigValue: Sendable, Equatable, CustomStringConvertible {
     case null
     case bool(Bool)
     case number(Double)
@@ -10,18 +12,19 @@ enum ConfigValue: Decodable, Sendable, Equatable, CustomStringConvertible {
     case array([ConfigValue])
     case object([String: ConfigValue])
 
-    init(from decoder: Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let d = try? c.decode(Double.self) { self = .number(d) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([ConfigValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: ConfigValue].self)) }
+    init(_ value: JSONValue) {
+        switch value {
+        case .null: self = .null
+        case .bool(let b): self = .bool(b)
+        case .number(let text): self = .number(Double(text) ?? .nan)
+        case .string(let s): self = .string(s)
+        case .array(let items): self = .array(items.map(ConfigValue.init))
+        case .object(let members): self = .object(Dictionary(members.map { ($0.key, ConfigValue($0.value)) }, uniquingKeysWith: { a, _ in a }))
+        }
     }
 
     static func parse(_ text: String) throws -> ConfigValue {
-        try JSONDecoder().decode(ConfigValue.self, from: Data(text.utf8))
+        ConfigValue(try JSONParser.parse(text))
     }
 
     var description: String {

@@ -52,9 +52,8 @@ public struct InputSet: Sendable {
         let folder = (index as NSString).deletingLastPathComponent
         if let real = Sys.realPath(folder.isEmpty ? "." : folder) { shardFolders.append((real, input)) }
         guard let data = FileManager.default.contents(atPath: index),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let map = object["weight_map"] as? [String: Any] else { return }
-        for case let shard as String in Set(map.values.compactMap { $0 as? String }) {
+              case .object(let map)? = (try? JSONParser.parse(String(decoding: data, as: UTF8.self)))?["weight_map"] else { return }
+        for shard in Set(map.compactMap(\.value.stringValue)) {
             let path = (folder as NSString).appendingPathComponent(shard)
             if let st = Sys.fileStatus(path: path), st.st_mode & S_IFMT == S_IFREG { files[FileIdentity(st)] = input }
         }
