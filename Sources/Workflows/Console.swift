@@ -66,6 +66,17 @@ public func formatBytes(_ bytes: Int) -> String {
     return unit == 0 ? "\(bytes) B" : String(format: "%.2f %@", value, units[unit])
 }
 
+/// An integer with thousands separators (1,234,567).
+public func formatCount(_ n: Int) -> String {
+    let digits = Array(String(n.magnitude))
+    var out = ""
+    for (i, d) in digits.enumerated() {
+        if i > 0 && (digits.count - i) % 3 == 0 { out += "," }
+        out.append(d)
+    }
+    return n < 0 ? "-" + out : out
+}
+
 public func formatNumber(_ x: Double) -> String {
     if x.isNaN { return "nan" }
     if x.isInfinite { return x > 0 ? "inf" : "-inf" }

@@ -53,16 +53,6 @@ func loadUNet(model: String?, config: String? = nil, input: InputOptions) throws
     }
 }
 
-func formatCount(_ n: Int) -> String {
-    let digits = Array(String(n.magnitude))
-    var out = ""
-    for (i, d) in digits.enumerated() {
-        if i > 0 && (digits.count - i) % 3 == 0 { out += "," }
-        out.append(d)
-    }
-    return n < 0 ? "-" + out : out
-}
-
 func formatShape(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }
 
 /// Left-aligned columns, two spaces apart.

@@ -1,17 +1,7 @@
 import ArgumentParser
-import Diffusion
-import Foundation
-import Surgery
-import TensorFormats
 import Workflows
-import TensorMath
-import Training
-import UNet
 
-/// Importance criteria `prune` offers.
-enum PruneCriterion: String, CaseIterable, ExpressibleByArgument {
-    case l1, l2, taylor, random
-}
+extension PruneCriterion: ExpressibleByArgument {}
 
 struct PruneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -97,100 +87,21 @@ struct PruneCommand: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            try InputSet.declare(inputs: [(model, "MODEL"), (mask, "--mask"), (data, "--data"), (scheduler, "--scheduler")],
-                                 outputs: [(output, "OUT"), (emitMask, "--emit-mask")])
-            let start = Date()
-            let checkpoint = try openCheckpoint(model, input, randomAccess: true).withRandomAccess()
-            guard let configJSON = checkpoint.configJSON else {
-                throw TensorFormatError(.invalidConfig, "no diffusers config (config.json beside the weights or dmsurgery.config metadata)", file: model)
-            }
-            let config: UNetConfig
-            do { config = try UNetConfig(json: configJSON) } catch let error as UNetError { throw located(error, file: model) }
-            let units = try PruningUnits(config: config, shapes: Dictionary(uniqueKeysWithValues: checkpoint.entries.map { ($0.name, $0.shape) }),
-                                         file: model)
-            let hash = try Pruner.tensorsSHA256(checkpoint)
-            let chosen = try choose(units, checkpoint: checkpoint, config: config, hash: hash)
-            let kept = try chosen.kept(for: units, file: mask ?? model)
-
-            let dropped = zip(units.layers, kept).reduce(0) { $0 + ($1.0.units - $1.1.count) }
-            let total = units.layers.reduce(0) { $0 + $1.units }
-            if let output {
-                var metadata = checkpoint.metadata ?? Metadata()
-                metadata[MetadataKey.config] = configJSON
-                metadata[MetadataKey.mask] = chosen.compactJSON
-                let bar = ProgressBar("prune", total: checkpoint.byteCount, quiet: common.quiet)
-                defer { bar.finish() }
-                let out = try OutputFile(path: output, force: binary.force)
-                let result = try Pruner.write(checkpoint, units: units, kept: kept, metadata: metadata, to: out, progress: bar.update)
-                try out.commit()
-                try checkpoint.finish()
-                let specs = Pruner.outputSpecs(checkpoint, units: units, kept: kept)
-                let parameters = specs.reduce(0) { $0 + $1.shape.reduce(1, *) }
-                note("wrote \(output): \(formatCount(result.tensors)) tensors, \(formatCount(parameters)) of \(formatCount(checkpoint.parameterCount)) parameters, \(formatBytes(result.bytesWritten))", quiet: common.quiet)
-            }
-            if let emitMask {
-                // Text: a terminal is a fine place for it.
-                let out = try OutputFile(path: emitMask, force: true)
-                try out.write(Array(chosen.fileJSON.utf8))
-                try out.commit()
-            }
-            note("\(chosen.criterion): dropped \(dropped) of \(total) units in \(units.layers.count) layers ("
-                 + String(format: "%.2f s", Date().timeIntervalSince(start)) + ")", quiet: common.quiet)
-        }
-    }
-
-    /// The mask: read from --mask, or chosen by the criterion.
-    private func choose(_ units: PruningUnits, checkpoint: Checkpoint, config: UNetConfig, hash: String) throws -> PruningMask {
-        if let mask {
-            let text: String
-            if mask == "-" {
-                text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
-            } else {
-                do { text = try String(contentsOfFile: mask, encoding: .utf8) } catch {
-                    throw TensorFormatError(.io, "cannot read the mask: \(error.localizedDescription)", file: mask)
-                }
-            }
-            let given = try PruningMask(json: text, file: mask)
-            if !given.sourceSHA256.isEmpty && given.sourceSHA256 != hash {
-                note("warning: the mask was chosen on other weights (tensors_sha256 \(given.sourceSHA256.prefix(12))…)", quiet: common.quiet)
-            }
-            return given
-        }
-        let criterion = self.criterion ?? .l1
-        let ratio = self.ratio ?? 0.5
-        let importance: ImportanceCriterion
-        switch criterion {
-        case .l1: importance = MagnitudeImportance(squared: false)
-        case .l2: importance = MagnitudeImportance(squared: true)
-        case .random: importance = RandomImportance(seed: seed)
-        case .taylor: importance = try taylor(config: config)
-        }
-        let scores: [[Double]]
-        do { scores = try importance.scores(units, checkpoint: checkpoint) } catch let error as UNetError {
-            // Bad inputs come from the data file (x0's shape, cond's); everything else is the model's.
-            throw located(error, file: error.kind == .badInput ? data ?? model : model)
-        }
-        let kept = Pruner.choose(units, scores: scores, ratio: ratio, global: global) { layer in
-            only.isEmpty || only.contains { globMatches($0, layer.name) }
-        }
-        return PruningMask(units: units, kept: kept, criterion: importance.name, ratio: ratio, global: global,
-                           seed: criterion == .l1 || criterion == .l2 ? nil : seed, sourceSHA256: hash)
-    }
-
-    private func taylor(config: UNetConfig) throws -> TaylorImportance {
-        let file = data!
-        let set = try TrainingData(checkpoint: try openCheckpoint(file, input, randomAccess: true), file: file,
-                                   role: .data, config: config)
-        guard let x0 = set.x0 else { throw TensorFormatError(.missingTensor, "missing", file: file, tensor: "x0") }
-        let context = set.cond
-        let schedulerConfig = try loadSchedulerConfig(model: model, explicit: scheduler)
-        var importance = TaylorImportance(x0: x0, context: context, schedule: NoiseSchedule(schedulerConfig), seed: seed,
-                                          steps: timesteps ?? schedulerConfig.numTrainTimesteps)
-        let quiet = common.quiet
-        importance.progress = { step, t, loss in
-            if step % 50 == 0 { note("taylor: step \(step), t \(t), loss \(formatNumber(Double(loss)))", quiet: quiet) }
-        }
-        return importance
+        var settings = PruneSettings(model: model)
+        settings.output = output
+        settings.emitMask = emitMask
+        settings.ratio = ratio
+        settings.criterion = criterion
+        settings.seed = seed
+        settings.global = global
+        settings.only = only
+        settings.mask = mask
+        settings.data = data
+        settings.timesteps = timesteps
+        settings.scheduler = scheduler
+        settings.open = input.open
+        settings.force = binary.force
+        settings.quiet = common.quiet
+        try PruneWorkflow.run(settings)
     }
 }
