@@ -2,9 +2,9 @@ import ArgumentParser
 import Diffusion
 import Foundation
 import TensorFormats
-import Workflows
 import TensorMath
 import UNet
+import Workflows
 
 struct TrainStepBench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -37,51 +37,49 @@ struct TrainStepBench: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            var unet = try loadUNet(model: subject.model, config: subject.config, input: subject.input)
-            let cfg = unet.config
-            let side = subject.size ?? cfg.sampleSize ?? 32
-            var rng = NormalGenerator(seed: 0)
-            var optimizer = AdamW(learningRate: 1e-4)
-            let schedule = NoiseSchedule(SchedulerConfig())
-            var timings: [StepTiming] = []
-            var loss: Float = 0
-            for step in 0...steps {
-                let clean = rng.tensor([batch, cfg.inChannels, side, side])
-                let noise = rng.tensor(clean.shape)
-                let ts = rng.integers(batch, below: schedule.alphasCumprod.count)
-                let context = cfg.crossAttentionDim.map { rng.tensor([batch, 77, $0]) }
-                let (l, t) = try denoisingTrainStep(model: &unet, optimizer: &optimizer, schedule: schedule, clean: clean,
-                                                    noise: noise, timesteps: ts, encoderHiddenStates: context)
-                loss = l
-                if step > 0 { timings.append(t) }
-                note("step \(step)\(step == 0 ? " (warm-up)" : ""): \(String(format: "%.3f", t.total)) s, loss \(l)", quiet: common.quiet)
-            }
-            let n = Double(timings.count)
-            let mean = StepTiming(forward: timings.map(\.forward).reduce(0, +) / n,
-                                  backward: timings.map(\.backward).reduce(0, +) / n,
-                                  update: timings.map(\.update).reduce(0, +) / n)
-            // Nominal work: forward + backward (input and weight gradients) = 3 x forward.
-            let flops = 3 * unet.forwardFLOPs(batch: batch, height: side, width: side)
-            let gflops = flops / mean.total / 1e9
-            if subject.json {
-                emit(JSONWriter.pretty(.object([
-                    JSONMember("seconds_per_step", .double(mean.total)), JSONMember("forward", .double(mean.forward)),
-                    JSONMember("backward", .double(mean.backward)), JSONMember("update", .double(mean.update)),
-                    JSONMember("parameters", .int(unet.parameterCount)), JSONMember("batch", .int(batch)),
-                    JSONMember("size", .int(side)), JSONMember("threads", .int(ComputeThreads.cores)),
-                    JSONMember("steps", .int(timings.count)), JSONMember("loss", .double(Double(loss))),
-                    JSONMember("nominal_gflop", .double(flops / 1e9)), JSONMember("gflops", .double(gflops)),
-                ])))
-            } else {
-                emit(table([["seconds per step", String(format: "%.3f", mean.total)],
-                            ["forward", String(format: "%.3f", mean.forward)],
-                            ["backward", String(format: "%.3f", mean.backward)],
-                            ["update", String(format: "%.3f", mean.update)],
-                            ["parameters", formatCount(unet.parameterCount)],
-                            ["batch", "\(batch) x \(cfg.inChannels) x \(side) x \(side)"],
-                            ["nominal work", String(format: "%.1f GFLOP (%.1f GFLOP/s)", flops / 1e9, gflops)]]))
-            }
+        var unet = try loadUNet(model: subject.model, config: subject.config, input: subject.input)
+        let cfg = unet.config
+        let side = subject.size ?? cfg.sampleSize ?? 32
+        var rng = NormalGenerator(seed: 0)
+        var optimizer = AdamW(learningRate: 1e-4)
+        let schedule = NoiseSchedule(SchedulerConfig())
+        var timings: [StepTiming] = []
+        var loss: Float = 0
+        for step in 0...steps {
+            let clean = rng.tensor([batch, cfg.inChannels, side, side])
+            let noise = rng.tensor(clean.shape)
+            let ts = rng.integers(batch, below: schedule.alphasCumprod.count)
+            let context = cfg.crossAttentionDim.map { rng.tensor([batch, 77, $0]) }
+            let (l, t) = try denoisingTrainStep(model: &unet, optimizer: &optimizer, schedule: schedule, clean: clean,
+                                                noise: noise, timesteps: ts, encoderHiddenStates: context)
+            loss = l
+            if step > 0 { timings.append(t) }
+            note("step \(step)\(step == 0 ? " (warm-up)" : ""): \(String(format: "%.3f", t.total)) s, loss \(l)", quiet: common.quiet)
+        }
+        let n = Double(timings.count)
+        let mean = StepTiming(forward: timings.map(\.forward).reduce(0, +) / n,
+                              backward: timings.map(\.backward).reduce(0, +) / n,
+                              update: timings.map(\.update).reduce(0, +) / n)
+        // Nominal work: forward + backward (input and weight gradients) = 3 x forward.
+        let flops = 3 * unet.forwardFLOPs(batch: batch, height: side, width: side)
+        let gflops = flops / mean.total / 1e9
+        if subject.json {
+            emit(JSONWriter.pretty(.object([
+                JSONMember("seconds_per_step", .double(mean.total)), JSONMember("forward", .double(mean.forward)),
+                JSONMember("backward", .double(mean.backward)), JSONMember("update", .double(mean.update)),
+                JSONMember("parameters", .int(unet.parameterCount)), JSONMember("batch", .int(batch)),
+                JSONMember("size", .int(side)), JSONMember("threads", .int(ComputeThreads.cores)),
+                JSONMember("steps", .int(timings.count)), JSONMember("loss", .double(Double(loss))),
+                JSONMember("nominal_gflop", .double(flops / 1e9)), JSONMember("gflops", .double(gflops)),
+            ])))
+        } else {
+            emit(table([["seconds per step", String(format: "%.3f", mean.total)],
+                        ["forward", String(format: "%.3f", mean.forward)],
+                        ["backward", String(format: "%.3f", mean.backward)],
+                        ["update", String(format: "%.3f", mean.update)],
+                        ["parameters", formatCount(unet.parameterCount)],
+                        ["batch", "\(batch) x \(cfg.inChannels) x \(side) x \(side)"],
+                        ["nominal work", String(format: "%.1f GFLOP (%.1f GFLOP/s)", flops / 1e9, gflops)]]))
         }
     }
 }

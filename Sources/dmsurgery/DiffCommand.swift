@@ -50,16 +50,14 @@ struct DiffCommand: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            let first = try openCheckpoint(a, input, randomAccess: true)
-            let second = try openCheckpoint(b, input, randomAccess: true)
-            let options = DiffOptions(absoluteTolerance: atol, relativeTolerance: rtol, ignoreDType: ignoreDtype, ignoreMetadata: ignoreMetadata)
-            let bar = ProgressBar("diff", total: first.byteCount, quiet: common.quiet)
-            let report = try Differ.diff(first, second, options: options, progress: bar.update)
-            bar.finish()
-            emit(json ? JSONWriter.pretty(reportJSON(report)) : text(report))
-            if report.differs { throw ExitStatus.problemsFound }
-        }
+        let first = try openCheckpoint(a, input, randomAccess: true)
+        let second = try openCheckpoint(b, input, randomAccess: true)
+        let options = DiffOptions(absoluteTolerance: atol, relativeTolerance: rtol, ignoreDType: ignoreDtype, ignoreMetadata: ignoreMetadata)
+        let bar = ProgressBar("diff", total: first.byteCount, quiet: common.quiet)
+        let report = try Differ.diff(first, second, options: options, progress: bar.update)
+        bar.finish()
+        emit(json ? JSONWriter.pretty(reportJSON(report)) : text(report))
+        if report.differs { throw ExitStatus.problemsFound }
     }
 
     private func text(_ report: DiffReport) -> String {

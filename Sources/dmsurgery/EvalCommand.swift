@@ -3,8 +3,8 @@ import ConceptWorld
 import Diffusion
 import Foundation
 import TensorFormats
-import Workflows
 import UNet
+import Workflows
 
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -66,46 +66,44 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
+        try InputSet.declare(inputs: [(model, "MODEL"), (config, "--config"), (scheduler, "--scheduler")], outputs: [(grid, "--grid")])
+        let source = model ?? config ?? "-"
+        let unet = try loadUNet(model: model, config: config, input: input)
+        do throws(WorldModelMismatch) {
+            try Evaluation.checkFits(unet)
+        } catch {
+            var located = error
+            located.file = source
+            throw located
+        }
+        let schedulerConfig = try loadSchedulerConfig(model: model ?? config ?? "", explicit: scheduler)
+        var settings = EvaluationSettings()
+        settings.samples = samples
+        settings.steps = steps
+        settings.guidance = guidance
+        settings.seed = seed
+        let bar = ProgressBar("eval", total: WorldPrompt.all.count * samples, quiet: common.quiet)
+        let report: EvaluationReport
         do {
-            try InputSet.declare(inputs: [(model, "MODEL"), (config, "--config"), (scheduler, "--scheduler")], outputs: [(grid, "--grid")])
-            let source = model ?? config ?? "-"
-            let unet = try loadUNet(model: model, config: config, input: input)
-            do throws(WorldModelMismatch) {
-                try Evaluation.checkFits(unet)
-            } catch {
-                var located = error
-                located.file = source
-                throw located
+            report = try Evaluation.evaluate(unet, scheduler: schedulerConfig, settings: settings) { stage, done, _ in
+                if stage == "sampling" { bar.update(done) }
             }
-            let schedulerConfig = try loadSchedulerConfig(model: model ?? config ?? "", explicit: scheduler)
-            var settings = EvaluationSettings()
-            settings.samples = samples
-            settings.steps = steps
-            settings.guidance = guidance
-            settings.seed = seed
-            let bar = ProgressBar("eval", total: WorldPrompt.all.count * samples, quiet: common.quiet)
-            let report: EvaluationReport
-            do {
-                report = try Evaluation.evaluate(unet, scheduler: schedulerConfig, settings: settings) { stage, done, _ in
-                    if stage == "sampling" { bar.update(done) }
-                }
-            } catch let error as UNetError {
-                throw located(error, file: source)
-            }
-            bar.finish()
-            if !report.detectorsTrusted {
-                FileHandle.standardError.write(Data("dmsurgery: warning: a detector is below \(Int(EvaluationReport.requiredDetectorAccuracy * 100))% on ground-truth renders (minimum \(formatNumber(report.detectorAccuracy.minimum))): the scores are not trusted\n".utf8))
-            }
-            if let grid {
-                let png = try PNGImage.grid(report.images, columns: samples, scale: gridScale)
-                try writeBytes(png, to: grid, force: binary.force)
-                note("wrote \(grid): \(WorldPrompt.all.count) rows (prompts) x \(samples) samples", quiet: common.quiet)
-            }
-            if json {
-                emit(JSONWriter.pretty(report.json))
-            } else {
-                emit(summary(report, source: source))
-            }
+        } catch let error as UNetError {
+            throw located(error, file: source)
+        }
+        bar.finish()
+        if !report.detectorsTrusted {
+            FileHandle.standardError.write(Data("dmsurgery: warning: a detector is below \(Int(EvaluationReport.requiredDetectorAccuracy * 100))% on ground-truth renders (minimum \(formatNumber(report.detectorAccuracy.minimum))): the scores are not trusted\n".utf8))
+        }
+        if let grid {
+            let png = try PNGImage.grid(report.images, columns: samples, scale: gridScale)
+            try writeBytes(png, to: grid, force: binary.force)
+            note("wrote \(grid): \(WorldPrompt.all.count) rows (prompts) x \(samples) samples", quiet: common.quiet)
+        }
+        if json {
+            emit(JSONWriter.pretty(report.json))
+        } else {
+            emit(summary(report, source: source))
         }
     }
 

@@ -38,15 +38,13 @@ struct InspectCommand: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            let opened = try openCheckpoint(checkpoint, input)
-            if opened.isSequential {
-                for entry in opened.entries { try opened.read(entry) { _ in } }
-                try opened.finish()
-            }
-            let report = InspectReport(opened, moduleDepth: depth)
-            emit(json ? JSONWriter.pretty(report.json) : text(report))
+        let opened = try openCheckpoint(checkpoint, input)
+        if opened.isSequential {
+            for entry in opened.entries { try opened.read(entry) { _ in } }
+            try opened.finish()
         }
+        let report = InspectReport(opened, moduleDepth: depth)
+        emit(json ? JSONWriter.pretty(report.json) : text(report))
     }
 
     private func text(_ report: InspectReport) -> String {

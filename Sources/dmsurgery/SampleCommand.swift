@@ -2,9 +2,9 @@ import ArgumentParser
 import Diffusion
 import Foundation
 import TensorFormats
-import Workflows
 import TensorMath
 import UNet
+import Workflows
 
 struct SampleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -57,46 +57,44 @@ struct SampleCommand: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            try InputSet.declare(inputs: [(model, "MODEL"), (scheduler, "--scheduler")] + cond.map { ($0, "--cond") },
-                                 outputs: [(out, "--out")])
-            let unet = try loadUNet(model: model, input: input)
-            let cfg = unet.config
-            guard cfg.outChannels == 1 || cfg.outChannels == 3 else {
-                throw ValidationError("sample draws pixel-space models (1 or 3 output channels); this one has \(cfg.outChannels)")
-            }
-            if unet.contextDim != nil && cond.isEmpty {
-                throw ValidationError("a conditional model needs at least one --cond file")
-            }
-            if unet.contextDim == nil && !cond.isEmpty {
-                throw ValidationError("--cond is only for conditional models")
-            }
-            let ddim = DDIMSampler(try loadSchedulerConfig(model: model, explicit: scheduler))
-            let side = size ?? cfg.sampleSize ?? 32
-            var rng = NormalGenerator(seed: seed)
-            var rows: [Tensor] = []
-            let conditions: [(Tensor, Tensor)?] = unet.contextDim == nil ? [nil] : try cond.map { try loadCondition($0, unet) }
-            for (i, condition) in conditions.enumerated() {
-                let noise = rng.tensor([count, cfg.inChannels, side, side])
-                let image = try ddim.sample(from: noise, steps: steps) { x, t in
-                    let ts = [Float](repeating: Float(t), count: count)
-                    guard let (c, u) = condition else { return try unet(sample: x, timesteps: ts) }
-                    let one = [Int](repeating: 0, count: count)
-                    let cb = c.items(one), ub = u.items(one)
-                    if guidance == 1 { return try unet(sample: x, timesteps: ts, encoderHiddenStates: cb) }
-                    let both = try unet(sample: Tensor.joined([x, x]), timesteps: ts + ts,
-                                        encoderHiddenStates: Tensor.joined([ub, cb]))
-                    let half = both.count / 2
-                    let uncond = Tensor(shape: x.shape, data: Array(both.data[..<half]))
-                    let condOut = Tensor(shape: x.shape, data: Array(both.data[half...]))
-                    return classifierFreeGuidance(unconditional: uncond, conditional: condOut, scale: guidance)
-                }
-                rows.append(image)
-                note("row \(i + 1)/\(conditions.count) done", quiet: common.quiet)
-            }
-            let png = try PNGImage.grid(Tensor.joined(rows), columns: count)
-            try writeBytes(png, to: out, force: binary.force)
+        try InputSet.declare(inputs: [(model, "MODEL"), (scheduler, "--scheduler")] + cond.map { ($0, "--cond") },
+                             outputs: [(out, "--out")])
+        let unet = try loadUNet(model: model, input: input)
+        let cfg = unet.config
+        guard cfg.outChannels == 1 || cfg.outChannels == 3 else {
+            throw ValidationError("sample draws pixel-space models (1 or 3 output channels); this one has \(cfg.outChannels)")
         }
+        if unet.contextDim != nil && cond.isEmpty {
+            throw ValidationError("a conditional model needs at least one --cond file")
+        }
+        if unet.contextDim == nil && !cond.isEmpty {
+            throw ValidationError("--cond is only for conditional models")
+        }
+        let ddim = DDIMSampler(try loadSchedulerConfig(model: model, explicit: scheduler))
+        let side = size ?? cfg.sampleSize ?? 32
+        var rng = NormalGenerator(seed: seed)
+        var rows: [Tensor] = []
+        let conditions: [(Tensor, Tensor)?] = unet.contextDim == nil ? [nil] : try cond.map { try loadCondition($0, unet) }
+        for (i, condition) in conditions.enumerated() {
+            let noise = rng.tensor([count, cfg.inChannels, side, side])
+            let image = try ddim.sample(from: noise, steps: steps) { x, t in
+                let ts = [Float](repeating: Float(t), count: count)
+                guard let (c, u) = condition else { return try unet(sample: x, timesteps: ts) }
+                let one = [Int](repeating: 0, count: count)
+                let cb = c.items(one), ub = u.items(one)
+                if guidance == 1 { return try unet(sample: x, timesteps: ts, encoderHiddenStates: cb) }
+                let both = try unet(sample: Tensor.joined([x, x]), timesteps: ts + ts,
+                                    encoderHiddenStates: Tensor.joined([ub, cb]))
+                let half = both.count / 2
+                let uncond = Tensor(shape: x.shape, data: Array(both.data[..<half]))
+                let condOut = Tensor(shape: x.shape, data: Array(both.data[half...]))
+                return classifierFreeGuidance(unconditional: uncond, conditional: condOut, scale: guidance)
+            }
+            rows.append(image)
+            note("row \(i + 1)/\(conditions.count) done", quiet: common.quiet)
+        }
+        let png = try PNGImage.grid(Tensor.joined(rows), columns: count)
+        try writeBytes(png, to: out, force: binary.force)
     }
 
     private func loadCondition(_ path: String, _ unet: UNet2D) throws -> (Tensor, Tensor) {

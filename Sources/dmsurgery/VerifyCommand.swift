@@ -35,52 +35,50 @@ struct VerifyCommand: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func run() throws {
-        do {
-            try InputSet.declare(inputs: [(checkpoint, "CHECKPOINT"), (manifest, "--sha256")], outputs: [(writeManifest, "--write-sha256")])
-            let expected = try manifest.map { path -> [ManifestEntry] in
-                guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-                    throw TensorFormatError(.notFound, "cannot read the manifest", file: path)
-                }
-                return try Manifest.parse(text, file: path)
+        try InputSet.declare(inputs: [(checkpoint, "CHECKPOINT"), (manifest, "--sha256")], outputs: [(writeManifest, "--write-sha256")])
+        let expected = try manifest.map { path -> [ManifestEntry] in
+            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+                throw TensorFormatError(.notFound, "cannot read the manifest", file: path)
             }
-            let hashing = manifest != nil || writeManifest != nil
-            let opened: Checkpoint
-            var streamHasher: HashingSource?
-            if checkpoint == "-" && hashing && !isRegularFile(STDIN_FILENO) {
-                let hasher = HashingSource(FileDescriptorSource(fd: STDIN_FILENO, name: "-"))
-                streamHasher = hasher
-                opened = try Checkpoint.openSniffing(hasher, options: OpenOptions(allowUnsafeHDF5: input.allowUnsafeH5, hdf5Layout: input.layout))
-            } else {
-                opened = try openCheckpoint(checkpoint, input)
-            }
-            let bar = ProgressBar("verify", total: opened.byteCount, quiet: common.quiet)
-            let report = try Verifier.verify(opened, hashing: hashing, streamHasher: streamHasher, progress: bar.update)
-            bar.finish()
-
-            var mismatches: [(path: String, expected: String?, actual: String)] = []
-            if let expected {
-                for digest in report.digests {
-                    let listed = Manifest.lookup(digest.path, in: expected)
-                    if listed?.digest != digest.digest { mismatches.append((digest.path, listed?.digest, digest.digest)) }
-                }
-            }
-            if let writeManifest {
-                let text = report.digests.map(\.line).joined(separator: "\n") + "\n"
-                if writeManifest == "-" {
-                    emit(text)
-                } else {
-                    let output = try OutputFile(path: writeManifest)
-                    try output.write(Array(text.utf8))
-                    try output.commit()
-                }
-            }
-            if json {
-                emit(JSONWriter.pretty(reportJSON(report, mismatches: mismatches, checked: expected != nil)))
-            } else if writeManifest != "-" {
-                emit(text(report, mismatches: mismatches, checked: expected != nil))
-            }
-            if report.hasProblems || !mismatches.isEmpty { throw ExitStatus.problemsFound }
+            return try Manifest.parse(text, file: path)
         }
+        let hashing = manifest != nil || writeManifest != nil
+        let opened: Checkpoint
+        var streamHasher: HashingSource?
+        if checkpoint == "-" && hashing && !isRegularFile(STDIN_FILENO) {
+            let hasher = HashingSource(FileDescriptorSource(fd: STDIN_FILENO, name: "-"))
+            streamHasher = hasher
+            opened = try Checkpoint.openSniffing(hasher, options: OpenOptions(allowUnsafeHDF5: input.allowUnsafeH5, hdf5Layout: input.layout))
+        } else {
+            opened = try openCheckpoint(checkpoint, input)
+        }
+        let bar = ProgressBar("verify", total: opened.byteCount, quiet: common.quiet)
+        let report = try Verifier.verify(opened, hashing: hashing, streamHasher: streamHasher, progress: bar.update)
+        bar.finish()
+
+        var mismatches: [(path: String, expected: String?, actual: String)] = []
+        if let expected {
+            for digest in report.digests {
+                let listed = Manifest.lookup(digest.path, in: expected)
+                if listed?.digest != digest.digest { mismatches.append((digest.path, listed?.digest, digest.digest)) }
+            }
+        }
+        if let writeManifest {
+            let text = report.digests.map(\.line).joined(separator: "\n") + "\n"
+            if writeManifest == "-" {
+                emit(text)
+            } else {
+                let output = try OutputFile(path: writeManifest)
+                try output.write(Array(text.utf8))
+                try output.commit()
+            }
+        }
+        if json {
+            emit(JSONWriter.pretty(reportJSON(report, mismatches: mismatches, checked: expected != nil)))
+        } else if writeManifest != "-" {
+            emit(text(report, mismatches: mismatches, checked: expected != nil))
+        }
+        if report.hasProblems || !mismatches.isEmpty { throw ExitStatus.problemsFound }
     }
 
     private func text(_ report: VerifyReport, mismatches: [(path: String, expected: String?, actual: String)], checked: Bool) -> String {

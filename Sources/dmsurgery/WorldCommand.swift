@@ -45,35 +45,33 @@ struct WorldCommand: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            if prompts {
-                emit(WorldPrompt.all.enumerated().map { "\($0.offset)\t\($0.element.isForget ? "forget" : "retain")\t\($0.element.text)" }
-                    .joined(separator: "\n"))
-                return
-            }
-            guard let dir else { return }
-            do {
-                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            } catch {
-                throw TensorFormatError(.io, "cannot create the directory: \(error.localizedDescription)", file: dir)
-            }
-            let world = WorldDataset(seed: seed, perPrompt: perPrompt, heldoutPerPrompt: heldoutPerPrompt)
-            let files: [(String, () -> WorldDataset.Tensors)] = [
-                ("all.safetensors", { world.all }), ("retain.safetensors", { world.retain }),
-                ("forget.safetensors", { world.forget }), ("heldout.safetensors", { world.heldout }),
-            ]
-            for (name, make) in files {
-                let data = make()
-                let path = (dir as NSString).appendingPathComponent(name)
-                try SafetensorsWriter.writeFloats(data.tensors, metadata: data.metadata, to: path)
-                let shapes = data.tensors.map { "\($0.name) \(formatShape($0.shape))" }.joined(separator: ", ")
-                note("wrote \(path): \(shapes)", quiet: common.quiet)
-            }
-            let path = (dir as NSString).appendingPathComponent("world.json")
-            let output = try OutputFile(path: path)
-            try output.write(Array((JSONWriter.pretty(world.description) + "\n").utf8))
-            try output.commit()
-            note("wrote \(path): \(WorldPrompt.all.count) prompts (\(WorldPrompt.forget.count) forget, style '\(WorldStyle.forget.rawValue)'), seed \(seed)", quiet: common.quiet)
+        if prompts {
+            emit(WorldPrompt.all.enumerated().map { "\($0.offset)\t\($0.element.isForget ? "forget" : "retain")\t\($0.element.text)" }
+                .joined(separator: "\n"))
+            return
         }
+        guard let dir else { return }
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        } catch {
+            throw TensorFormatError(.io, "cannot create the directory: \(error.localizedDescription)", file: dir)
+        }
+        let world = WorldDataset(seed: seed, perPrompt: perPrompt, heldoutPerPrompt: heldoutPerPrompt)
+        let files: [(String, () -> WorldDataset.Tensors)] = [
+            ("all.safetensors", { world.all }), ("retain.safetensors", { world.retain }),
+            ("forget.safetensors", { world.forget }), ("heldout.safetensors", { world.heldout }),
+        ]
+        for (name, make) in files {
+            let data = make()
+            let path = (dir as NSString).appendingPathComponent(name)
+            try SafetensorsWriter.writeFloats(data.tensors, metadata: data.metadata, to: path)
+            let shapes = data.tensors.map { "\($0.name) \(formatShape($0.shape))" }.joined(separator: ", ")
+            note("wrote \(path): \(shapes)", quiet: common.quiet)
+        }
+        let path = (dir as NSString).appendingPathComponent("world.json")
+        let output = try OutputFile(path: path)
+        try output.write(Array((JSONWriter.pretty(world.description) + "\n").utf8))
+        try output.commit()
+        note("wrote \(path): \(WorldPrompt.all.count) prompts (\(WorldPrompt.forget.count) forget, style '\(WorldStyle.forget.rawValue)'), seed \(seed)", quiet: common.quiet)
     }
 }
