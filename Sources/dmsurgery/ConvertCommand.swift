@@ -78,7 +78,7 @@ struct ConvertCommand: ParsableCommand {
             throw ValidationError("--compress takes zstd[:1-22] or gzip[:0-9] (got '\(compress)')")
         }
         if outputFormat == .hdf5 {
-            if let layout = inputOptions.layout, HDF5WriteLayout(rawValue: layout) == nil {
+            if let layout = inputOptions.hdf5Layout, HDF5WriteLayout(rawValue: layout) == nil {
                 throw ValidationError("--layout for HDF5 output is one of \(HDF5WriteLayout.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(layout)')")
             }
             if shardSize != nil { throw ValidationError("--shard-size applies to safetensors output only") }
@@ -113,7 +113,7 @@ struct ConvertCommand: ParsableCommand {
         if outputFormat == .hdf5 {
             // With HDF5 output, --layout names the output layout, so the input's is recognised.
             settings.open.hdf5Layout = nil
-            settings.hdf5Layout = inputOptions.layout.flatMap(HDF5WriteLayout.init(rawValue:)) ?? .dmsurgery
+            settings.hdf5Layout = inputOptions.hdf5Layout.flatMap(HDF5WriteLayout.init(rawValue:)) ?? .dmsurgery
         }
         settings.force = binary.force
         settings.quiet = common.quiet

@@ -18,9 +18,11 @@ struct InputOptions: ParsableArguments {
     @Flag(name: .customLong("allow-unsafe-h5"), help: "Read HDF5 files Keras would refuse (external links, virtual datasets, huge declared sizes).")
     var allowUnsafeH5 = false
 
-    @Option(help: "Force the HDF5 layout instead of recognising it (keras2, keras3, generic, dmsurgery).")
-    var layout: String?
+    /// `--layout`: the HDF5 layout an input is read with instead of recognising it; for `convert` with
+    /// HDF5 output it names the output's layout instead (then the input's is recognised).
+    @Option(name: .customLong("layout"), help: "Force the HDF5 layout instead of recognising it (keras2, keras3, generic, dmsurgery).")
+    var hdf5Layout: String?
 
     /// The options as the readers take them.
-    var open: OpenOptions { OpenOptions(allowUnsafeHDF5: allowUnsafeH5, hdf5Layout: layout) }
+    var open: OpenOptions { OpenOptions(allowUnsafeHDF5: allowUnsafeH5, hdf5Layout: hdf5Layout) }
 }

@@ -48,7 +48,7 @@ struct VerifyCommand: ParsableCommand {
         if checkpoint == "-" && hashing && !isRegularFile(STDIN_FILENO) {
             let hasher = HashingSource(FileDescriptorSource(fd: STDIN_FILENO, name: "-"))
             streamHasher = hasher
-            opened = try Checkpoint.openSniffing(hasher, options: OpenOptions(allowUnsafeHDF5: input.allowUnsafeH5, hdf5Layout: input.layout))
+            opened = try Checkpoint.openSniffing(hasher, options: input.open)
         } else {
             opened = try openCheckpoint(checkpoint, input)
         }
