@@ -16,29 +16,28 @@ enum ExitStatus {
 /// Runs a subcommand body: installs interrupt cleanup, and turns every error into one line on stderr
 /// and the documented exit status, in this one place.
 func runCommand(_ body: () throws -> Void) throws {
+    StandardStreams.reserveClosedDescriptors()
     TemporaryFiles.installSignalCleanup()
     do {
         try body()
     } catch let exit as ExitCode {
         throw exit
-    } catch let error as any ToolError {
-        printError(error.oneLine)
-        throw ExitStatus.invalidInput
     } catch let error as ValidationError {
         throw error
     } catch {
-        printError("\(error)")
+        printError(OneLine.describe(error))
         throw ExitStatus.invalidInput
     }
 }
 
+/// Prints an error line made by `OneLine` (already escaped).
 func printError(_ message: String) {
-    FileHandle.standardError.write(Data("dmsurgery: error: \(message)\n".utf8))
+    StandardStreams.writeError("dmsurgery: error: \(message)\n")
 }
 
 func note(_ message: String, quiet: Bool) {
     guard !quiet else { return }
-    FileHandle.standardError.write(Data("dmsurgery: \(message)\n".utf8))
+    StandardStreams.writeError("dmsurgery: \(OneLine.escaped(message))\n")
 }
 
 /// Opens an input with the options every command shares.
@@ -112,12 +111,12 @@ final class ProgressBar {
         let rate = Double(done) / now.timeIntervalSince(start)
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
         let line = "\r\(label) [\(bar)] \(Int(fraction * 100))% \(counts(rate))\u{1B}[K"
-        FileHandle.standardError.write(Data(line.utf8))
+        StandardStreams.writeError(line)
     }
 
     func finish() {
         guard drawn else { return }
-        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        StandardStreams.writeError("\r\u{1B}[K")
     }
 }
 
@@ -169,9 +168,9 @@ func table(_ rows: [[String]]) -> String {
     return out
 }
 
-/// Prints text to standard output.
-func emit(_ text: String) {
-    FileHandle.standardOutput.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
+/// Prints text to standard output; a failed write is an `io-error` (exit 2).
+func emit(_ text: String) throws {
+    try StandardStreams.writeOutput(text.hasSuffix("\n") ? text : text + "\n")
 }
 
 /// Parses `5GB`, `500MB`, `2GiB`, `1000` (bytes). Decimal units are powers of 1000, as huggingface_hub.

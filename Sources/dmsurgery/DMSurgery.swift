@@ -21,4 +21,12 @@ struct DMSurgery: ParsableCommand {
         subcommands: [InspectCommand.self, VerifyCommand.self, DiffCommand.self, ConvertCommand.self, ForwardCommand.self, PruneCommand.self, BenchCommand.self, SampleCommand.self,
                       FinetuneCommand.self, EraseCommand.self, UnlearnCommand.self, WorldCommand.self, EvalCommand.self]
     )
+
+    /// The parser's entry, after refusing `help` for a subcommand that does not exist (usage error, 64).
+    static func main() {
+        if let word = HelpTopic.unknownWord(in: Array(CommandLine.arguments.dropFirst()), root: Self.self) {
+            exit(withError: ValidationError("no subcommand '\(word)'; 'dmsurgery help' lists them"))
+        }
+        main(nil)
+    }
 }

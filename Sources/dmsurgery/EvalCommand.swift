@@ -90,7 +90,7 @@ struct EvalCommand: ParsableCommand {
             }
             bar.finish()
             if !report.detectorsTrusted {
-                FileHandle.standardError.write(Data("dmsurgery: warning: a detector is below \(Int(EvaluationReport.requiredDetectorAccuracy * 100))% on ground-truth renders (minimum \(formatNumber(report.detectorAccuracy.minimum))): the scores are not trusted\n".utf8))
+                StandardStreams.writeError("dmsurgery: warning: a detector is below \(Int(EvaluationReport.requiredDetectorAccuracy * 100))% on ground-truth renders (minimum \(formatNumber(report.detectorAccuracy.minimum))): the scores are not trusted\n")
             }
             if let grid {
                 let png = try PNGImage.grid(report.images, columns: samples, scale: gridScale)
@@ -98,9 +98,9 @@ struct EvalCommand: ParsableCommand {
                 note("wrote \(grid): \(WorldPrompt.all.count) rows (prompts) x \(samples) samples", quiet: common.quiet)
             }
             if json {
-                emit(JSONWriter.pretty(report.json))
+                try emit(JSONWriter.pretty(report.json))
             } else {
-                emit(summary(report, source: source))
+                try emit(summary(report, source: source))
             }
         }
     }

@@ -104,7 +104,7 @@ struct PruneCommand: ParsableCommand {
             }
             let config: UNetConfig
             do { config = try UNetConfig(json: configJSON) } catch let error as UNetError { throw located(error, file: model) }
-            let units = try PruningUnits(config: config, shapes: Dictionary(uniqueKeysWithValues: checkpoint.entries.map { ($0.name, $0.shape) }),
+            let units = try PruningUnits(config: config, shapes: Dictionary(checkpoint.entries.map { ($0.name, $0.shape) }, uniquingKeysWith: { first, _ in first }),
                                          file: model)
             let hash = try Pruner.tensorsSHA256(checkpoint)
             let chosen = try choose(units, checkpoint: checkpoint, config: config, hash: hash)

@@ -51,6 +51,7 @@ struct TrainingOptions: ParsableArguments {
     var state: String?
 
     func validate(output: String) throws {
+        try requireFinite(["--lr": lr, "--weight-decay": weightDecay, "--ema": ema, "--max-grad-norm": maxGradNorm])
         guard steps >= 1, batch >= 1 else { throw ValidationError("--steps and --batch must be at least 1") }
         guard lr > 0, warmup >= 0, weightDecay >= 0, maxGradNorm >= 0 else {
             throw ValidationError("--lr must be positive; --warmup, --weight-decay and --max-grad-norm not negative")
@@ -95,6 +96,7 @@ struct LowerLevelOptions: ParsableArguments {
     var uncondProb: Float = 0
 
     func validate() throws {
+        try requireFinite(["--w-diff": wDiff, "--w-out": wOut, "--w-feat": wFeat, "--min-snr-gamma": minSnrGamma, "--uncond-prob": uncondProb])
         guard wDiff >= 0, wOut >= 0, wFeat >= 0 else { throw ValidationError("--w-diff, --w-out and --w-feat must not be negative") }
         if let minSnrGamma, minSnrGamma <= 0 { throw ValidationError("--min-snr-gamma must be positive") }
         guard uncondProb >= 0 && uncondProb <= 1 else { throw ValidationError("--uncond-prob must be in [0, 1]") }
@@ -144,6 +146,7 @@ struct ForgetOptions: ParsableArguments {
     var forgetGuidance: Float = 5
 
     func validate() throws {
+        try requireFinite(["--eta": eta, "--forget-guidance": forgetGuidance])
         guard forgetSampleSteps >= 1 else { throw ValidationError("--forget-sample-steps must be at least 1") }
     }
 
@@ -256,6 +259,12 @@ final class StopRequest: @unchecked Sendable {
 /// the output checkpoint with `dmsurgery.training` metadata.
 func train<M: TrainingMethod>(_ method: inout M, command: String, options: TrainingOptions, fingerprint: String,
                               source: TrainableModel, output: String, force: Bool, quiet: Bool, stop: StopRequest) throws {
+    // The data's sides are checked against the model when it is read; this bounds the batch's memory.
+    let factor = 1 << (source.unet.config.blockOutChannels.count - 1)
+    let side = ((source.unet.config.sampleSize ?? 32) + factor - 1) / factor * factor
+    do { try source.unet.checkInput(batch: options.batch, height: side, width: side, training: true, option: "--batch") } catch let error as UNetError {
+        throw located(error, file: output)
+    }
     let statePath = options.statePath(output: output)
     if options.resume, let statePath, !FileManager.default.fileExists(atPath: statePath) {
         throw TensorFormatError(.notFound, "no resumable state (run with --checkpoint-every, or interrupt a run, first)", file: statePath)

@@ -118,6 +118,8 @@ extension ErrorCode {
     public static let hdf5UnsupportedType = Self(rawValue: "hdf5-unsupported-type")
     /// The file does not have the structure its layout requires (Keras names, attributes).
     public static let hdf5InvalidLayout = Self(rawValue: "hdf5-invalid-layout")
+    /// A tensor name the output format cannot hold (a NUL byte in an HDF5 name).
+    public static let unrepresentableName = Self(rawValue: "unrepresentable-name")
     /// Writing an HDF5 file failed.
     public static let hdf5Write = Self(rawValue: "hdf5-write")
 }
