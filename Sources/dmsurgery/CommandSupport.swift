@@ -150,23 +150,27 @@ func formatNumber(_ x: Double) -> String {
     return String(format: abs(x) >= 1e-3 && abs(x) < 1e5 ? "%.6g" : "%.3e", x)
 }
 
-/// Left-aligned columns, two spaces apart.
+/// Left-aligned columns, two spaces apart. A column is padded to at most `maximumColumnWidth`: a longer
+/// cell (one very long tensor name) runs past its column on its own row instead of widening every row.
 func table(_ rows: [[String]]) -> String {
     guard let columns = rows.map(\.count).max() else { return "" }
     var widths = [Int](repeating: 0, count: columns)
     let counted = rows.map { row in row.map { ($0, $0.count) } }
-    for row in counted { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.1) } }
+    for row in counted { for (i, cell) in row.enumerated() { widths[i] = min(max(widths[i], cell.1), maximumColumnWidth) } }
     var out = ""
     for (r, row) in counted.enumerated() {
         if r > 0 { out += "\n" }
         for (i, (cell, width)) in row.enumerated() {
             if i > 0 { out += "  " }
             out += cell
-            if i < row.count - 1 { out += String(repeating: " ", count: widths[i] - width) }
+            if i < row.count - 1 { out += String(repeating: " ", count: max(0, widths[i] - width)) }
         }
     }
     return out
 }
+
+/// The widest a table column is padded to (an 80-column terminal still shows the next column).
+let maximumColumnWidth = 60
 
 /// Prints text to standard output; a failed write is an `io-error` (exit 2).
 func emit(_ text: String) throws {

@@ -67,6 +67,12 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         try runCommand {
             let source = model ?? config ?? "-"
+            if grid != nil {
+                // The grid's pixels, before any sampling: every prompt's samples at --grid-scale.
+                let side = MemoryBudget.product([WorldSize.side, gridScale])
+                try MemoryBudget.check(side.flatMap { MemoryBudget.product([WorldPrompt.all.count, samples, $0, $0, WorldSize.channels]) },
+                                       for: "the PNG grid", option: "--grid-scale or --samples")
+            }
             let unet = try loadUNet(model: model, config: config, input: input)
             do throws(WorldModelMismatch) {
                 try Evaluation.checkFits(unet)
