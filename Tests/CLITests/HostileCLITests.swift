@@ -38,3 +38,62 @@ final class HostileCLITests: XCTestCase {
         XCTAssertEqual(check.status, 0, check.stderr)
     }
 }
+
+/// A state file is validated on `--resume` like any input: tampered counters and short tensors are
+/// refused with one line and exit 2, never a trap.
+final class TamperedStateCLITests: XCTestCase {
+    private let model = CLI.fixture("engine/cond_small")
+    private let data = CLI.fixture("training/data.safetensors")
+
+    /// Writes a state with two steps, applies `tamper` (Python: `state` the parsed header, `blobs` each
+    /// tensor's bytes, `values` the decoded `dmsurgery.state` object), rewrites a valid safetensors file
+    /// from them, and resumes it.
+    private func resume(after tamper: String) throws -> CLIResult {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let out = directory.appendingPathComponent("out.safetensors").path
+        let run = ["finetune", model, out, "--data", data, "--batch", "2", "-q"]
+        XCTAssertEqual(try CLI.run(run + ["--steps", "2", "--checkpoint-every", "2"]).status, 0)
+        let edit = try CLI.shell("""
+            python3 - '\(out).state.safetensors' <<'PY'
+            import json, struct, sys
+            path = sys.argv[1]
+            raw = open(path, "rb").read()
+            n = struct.unpack("<Q", raw[:8])[0]
+            state = json.loads(raw[8:8 + n]); body = raw[8 + n:]
+            names = sorted((k for k in state if k != "__metadata__"), key=lambda k: state[k]["data_offsets"][0])
+            blobs = {k: body[state[k]["data_offsets"][0]:state[k]["data_offsets"][1]] for k in names}
+            values = json.loads(state["__metadata__"]["dmsurgery.state"])
+            \(tamper)
+            state["__metadata__"]["dmsurgery.state"] = json.dumps(values)
+            body, offset = b"", 0
+            for k in names:
+                state[k]["data_offsets"] = [offset, offset + len(blobs[k])]; offset += len(blobs[k]); body += blobs[k]
+            text = json.dumps(state).encode(); text += b" " * ((8 - len(text) % 8) % 8)
+            open(path, "wb").write(struct.pack("<Q", len(text)) + text + body)
+            PY
+            """)
+        XCTAssertEqual(edit.status, 0, edit.stderr)
+        return try CLI.run(run + ["--steps", "4", "--resume"])
+    }
+
+    private func assertRefused(_ tamper: String, _ rule: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try resume(after: tamper)
+        XCTAssertEqual(r.status, 2, r.stderr, file: file, line: line)
+        XCTAssertEqual(r.stderr.filter { $0 == "\n" }.count, 1, r.stderr, file: file, line: line)
+        XCTAssertTrue(r.stderr.contains(rule), r.stderr, file: file, line: line)
+    }
+
+    func testCountersNear2To63AreRefused() throws {
+        try assertRefused(#"values["adam/updates"] = str(2**62)"#, "invalid-metadata")
+        try assertRefused(#"values["adam/steps"] = json.dumps({k: 2**62 for k in json.loads(values["adam/steps"])})"#, "invalid-metadata")
+        try assertRefused(#"values["step"] = "-3""#, "invalid-metadata")
+    }
+
+    func testShortMomentTensorsAreRefused() throws {
+        try assertRefused("""
+            name = next(k for k in names if k.startswith("adam/v/") and state[k]["shape"][0] > 1)
+            state[name]["shape"] = [1]; blobs[name] = blobs[name][:4]
+            """, "bad-shape")
+    }
+}

@@ -29,7 +29,6 @@ final class HostileConfigTests: XCTestCase {
             (widths + #", "out_channels": 0"#, "out_channels"),
             (widths + #", "layers_per_block": [9223372036854775808, 1]"#, "layers_per_block"),
             (widths + #", "attention_head_dim": [0, 8]"#, "attention_head_dim"),
-            (widths + #", "cross_attention_dim": 0"#, "cross_attention_dim"),
             (widths + #", "norm_eps": -1"#, "norm_eps"),
             (widths + #", "transformer_layers_per_block": 100000"#, "transformer_layers_per_block"),
         ]
