@@ -152,6 +152,8 @@ public enum Evaluation {
         let prompts = WorldPrompt.all
         let k = settings.samples
         let s = WorldSize.self
+        let batch = MemoryBudget.product([WorldPrompt.all.count, k]) ?? Int.max
+        try unet.checkInput(batch: batch, height: s.side, width: s.side, training: false, option: "--samples")
         let uncond = Tensor(shape: [1, s.tokens, s.embeddingDim], data: Vocabulary.embed(Vocabulary.unconditionalTokens))
         var noise = NormalGenerator(seed: settings.seed)
         let initial = noise.tensor([prompts.count * k, s.channels, s.side, s.side])

@@ -1,4 +1,5 @@
 import Foundation
+import TensorFormats
 import TensorMath
 
 /// Deterministic DDIM (eta 0), as diffusers' DDIMScheduler computes `set_timesteps` and `step`.
@@ -67,9 +68,18 @@ public struct DDIMSampler: Sendable {
     }
 
     /// Runs the whole chain from `noise`: `model(sample, t)` returns the model output for the batch.
-    public func sample(from noise: Tensor, steps: Int, model: (Tensor, Int) throws -> Tensor) rethrows -> Tensor {
+    /// `steps` comes from an option (`--steps`, `--forget-sample-steps`): outside 1...num_train_timesteps
+    /// it is refused here, before `timesteps(count:)` would trap on its precondition.
+    public func sample(from noise: Tensor, steps: Int, model: (Tensor, Int) throws -> Tensor) throws -> Tensor {
+        guard (1...config.numTrainTimesteps).contains(steps) else {
+            throw TensorFormatError(.invalidArgument, "\(steps) sampling steps: the scheduler has \(config.numTrainTimesteps) training timesteps (use 1...\(config.numTrainTimesteps))")
+        }
+        let schedule = timesteps(count: steps)
+        if let bad = schedule.first(where: { !(0..<config.numTrainTimesteps).contains($0) }) {
+            throw TensorFormatError(.invalidArgument, "\(steps) sampling steps with steps_offset \(config.stepsOffset) reach timestep \(bad), outside the scheduler's 0...\(config.numTrainTimesteps - 1); use fewer steps")
+        }
         var x = noise
-        for t in timesteps(count: steps) {
+        for t in schedule {
             x = step(modelOutput: try model(x, t), timestep: t, sample: x, stepCount: steps)
         }
         return x

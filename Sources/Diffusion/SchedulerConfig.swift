@@ -60,6 +60,9 @@ public struct SchedulerConfig: Sendable, Equatable, Codable {
 
     public init() {}
 
+    /// The most training timesteps a config may declare (DDPM and Stable Diffusion use 1,000).
+    public static let maximumTrainTimesteps = 100_000
+
     /// Stable Diffusion 1.x/2.x's scheduler settings (scaled_linear 0.00085...0.012, offset 1).
     public static var stableDiffusion: SchedulerConfig {
         var c = SchedulerConfig()
@@ -99,19 +102,33 @@ public struct SchedulerConfig: Sendable, Equatable, Codable {
             }
             return e
         }
+        // Every number is range-checked: the file is input, and these size arrays and loops.
         if let v = try number("num_train_timesteps") {
-            guard v >= 1, v == v.rounded() else { throw SchedulerConfigError(key: "num_train_timesteps", message: "expected a positive integer") }
+            guard v >= 1, v <= Double(Self.maximumTrainTimesteps), v == v.rounded() else {
+                throw SchedulerConfigError(key: "num_train_timesteps", message: "expected an integer in 1...\(Self.maximumTrainTimesteps)")
+            }
             numTrainTimesteps = Int(v)
         }
         if let v = try number("beta_start") { betaStart = v }
         if let v = try number("beta_end") { betaEnd = v }
+        for (key, beta) in [("beta_start", betaStart), ("beta_end", betaEnd)] where !(beta > 0 && beta < 1) {
+            throw SchedulerConfigError(key: key, message: "\(beta) is not in (0, 1)")
+        }
         if let v = try choice("beta_schedule", BetaSchedule.self) { betaSchedule = v }
         if let v = try choice("prediction_type", PredictionType.self) { predictionType = v }
         if let v = try flag("set_alpha_to_one") { setAlphaToOne = v }
-        if let v = try number("steps_offset") { stepsOffset = Int(v) }
+        if let v = try number("steps_offset") {
+            guard v >= 0, v < Double(numTrainTimesteps), v == v.rounded() else {
+                throw SchedulerConfigError(key: "steps_offset", message: "expected an integer in 0..<\(numTrainTimesteps)")
+            }
+            stepsOffset = Int(v)
+        }
         if let v = try choice("timestep_spacing", TimestepSpacing.self) { timestepSpacing = v }
         if let v = try flag("clip_sample") { clipSample = v }
-        if let v = try number("clip_sample_range") { clipSampleRange = v }
+        if let v = try number("clip_sample_range") {
+            guard v.isFinite, v > 0 else { throw SchedulerConfigError(key: "clip_sample_range", message: "expected a positive number") }
+            clipSampleRange = v
+        }
         if let v = object["trained_betas"], v != .null {
             throw SchedulerConfigError(key: "trained_betas", message: "explicit betas are not supported")
         }

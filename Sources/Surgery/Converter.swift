@@ -25,13 +25,13 @@ public struct ConvertPlan {
     public init(checkpoint: Checkpoint, dtype: DType?, selection: TensorSelection) throws {
         self.checkpoint = checkpoint
         var planned: [PlannedTensor] = []
-        var seen: [String: String] = [:]
+        var seen: [ByteKey: String] = [:]
         for entry in checkpoint.entries where selection.includes(entry.name) {
             let name = selection.rename(entry.name)
             guard !name.isEmpty else {
                 throw TensorFormatError(.nameCollision, "renaming leaves an empty name", file: checkpoint.name, tensor: entry.name)
             }
-            if let other = seen.updateValue(entry.name, forKey: name) {
+            if let other = seen.updateValue(entry.name, forKey: ByteKey(name)) {
                 throw TensorFormatError(.nameCollision, "'\(other)' and '\(entry.name)' would both be named '\(name)'", file: checkpoint.name, tensor: name)
             }
             let target = (dtype != nil && entry.dtype.isFloatingPoint) ? dtype! : entry.dtype
@@ -60,10 +60,10 @@ public struct ConvertPlan {
 
     /// True when writing `header` would read the input out of its storage order (a stream must then be spooled).
     public func needsReordering(for header: SafetensorsHeader) -> Bool {
-        let byName = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, $0.source.info.dataOffsets.lowerBound) })
+        let byName = Dictionary(uniqueKeysWithValues: tensors.map { (ByteKey($0.name), $0.source.info.dataOffsets.lowerBound) })
         var last = -1
         for tensor in header.tensors {
-            let offset = byName[tensor.name]!
+            let offset = byName[ByteKey(tensor.name)]!
             if offset < last { return true }
             last = offset
         }
@@ -90,18 +90,18 @@ public struct ConvertResult: Sendable {
 public enum Converter {
     /// Writes the plan's tensors (or `subset`, by output name) as one safetensors file or stream.
     @discardableResult
-    public static func writeSafetensors(_ plan: ConvertPlan, subset: Set<String>? = nil, metadata: Metadata?,
+    public static func writeSafetensors(_ plan: ConvertPlan, subset: Set<ByteKey>? = nil, metadata: Metadata?,
                                         to output: OutputFile, progress: ProgressSink? = nil,
                                         result: inout ConvertResult) throws -> SafetensorsHeader {
-        let chosen = subset.map { names in plan.tensors.filter { names.contains($0.name) } } ?? plan.tensors
+        let chosen = subset.map { names in plan.tensors.filter { names.contains(ByteKey($0.name)) } } ?? plan.tensors
         let writer = SafetensorsWriter(tensors: chosen.map { ($0.name, $0.dtype, $0.shape) }, metadata: metadata)
         if plan.checkpoint.isSequential && plan.needsReordering(for: writer.header) {
             throw TensorFormatError(.unsupported, "output order differs from the stream's order; open it with random access", file: plan.checkpoint.name)
         }
-        let byName = Dictionary(uniqueKeysWithValues: chosen.map { ($0.name, $0) })
+        let byName = Dictionary(uniqueKeysWithValues: chosen.map { (ByteKey($0.name), $0) })
         var localResult = result
         try writer.write(to: output) { info, sink in
-            try emit(byName[info.name]!, from: plan.checkpoint, sink: sink, progress: progress, result: &localResult)
+            try emit(byName[ByteKey(info.name)]!, from: plan.checkpoint, sink: sink, progress: progress, result: &localResult)
         }
         localResult.bytesWritten += output.bytesWritten
         result = localResult
@@ -203,8 +203,8 @@ public enum Converter {
     /// natural order (`blocks.2` before `blocks.10`), the closest a flat file gets to module order.
     public static func keyOrder(_ plan: ConvertPlan) -> [PlannedTensor] {
         if let order = plan.checkpoint.indexOrder {
-            let rank = Dictionary(uniqueKeysWithValues: order.enumerated().map { ($1, $0) })
-            return plan.tensors.sorted { (rank[$0.source.name] ?? Int.max, $0.name) < (rank[$1.source.name] ?? Int.max, $1.name) }
+            let rank = Dictionary(order.enumerated().map { (ByteKey($1), $0) }, uniquingKeysWith: { first, _ in first })
+            return plan.tensors.sorted { (rank[ByteKey($0.source.name)] ?? Int.max, $0.name) < (rank[ByteKey($1.source.name)] ?? Int.max, $1.name) }
         }
         return plan.tensors.sorted { naturalLess($0.name, $1.name) }
     }
@@ -235,8 +235,8 @@ public enum Converter {
                                     progress: ProgressSink? = nil, result: inout ConvertResult) throws {
         var ordered = keyOrder(plan)
         if let order {
-            let rank = Dictionary(uniqueKeysWithValues: order.enumerated().map { ($1, $0) })
-            ordered.sort { (rank[$0.name] ?? Int.max) < (rank[$1.name] ?? Int.max) }
+            let rank = Dictionary(order.enumerated().map { (ByteKey($1), $0) }, uniquingKeysWith: { first, _ in first })
+            ordered.sort { (rank[ByteKey($0.name)] ?? Int.max) < (rank[ByteKey($1.name)] ?? Int.max) }
         }
         let shards = shardPlan(ordered, maxBytes: maxBytes)
         if shards.count == 1 {
@@ -253,7 +253,7 @@ public enum Converter {
         for (shard, name) in zip(shards, names) {
             let path = directory.isEmpty ? name : directory + "/" + name
             let output = try OutputFile(path: path)
-            try writeSafetensors(plan, subset: Set(shard.map(\.name)), metadata: metadata, to: output, progress: progress, result: &result)
+            try writeSafetensors(plan, subset: Set(shard.map { ByteKey($0.name) }), metadata: metadata, to: output, progress: progress, result: &result)
             outputs.append(output)
         }
         let indexPath = base + ".index.json"

@@ -130,12 +130,12 @@ public enum Differ {
     public static func diff(_ a: Checkpoint, _ b: Checkpoint, options: DiffOptions = DiffOptions(),
                             progress: ProgressSink? = nil) throws -> DiffReport {
         var report = DiffReport(a: a.name, b: b.name, options: options)
-        let namesA = Set(a.entries.map(\.name))
-        let namesB = Set(b.entries.map(\.name))
-        report.onlyInA = a.entries.map(\.name).filter { !namesB.contains($0) }.sorted()
-        report.onlyInB = b.entries.map(\.name).filter { !namesA.contains($0) }.sorted()
+        let namesA = Set(a.entries.map { ByteKey($0.name) })
+        let namesB = Set(b.entries.map { ByteKey($0.name) })
+        report.onlyInA = a.entries.map(\.name).filter { !namesB.contains(ByteKey($0)) }.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        report.onlyInB = b.entries.map(\.name).filter { !namesA.contains(ByteKey($0)) }.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         var done = 0
-        for entryA in a.entries where namesB.contains(entryA.name) {
+        for entryA in a.entries where namesB.contains(ByteKey(entryA.name)) {
             let entryB = b.entry(named: entryA.name)!
             report.compared.append(try compare(entryA, in: a, entryB, in: b, options: options))
             done += entryA.byteCount

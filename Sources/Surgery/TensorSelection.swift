@@ -40,12 +40,13 @@ public struct RenameRule: Sendable, Equatable {
         to = String(argument[argument.index(after: equals)...])
     }
 
+    /// Names match byte for byte (not by Unicode equivalence), as tensor names are compared everywhere.
     public func apply(to name: String) -> String {
-        if name == from { return to }
+        if name.utf8.elementsEqual(from.utf8) { return to }
         let prefix = from.hasSuffix(".") ? from : from + "."
-        guard name.hasPrefix(prefix) else { return name }
-        let rest = name.dropFirst(prefix.count)
-        if to.isEmpty { return String(rest) }
+        guard name.utf8.starts(with: prefix.utf8) else { return name }
+        let rest = String(decoding: name.utf8.dropFirst(prefix.utf8.count), as: UTF8.self)
+        if to.isEmpty { return rest }
         return (to.hasSuffix(".") ? to : to + ".") + rest
     }
 }

@@ -65,25 +65,33 @@ public struct UNetCost: Sendable {
         order += (0..<n).map { "up.\($0)" } + ["conv_out"]
         var parameters: [String: Int] = [:]
         var macs: [String: Int] = [:]
+        var overflowed = false
+        /// Adds to a block's count with overflow checks (shapes and sample_size come from the file).
+        func add(_ block: String, _ terms: [Int?]) {
+            guard let sum = MemoryBudget.sum([macs[block, default: 0]] + terms) else { overflowed = true; return }
+            macs[block] = sum
+        }
         for entry in checkpoint.entries {
             guard let (block, halvings) = place(entry.name) else { continue }
-            parameters[block, default: 0] += entry.elementCount
+            guard let count = MemoryBudget.sum([parameters[block, default: 0], entry.elementCount]) else { return nil }
+            parameters[block] = count
             guard let size = config.sampleSize, entry.name.hasSuffix(".weight"), block != "time_embedding",
                   !entry.name.contains(".time_emb_proj.") else { continue }
             let side = max(1, size >> max(0, halvings))
             let pixels = side * side
             let s = entry.shape
             if s.count == 4 {
-                macs[block, default: 0] += pixels * s.reduce(1, *)
+                add(block, [MemoryBudget.product([pixels] + s)])
             } else if s.count == 2 {
                 let crossKeys = entry.name.contains(".attn2.to_k.") || entry.name.contains(".attn2.to_v.")
-                macs[block, default: 0] += (crossKeys ? contextLength : pixels) * s[0] * s[1]
+                add(block, [MemoryBudget.product([crossKeys ? contextLength : pixels, s[0], s[1]])])
                 if entry.name.hasSuffix(".to_q.weight") {
                     let keys = entry.name.contains(".attn2.") ? contextLength : pixels
-                    macs[block, default: 0] += 2 * pixels * keys * s[0]
+                    add(block, [MemoryBudget.product([2, pixels, keys, s[0]])])
                 }
             }
         }
+        if overflowed { return nil }
         if !config.hasMidBlock { order.removeAll { $0 == "mid" } }
         blocks = order.map { Block(name: $0, parameters: parameters[$0] ?? 0, macs: config.sampleSize == nil ? nil : macs[$0] ?? 0) }
 

@@ -40,8 +40,38 @@ public struct ManifestEntry: Sendable, Equatable {
     public var digest: String
     public var path: String
 
-    /// `sha256sum`'s text line: digest, two spaces, path.
-    public var line: String { "\(digest)  \(path)" }
+    /// `sha256sum`'s text line: digest, two spaces, path. A path holding a backslash, newline or
+    /// carriage return is written as GNU coreutils does: the line starts with `\` and those three are
+    /// escaped (`\\`, `\n`, `\r`), so every path stays on one line and reads back.
+    public var line: String {
+        guard path.unicodeScalars.contains(where: { $0 == "\\" || $0 == "\n" || $0 == "\r" }) else { return "\(digest)  \(path)" }
+        var escaped = ""
+        for scalar in path.unicodeScalars {
+            switch scalar {
+            case "\\": escaped += "\\\\"
+            case "\n": escaped += "\\n"
+            case "\r": escaped += "\\r"
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return "\\\(digest)  \(escaped)"
+    }
+
+    /// The path of an escaped line's name part (`\\`, `\n`, `\r`), nil when an escape is not one of these.
+    static func unescape(_ text: Substring) -> String? {
+        var out = ""
+        var iterator = text.unicodeScalars.makeIterator()
+        while let scalar = iterator.next() {
+            guard scalar == "\\" else { out.unicodeScalars.append(scalar); continue }
+            switch iterator.next() {
+            case "\\": out += "\\"
+            case "n": out += "\n"
+            case "r": out += "\r"
+            default: return nil
+            }
+        }
+        return out
+    }
 }
 
 public enum Manifest {
@@ -49,24 +79,30 @@ public enum Manifest {
     public static func parse(_ text: String, file: String) throws -> [ManifestEntry] {
         var entries: [ManifestEntry] = []
         for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.hasSuffix("\r") ? raw.dropLast() : raw
+            var line = raw.hasSuffix("\r") ? raw.dropLast() : raw
             if line.isEmpty || line.hasPrefix("#") { continue }
+            let escaped = line.hasPrefix("\\")
+            if escaped { line = line.dropFirst() }
             let digest = line.prefix(64)
             let rest = line.dropFirst(64)
             guard digest.count == 64, digest.allSatisfy({ $0.isHexDigit }), rest.count >= 2,
                   rest.first == " ", rest.dropFirst().first == " " || rest.dropFirst().first == "*" else {
                 throw TensorFormatError(.invalidArgument, "line \(number + 1) is not '<sha256>  <path>'", file: file)
             }
-            entries.append(ManifestEntry(digest: digest.lowercased(), path: String(rest.dropFirst(2))))
+            let name = rest.dropFirst(2)
+            guard let path = escaped ? ManifestEntry.unescape(name) : String(name) else {
+                throw TensorFormatError(.invalidArgument, "line \(number + 1) has an unknown escape in its path", file: file)
+            }
+            entries.append(ManifestEntry(digest: digest.lowercased(), path: path))
         }
         return entries
     }
 
     /// The entry for `path`: an exact match, else the only entry with the same file name.
     public static func lookup(_ path: String, in entries: [ManifestEntry]) -> ManifestEntry? {
-        if let exact = entries.first(where: { $0.path == path }) { return exact }
+        if let exact = entries.first(where: { $0.path.utf8.elementsEqual(path.utf8) }) { return exact }
         let name = (path as NSString).lastPathComponent
-        let sameName = entries.filter { ($0.path as NSString).lastPathComponent == name }
+        let sameName = entries.filter { ($0.path as NSString).lastPathComponent.utf8.elementsEqual(name.utf8) }
         return sameName.count == 1 ? sameName[0] : nil
     }
 }

@@ -62,16 +62,17 @@ public struct TrainingData: Sendable {
         if let x0 {
             guard x0.rank == 4 else { throw fail(.badShape, "shape \(shape(x0.shape)), expected [N, C, H, W]", "x0") }
             let factor = 1 << (config.blockOutChannels.count - 1)
-            guard x0.shape[1] == config.inChannels, x0.shape[2] % factor == 0, x0.shape[3] % factor == 0 else {
-                throw fail(.badShape, "shape \(shape(x0.shape)): the model takes \(config.inChannels) channels and sides that are multiples of \(factor)", "x0")
+            guard x0.shape[1] == config.inChannels, x0.shape[2] >= 1, x0.shape[3] >= 1,
+                  x0.shape[2] % factor == 0, x0.shape[3] % factor == 0 else {
+                throw fail(.badShape, "shape \(shape(x0.shape)): the model takes \(config.inChannels) channels and sides that are positive multiples of \(factor)", "x0")
             }
         } else if role == .data {
             throw fail(.missingTensor, "a data file needs the clean samples x0 [N, C, H, W]", "x0")
         }
         if let d = config.crossAttentionDim {
             guard let cond else { throw fail(.missingTensor, "a conditional model needs the prompts' encoder states cond [N, S, \(d)]", "cond") }
-            guard cond.rank == 3, cond.shape[2] == d else {
-                throw fail(.badShape, "shape \(shape(cond.shape)), expected [N, S, \(d)] (the model's cross_attention_dim is \(d))", "cond")
+            guard cond.rank == 3, cond.shape[1] >= 1, cond.shape[2] == d else {
+                throw fail(.badShape, "shape \(shape(cond.shape)), expected [N, S, \(d)] with S >= 1 tokens (the model's cross_attention_dim is \(d))", "cond")
             }
             if let x0, x0.shape[0] != cond.shape[0] {
                 throw fail(.countMismatch, "\(cond.shape[0]) prompts for \(x0.shape[0]) samples in x0", "cond")

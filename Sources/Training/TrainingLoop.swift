@@ -54,6 +54,9 @@ public struct TrainingLoop {
             guard let s = state.values["step"].flatMap(Int.init), let r = state.values["rng"].flatMap(UInt64.init) else {
                 throw TensorFormatError(.invalidMetadata, "no step or random state", file: statePath)
             }
+            guard s >= 0 else {
+                throw TensorFormatError(.invalidMetadata, "the state is at step \(s), which is negative", file: statePath)
+            }
             guard s <= steps else {
                 throw TensorFormatError(.invalidArgument, "the state is at step \(s), past --steps \(steps)", file: statePath)
             }
@@ -110,6 +113,7 @@ public struct TrainingLoop {
 /// Appended to, so a resumed run continues the same file.
 public final class TrainingLog {
     private let handle: FileHandle
+    private let path: String
 
     public init(path: String) throws {
         try InputSet.declared.refuse(path, option: "--log")
@@ -121,8 +125,11 @@ public final class TrainingLog {
         guard let handle = FileHandle(forWritingAtPath: path) else {
             throw TensorFormatError(.io, "cannot open the log file for writing", file: path)
         }
-        handle.seekToEndOfFile()
+        do { try handle.seekToEnd() } catch {
+            throw TensorFormatError(.io, "cannot append to the log file", file: path)
+        }
         self.handle = handle
+        self.path = path
     }
 
     public func write(_ record: StepRecord) throws {
@@ -130,7 +137,12 @@ public final class TrainingLog {
         for (name, value) in record.report.losses { fields.append("\"\(name)\": \(jsonNumber(value))") }
         fields.append("\"lr\": \(record.report.learningRate)")
         fields.append("\"seconds\": \(jsonNumber(record.seconds))")
-        try handle.write(contentsOf: Data(("{" + fields.joined(separator: ", ") + "}\n").utf8))
+        do {
+            try handle.write(contentsOf: Data(("{" + fields.joined(separator: ", ") + "}\n").utf8))
+        } catch {
+            let reason = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError).map { String(cString: strerror(Int32($0.code))) }
+            throw TensorFormatError(.io, "cannot write the log: \(reason ?? "write failed")", file: path)
+        }
     }
 
     deinit { try? handle.close() }

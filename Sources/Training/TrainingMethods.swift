@@ -71,7 +71,7 @@ public struct FinetuneMethod: TrainingMethod {
 
     public mutating func restore(from state: TrainingState, file: String) throws {
         try state.restore(&student, from: "model", file: file)
-        try state.restore(&optimizer, from: "adam", file: file)
+        try state.restore(&optimizer, from: "adam", for: student, file: file)
     }
 }
 
@@ -112,7 +112,7 @@ public struct EraseMethod: TrainingMethod {
 
     public mutating func restore(from state: TrainingState, file: String) throws {
         try state.restore(&student, from: "model", file: file)
-        try state.restore(&optimizer, from: "adam", file: file)
+        try state.restore(&optimizer, from: "adam", for: student, file: file)
     }
 }
 
@@ -205,8 +205,8 @@ public struct PenaltyMethod: TrainingMethod {
     public mutating func restore(from state: TrainingState, file: String) throws {
         try state.restore(&student, from: "model", file: file)
         try state.restore(&lowerCopy, from: "copy", file: file)
-        try state.restore(&lowerOptimizer, from: "adam-lower", file: file)
-        try state.restore(&upperOptimizer, from: "adam-upper", file: file)
+        try state.restore(&lowerOptimizer, from: "adam-lower", for: student, file: file)
+        try state.restore(&upperOptimizer, from: "adam-upper", for: student, file: file)
     }
 }
 
@@ -268,7 +268,7 @@ public struct InterleavedMethod: TrainingMethod {
 
     public mutating func restore(from state: TrainingState, file: String) throws {
         try state.restore(&student, from: "model", file: file)
-        try state.restore(&lowerOptimizer, from: "adam-lower", file: file)
-        try state.restore(&upperOptimizer, from: "adam-upper", file: file)
+        try state.restore(&lowerOptimizer, from: "adam-lower", for: student, file: file)
+        try state.restore(&upperOptimizer, from: "adam-upper", for: student, file: file)
     }
 }

@@ -27,6 +27,9 @@ public struct TrainingState: Sendable {
             do { try model.setParameter(name, t) } catch {
                 throw TensorFormatError(.badShape, "\(error)", file: file, tensor: "\(prefix)/\(name)")
             }
+            guard t.data.allSatisfy(\.isFinite) else {
+                throw TensorFormatError(.nonFinite, "a weight is not finite", file: file, tensor: "\(prefix)/\(name)")
+            }
         }
     }
 
@@ -41,20 +44,47 @@ public struct TrainingState: Sendable {
         values["\(prefix)/steps"] = JSONWriter.compact(.object(steps.keys.sorted().map { JSONMember($0, .int(steps[$0]!)) }))
     }
 
-    public func restore(_ optimizer: inout ModelOptimizer, from prefix: String, file: String) throws {
+    /// The largest step or update count a state may hold: far beyond any run, and small enough that
+    /// the `step + 1` and powers computed from it cannot overflow or lose all precision.
+    public static let maximumCount = 1 << 40
+
+    /// Restores the optimizer of `model`'s parameters. A state file is input like any other: every
+    /// count is range-checked and every moment must be a finite tensor of its parameter's size, or the
+    /// resume is refused (a tampered or foreign file would otherwise trap in AdamW or train NaNs).
+    public func restore(_ optimizer: inout ModelOptimizer, from prefix: String, for model: UNet2D, file: String) throws {
         guard let updates = values["\(prefix)/updates"].flatMap(Int.init),
               let text = values["\(prefix)/steps"], case .object(let members)? = try? JSONParser.parse(text),
               members.allSatisfy({ $0.value.intValue != nil }) else {
             throw TensorFormatError(.invalidMetadata, "no state for optimizer '\(prefix)'", file: file)
         }
+        guard (0...Self.maximumCount).contains(updates) else {
+            throw TensorFormatError(.invalidMetadata, "optimizer '\(prefix)' has \(updates) updates (0...\(Self.maximumCount))", file: file)
+        }
         let steps = members.map { ($0.key, $0.value.intValue!) }
         optimizer.updates = updates
         optimizer.adam.states = [:]
         for (name, step) in steps {
-            guard let m = tensors["\(prefix)/m/\(name)"], let v = tensors["\(prefix)/v/\(name)"] else {
-                throw TensorFormatError(.missingTensor, "optimizer moments missing", file: file, tensor: "\(prefix)/m/\(name)")
+            guard let parameter = model.parameters[name] else {
+                throw TensorFormatError(.unexpectedTensor, "optimizer state for a parameter the model does not have", file: file, tensor: "\(prefix)/m/\(name)")
             }
-            optimizer.adam.states[name] = AdamW.State(step: step, m: m.data, v: v.data)
+            guard (0...updates).contains(step) else {
+                throw TensorFormatError(.invalidMetadata, "step \(step) of a parameter is outside 0...\(updates) (the optimizer's updates)", file: file, tensor: "\(prefix)/m/\(name)")
+            }
+            var moments: [[Float]] = []
+            for kind in ["m", "v"] {
+                let key = "\(prefix)/\(kind)/\(name)"
+                guard let t = tensors[key] else {
+                    throw TensorFormatError(.missingTensor, "optimizer moments missing", file: file, tensor: key)
+                }
+                guard t.count == parameter.count else {
+                    throw TensorFormatError(.badShape, "\(t.count) values for a parameter of \(parameter.count)", file: file, tensor: key)
+                }
+                guard t.data.allSatisfy({ $0.isFinite && (kind == "m" || $0 >= 0) }) else {
+                    throw TensorFormatError(.nonFinite, kind == "m" ? "a moment is not finite" : "a second moment is negative or not finite", file: file, tensor: key)
+                }
+                moments.append(t.data)
+            }
+            optimizer.adam.states[name] = AdamW.State(step: step, m: moments[0], v: moments[1])
         }
     }
 

@@ -55,6 +55,14 @@ public struct UNetConfig: Sendable, Equatable {
     /// Whether the unconditional mid block has its attention (`add_attention`).
     public var midBlockAttention: Bool
 
+    /// The largest channel count, head count or context width a config may declare (SD-XL's widest is
+    /// 2,048; 10^9-wide layers would overflow the products sized from them).
+    public static let maximumWidth = 1 << 16
+    /// The most blocks, ResNet layers per block or transformer layers per block.
+    public static let maximumDepth = 256
+    /// The largest `sample_size` (a side in pixels or latents).
+    public static let maximumSampleSize = 1 << 14
+
     /// Parses and validates a diffusers config.json. Keys with values this engine does not implement
     /// are refused with an error naming the key; unknown keys are ignored (later diffusers versions add
     /// keys whose defaults keep the architecture unchanged).
@@ -79,13 +87,16 @@ public struct UNetConfig: Sendable, Equatable {
         let familyName = family.rawValue
 
         sampleSize = try reader.intOrFirst("sample_size")
-        inChannels = try reader.int("in_channels") ?? (conditional ? 4 : 3)
-        outChannels = try reader.int("out_channels") ?? (conditional ? 4 : 3)
+        if let sampleSize, !(1...Self.maximumSampleSize).contains(sampleSize) {
+            throw UNetError(.invalidConfig, "sample_size", "\(sampleSize) is out of range (1...\(Self.maximumSampleSize))")
+        }
+        inChannels = try reader.int("in_channels", in: 1...Self.maximumWidth, default: conditional ? 4 : 3)!
+        outChannels = try reader.int("out_channels", in: 1...Self.maximumWidth, default: conditional ? 4 : 3)!
         blockOutChannels = try reader.ints("block_out_channels")
             ?? (conditional ? [320, 640, 1280, 1280] : [224, 448, 672, 896])
         let n = blockOutChannels.count
-        guard n >= 1, blockOutChannels.allSatisfy({ $0 > 0 }) else {
-            throw UNetError(.invalidConfig, "block_out_channels", "needs at least one positive width")
+        guard (1...Self.maximumDepth).contains(n), blockOutChannels.allSatisfy({ (1...Self.maximumWidth).contains($0) }) else {
+            throw UNetError(.invalidConfig, "block_out_channels", "needs 1...\(Self.maximumDepth) widths, each in 1...\(Self.maximumWidth)")
         }
         let downNames = try reader.strings("down_block_types") ?? (conditional
             ? ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"]
@@ -112,25 +123,38 @@ public struct UNetConfig: Sendable, Equatable {
         }
         layersPerBlock = try reader.perBlock("layers_per_block", count: n, default: 2)
 
-        normNumGroups = try reader.int("norm_num_groups") ?? 32
-        attnNormNumGroups = try reader.int("attn_norm_num_groups")
+        normNumGroups = try reader.int("norm_num_groups", in: 1...Self.maximumWidth, default: 32)!
+        attnNormNumGroups = try reader.int("attn_norm_num_groups", in: 1...Self.maximumWidth)
+        // GroupNorm splits every block's channels into these groups (torch refuses a remainder).
+        for (key, groups) in [("norm_num_groups", normNumGroups), ("attn_norm_num_groups", attnNormNumGroups ?? normNumGroups)] {
+            if let c = blockOutChannels.first(where: { $0 % groups != 0 }) {
+                throw UNetError(.invalidConfig, key, "\(c) channels do not split into \(groups) groups")
+            }
+        }
         normEps = Float(try reader.double("norm_eps") ?? 1e-5)
+        guard normEps.isFinite, normEps > 0, normEps < 1 else {
+            throw UNetError(.invalidConfig, "norm_eps", "must be a positive number below 1")
+        }
         flipSinToCos = try reader.bool("flip_sin_to_cos") ?? true
         freqShift = Float(try reader.double("freq_shift") ?? 0)
+        guard freqShift.isFinite, abs(freqShift) < 1e6 else { throw UNetError(.invalidConfig, "freq_shift", "must be a finite number") }
         downsamplePadding = try reader.int("downsample_padding") ?? 1
         guard downsamplePadding == 0 || downsamplePadding == 1 else {
             throw UNetError(.unsupportedConfig, "downsample_padding", "\(downsamplePadding) is not supported (0 or 1)")
         }
         midBlockScaleFactor = Float(try reader.double("mid_block_scale_factor") ?? 1)
+        guard midBlockScaleFactor.isFinite, midBlockScaleFactor != 0 else {
+            throw UNetError(.invalidConfig, "mid_block_scale_factor", "must be a finite, non-zero number")
+        }
 
         if conditional {
-            crossAttentionDim = try reader.int("cross_attention_dim") ?? 1280
+            crossAttentionDim = try reader.int("cross_attention_dim", in: 1...Self.maximumWidth, default: 1280)
             // diffusers names the head count `attention_head_dim` in this family (issue 2011);
             // `num_attention_heads` wins when given.
             if let heads = o["num_attention_heads"], heads != .null {
-                attentionHeads = try reader.perBlock("num_attention_heads", count: n, default: 8)
+                attentionHeads = try reader.perBlock("num_attention_heads", count: n, default: 8, maximum: Self.maximumWidth)
             } else {
-                attentionHeads = try reader.perBlock("attention_head_dim", count: n, default: 8)
+                attentionHeads = try reader.perBlock("attention_head_dim", count: n, default: 8, maximum: Self.maximumWidth)
             }
             transformerLayersPerBlock = try reader.perBlock("transformer_layers_per_block", count: n, default: 1)
             useLinearProjection = try reader.bool("use_linear_projection") ?? false
@@ -152,7 +176,7 @@ public struct UNetConfig: Sendable, Equatable {
             useLinearProjection = false
             upcastAttention = false
             // An explicit null means one head over all channels; an absent key is diffusers' default 8.
-            attentionHeadDim = o["attention_head_dim"] == nil ? 8 : try reader.int("attention_head_dim")
+            attentionHeadDim = o["attention_head_dim"] == nil ? 8 : try reader.int("attention_head_dim", in: 1...Self.maximumWidth)
             let mid = try reader.string("mid_block_type")
             if let mid, mid != "UNetMidBlock2D" {
                 throw UNetError(.unsupportedConfig, "mid_block_type", "\(mid) is not supported (UNetMidBlock2D or null)")
@@ -211,14 +235,27 @@ private struct ConfigReader {
 
     func int(_ key: String) throws -> Int? {
         guard let d = try double(key) else { return nil }
-        guard d == d.rounded(), abs(d) < 1e9 else { throw UNetError(.invalidConfig, key, "expected an integer, got \(d)") }
+        return try Self.integer(d, key)
+    }
+
+    /// `d` as an Int when it is a whole number of magnitude below 10^9 (every width, count and size a
+    /// config can sensibly hold; larger values would overflow the products computed from them).
+    static func integer(_ d: Double, _ key: String) throws -> Int {
+        guard d.isFinite, d == d.rounded(), abs(d) < 1e9 else { throw UNetError(.invalidConfig, key, "expected an integer below 10^9, got \(ConfigValue.number(d))") }
         return Int(d)
+    }
+
+    /// The key as an int within `range` (absent: `fallback`).
+    func int(_ key: String, in range: ClosedRange<Int>, default fallback: Int? = nil) throws -> Int? {
+        guard let v = try int(key) ?? fallback else { return nil }
+        guard range.contains(v) else { throw UNetError(.invalidConfig, key, "\(v) is out of range (\(range.lowerBound)...\(range.upperBound))") }
+        return v
     }
 
     func intOrFirst(_ key: String) throws -> Int? {
         if case .array(let list)? = value(key) {
             guard case .number(let d)? = list.first else { throw UNetError(.invalidConfig, key, "expected integers") }
-            return Int(d)
+            return try Self.integer(d, key)
         }
         return try int(key)
     }
@@ -233,11 +270,11 @@ private struct ConfigReader {
         guard let v = value(key) else { return nil }
         guard case .array(let list) = v else { throw UNetError(.invalidConfig, key, "expected a list of integers") }
         return try list.map { e in
-            guard case .number(let d) = e, d == d.rounded() else {
+            guard case .number(let d) = e else {
                 if case .array = e { throw UNetError(.unsupportedConfig, key, "nested per-layer lists are not supported") }
                 throw UNetError(.invalidConfig, key, "expected integers, got \(e)")
             }
-            return Int(d)
+            return try Self.integer(d, key)
         }
     }
 
@@ -250,8 +287,8 @@ private struct ConfigReader {
         }
     }
 
-    /// An int for every block, or a list with one positive int per block.
-    func perBlock(_ key: String, count: Int, default d: Int) throws -> [Int] {
+    /// An int for every block, or a list with one int per block, each in 1...`maximum`.
+    func perBlock(_ key: String, count: Int, default d: Int, maximum: Int = UNetConfig.maximumDepth) throws -> [Int] {
         guard let v = value(key) else { return Array(repeating: d, count: count) }
         let values: [Int]
         if case .array = v {
@@ -262,7 +299,7 @@ private struct ConfigReader {
         } else {
             values = Array(repeating: try int(key) ?? d, count: count)
         }
-        guard values.allSatisfy({ $0 > 0 }) else { throw UNetError(.invalidConfig, key, "values must be positive") }
+        guard values.allSatisfy({ (1...maximum).contains($0) }) else { throw UNetError(.invalidConfig, key, "values must be in 1...\(maximum)") }
         return values
     }
 

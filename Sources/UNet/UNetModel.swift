@@ -1,4 +1,5 @@
 import TensorMath
+import TensorFormats
 
 /// Where a block output sits, for feature distillation: every down block, the mid block, every up block.
 public enum BlockOutput: Hashable, Sendable, CustomStringConvertible {
@@ -83,6 +84,8 @@ public struct UNet2D: Sendable {
     /// A dense model of `config` with freshly initialised weights (uniform +-1/sqrt(fan_in), unit
     /// norms, zero biases) from `seed`: for benchmarks and memory checks.
     public init(config: UNetConfig, randomSeed seed: UInt64) throws {
+        try MemoryBudget.check(config.denseParameterEstimate.flatMap { MemoryBudget.product([$0, MemoryLayout<Float>.size]) },
+                               for: "a model of this config", option: "block_out_channels")
         try self.init(config: config, table: ParameterTable(seed: seed))
     }
 
@@ -236,6 +239,9 @@ public struct UNet2D: Sendable {
         }
         let b = sample.shape[0]
         let factor = 1 << (down.count - 1)
+        guard b >= 1, sample.shape[2] >= 1, sample.shape[3] >= 1 else {
+            throw UNetError(.badInput, "sample", "shape \(sample.shape): batch, height and width must be at least 1")
+        }
         guard sample.shape[2] % factor == 0, sample.shape[3] % factor == 0 else {
             throw UNetError(.badInput, "sample", "height and width \(sample.shape[2])x\(sample.shape[3]) must be multiples of \(factor)")
         }
@@ -243,8 +249,8 @@ public struct UNet2D: Sendable {
             throw UNetError(.badInput, "timestep", "\(timesteps.count) timesteps for batch \(b)")
         }
         if let d = config.crossAttentionDim {
-            guard let context, context.rank == 3, context.shape[0] == b, context.shape[2] == d else {
-                throw UNetError(.badInput, "encoder_hidden_states", "shape \(context?.shape ?? []), expected [\(b), S, \(d)]")
+            guard let context, context.rank == 3, context.shape[0] == b, context.shape[1] >= 1, context.shape[2] == d else {
+                throw UNetError(.badInput, "encoder_hidden_states", "shape \(context?.shape ?? []), expected [\(b), S >= 1, \(d)]")
             }
         } else if context != nil {
             throw UNetError(.badInput, "encoder_hidden_states", "given to an unconditional UNet2DModel")

@@ -1,4 +1,5 @@
 import Foundation
+import TensorFormats
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -6,7 +7,7 @@ import Glibc
 /// One line on stderr for a person, `dmsurgery: ` first; nothing when `quiet`.
 public func note(_ message: String, quiet: Bool) {
     guard !quiet else { return }
-    FileHandle.standardError.write(Data("dmsurgery: \(message)\n".utf8))
+    StandardStreams.writeError("dmsurgery: \(OneLine.escaped(message))\n")
 }
 
 /// A one-line progress bar on stderr: shown only on a terminal, only after a second of work.
@@ -46,12 +47,12 @@ public final class ProgressBar {
         let rate = Double(done) / now.timeIntervalSince(start)
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
         let line = "\r\(label) [\(bar)] \(Int(fraction * 100))% \(counts(rate))\u{1B}[K"
-        FileHandle.standardError.write(Data(line.utf8))
+        StandardStreams.writeError(line)
     }
 
     public func finish() {
         guard drawn else { return }
-        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        StandardStreams.writeError("\r\u{1B}[K")
     }
 }
 

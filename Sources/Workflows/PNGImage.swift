@@ -56,9 +56,12 @@ public enum PNGImage {
     /// returns its PNG bytes; `scale` repeats each pixel so tiny images stay legible.
     public static func grid(_ images: Tensor, columns: Int, scale: Int = 1) throws -> [UInt8] {
         let (n, c) = (images.shape[0], images.shape[1])
-        let (h, w) = (images.shape[2] * scale, images.shape[3] * scale)
+        guard let h = MemoryBudget.product([images.shape[2], scale]), let w = MemoryBudget.product([images.shape[3], scale]) else {
+            throw TensorFormatError(.tooLarge, "a grid scaled \(scale) times overflows; lower --grid-scale")
+        }
         guard c == 1 || c == 3 else { throw Failure(description: "images have \(c) channels; PNG grids need 1 or 3") }
         let cols = max(1, min(columns, n)), rows = (n + cols - 1) / cols
+        try MemoryBudget.check(MemoryBudget.product([cols, w + 1, rows, h + 1, c]), for: "the PNG grid", option: "--grid-scale")
         let gw = cols * w + (cols - 1), gh = rows * h + (rows - 1)
         var pixels = [UInt8](repeating: 255, count: gw * gh * c)
         for i in 0..<n {

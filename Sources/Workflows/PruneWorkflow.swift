@@ -46,7 +46,7 @@ public enum PruneWorkflow {
         }
         let config: UNetConfig
         do { config = try UNetConfig(json: configJSON) } catch let error as UNetError { throw located(error, file: s.model) }
-        let units = try PruningUnits(config: config, shapes: Dictionary(uniqueKeysWithValues: checkpoint.entries.map { ($0.name, $0.shape) }),
+        let units = try PruningUnits(config: config, shapes: Dictionary(checkpoint.entries.map { ($0.name, $0.shape) }, uniquingKeysWith: { first, _ in first }),
                                      file: s.model)
         let hash = try Pruner.tensorsSHA256(checkpoint)
         let chosen = try choose(s, units, checkpoint: checkpoint, config: config, hash: hash)

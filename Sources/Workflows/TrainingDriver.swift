@@ -45,6 +45,12 @@ final class StopRequest: @unchecked Sendable {
 func train<M: TrainingMethod>(_ method: inout M, run: RunDescription, settings: TrainingSettings, source: TrainableModel,
                               output: OutputSettings, stop: StopRequest) throws {
     let command = run.command
+    // The data's sides are checked against the model when it is read; this bounds the batch's memory.
+    let factor = 1 << (source.unet.config.blockOutChannels.count - 1)
+    let side = ((source.unet.config.sampleSize ?? 32) + factor - 1) / factor * factor
+    do { try source.unet.checkInput(batch: settings.batch, height: side, width: side, training: true, option: "--batch") } catch let error as UNetError {
+        throw located(error, file: output.path)
+    }
     let statePath = settings.statePath(output: output.path)
     if settings.resume, let statePath, !FileManager.default.fileExists(atPath: statePath) {
         throw TensorFormatError(.notFound, "no resumable state (run with --checkpoint-every, or interrupt a run, first)", file: statePath)

@@ -52,12 +52,12 @@ struct ForwardBench: ParsableCommand {
         let mean = times.reduce(0, +) / Double(times.count)
         let peak = peakResidentBytes()
         if subject.json {
-            emit(JSONWriter.pretty(.object([
+            try emit(JSONWriter.pretty(.object([
                 JSONMember("seconds_per_forward", .double(mean)), JSONMember("parameters", .int(unet.parameterCount)),
                 JSONMember("batch", .int(batch)), JSONMember("size", .int(side)), JSONMember("peak_rss_bytes", .int(peak)),
             ])))
         } else {
-            emit(table([["seconds per forward", String(format: "%.3f", mean)],
+            try emit(table([["seconds per forward", String(format: "%.3f", mean)],
                         ["parameters", formatCount(unet.parameterCount)],
                         ["batch", "\(batch) x \(cfg.inChannels) x \(side) x \(side)"],
                         ["peak resident memory", formatBytes(peak)]]))

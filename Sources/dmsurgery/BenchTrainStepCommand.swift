@@ -64,7 +64,7 @@ struct TrainStepBench: ParsableCommand {
         let flops = 3 * unet.forwardFLOPs(batch: batch, height: side, width: side)
         let gflops = flops / mean.total / 1e9
         if subject.json {
-            emit(JSONWriter.pretty(.object([
+            try emit(JSONWriter.pretty(.object([
                 JSONMember("seconds_per_step", .double(mean.total)), JSONMember("forward", .double(mean.forward)),
                 JSONMember("backward", .double(mean.backward)), JSONMember("update", .double(mean.update)),
                 JSONMember("parameters", .int(unet.parameterCount)), JSONMember("batch", .int(batch)),
@@ -73,7 +73,7 @@ struct TrainStepBench: ParsableCommand {
                 JSONMember("nominal_gflop", .double(flops / 1e9)), JSONMember("gflops", .double(gflops)),
             ])))
         } else {
-            emit(table([["seconds per step", String(format: "%.3f", mean.total)],
+            try emit(table([["seconds per step", String(format: "%.3f", mean.total)],
                         ["forward", String(format: "%.3f", mean.forward)],
                         ["backward", String(format: "%.3f", mean.backward)],
                         ["update", String(format: "%.3f", mean.update)],

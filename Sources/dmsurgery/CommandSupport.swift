@@ -26,13 +26,14 @@ func exitError(for error: Error) -> Error {
     case let interrupted as Interrupted:
         return ExitCode(128 + interrupted.signal)
     default:
-        printError("\(error)")
+        printError(OneLine.describe(error))
         return ExitStatus.invalidInput
     }
 }
 
+/// Prints an error line made by `OneLine` (already escaped).
 func printError(_ message: String) {
-    FileHandle.standardError.write(Data("dmsurgery: error: \(message)\n".utf8))
+    StandardStreams.writeError("dmsurgery: error: \(message)\n")
 }
 
 /// Opens an input with the options every command shares.
@@ -55,27 +56,31 @@ func loadUNet(model: String?, config: String? = nil, input: InputOptions) throws
 
 func formatShape(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }
 
-/// Left-aligned columns, two spaces apart.
+/// Left-aligned columns, two spaces apart. A column is padded to at most `maximumColumnWidth`: a longer
+/// cell (one very long tensor name) runs past its column on its own row instead of widening every row.
 func table(_ rows: [[String]]) -> String {
     guard let columns = rows.map(\.count).max() else { return "" }
     var widths = [Int](repeating: 0, count: columns)
     let counted = rows.map { row in row.map { ($0, $0.count) } }
-    for row in counted { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.1) } }
+    for row in counted { for (i, cell) in row.enumerated() { widths[i] = min(max(widths[i], cell.1), maximumColumnWidth) } }
     var out = ""
     for (r, row) in counted.enumerated() {
         if r > 0 { out += "\n" }
         for (i, (cell, width)) in row.enumerated() {
             if i > 0 { out += "  " }
             out += cell
-            if i < row.count - 1 { out += String(repeating: " ", count: widths[i] - width) }
+            if i < row.count - 1 { out += String(repeating: " ", count: max(0, widths[i] - width)) }
         }
     }
     return out
 }
 
-/// Prints text to standard output.
-func emit(_ text: String) {
-    FileHandle.standardOutput.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
+/// The widest a table column is padded to (an 80-column terminal still shows the next column).
+let maximumColumnWidth = 60
+
+/// Prints text to standard output; a failed write is an `io-error` (exit 2).
+func emit(_ text: String) throws {
+    try StandardStreams.writeOutput(text.hasSuffix("\n") ? text : text + "\n")
 }
 
 /// Parses `5GB`, `500MB`, `2GiB`, `1000` (bytes). Decimal units are powers of 1000, as huggingface_hub.

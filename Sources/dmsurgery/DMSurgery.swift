@@ -24,8 +24,13 @@ struct DMSurgery: ParsableCommand {
 
     /// The root entry: parses, runs, and turns every error into its exit status in one place
     /// (`exitError(for:)`). Interrupts remove temporary outputs unless a training loop takes them.
+    /// `help` for a subcommand that does not exist is a usage error (64), not the root help.
     static func main() {
+        StandardStreams.reserveClosedDescriptors()
         TemporaryFiles.installSignalCleanup()
+        if let word = HelpTopic.unknownWord(in: Array(CommandLine.arguments.dropFirst()), root: Self.self) {
+            exit(withError: ValidationError("no subcommand '\(word)'; 'dmsurgery help' lists them"))
+        }
         var command: ParsableCommand
         do { command = try parseAsRoot() } catch { exit(withError: error) }
         do { try command.run() } catch { exit(withError: exitError(for: error)) }

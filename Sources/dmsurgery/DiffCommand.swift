@@ -56,7 +56,7 @@ struct DiffCommand: ParsableCommand {
         let bar = ProgressBar("diff", total: first.byteCount, quiet: common.quiet)
         let report = try Differ.diff(first, second, options: options, progress: bar.update)
         bar.finish()
-        emit(json ? JSONWriter.pretty(reportJSON(report)) : text(report))
+        try emit(json ? JSONWriter.pretty(reportJSON(report)) : text(report))
         if report.differs { throw ExitStatus.problemsFound }
     }
 

@@ -68,6 +68,12 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         try InputSet.declare(inputs: [(model, "MODEL"), (config, "--config"), (scheduler, "--scheduler")], outputs: [(grid, "--grid")])
         let source = model ?? config ?? "-"
+        if grid != nil {
+            // The grid's pixels, before any sampling: every prompt's samples at --grid-scale.
+            let side = MemoryBudget.product([WorldSize.side, gridScale])
+            try MemoryBudget.check(side.flatMap { MemoryBudget.product([WorldPrompt.all.count, samples, $0, $0, WorldSize.channels]) },
+                                   for: "the PNG grid", option: "--grid-scale or --samples")
+        }
         let unet = try loadUNet(model: model, config: config, input: input)
         do throws(WorldModelMismatch) {
             try Evaluation.checkFits(unet)
@@ -93,7 +99,7 @@ struct EvalCommand: ParsableCommand {
         }
         bar.finish()
         if !report.detectorsTrusted {
-            FileHandle.standardError.write(Data("dmsurgery: warning: a detector is below \(Int(EvaluationReport.requiredDetectorAccuracy * 100))% on ground-truth renders (minimum \(formatNumber(report.detectorAccuracy.minimum))): the scores are not trusted\n".utf8))
+            StandardStreams.writeError("dmsurgery: warning: a detector is below \(Int(EvaluationReport.requiredDetectorAccuracy * 100))% on ground-truth renders (minimum \(formatNumber(report.detectorAccuracy.minimum))): the scores are not trusted\n")
         }
         if let grid {
             let png = try PNGImage.grid(report.images, columns: samples, scale: gridScale)
@@ -101,9 +107,9 @@ struct EvalCommand: ParsableCommand {
             note("wrote \(grid): \(WorldPrompt.all.count) rows (prompts) x \(samples) samples", quiet: common.quiet)
         }
         if json {
-            emit(JSONWriter.pretty(report.json))
+            try emit(JSONWriter.pretty(report.json))
         } else {
-            emit(summary(report, source: source))
+            try emit(summary(report, source: source))
         }
     }
 

@@ -44,7 +44,7 @@ struct InspectCommand: ParsableCommand {
             try opened.finish()
         }
         let report = InspectReport(opened, moduleDepth: depth)
-        emit(json ? JSONWriter.pretty(report.json) : text(report))
+        try emit(json ? JSONWriter.pretty(report.json) : text(report))
     }
 
     private func text(_ report: InspectReport) -> String {

@@ -54,6 +54,7 @@ struct SampleCommand: ParsableCommand {
 
     func validate() throws {
         guard count >= 1, steps >= 1 else { throw ValidationError("--count and --steps must be at least 1") }
+        try requireFinite(["--guidance": guidance])
     }
 
     func run() throws {
@@ -72,6 +73,9 @@ struct SampleCommand: ParsableCommand {
         }
         let ddim = DDIMSampler(try loadSchedulerConfig(model: model, explicit: scheduler))
         let side = size ?? cfg.sampleSize ?? 32
+        do { try unet.checkInput(batch: count, height: side, width: side, training: false, option: "--count or --size") } catch let error as UNetError {
+            throw located(error, file: model)
+        }
         var rng = NormalGenerator(seed: seed)
         var rows: [Tensor] = []
         let conditions: [(Tensor, Tensor)?] = unet.contextDim == nil ? [nil] : try cond.map { try loadCondition($0, unet) }

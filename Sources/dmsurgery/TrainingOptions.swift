@@ -44,6 +44,7 @@ struct TrainingOptions: ParsableArguments {
     var state: String?
 
     func validate(output: String) throws {
+        try requireFinite(["--lr": lr, "--weight-decay": weightDecay, "--ema": ema, "--max-grad-norm": maxGradNorm])
         guard steps >= 1, batch >= 1 else { throw ValidationError("--steps and --batch must be at least 1") }
         guard lr > 0, warmup >= 0, weightDecay >= 0, maxGradNorm >= 0 else {
             throw ValidationError("--lr must be positive; --warmup, --weight-decay and --max-grad-norm not negative")
@@ -95,6 +96,7 @@ struct LowerLevelOptions: ParsableArguments {
     var uncondProb: Float = 0
 
     func validate() throws {
+        try requireFinite(["--w-diff": wDiff, "--w-out": wOut, "--w-feat": wFeat, "--min-snr-gamma": minSnrGamma, "--uncond-prob": uncondProb])
         guard wDiff >= 0, wOut >= 0, wFeat >= 0 else { throw ValidationError("--w-diff, --w-out and --w-feat must not be negative") }
         if let minSnrGamma, minSnrGamma <= 0 { throw ValidationError("--min-snr-gamma must be positive") }
         guard uncondProb >= 0 && uncondProb <= 1 else { throw ValidationError("--uncond-prob must be in [0, 1]") }
@@ -131,6 +133,7 @@ struct ForgetOptions: ParsableArguments {
     var forgetGuidance: Float = 5
 
     func validate() throws {
+        try requireFinite(["--eta": eta, "--forget-guidance": forgetGuidance])
         guard forgetSampleSteps >= 1 else { throw ValidationError("--forget-sample-steps must be at least 1") }
     }
 

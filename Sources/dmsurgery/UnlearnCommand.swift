@@ -62,6 +62,7 @@ struct UnlearnCommand: ParsableCommand {
 
     func validate() throws {
         try training.validate(output: output)
+        try requireFinite(["--lambda": lambda, "--upper-lr": upperLr])
         guard innerSteps >= 1, upperEvery >= 1, lambdaRamp >= 0, lambda >= 0 else {
             throw ValidationError("--inner-steps and --upper-every must be at least 1; --lambda and --lambda-ramp not negative")
         }

@@ -66,7 +66,7 @@ struct VerifyCommand: ParsableCommand {
         if let writeManifest {
             let text = report.digests.map(\.line).joined(separator: "\n") + "\n"
             if writeManifest == "-" {
-                emit(text)
+                try emit(text)
             } else {
                 let output = try OutputFile(path: writeManifest)
                 try output.write(Array(text.utf8))
@@ -74,9 +74,9 @@ struct VerifyCommand: ParsableCommand {
             }
         }
         if json {
-            emit(JSONWriter.pretty(reportJSON(report, mismatches: mismatches, checked: expected != nil)))
+            try emit(JSONWriter.pretty(reportJSON(report, mismatches: mismatches, checked: expected != nil)))
         } else if writeManifest != "-" {
-            emit(text(report, mismatches: mismatches, checked: expected != nil))
+            try emit(text(report, mismatches: mismatches, checked: expected != nil))
         }
         if report.hasProblems || !mismatches.isEmpty { throw ExitStatus.problemsFound }
     }

@@ -46,7 +46,7 @@ struct WorldCommand: ParsableCommand {
 
     func run() throws {
         if prompts {
-            emit(WorldPrompt.all.enumerated().map { "\($0.offset)\t\($0.element.isForget ? "forget" : "retain")\t\($0.element.text)" }
+            try emit(WorldPrompt.all.enumerated().map { "\($0.offset)\t\($0.element.isForget ? "forget" : "retain")\t\($0.element.text)" }
                 .joined(separator: "\n"))
             return
         }

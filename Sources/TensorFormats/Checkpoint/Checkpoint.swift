@@ -70,7 +70,7 @@ public final class Checkpoint {
     /// Tensor names in the order of the index file's weight_map, for sharded input.
     public var indexOrder: [String]?
     let provider: TensorDataProvider
-    private let indexByName: [String: Int]
+    private let indexByName: [ByteKey: Int]
 
     public init(name: String, format: CheckpointFormat, files: [CheckpointFile], entries: [TensorEntry],
                 metadata: Metadata?, configJSON: String?, details: [(String, String)] = [],
@@ -83,10 +83,10 @@ public final class Checkpoint {
         self.configJSON = configJSON
         self.details = details
         self.provider = provider
-        var index: [String: Int] = [:]
+        var index: [ByteKey: Int] = [:]
         index.reserveCapacity(entries.count)
         for (i, entry) in entries.enumerated() {
-            guard index.updateValue(i, forKey: entry.name) == nil else {
+            guard index.updateValue(i, forKey: ByteKey(entry.name)) == nil else {
                 throw TensorFormatError(.duplicateKey, "tensor name appears twice", file: name, tensor: entry.name)
             }
         }
@@ -96,7 +96,7 @@ public final class Checkpoint {
     public var isSequential: Bool { provider.isSequential }
 
     public func entry(named name: String) -> TensorEntry? {
-        indexByName[name].map { entries[$0] }
+        indexByName[ByteKey(name)].map { entries[$0] }
     }
 
     /// Total number of elements, the figure people call parameter count.

@@ -192,12 +192,12 @@ extension Checkpoint {
         }
         let directory = (indexPath as NSString).deletingLastPathComponent
         var shardNames: [String] = []
-        var expected: [String: String] = [:]
+        var expected: [ByteKey: String] = [:]
         for member in map {
             guard let file = member.value.stringValue, !file.contains("/"), !file.isEmpty else {
                 throw TensorFormatError(.invalidIndex, "weight_map entry is not a file name in the index's folder", file: indexPath, tensor: member.key)
             }
-            expected[member.key] = file
+            expected[ByteKey(member.key)] = file
             if !shardNames.contains(file) { shardNames.append(file) }
         }
         shardNames.sort()
@@ -205,13 +205,26 @@ extension Checkpoint {
         var maps: [MappedFile] = []
         var entries: [TensorEntry] = []
         var metadata: Metadata?
-        for (index, shard) in shardNames.enumerated() {
+        // Every shard's header first: a tensor held by two shards is a duplicate (sharding.md), whichever
+        // of the two the index names.
+        var shards: [(path: String, map: MappedFile, header: SafetensorsHeader)] = []
+        var holder: [ByteKey: String] = [:]
+        for shard in shardNames {
             let path = directory.isEmpty ? shard : directory + "/" + shard
             let map = try MappedFile(path: path)
             let header: SafetensorsHeader
             do { header = try parseHeader(map) } catch { throw error.inFile(path) }
             for tensor in header.tensors {
-                guard let listed = expected[tensor.name] else {
+                if let other = holder.updateValue(shard, forKey: ByteKey(tensor.name)) {
+                    throw TensorFormatError(.duplicateKey, "the tensor is in two shards, \(other) and \(shard)", file: path, tensor: tensor.name)
+                }
+            }
+            shards.append((path, map, header))
+        }
+        for (index, (path, map, header)) in shards.enumerated() {
+            let shard = shardNames[index]
+            for tensor in header.tensors {
+                guard let listed = expected[ByteKey(tensor.name)] else {
                     throw TensorFormatError(.invalidIndex, "shard holds a tensor the index does not list", file: path, tensor: tensor.name)
                 }
                 guard listed == shard else {
@@ -226,8 +239,8 @@ extension Checkpoint {
             maps.append(map)
             entries += Checkpoint.entries(of: header, fileIndex: index)
         }
-        let present = Set(entries.map(\.name))
-        if let missing = map.first(where: { !present.contains($0.key) }) {
+        let present = Set(entries.map { ByteKey($0.name) })
+        if let missing = map.first(where: { !present.contains(ByteKey($0.key)) }) {
             throw TensorFormatError(.invalidIndex, "index lists a tensor that its shard does not hold", file: indexPath, tensor: missing.key)
         }
         let resolvedConfig = try config ?? configFromMetadata(metadata, file: indexPath)

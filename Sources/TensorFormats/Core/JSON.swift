@@ -133,7 +133,7 @@ public struct JSONParser {
     private mutating func parseObject(depth: Int, key parentKey: String?) throws(JSONParseError) -> JSONValue {
         position += 1
         var members: [JSONMember] = []
-        var seen: Set<String> = []
+        var seen: Set<ByteKey> = []
         skipWhitespace()
         if current == UInt8(ascii: "}") {
             position += 1
@@ -145,7 +145,7 @@ public struct JSONParser {
             let keyStart = position
             let key = try parseString()
             if rejectDuplicateKeys {
-                guard seen.insert(key).inserted else {
+                guard seen.insert(ByteKey(key)).inserted else {
                     throw JSONParseError(kind: .duplicateKey(key, parent: parentKey), message: "duplicate key '\(key)'", offset: keyStart)
                 }
             }

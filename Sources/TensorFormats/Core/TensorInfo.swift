@@ -38,10 +38,11 @@ public struct Metadata: Sendable, Equatable {
     public var isEmpty: Bool { entries.isEmpty }
     public var keys: [String] { entries.map(\.key) }
 
+    /// Keys compare byte for byte (`ByteKey`): two keys equal only after Unicode normalisation are two keys.
     public subscript(key: String) -> String? {
-        get { entries.first(where: { $0.key == key })?.value }
+        get { entries.first(where: { $0.key.utf8.elementsEqual(key.utf8) })?.value }
         set {
-            if let index = entries.firstIndex(where: { $0.key == key }) {
+            if let index = entries.firstIndex(where: { $0.key.utf8.elementsEqual(key.utf8) }) {
                 if let newValue { entries[index].value = newValue } else { entries.remove(at: index) }
             } else if let newValue {
                 entries.append(Entry(key: key, value: newValue))

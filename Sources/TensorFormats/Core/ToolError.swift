@@ -1,3 +1,8 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The one shape of every error dmsurgery shows a user, whichever module throws it.
 ///
 /// Each module keeps its own error type (formats, engine, training, ...) so its rules stay next to its
@@ -16,13 +21,64 @@ public protocol ToolError: Error, CustomStringConvertible, Sendable {
 }
 
 extension ToolError {
-    /// `FILE: RULE: message (tensor 'NAME')`: one line, stable enough to grep.
+    /// `FILE: RULE: message (tensor 'NAME')`: one line, stable enough to grep. Names, paths and library
+    /// messages come from untrusted files, so the assembled line is escaped here, once
+    /// (`OneLine.escaped`): a newline, an ANSI escape or a NUL in a tensor name cannot split the line or
+    /// drive the terminal.
     public var oneLine: String {
         var line = ""
         if let file { line += "\(file): " }
         line += "\(code.rawValue): \(message)"
         if let tensor { line += " (tensor '\(tensor)')" }
-        return line
+        return OneLine.escaped(line)
+    }
+}
+
+/// The one-line rendering of anything thrown, for the single place that prints errors.
+public enum OneLine {
+    /// `error` as one escaped line: a `ToolError` as its `oneLine`; a Foundation or system error (a
+    /// failed mkdir, a failed write) as an `io-error` naming the file it was about when it says one;
+    /// anything else as an `invalid-argument` with its description.
+    public static func describe(_ error: any Error) -> String {
+        if let tool = error as? any ToolError { return tool.oneLine }
+        if let cocoa = error as? CocoaError {
+            let underlying = (cocoa.userInfo[NSUnderlyingErrorKey] as? NSError).map { String(cString: strerror(Int32($0.code))) }
+            let reason = underlying ?? cocoa.localizedDescription
+            return TensorFormatError(.io, reason, file: cocoa.filePath ?? cocoa.url?.path).oneLine
+        }
+        return TensorFormatError(.invalidArgument, String(describing: error)).oneLine
+    }
+
+    /// `text` with every control character (C0, DEL, C1) and the backslash written as an escape
+    /// (`\n`, `\t`, `\r`, `\0`, `\\`, `\x1b`, `\u{85}`), so that it prints as one line of inert text.
+    public static func escaped(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+        var out = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            guard needsEscape(scalar) else { out.append(scalar); continue }
+            let escape: String
+            switch scalar {
+            case "\n": escape = "\\n"
+            case "\t": escape = "\\t"
+            case "\r": escape = "\\r"
+            case "\0": escape = "\\0"
+            case "\\": escape = "\\\\"
+            default:
+                escape = scalar.value < 0x80 ? "\\x" + hex(scalar.value, digits: 2) : "\\u{" + hex(scalar.value, digits: 1) + "}"
+            }
+            out.append(contentsOf: escape.unicodeScalars)
+        }
+        return String(out)
+    }
+
+    private static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || scalar == "\\" || (0x7F...0x9F).contains(scalar.value)
+            || scalar.value == 0x2028 || scalar.value == 0x2029
+    }
+
+    private static func hex(_ value: UInt32, digits: Int) -> String {
+        let text = String(value, radix: 16)
+        return String(repeating: "0", count: max(0, digits - text.count)) + text
     }
 }
 

@@ -43,7 +43,7 @@ extension Checkpoint {
             infos[fileIndex].append(info)
             offset += tensor.byteCount
         }
-        let metadata = reader.metadata.isEmpty ? nil : Metadata(reader.metadata)
+        let metadata = reader.metadata.isEmpty && !reader.hasEmptyMetadata ? nil : Metadata(reader.metadata)
         let files = reader.files.enumerated().map { index, path in
             CheckpointFile(path: reader.files.count == 1 ? name : path, size: Sys.fileStatus(path: path).map { Int($0.st_size) },
                            header: SafetensorsHeader(tensors: infos[index], metadata: metadata, headerLength: 0))
@@ -85,11 +85,11 @@ enum HDF5Checkpoint {
 /// Reads HDF5 tensors one dataset at a time, then hands the bytes out in chunks.
 final class HDF5Provider: TensorDataProvider {
     let reader: HDF5Reader
-    private let tensorsByName: [String: HDF5Tensor]
+    private let tensorsByName: [ByteKey: HDF5Tensor]
 
     init(reader: HDF5Reader) {
         self.reader = reader
-        tensorsByName = Dictionary(reader.tensors.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        tensorsByName = Dictionary(reader.tensors.map { (ByteKey($0.name), $0) }, uniquingKeysWith: { first, _ in first })
     }
 
     var isSequential: Bool { false }
@@ -99,7 +99,7 @@ final class HDF5Provider: TensorDataProvider {
 
     private func bytes(of entry: TensorEntry) throws -> [UInt8] {
         if let cached, cached.name == entry.name { return cached.bytes }
-        guard let tensor = tensorsByName[entry.name] else {
+        guard let tensor = tensorsByName[ByteKey(entry.name)] else {
             throw TensorFormatError(.notFound, "no such dataset", tensor: entry.name)
         }
         cached = nil
@@ -150,7 +150,8 @@ public enum HDF5Output {
         defer { spool?.close() }
         func create(_ file: String) throws(TensorFormatError) -> HDF5Writer {
             try HDF5Writer(path: file, layout: layout, compression: compression,
-                           metadata: metadata?.entries.map { ($0.key, $0.value) } ?? [], label: path)
+                           metadata: metadata?.entries.map { ($0.key, $0.value) } ?? [], label: path,
+                           emptyMetadata: metadata != nil && metadata!.entries.isEmpty)
         }
         let writer = try output.temporaryPath.map(create) ?? spool!.withName(create)
         var offset = 0

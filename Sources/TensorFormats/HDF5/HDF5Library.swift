@@ -64,9 +64,15 @@ enum HDF5Library {
     nonisolated(unsafe) private static var isSetUp = false
 
     /// H5open, silence the error stack, register zstd. Called under the lock.
+    ///
+    /// `H5dont_atexit` first: libhdf5's exit handler closes every id still open, and after a failed
+    /// write (a full disk) the dataset and file ids it finds are half closed; closing them again
+    /// segfaulted after the error line was printed (exit 139). Every file dmsurgery writes is closed
+    /// (or abandoned and unlinked) explicitly, so nothing is lost by skipping the handler.
     private static func setUp() {
         guard !isSetUp else { return }
         isSetUp = true
+        _ = H5dont_atexit()
         _ = H5open()
         dms_h5e_silence()
         _ = dms_h5z_register_zstd(hdf5ZstdFilter)
@@ -118,6 +124,8 @@ extension ErrorCode {
     public static let hdf5UnsupportedType = Self(rawValue: "hdf5-unsupported-type")
     /// The file does not have the structure its layout requires (Keras names, attributes).
     public static let hdf5InvalidLayout = Self(rawValue: "hdf5-invalid-layout")
+    /// A tensor name the output format cannot hold (a NUL byte in an HDF5 name).
+    public static let unrepresentableName = Self(rawValue: "unrepresentable-name")
     /// Writing an HDF5 file failed.
     public static let hdf5Write = Self(rawValue: "hdf5-write")
 }

@@ -82,6 +82,8 @@ public final class HDF5Reader {
     public private(set) var tensors: [HDF5Tensor] = []
     /// Root string attributes (all but `dmsurgery.layout`): the checkpoint's metadata.
     public private(set) var metadata: [(key: String, value: String)] = []
+    /// Whether the file says its metadata is present though empty (`{}`, dmsurgery layout).
+    public private(set) var hasEmptyMetadata = false
     public private(set) var skipped: [HDF5SkippedDataset] = []
     public private(set) var groupCount = 0
 
@@ -91,6 +93,9 @@ public final class HDF5Reader {
     /// The root attribute naming the dmsurgery layout, and its value.
     public static let layoutAttribute = "dmsurgery.layout"
     public static let layoutValue = "dmsurgery-hdf5/1"
+    /// Root attribute (dmsurgery layout) marking an empty but present `__metadata__` (`{}`), which has
+    /// no attribute of its own; without it `{}` would come back as no metadata at all.
+    public static let emptyMetadataAttribute = "dmsurgery.empty-metadata"
 
     /// True when `prefix` starts with the HDF5 signature (`\x89HDF\r\n\x1a\n`).
     public static func hasSignature<C: Collection>(_ prefix: C) -> Bool where C.Element == UInt8 {
@@ -132,12 +137,13 @@ public final class HDF5Reader {
             layout = scan.layout
             tensors = scan.tensors
             metadata = scan.metadata
+            hasEmptyMetadata = scan.hasEmptyMetadata
             skipped = scan.skipped
             groupCount = scan.groupCount
             openFile = (path, file)
         }
-        var seen = Set<String>()
-        for tensor in tensors where !seen.insert(tensor.name).inserted {
+        var seen = Set<ByteKey>()
+        for tensor in tensors where !seen.insert(ByteKey(tensor.name)).inserted {
             throw TensorFormatError(.nameCollision, "two datasets map to the same tensor name", file: label, tensor: tensor.name)
         }
     }
@@ -168,6 +174,13 @@ public final class HDF5Reader {
                 throw TensorFormatError(.hdf5UnsupportedType, "the dataset changed type", file: label, tensor: tensor.name)
             }
             guard tensor.byteCount > 0 else { return [] }
+            try MemoryBudget.check(tensor.byteCount, for: "dataset \(tensor.path)", option: "the input (each tensor is read whole)",
+                                   file: label)
+            // The zstd filter inflates no chunk beyond the size the dataset declares for it (the rule
+            // that keeps a 2 GiB frame in a 1 MiB chunk from allocating 2 GiB).
+            let chunkBytes = tensor.chunks.flatMap { MemoryBudget.product($0 + [H5Tget_size(fileType.id)]) }
+            HDF5ZstdFilterLimit.chunkBytes = chunkBytes ?? tensor.byteCount
+            defer { HDF5ZstdFilterLimit.chunkBytes = nil }
             var status: herr_t = -1
             // H5Dread fills every byte of the selection (or fails, and the array is dropped): no zeroing pass.
             let bytes = [UInt8](unsafeUninitializedCapacity: tensor.byteCount) { buffer, initialized in
@@ -241,6 +254,7 @@ struct HDF5FileScan {
     let layout: HDF5Layout
     var tensors: [HDF5Tensor] = []
     var metadata: [(key: String, value: String)] = []
+    var hasEmptyMetadata = false
     var skipped: [HDF5SkippedDataset] = []
     var groupCount = 0
 
@@ -280,9 +294,10 @@ struct HDF5FileScan {
         self.label = label
         self.allowUnsafe = allowUnsafe
         let root = try HDF5Handle(H5Gopen2(file, "/", dms_h5p_default()), .hdf5Unreadable, "cannot open the root group", file: label)
-        var visited = Set<haddr_t>()
+        var visited = Set<HDF5ObjectAddress>()
         try walk(root.id, components: [], visited: &visited)
-        for name in HDF5Attributes.names(root.id) where name != HDF5Reader.layoutAttribute {
+        hasEmptyMetadata = layout == .dmsurgery && HDF5Attributes.exists(root.id, HDF5Reader.emptyMetadataAttribute)
+        for name in HDF5Attributes.names(root.id) where name != HDF5Reader.layoutAttribute && name != HDF5Reader.emptyMetadataAttribute {
             if let value = HDF5Attributes.string(root.id, name) {
                 metadata.append((name, value))
             } else if layout == .dmsurgery, let value = HDF5Attributes.utf8Bytes(root.id, name) {
@@ -308,7 +323,14 @@ struct HDF5FileScan {
     }
 
     /// Pre-order traversal in link order, applying the safety rules to every link and dataset.
-    private mutating func walk(_ group: hid_t, components: [String], visited: inout Set<haddr_t>) throws(TensorFormatError) {
+    /// Deepest group nesting followed: external and soft links (with --allow-unsafe-h5) can nest a
+    /// file in itself through names the address check cannot see, and libhdf5 aborts past its own limit.
+    static let maximumDepth = 64
+
+    private mutating func walk(_ group: hid_t, components: [String], visited: inout Set<HDF5ObjectAddress>) throws(TensorFormatError) {
+        guard components.count < HDF5FileScan.maximumDepth else {
+            throw unsafe(.hdf5InvalidLayout, "groups nest deeper than \(HDF5FileScan.maximumDepth) levels at /\(components.joined(separator: "/")) (a link cycle?)")
+        }
         var groupInfo = H5G_info_t()
         guard H5Gget_info(group, &groupInfo) >= 0 else {
             throw HDF5Library.failure(.hdf5Unreadable, "cannot list group /\(components.joined(separator: "/"))", file: label)
@@ -358,8 +380,9 @@ struct HDF5FileScan {
             }
             switch info.type {
             case H5O_TYPE_GROUP:
-                // Hard links can make cycles; each group is entered once (external files aside).
-                guard link.type == H5L_TYPE_EXTERNAL || visited.insert(info.addr).inserted else { continue }
+                // Links can make cycles (hard links within the file, external links back into it): each
+                // group, identified by its file and address, is entered once.
+                guard visited.insert(HDF5ObjectAddress(file: UInt(info.fileno), address: UInt64(info.addr))).inserted else { continue }
                 groupCount += 1
                 try walk(object, components: path, visited: &visited)
             case H5O_TYPE_DATASET:
@@ -384,7 +407,7 @@ struct HDF5FileScan {
         TensorFormatError(code, message, file: label, tensor: tensor)
     }
 
-    /// Keras' bomb rule: declared bytes above 4 GiB and above 1000x the stored bytes.
+    /// Keras' bomb rule: declared bytes of 4 GiB or more and above 1000x the stored bytes.
     static let bombFloorBytes = 1 << 32
     static let maximumExpansion = 1000
 
@@ -416,15 +439,15 @@ struct HDF5FileScan {
             return nil
         }
         let elementSize = H5Tget_size(type.id)
-        var declared = elementSize
-        for dim in shape {
+        var declared = shape.contains(0) ? 0 : elementSize
+        for dim in shape where declared > 0 {
             let (product, overflow) = declared.multipliedReportingOverflow(by: dim)
             guard !overflow else { throw unsafe(.hdf5DeclaredSize, "dataset \(pathText) declares more bytes than can be addressed") }
             declared = product
         }
         let stored = Int(clamping: H5Dget_storage_size(dataset))
         let (expansionLimit, limitOverflows) = stored.multipliedReportingOverflow(by: HDF5FileScan.maximumExpansion)
-        if declared > HDF5FileScan.bombFloorBytes, !limitOverflows, declared > expansionLimit, !allowUnsafe {
+        if declared >= HDF5FileScan.bombFloorBytes, !limitOverflows, declared > expansionLimit, !allowUnsafe {
             throw unsafe(.hdf5DeclaredSize, "dataset \(pathText) declares \(declared) bytes but stores \(stored): refusing a possible shape or decompression bomb")
         }
         let attribute = HDF5Attributes.string(dataset, "dtype")
@@ -525,4 +548,10 @@ struct HDF5FileScan {
         }
         return index > 0 ? values : nil
     }
+}
+
+/// An HDF5 object's identity across the files a walk enters: libhdf5's file number and the address.
+struct HDF5ObjectAddress: Hashable {
+    var file: UInt
+    var address: UInt64
 }

@@ -36,7 +36,8 @@ public final class HDF5Writer {
     private var groups: Set<String> = []
 
     public init(path: String, layout: HDF5WriteLayout = .dmsurgery, compression: OutputCompression? = nil,
-                metadata: [(key: String, value: String)] = [], label: String? = nil) throws(TensorFormatError) {
+                metadata: [(key: String, value: String)] = [], label: String? = nil,
+                emptyMetadata: Bool = false) throws(TensorFormatError) {
         self.path = path
         self.layout = layout
         self.compression = compression
@@ -56,9 +57,12 @@ public final class HDF5Writer {
             try HDF5Library.locked { () throws(TensorFormatError) in
                 if layout == .dmsurgery {
                     try HDF5Attributes.write(file, HDF5Reader.layoutAttribute, string: HDF5Reader.layoutValue, file: label)
+                    if emptyMetadata && metadata.isEmpty {
+                        try HDF5Attributes.write(file, HDF5Reader.emptyMetadataAttribute, string: "{}", file: label)
+                    }
                 }
                 for (key, value) in metadata {
-                    guard key != HDF5Reader.layoutAttribute, !key.isEmpty, !key.utf8.contains(0) else {
+                    guard key != HDF5Reader.layoutAttribute, key != HDF5Reader.emptyMetadataAttribute, !key.isEmpty, !key.utf8.contains(0) else {
                         throw TensorFormatError(.invalidMetadata, "metadata key '\(key)' cannot name an HDF5 attribute (empty, reserved or containing NUL)", file: label)
                     }
                     if value.utf8.contains(0) {
@@ -82,6 +86,10 @@ public final class HDF5Writer {
     /// Writes one tensor; `bytes` is its raw little-endian data (safetensors layout).
     public func write(name: String, dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer) throws(TensorFormatError) {
         guard file >= 0 else { throw TensorFormatError(.hdf5Write, "the writer is closed", file: label, tensor: name) }
+        // HDF5 link names are C strings: a NUL would silently cut the name ("a\0b" read back as "a").
+        guard !name.utf8.contains(0) else {
+            throw TensorFormatError(.unrepresentableName, "HDF5 cannot name a dataset with a NUL byte in it", file: label, tensor: name)
+        }
         var elements = 1
         for dim in shape {
             guard dim >= 0 else { throw TensorFormatError(.invalidShape, "negative dimension", file: label, tensor: name) }

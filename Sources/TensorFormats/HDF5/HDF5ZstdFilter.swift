@@ -5,6 +5,15 @@ import CZstd
 /// is hostile or corrupt.
 private let maximumChunkBytes = 1 << 32
 
+/// The chunk size of the dataset being read, set around `H5Dread` (under `HDF5Library.lock`, so one
+/// read at a time): a frame may not inflate past it, whatever its header claims, so decompression is
+/// bounded by what the dataset declares rather than by what the compressed data says.
+enum HDF5ZstdFilterLimit {
+    nonisolated(unsafe) static var chunkBytes: Int?
+
+    static var current: Int { min(chunkBytes ?? maximumChunkBytes, maximumChunkBytes) }
+}
+
 /// HDF5 filter 32015 (zstd), as registered with The HDF Group and implemented by hdf5plugin:
 /// one optional cd_value, the compression level (clamped to 1...ZSTD_maxCLevel(), default 3); each
 /// chunk is one zstd frame. Decoding also accepts frames without a content size (streamed).
@@ -39,7 +48,7 @@ let hdf5ZstdFilter: H5Z_func_t = { flags, cdCount, cdValues, byteCount, bufferSi
 private func zstdDecodeChunk(_ input: UnsafeRawPointer, _ count: Int) -> (UnsafeMutableRawPointer, Int)? {
     let declared = ZSTD_getFrameContentSize(input, count)
     if declared != dms_zstd_contentsize_unknown() {
-        guard declared != dms_zstd_contentsize_error(), declared <= UInt64(maximumChunkBytes) else { return nil }
+        guard declared != dms_zstd_contentsize_error(), declared <= UInt64(HDF5ZstdFilterLimit.current) else { return nil }
         let size = Int(declared)
         guard let output = H5allocate_memory(max(size, 1), false) else { return nil }
         let produced = ZSTD_decompress(output, size, input, count)
@@ -52,7 +61,8 @@ private func zstdDecodeChunk(_ input: UnsafeRawPointer, _ count: Int) -> (Unsafe
     // No content size in the frame header: stream into a buffer that doubles as needed.
     guard let stream = ZSTD_createDStream() else { return nil }
     defer { ZSTD_freeDStream(stream) }
-    var capacity = max(count * 4, 1 << 16)
+    let limit = HDF5ZstdFilterLimit.current
+    var capacity = max(min(count * 4, limit), 1)
     guard var output = H5allocate_memory(capacity, false) else { return nil }
     var inBuffer = ZSTD_inBuffer(src: input, size: count, pos: 0)
     var produced = 0
@@ -64,12 +74,13 @@ private func zstdDecodeChunk(_ input: UnsafeRawPointer, _ count: Int) -> (Unsafe
         if hint == 0 { return (output, produced) }
         if inBuffer.pos == inBuffer.size && outBuffer.pos < outBuffer.size { H5free_memory(output); return nil }
         if produced == capacity {
-            guard capacity < maximumChunkBytes, let grown = H5resize_memory(output, capacity * 2) else {
+            let grownCapacity = min(capacity * 2, limit)
+            guard capacity < limit, let grown = H5resize_memory(output, grownCapacity) else {
                 H5free_memory(output)
                 return nil
             }
             output = grown
-            capacity *= 2
+            capacity = grownCapacity
         }
     }
 }

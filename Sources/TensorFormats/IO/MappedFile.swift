@@ -20,13 +20,15 @@ public final class MappedFile: @unchecked Sendable {
             fd = dup(descriptor)
             guard fd >= 0 else { throw Sys.fail("cannot open", path) }
         } else {
-            fd = try Sys.open(path, O_RDONLY)
+            // Non-blocking: opening a FIFO for reading waits for a writer, which would hang before the
+            // regular-file check below could refuse it. Maps ignore the flag.
+            fd = try Sys.open(path, O_RDONLY | O_NONBLOCK)
         }
         let st: stat
         do { st = try Sys.fileStatus(fd, path) } catch { Sys.close(fd); throw error }
         guard st.st_mode & S_IFMT == S_IFREG else {
             Sys.close(fd)
-            throw TensorFormatError(.io, "not a regular file", file: path)
+            throw TensorFormatError(.io, "not a regular file (a FIFO, device or directory cannot be mapped)", file: path)
         }
         self.fd = fd
         self.size = Int(st.st_size)

@@ -38,13 +38,13 @@ public struct SafetensorsWriter {
     public static func write(_ tensors: [(name: String, dtype: DType, shape: [Int], bytes: [UInt8])],
                              metadata: Metadata?, to path: String, force: Bool = false) throws {
         let writer = SafetensorsWriter(tensors: tensors.map { ($0.name, $0.dtype, $0.shape) }, metadata: metadata)
-        let byName = Dictionary(tensors.map { ($0.name, $0.bytes) }, uniquingKeysWith: { first, _ in first })
+        let byName = Dictionary(tensors.map { (ByteKey($0.name), $0.bytes) }, uniquingKeysWith: { first, _ in first })
         guard byName.count == tensors.count else {
             throw TensorFormatError(.duplicateKey, "two tensors share a name", file: path)
         }
         let output = try OutputFile(path: path, force: force)
         try writer.write(to: output) { tensor, sink in
-            try byName[tensor.name]!.withUnsafeBytes { try sink($0) }
+            try byName[ByteKey(tensor.name)]!.withUnsafeBytes { try sink($0) }
         }
         try output.commit()
     }

@@ -16,7 +16,7 @@ extension Checkpoint {
 
     /// The signature of a file on disk, from its first 8 bytes (`.other` when shorter or unreadable).
     static func signature(ofFile path: String) -> Signature {
-        guard let fd = try? Sys.open(path, O_RDONLY) else { return .other }
+        guard let fd = try? Sys.open(path, O_RDONLY | O_NONBLOCK) else { return .other }
         defer { Sys.close(fd) }
         return signature(ofDescriptor: fd, path: path)
     }

@@ -8,9 +8,12 @@ public enum Zstd {
     /// The frame magic number 0xFD2FB528, as it appears on disk (little-endian).
     public static let magic: [UInt8] = [0x28, 0xB5, 0x2F, 0xFD]
 
-    /// True when `prefix` starts a zstd frame.
+    /// True when `prefix` starts a zstd frame or a skippable frame (magic 0x184D2A50...0x184D2A5F,
+    /// little-endian: `5?` `2A 4D 18`), which the zstd format allows first in a stream and the decoder skips.
     public static func hasMagic<C: Collection>(_ prefix: C) -> Bool where C.Element == UInt8 {
-        prefix.starts(with: magic)
+        if prefix.starts(with: magic) { return true }
+        let head = Array(prefix.prefix(4))
+        return head.count == 4 && head[0] & 0xF0 == 0x50 && head[1] == 0x2A && head[2] == 0x4D && head[3] == 0x18
     }
 
     public static let defaultLevel = 3

@@ -1,0 +1,70 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The one check made before a large allocation whose size comes from a file or an option: estimate the
+/// bytes (with overflow-checked products), compare them with the machine's memory, and refuse with the
+/// number and the option that sets it, instead of trapping in the allocator later ("failed to allocate"
+/// aborts leave the hidden temporary output behind).
+public enum MemoryBudget {
+    /// The bytes an allocation may take: physical memory (`sysconf`), or `DMSURGERY_MEMORY_LIMIT` bytes
+    /// when set (tests use it to exercise the refusal without a machine-sized input).
+    public static var limit: Int {
+        if let text = getenv("DMSURGERY_MEMORY_LIMIT"), let value = Int(String(cString: text)), value > 0 { return value }
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+        guard pages > 0, size > 0 else { return Int.max }
+        return pages.multipliedReportingOverflow(by: size).overflow ? Int.max : pages * size
+    }
+
+    /// The product of `factors`, or nil when it overflows `Int` (or a factor is negative). A zero factor
+    /// makes it zero whatever the others are.
+    public static func product(_ factors: [Int]) -> Int? {
+        guard factors.allSatisfy({ $0 >= 0 }) else { return nil }
+        if factors.contains(0) { return 0 }
+        var total = 1
+        for f in factors {
+            let (p, overflow) = total.multipliedReportingOverflow(by: f)
+            if overflow { return nil }
+            total = p
+        }
+        return total
+    }
+
+    /// The sum of `terms`, or nil when one is nil or the sum overflows.
+    public static func sum(_ terms: [Int?]) -> Int? {
+        var total = 0
+        for t in terms {
+            guard let t else { return nil }
+            let (s, overflow) = total.addingReportingOverflow(t)
+            if overflow { return nil }
+            total = s
+        }
+        return total
+    }
+
+    /// Throws `too-large` (exit 2) unless `bytes` (nil: beyond `Int`) fits in `limit`. `what` names the
+    /// allocation, `option` what the user can change to shrink it ("--batch", "block_out_channels").
+    public static func check(_ bytes: Int?, for what: String, option: String, file: String? = nil) throws(TensorFormatError) {
+        let limit = limit
+        if let bytes, bytes <= limit { return }
+        let amount = bytes.map { "\(describe($0))" } ?? "more than 2^63 bytes"
+        throw TensorFormatError(.tooLarge, "\(what) needs \(amount), more than the \(describe(limit)) of memory available; lower \(option)", file: file)
+    }
+
+    /// Bytes in binary units with one decimal ("1.5 GiB").
+    public static func describe(_ bytes: Int) -> String {
+        let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+        var value = Double(bytes), unit = 0
+        while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
+        if unit == 0 { return "\(bytes) bytes" }
+        let tenths = Int((value * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10) \(units[unit])"
+    }
+}
+
+extension ErrorCode {
+    /// An input or option implies an allocation beyond the machine's memory (formats/cli.md).
+    public static let tooLarge = ErrorCode(rawValue: "too-large")
+}

@@ -1,0 +1,30 @@
+import TensorFormats
+
+extension UNet2D {
+    /// Refuses a batch before its tensors are allocated: zero sizes (which would run empty convolutions
+    /// and divide by zero in the norms), sides the down blocks cannot halve, and batches whose
+    /// activations cannot fit in memory. `option` names what the user sets (`--batch`, `--size`).
+    ///
+    /// The activation estimate is a lower bound, so nothing that fits is refused: inference keeps about
+    /// four feature maps of the widest level alive; training keeps, per level, the inputs of every
+    /// layer of its ResNets (six maps each) for backward.
+    public func checkInput(batch: Int, height: Int, width: Int, training: Bool, option: String) throws {
+        guard batch >= 1 else { throw UNetError(.badInput, "sample", "a batch of \(batch) items (\(option)): at least 1") }
+        guard height >= 1, width >= 1 else {
+            throw UNetError(.badInput, "sample", "height and width \(height)x\(width) (\(option)): both must be at least 1")
+        }
+        let factor = 1 << (config.blockOutChannels.count - 1)
+        guard height % factor == 0, width % factor == 0 else {
+            throw UNetError(.badInput, "sample", "height and width \(height)x\(width) (\(option)) must be multiples of \(factor)")
+        }
+        var maps: [Int?] = []
+        for (i, c) in config.blockOutChannels.enumerated() {
+            let map = MemoryBudget.product([batch, c, height >> i, width >> i])
+            let copies = training ? 6 * (2 * config.layersPerBlock[i] + 1) : 4
+            maps.append(map.flatMap { MemoryBudget.product([$0, copies]) })
+        }
+        let floats = training ? MemoryBudget.sum(maps) : maps.reduce(0 as Int?) { a, b in a.flatMap { a in b.map { max(a, $0) } } }
+        try MemoryBudget.check(floats.flatMap { MemoryBudget.product([$0, MemoryLayout<Float>.size]) },
+                               for: "the activations of \(batch) x \(height)x\(width) samples", option: option)
+    }
+}
