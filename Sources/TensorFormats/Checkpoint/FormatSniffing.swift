@@ -87,9 +87,12 @@ extension Checkpoint {
         case .pickle(legacyTorch: true):
             return try openTorch(map, name: name, zip: false)
         case .pickle(legacyTorch: false):
-            // A bare pickle is not a torch.save file, but its globals are worth refusing by name.
+            // torch's legacy format at another pickle protocol starts with the magic number too, one
+            // opcode later; any other pickle is not a torch.save file, but its globals are refused by name.
             var unpickler = TorchUnpickler()
-            do { _ = try unpickler.load(map.bytes) } catch { throw error.inFile(name) }
+            let first: PickleValue
+            do { first = try unpickler.load(map.bytes).value } catch { throw error.inFile(name) }
+            if first == .bigInt(torchLegacyMagic) { return try openTorch(map, name: name, zip: false) }
             throw TensorFormatError(.wrongFormat, "\(kind.description) without torch's storages, not a torch.save file", file: name)
         case .gguf, .numpy, .tar, .text:
             throw TensorFormatError(.wrongFormat, "\(kind.description), not safetensors or a PyTorch file", file: name)
