@@ -147,6 +147,7 @@ final class PickleReaderTests: XCTestCase {
             }
         }
         assertOpenFails(try temporaryFile(legacy + [0]), .trailingBytes, "follow the last storage")
+        assertOpenFails(Fixtures.path("pickle/hostile/compressed.pt"), .zipCompressed, "is compressed (method 8)")
     }
 
     func testOtherFormatsAreNamedInsteadOfMisparsed() throws {
