@@ -114,6 +114,49 @@ final class PickleReaderTests: XCTestCase {
         assertRefused(bytes, .torchInvalid, "reaches element 9 of a storage of 4")
     }
 
+    /// A legacy-format torch file around `object`, a pickle body (no PROTO, no STOP) that may use
+    /// `tensor` (the bytes of a 2-element float tensor over storage "0") any number of times.
+    private func legacyFile(_ object: [UInt8]) -> [UInt8] {
+        func string(_ s: String) -> [UInt8] { [0x58] + withUnsafeBytes(of: UInt32(s.utf8.count).littleEndian, Array.init) + Array(s.utf8) }
+        var bytes: [UInt8] = [0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19, 0x2E]
+        bytes += [0x80, 0x02, 0x4D, 0xE9, 0x03, 0x2E, 0x80, 0x02, 0x7D, 0x2E]
+        bytes += [0x80, 0x02] + object + [0x2E]
+        bytes += [0x80, 0x02, 0x5D] + string("0") + [0x61, 0x2E]
+        bytes += withUnsafeBytes(of: Int64(2).littleEndian, Array.init) + withUnsafeBytes(of: Float(1.5), Array.init) + withUnsafeBytes(of: Float(-2), Array.init)
+        return bytes
+    }
+
+    private var tensorOpcodes: [UInt8] {
+        func string(_ s: String) -> [UInt8] { [0x58] + withUnsafeBytes(of: UInt32(s.utf8.count).littleEndian, Array.init) + Array(s.utf8) }
+        var bytes = Array("ctorch._utils\n_rebuild_tensor_v2\n".utf8)
+        bytes += [0x28, 0x28] + string("storage") + Array("ctorch\nFloatStorage\n".utf8) + string("0") + string("cpu") + [0x4B, 2, 0x4E, 0x74, 0x51]
+        bytes += [0x4B, 0, 0x4B, 2, 0x85, 0x4B, 1, 0x85, 0x89, 0x4E, 0x74, 0x52]
+        return bytes
+    }
+
+    func testRecursiveContainersNameEachTensorOnce() throws {
+        // {"a": l} where l = [l, tensor]: EMPTY_DICT "a" EMPTY_LIST BINPUT 0 MARK BINGET 0 TENSOR APPENDS SETITEM
+        let object: [UInt8] = [0x7D, 0x58, 1, 0, 0, 0, 0x61, 0x5D, 0x71, 0] + [0x28, 0x68, 0] + tensorOpcodes + [0x65, 0x73]
+        let checkpoint = try Checkpoint.open(try temporaryFile(legacyFile(object)))
+        XCTAssertEqual(checkpoint.entries.map(\.name), ["a.1"])
+        XCTAssertEqual(try checkpoint.floats(named: "a.1"), [1.5, -2])
+    }
+
+    func testDeeplyNestedContainersAreRefused() throws {
+        // 100 one-element lists around a tensor: TENSOR then TUPLE1 x 100.
+        let object = tensorOpcodes + [UInt8](repeating: 0x85, count: 100)
+        assertOpenFails(try temporaryFile(legacyFile(object)), .pickleTooDeep, "deeper than 64")
+        // 60 levels are fine.
+        let shallow = tensorOpcodes + [UInt8](repeating: 0x85, count: 60)
+        XCTAssertEqual(try Checkpoint.open(try temporaryFile(legacyFile(shallow))).entries.first?.name.split(separator: ".").count, 60)
+    }
+
+    func testStorageCountsPastTheFileAreRefused() throws {
+        var bytes = legacyFile(tensorOpcodes)
+        bytes.removeLast(1)
+        assertOpenFails(try temporaryFile(bytes), .truncated, "runs past the end of the file")
+    }
+
     // MARK: Containers and sniffing
 
     private func temporaryFile(_ bytes: [UInt8], suffix: String = ".ckpt") throws -> String {
