@@ -199,6 +199,7 @@ final class PickleReaderTests: XCTestCase {
         assertOpenFails(try temporaryFile([0x93] + Array("NUMPY".utf8) + [1, 0, 0x76, 0], suffix: ".safetensors"), .wrongFormat, "NumPy")
         // An empty zip: only the end record.
         assertOpenFails(try temporaryFile([0x50, 0x4B, 0x05, 0x06] + [UInt8](repeating: 0, count: 18)), .wrongFormat, "without ARCHIVE/data.pkl")
+        assertOpenFails(try temporaryFile([0xDE, 0xAD, 0xBE, 0xEF, 1, 2, 3, 4, 5], suffix: ".ckpt"), .wrongFormat, "neither a zip nor a pickle (first bytes de ad be ef)")
         // A bare pickle that is not torch's: read safely, then named.
         assertOpenFails(try temporaryFile([0x80, 0x02, 0x7D, 0x2E], suffix: ".pkl"), .wrongFormat, "Python pickle")
     }

@@ -80,6 +80,8 @@ extension Checkpoint {
     static func openSniffed(_ map: MappedFile, name: String) throws -> Checkpoint? {
         let kind = SniffedFormat(prefix: map.bytes.prefix(SniffedFormat.prefixLength))
         switch kind {
+        case .unknown where [".ckpt", ".pt", ".pth", ".bin"].contains(where: name.lowercased().hasSuffix):
+            throw TensorFormatError(.wrongFormat, "named like a PyTorch file, but neither a zip nor a pickle (first bytes \(map.bytes.prefix(4).map { hex($0) }.joined(separator: " ")))", file: name)
         case .safetensors, .unknown, .hdf5, .zstd:
             return nil
         case .zip:
