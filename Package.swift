@@ -58,6 +58,8 @@ let package = Package(
         ),
         // libFuzzer entry for the safetensors header parser; built with -DFUZZING by scripts/fuzz.
         .executableTarget(name: "SafetensorsFuzzer", dependencies: ["TensorFormats"]),
+        // libFuzzer entry for the PyTorch pickle reader (unpickler, zip directory, legacy container).
+        .executableTarget(name: "PickleFuzzer", dependencies: ["TensorFormats"]),
         // Kernel GFLOP/s at the cifar10 UNet's shapes; compare_torch.py runs PyTorch on the same shapes.
         .executableTarget(name: "TensorMathBench", dependencies: ["TensorMath", "CBLAS"], exclude: ["compare_torch.py"]),
 

@@ -136,7 +136,7 @@ public enum Verifier {
         // Mapped safetensors are hashed in the pass that scans them: each file's header, then its tensors in
         // storage order, which validation guarantees tile the rest of the file exactly. Every chunk is read
         // once, hashed on this thread while the other core scans it.
-        let inline = hashing && streamHasher == nil && !checkpoint.isSequential && checkpoint.format != .hdf5
+        let inline = hashing && streamHasher == nil && !checkpoint.isSequential && checkpoint.format != .hdf5 && checkpoint.format != .pytorch
         var fileHashers: [SHA256] = []
         if inline {
             fileHashers = try checkpoint.files.map { file in

@@ -53,7 +53,7 @@ struct InspectCommand: ParsableCommand {
         var summary: [[String]] = [["checkpoint", ckpt.name], ["format", ckpt.format.rawValue]]
         for file in ckpt.files {
             let size = file.size.map { formatBytes($0) } ?? "stream"
-            let header = ckpt.format == .hdf5 ? "" : ", header \(formatBytes(file.header.headerLength))"
+            let header = ckpt.format == .hdf5 || ckpt.format == .pytorch ? "" : ", header \(formatBytes(file.header.headerLength))"
             summary.append(["file", "\(file.path) (\(size)\(header))"])
         }
         for (key, value) in ckpt.details { summary.append([key, value]) }

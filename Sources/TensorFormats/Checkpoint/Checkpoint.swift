@@ -9,6 +9,8 @@ public enum CheckpointFormat: String, Sendable, Codable {
     case shardedSafetensors = "safetensors-sharded"
     case diffusersFolder = "diffusers-folder"
     case hdf5
+    /// torch.save's zip or legacy pickle container, read without running it (formats/pickle.md).
+    case pytorch
 }
 
 /// One tensor of a checkpoint and where its bytes are.

@@ -48,6 +48,7 @@ extension Checkpoint {
 
     static func openFile(_ path: String, name: String, descriptor: Int32? = nil, options: OpenOptions) throws -> Checkpoint {
         let map = try MappedFile(path: path, descriptor: descriptor)
+        if let other = try openSniffed(map, name: name) { return other }
         let header: SafetensorsHeader
         do {
             header = try parseHeader(map)
@@ -108,8 +109,8 @@ extension Checkpoint {
 
     /// Reads a safetensors header from a stream; tensors follow in storage order.
     public static func openStream(_ source: ByteSource, name: String) throws -> Checkpoint {
+        var prefix = [UInt8](repeating: 0, count: 8)
         do {
-            var prefix = [UInt8](repeating: 0, count: 8)
             let got = try prefix.withUnsafeMutableBytes { (raw) throws(TensorFormatError) in try source.readFully(into: raw) }
             if got < 8 {
                 throw TensorFormatError(.tooSmall, "input is \(got) bytes, shorter than the 8-byte header length")
@@ -127,7 +128,7 @@ extension Checkpoint {
                                   metadata: header.metadata, configJSON: config,
                                   provider: StreamProvider(source: source, dataLength: header.dataLength))
         } catch let error as TensorFormatError {
-            throw error.inFile(name)
+            throw explainStreamFailure(error, prefix: prefix, name: name).inFile(name)
         }
     }
 

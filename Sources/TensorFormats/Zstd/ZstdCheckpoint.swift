@@ -41,7 +41,7 @@ extension Checkpoint {
         case .hdf5:
             return try openHDF5(replay, options: options)
         case .other:
-            if options.randomAccess {
+            if options.randomAccess || SniffedFormat(prefix: prefix).needsFile {
                 let spooled = try spool(replay)
                 defer { Sys.close(spooled.fd) }
                 return try openFile(spooled.path, name: source.name, descriptor: spooled.fd, options: options)
