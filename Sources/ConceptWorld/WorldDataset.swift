@@ -24,6 +24,19 @@ public struct WorldDataset: Sendable {
         self.heldoutPerPrompt = heldoutPerPrompt
     }
 
+    /// Refuses item counts whose largest file (every prompt's images and conditioning, built in memory
+    /// before it is written) cannot fit in memory: `too-large` naming the option, instead of an
+    /// allocation failure.
+    public func checkMemory() throws {
+        let s = WorldSize.self
+        let perItem = s.channels * s.side * s.side + s.tokens * s.embeddingDim
+        for (count, option) in [(perPrompt, "--per-prompt"), (heldoutPerPrompt, "--heldout-per-prompt")] {
+            // Twice: the rendered pieces and the joined tensor exist together while a file is built.
+            let bytes = MemoryBudget.product([WorldPrompt.all.count, count, perItem, MemoryLayout<Float>.size, 2])
+            try MemoryBudget.check(bytes, for: "\(count) images per prompt", option: option)
+        }
+    }
+
     /// Images of `prompts`, `count` each (prompt-major), with their conditioning.
     public func images(_ prompts: [WorldPrompt], count: Int, split: WorldSplit) -> Tensors {
         let items = prompts.flatMap { p in (0..<count).map { (p, $0) } }

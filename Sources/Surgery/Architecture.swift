@@ -53,19 +53,20 @@ public struct ModuleTree: Sendable {
     /// Prefixes down to `maxDepth` components, in first-appearance order of the sorted names.
     public static func nodes(_ entries: [TensorEntry], maxDepth: Int) -> [Node] {
         var order: [String] = []
-        var totals: [String: (Int, Int)] = [:]
+        var totals: [ByteKey: (Int, Int)] = [:]
         let split = entries.map { ($0, $0.name.split(separator: ".", omittingEmptySubsequences: false)) }
         for (entry, parts) in split.sorted(by: { naturalLess($0.1, $1.1) }) {
             for depth in 1...min(maxDepth, max(1, parts.count - 1)) {
                 let prefix = parts.prefix(depth).joined(separator: ".")
-                if totals[prefix] == nil { order.append(prefix) }
-                let current = totals[prefix] ?? (0, 0)
-                totals[prefix] = (current.0 + entry.elementCount, current.1 + 1)
+                let key = ByteKey(prefix)
+                if totals[key] == nil { order.append(prefix) }
+                let current = totals[key] ?? (0, 0)
+                totals[key] = (current.0 + entry.elementCount, current.1 + 1)
             }
         }
         return order.map { path in
             Node(path: path, depth: path.split(separator: ".", omittingEmptySubsequences: false).count,
-                 parameters: totals[path]!.0, tensors: totals[path]!.1)
+                 parameters: totals[ByteKey(path)]!.0, tensors: totals[ByteKey(path)]!.1)
         }
     }
 }

@@ -268,6 +268,9 @@ public struct UNet2D: Sendable {
     public func forward(sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor? = nil,
                         recording: Bool) throws -> (output: UNetOutput, tape: UNetTape?) {
         let ts = try validate(sample: sample, timesteps: timesteps, context: encoderHiddenStates)
+        // The sample fits in memory (it exists); its activations are estimated before they are made.
+        try checkInput(batch: sample.shape[0], height: sample.shape[2], width: sample.shape[3], training: recording,
+                       option: "the batch or the image size")
         let w = parameters
         let save = recording
         let tEmb = NN.timestepEmbedding(ts, dim: timeLinear1.inFeatures, flipSinToCos: config.flipSinToCos,

@@ -38,6 +38,9 @@ struct ForwardBench: ParsableCommand {
         let unet = try loadUNet(model: subject.model, config: subject.config, input: subject.input)
         let cfg = unet.config
         let side = subject.size ?? cfg.sampleSize ?? 32
+        do { try unet.checkInput(batch: batch, height: side, width: side, training: false, option: "--batch or --size") } catch let error as UNetError {
+            throw located(error, file: subject.model ?? subject.config ?? "-")
+        }
         var rng = NormalGenerator(seed: 0)
         let x = rng.tensor([batch, cfg.inChannels, side, side])
         let context = cfg.crossAttentionDim.map { rng.tensor([batch, 77, $0]) }

@@ -40,6 +40,9 @@ struct TrainStepBench: ParsableCommand {
         var unet = try loadUNet(model: subject.model, config: subject.config, input: subject.input)
         let cfg = unet.config
         let side = subject.size ?? cfg.sampleSize ?? 32
+        do { try unet.checkInput(batch: batch, height: side, width: side, training: true, option: "--batch or --size") } catch let error as UNetError {
+            throw located(error, file: subject.model ?? subject.config ?? "-")
+        }
         var rng = NormalGenerator(seed: 0)
         var optimizer = AdamW(learningRate: 1e-4)
         let schedule = NoiseSchedule(SchedulerConfig())

@@ -58,10 +58,12 @@ func formatShape(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined
 
 /// Left-aligned columns, two spaces apart. A column is padded to at most `maximumColumnWidth`: a longer
 /// cell (one very long tensor name) runs past its column on its own row instead of widening every row.
+/// Cells are escaped as error lines are (`OneLine.escaped`): a name with a newline or an ANSI escape
+/// cannot break the table or drive the terminal.
 func table(_ rows: [[String]]) -> String {
     guard let columns = rows.map(\.count).max() else { return "" }
     var widths = [Int](repeating: 0, count: columns)
-    let counted = rows.map { row in row.map { ($0, $0.count) } }
+    let counted = rows.map { row in row.map { OneLine.escaped($0) }.map { ($0, $0.count) } }
     for row in counted { for (i, cell) in row.enumerated() { widths[i] = min(max(widths[i], cell.1), maximumColumnWidth) } }
     var out = ""
     for (r, row) in counted.enumerated() {

@@ -51,12 +51,13 @@ struct WorldCommand: ParsableCommand {
             return
         }
         guard let dir else { return }
+        let world = WorldDataset(seed: seed, perPrompt: perPrompt, heldoutPerPrompt: heldoutPerPrompt)
+        try world.checkMemory()
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         } catch {
             throw TensorFormatError(.io, "cannot create the directory: \(error.localizedDescription)", file: dir)
         }
-        let world = WorldDataset(seed: seed, perPrompt: perPrompt, heldoutPerPrompt: heldoutPerPrompt)
         let files: [(String, () -> WorldDataset.Tensors)] = [
             ("all.safetensors", { world.all }), ("retain.safetensors", { world.retain }),
             ("forget.safetensors", { world.forget }), ("heldout.safetensors", { world.heldout }),

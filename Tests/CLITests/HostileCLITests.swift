@@ -97,3 +97,22 @@ final class TamperedStateCLITests: XCTestCase {
             """, "bad-shape")
     }
 }
+
+/// `inspect`'s table stays readable when one tensor name is very long.
+final class InspectTableCLITests: XCTestCase {
+    func testALongNameDoesNotWidenEveryRow() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let long = String(repeating: "n", count: 300)
+        let json = Array(#"{"\#(long)": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}"#.utf8)
+        let bytes = withUnsafeBytes(of: UInt64(json.count).littleEndian) { Array($0) } + json + [UInt8](repeating: 0, count: 8)
+        let path = directory.appendingPathComponent("long.safetensors").path
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        let r = try CLI.run(["inspect", path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = String(decoding: r.stdout, as: UTF8.self).split(separator: "\n")
+        let short = try XCTUnwrap(lines.first { $0.hasPrefix("b ") || $0.hasPrefix("  b ") || $0.contains(" b ") && !$0.contains(long) })
+        XCTAssertLessThan(short.count, 120, String(short))
+        XCTAssertTrue(lines.contains { $0.contains(long) }, "the long name is shown whole")
+    }
+}

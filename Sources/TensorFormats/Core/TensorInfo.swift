@@ -15,8 +15,9 @@ public struct TensorInfo: Sendable, Hashable {
 
     public var byteCount: Int { dataOffsets.count }
 
-    /// Product of the dims; the header validation guarantees it does not overflow.
-    public var elementCount: Int { shape.reduce(1, *) }
+    /// Product of the dims (0 when any dim is 0, whatever the others: `[2^62, 2^62, 0]` holds nothing);
+    /// the readers' validation guarantees a non-zero product does not overflow.
+    public var elementCount: Int { MemoryBudget.product(shape) ?? Int.max }
 }
 
 /// Ordered string-to-string metadata (`__metadata__`).

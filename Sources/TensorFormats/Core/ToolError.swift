@@ -43,10 +43,25 @@ public enum OneLine {
         if let tool = error as? any ToolError { return tool.oneLine }
         if let cocoa = error as? CocoaError {
             let underlying = (cocoa.userInfo[NSUnderlyingErrorKey] as? NSError).map { String(cString: strerror(Int32($0.code))) }
-            let reason = underlying ?? cocoa.localizedDescription
+            let reason = underlying ?? Self.reason(cocoa.code) ?? cocoa.localizedDescription
             return TensorFormatError(.io, reason, file: cocoa.filePath ?? cocoa.url?.path).oneLine
         }
         return TensorFormatError(.invalidArgument, String(describing: error)).oneLine
+    }
+
+    /// Foundation's file error codes in strerror's words (its own text is "The operation could not be
+    /// completed" when it kept no underlying errno).
+    private static func reason(_ code: CocoaError.Code) -> String? {
+        switch code {
+        case .fileNoSuchFile, .fileReadNoSuchFile: return "no such file or directory"
+        case .fileReadNoPermission, .fileWriteNoPermission: return "permission denied"
+        case .fileWriteOutOfSpace: return "no space left on device"
+        case .fileWriteFileExists: return "a file already exists there"
+        case .fileWriteVolumeReadOnly: return "read-only file system"
+        case .fileWriteUnknown: return "cannot create or write it (a parent is not a directory, or is not writable)"
+        case .fileReadUnknown: return "cannot read it"
+        default: return nil
+        }
     }
 
     /// `text` with every control character (C0, DEL, C1) and the backslash written as an escape

@@ -157,7 +157,7 @@ public enum HDF5Output {
         var offset = 0
         var buffer: [UInt8] = []
         for tensor in tensors {
-            guard let count = tensor.dtype.byteCount(elements: tensor.shape.reduce(1, *)) else {
+            guard let elements = MemoryBudget.product(tensor.shape), let count = tensor.dtype.byteCount(elements: elements) else {
                 throw TensorFormatError(.misalignedBits, "not a whole number of bytes", file: path, tensor: tensor.name)
             }
             let info = TensorInfo(name: tensor.name, dtype: tensor.dtype, shape: tensor.shape, dataOffsets: offset..<(offset + count))

@@ -204,7 +204,7 @@ public struct SafetensorsHeader: Sendable, Equatable {
         var tensors: [TensorInfo] = []
         tensors.reserveCapacity(sorted.count)
         for spec in sorted {
-            let elements = spec.shape.reduce(1, *)
+            let elements = MemoryBudget.product(spec.shape) ?? Int.max
             let bytes = spec.dtype.byteCount(elements: elements)!
             tensors.append(TensorInfo(name: spec.name, dtype: spec.dtype, shape: spec.shape, dataOffsets: offset..<(offset + bytes)))
             offset += bytes
