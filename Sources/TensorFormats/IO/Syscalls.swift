@@ -5,10 +5,34 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 
 /// Every system call the formats layer makes goes through here (the swift-system habit): reads and
 /// writes retry on EINTR and short counts, and failures become `TensorFormatError(.io)` naming the file.
 enum Sys {
+    /// The calls whose failures tests inject (`inject`), so the paths where a write, an fsync or a
+    /// rename fails are exercised without a full disk or a broken device.
+    enum Call: Hashable, Sendable {
+        case write, fsync, rename
+    }
+
+    private static let faultLock = NSLock()
+    nonisolated(unsafe) private static var faults: [Call: Int32] = [:]
+
+    /// Makes every later `call` fail with `code` (nil clears it). For tests only.
+    static func inject(_ call: Call, errno code: Int32?) {
+        faultLock.lock(); defer { faultLock.unlock() }
+        faults[call] = code
+    }
+
+    /// The injected failure of `call`, if any; sets errno to it.
+    private static func injected(_ call: Call) -> Bool {
+        faultLock.lock(); defer { faultLock.unlock() }
+        guard let code = faults[call] else { return false }
+        errno = code
+        return true
+    }
+
     static func errorMessage(_ code: Int32 = errno) -> String {
         String(cString: strerror(code))
     }
@@ -70,12 +94,27 @@ enum Sys {
     static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, _ path: String) throws(TensorFormatError) {
         var done = 0
         while done < buffer.count {
-            let n = Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done)
+            let n = injected(.write) ? -1 : Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw fail("write failed", path)
             }
             done += n
+        }
+    }
+
+    /// fsync(2), retried on EINTR.
+    static func fsync(_ fd: Int32, _ path: String) throws(TensorFormatError) {
+        while true {
+            if !injected(.fsync) && Glibc.fsync(fd) == 0 { return }
+            if errno != EINTR { throw fail("fsync failed", path) }
+        }
+    }
+
+    /// rename(2) of `from` to `to`; errors name `to`.
+    static func rename(_ from: String, _ to: String) throws(TensorFormatError) {
+        guard !injected(.rename) && Glibc.rename(from, to) == 0 else {
+            throw fail("cannot rename the temporary file into place", to)
         }
     }
 
