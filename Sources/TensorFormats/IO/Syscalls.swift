@@ -6,9 +6,12 @@ import Musl
 import Darwin
 #endif
 import Foundation
+import SystemPackage
 
-/// Every system call the formats layer makes goes through here (the swift-system habit): reads and
-/// writes retry on EINTR and short counts, and failures become `TensorFormatError(.io)` naming the file.
+/// Every system call the formats layer makes goes through here. Opening, reading and writing use
+/// apple/swift-system's `FileDescriptor` (EINTR retries, typed `Errno`); fsync and rename, which it does
+/// not wrap, retry here the same way. Short counts are completed, and failures become
+/// `TensorFormatError(.io)` (`not-found` for ENOENT) naming the file.
 enum Sys {
     /// The calls whose failures tests inject (`inject`), so the paths where a write, an fsync or a
     /// rename fails are exercised without a full disk or a broken device.
@@ -42,11 +45,19 @@ enum Sys {
         return TensorFormatError(rule, "\(what): \(errorMessage(code))", file: path)
     }
 
+    static func fail(_ what: String, _ path: String, _ error: Errno) -> TensorFormatError {
+        fail(what, path, code: error.rawValue)
+    }
+
+    /// open(2) with `flags` (access mode and options, as for the C call) and close-on-exec.
     static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws(TensorFormatError) -> Int32 {
-        while true {
-            let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
-            if fd >= 0 { return fd }
-            if errno != EINTR { throw fail("cannot open", path) }
+        do {
+            let fd = try FileDescriptor.open(FilePath(path), FileDescriptor.AccessMode(rawValue: flags & O_ACCMODE),
+                                             options: FileDescriptor.OpenOptions(rawValue: (flags & ~O_ACCMODE) | O_CLOEXEC),
+                                             permissions: FilePermissions(rawValue: mode))
+            return fd.rawValue
+        } catch {
+            throw fail("cannot open", path, error as? Errno ?? Errno(rawValue: EIO))
         }
     }
 
@@ -70,36 +81,38 @@ enum Sys {
 
     /// Reads up to `buffer.count` bytes; returns 0 only at end of input.
     static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, _ path: String) throws(TensorFormatError) -> Int {
-        while true {
-            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
-            if n >= 0 { return n }
-            if errno != EINTR { throw fail("read failed", path) }
+        do { return try FileDescriptor(rawValue: fd).read(into: buffer) } catch {
+            throw fail("read failed", path, error as? Errno ?? Errno(rawValue: EIO))
         }
     }
 
+    /// Reads `buffer.count` bytes at `offset`, fewer only at end of file.
     static func pread(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, offset: Int, _ path: String) throws(TensorFormatError) -> Int {
         var done = 0
         while done < buffer.count {
-            let n = Glibc.pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
-            if n == 0 { break }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw fail("read failed", path)
+            let n: Int
+            do {
+                n = try FileDescriptor(rawValue: fd).read(fromAbsoluteOffset: Int64(offset + done),
+                                                          into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]))
+            } catch {
+                throw fail("read failed", path, error as? Errno ?? Errno(rawValue: EIO))
             }
+            if n == 0 { break }
             done += n
         }
         return done
     }
 
+    /// Writes all of `buffer`.
     static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, _ path: String) throws(TensorFormatError) {
         var done = 0
         while done < buffer.count {
-            let n = injected(.write) ? -1 : Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw fail("write failed", path)
+            do {
+                if injected(.write) { throw Errno(rawValue: errno) }
+                done += try FileDescriptor(rawValue: fd).write(UnsafeRawBufferPointer(rebasing: buffer[done...]))
+            } catch {
+                throw fail("write failed", path, error as? Errno ?? Errno(rawValue: EIO))
             }
-            done += n
         }
     }
 
@@ -118,7 +131,7 @@ enum Sys {
         }
     }
 
-    static func close(_ fd: Int32) { _ = Glibc.close(fd) }
+    static func close(_ fd: Int32) { try? FileDescriptor(rawValue: fd).close() }
 
     static func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
 
