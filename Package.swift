@@ -19,6 +19,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // C shims: the only places that touch C headers.
@@ -26,11 +27,11 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
-        .systemLibrary(name: "CSystem"),
+        .systemLibrary(name: "CLinux"),
 
         .target(
             name: "TensorFormats",
-            dependencies: ["CZstd", "CHDF5", "CSystem"]
+            dependencies: ["CZstd", "CHDF5", "CLinux", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .target(name: "TensorMath", dependencies: ["CBLAS"], swiftSettings: tensorMathSettings),
         .target(name: "UNet", dependencies: ["TensorMath", "TensorFormats"]),

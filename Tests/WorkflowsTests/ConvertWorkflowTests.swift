@@ -16,7 +16,10 @@ final class ConvertWorkflowTests: XCTestCase {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
 
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: directory) }
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: directory)
+        try InputSet.declare(inputs: [], outputs: [])  // the declared inputs are process-wide
+    }
 
     func testAFolderOutputGetsWeightsAndConfig() throws {
         let out = directory.path + "/model/"

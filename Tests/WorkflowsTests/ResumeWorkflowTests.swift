@@ -17,7 +17,10 @@ final class ResumeWorkflowTests: XCTestCase {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
 
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: directory) }
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: directory)
+        try InputSet.declare(inputs: [], outputs: [])  // the declared inputs are process-wide
+    }
 
     private func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 

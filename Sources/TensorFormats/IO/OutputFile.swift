@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CSystem
+import CLinux
 import Dispatch
 import Foundation
 
@@ -177,15 +177,15 @@ public final class OutputFile {
             if ownsStream { Sys.close(fd) }
             return
         }
-        guard fsync(fd) == 0 else { throw Sys.fail("fsync failed", path) }
+        try Sys.fsync(fd, path)
+        try Sys.rename(temporaryPath, path)
         Sys.close(fd)
-        guard rename(temporaryPath, path) == 0 else { throw Sys.fail("cannot rename the temporary file into place", path) }
         TemporaryFiles.unregister(temporaryPath)
         committed = true
         let directory = (path as NSString).deletingLastPathComponent
         let dirfd = Glibc.open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dirfd >= 0 {
-            _ = fsync(dirfd)
+            try? Sys.fsync(dirfd, directory)
             Sys.close(dirfd)
         }
     }

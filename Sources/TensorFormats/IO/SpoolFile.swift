@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CSystem
+import CLinux
 import Foundation
 
 /// The one temporary-file maker for data that must be seekable but has no file of its own (a pipe, a

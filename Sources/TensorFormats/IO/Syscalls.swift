@@ -5,10 +5,37 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
+import SystemPackage
 
-/// Every system call the formats layer makes goes through here (the swift-system habit): reads and
-/// writes retry on EINTR and short counts, and failures become `TensorFormatError(.io)` naming the file.
+/// Every system call the formats layer makes goes through here. Opening, reading and writing use
+/// apple/swift-system's `FileDescriptor` (EINTR retries, typed `Errno`); fsync and rename, which it does
+/// not wrap, retry here the same way. Short counts are completed, and failures become
+/// `TensorFormatError(.io)` (`not-found` for ENOENT) naming the file.
 enum Sys {
+    /// The calls whose failures tests inject (`inject`), so the paths where a write, an fsync or a
+    /// rename fails are exercised without a full disk or a broken device.
+    enum Call: Hashable, Sendable {
+        case write, fsync, rename
+    }
+
+    private static let faultLock = NSLock()
+    nonisolated(unsafe) private static var faults: [Call: Int32] = [:]
+
+    /// Makes every later `call` fail with `code` (nil clears it). For tests only.
+    static func inject(_ call: Call, errno code: Int32?) {
+        faultLock.lock(); defer { faultLock.unlock() }
+        faults[call] = code
+    }
+
+    /// The injected failure of `call`, if any; sets errno to it.
+    private static func injected(_ call: Call) -> Bool {
+        faultLock.lock(); defer { faultLock.unlock() }
+        guard let code = faults[call] else { return false }
+        errno = code
+        return true
+    }
+
     static func errorMessage(_ code: Int32 = errno) -> String {
         String(cString: strerror(code))
     }
@@ -18,11 +45,19 @@ enum Sys {
         return TensorFormatError(rule, "\(what): \(errorMessage(code))", file: path)
     }
 
+    static func fail(_ what: String, _ path: String, _ error: Errno) -> TensorFormatError {
+        fail(what, path, code: error.rawValue)
+    }
+
+    /// open(2) with `flags` (access mode and options, as for the C call) and close-on-exec.
     static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws(TensorFormatError) -> Int32 {
-        while true {
-            let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
-            if fd >= 0 { return fd }
-            if errno != EINTR { throw fail("cannot open", path) }
+        do {
+            let fd = try FileDescriptor.open(FilePath(path), FileDescriptor.AccessMode(rawValue: flags & O_ACCMODE),
+                                             options: FileDescriptor.OpenOptions(rawValue: (flags & ~O_ACCMODE) | O_CLOEXEC),
+                                             permissions: FilePermissions(rawValue: mode))
+            return fd.rawValue
+        } catch {
+            throw fail("cannot open", path, error as? Errno ?? Errno(rawValue: EIO))
         }
     }
 
@@ -46,40 +81,57 @@ enum Sys {
 
     /// Reads up to `buffer.count` bytes; returns 0 only at end of input.
     static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, _ path: String) throws(TensorFormatError) -> Int {
-        while true {
-            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
-            if n >= 0 { return n }
-            if errno != EINTR { throw fail("read failed", path) }
+        do { return try FileDescriptor(rawValue: fd).read(into: buffer) } catch {
+            throw fail("read failed", path, error as? Errno ?? Errno(rawValue: EIO))
         }
     }
 
+    /// Reads `buffer.count` bytes at `offset`, fewer only at end of file.
     static func pread(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, offset: Int, _ path: String) throws(TensorFormatError) -> Int {
         var done = 0
         while done < buffer.count {
-            let n = Glibc.pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
-            if n == 0 { break }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw fail("read failed", path)
+            let n: Int
+            do {
+                n = try FileDescriptor(rawValue: fd).read(fromAbsoluteOffset: Int64(offset + done),
+                                                          into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]))
+            } catch {
+                throw fail("read failed", path, error as? Errno ?? Errno(rawValue: EIO))
             }
+            if n == 0 { break }
             done += n
         }
         return done
     }
 
+    /// Writes all of `buffer`.
     static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, _ path: String) throws(TensorFormatError) {
         var done = 0
         while done < buffer.count {
-            let n = Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw fail("write failed", path)
+            do {
+                if injected(.write) { throw Errno(rawValue: errno) }
+                done += try FileDescriptor(rawValue: fd).write(UnsafeRawBufferPointer(rebasing: buffer[done...]))
+            } catch {
+                throw fail("write failed", path, error as? Errno ?? Errno(rawValue: EIO))
             }
-            done += n
         }
     }
 
-    static func close(_ fd: Int32) { _ = Glibc.close(fd) }
+    /// fsync(2), retried on EINTR.
+    static func fsync(_ fd: Int32, _ path: String) throws(TensorFormatError) {
+        while true {
+            if !injected(.fsync) && Glibc.fsync(fd) == 0 { return }
+            if errno != EINTR { throw fail("fsync failed", path) }
+        }
+    }
+
+    /// rename(2) of `from` to `to`; errors name `to`.
+    static func rename(_ from: String, _ to: String) throws(TensorFormatError) {
+        guard !injected(.rename) && Glibc.rename(from, to) == 0 else {
+            throw fail("cannot rename the temporary file into place", to)
+        }
+    }
+
+    static func close(_ fd: Int32) { try? FileDescriptor(rawValue: fd).close() }
 
     static func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
 
