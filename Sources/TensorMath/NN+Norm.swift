@@ -39,8 +39,8 @@ extension NN {
                         for ch in 0..<cpg {
                             let scale = r * (pg.isEmpty ? 1 : pg[g0 + ch])
                             let shift = (pb.isEmpty ? 0 : pb[g0 + ch]) - m * scale
-                            VectorMath.apply(base + ch * inner, out.baseAddress! + s * setSize + ch * inner,
-                                             count: inner) { $0 * scale + shift }
+                            VectorMath.kernels.affine(base + ch * inner, out.baseAddress! + s * setSize + ch * inner,
+                                                      inner, scale, shift)
                         }
                     }
                 }
@@ -106,7 +106,7 @@ extension NN {
                         // dx = r * (dy * gamma - meanD - xhat * meanDX), xhat = (x - m) * r.
                         let (a, c) = (r * gch, r * meanD - r * r * m * meanDX)
                         let bx = r * r * meanDX
-                        VectorMath.apply(ds, xs, dd, count: inner) { d, x in a * d - c - bx * x }
+                        VectorMath.kernels.normInputGradient(ds, xs, dd, inner, a, bx, c)
                     }
                 }
             }

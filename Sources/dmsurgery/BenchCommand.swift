@@ -45,9 +45,11 @@ func peakResidentBytes() -> Int {
 }
 
 /// The compute configuration a timing was taken with: OpenBLAS's core (and whether the engine corrected
-/// the library's choice) and the CPU's vector features, for --json, the table and --verbose.
+/// the library's choice), TensorMath's kernel set and the CPU's vector features, for --json, the table
+/// and --verbose.
 struct EngineSetup {
     let blas = BLASCore.current
+    let kernels = KernelSet.active
     let features = CPUFeatures.host
 
     var blasDescription: String {
@@ -62,13 +64,19 @@ struct EngineSetup {
     var jsonMembers: [JSONMember] {
         [JSONMember("blas_core", .string(blas.active)), JSONMember("blas_core_origin", .string(blas.origin.rawValue)),
          JSONMember("blas_core_replaced", blas.replaced.map { .string($0) } ?? .null),
+         JSONMember("kernels", .string(kernels.rawValue)),
          JSONMember("cpu_features", .array(features.names.map { .string($0) }))]
     }
 
-    var tableRows: [[String]] { [["BLAS core", blasDescription]] }
+    var tableRows: [[String]] { [["BLAS core", blasDescription], ["kernel set", kernelDescription]] }
+
+    var kernelDescription: String {
+        let forced = ProcessInfo.processInfo.environment[KernelSet.environmentVariable]
+        return kernels.rawValue + (forced.map { " (\(KernelSet.environmentVariable)=\($0))" } ?? "")
+    }
 
     func describe(verbose: Bool, quiet: Bool) {
         guard verbose else { return }
-        note("BLAS core: \(blasDescription); CPU features: \(features.names.joined(separator: " "))", quiet: quiet)
+        note("BLAS core: \(blasDescription); kernel set: \(kernelDescription); CPU features: \(features.names.joined(separator: " "))", quiet: quiet)
     }
 }
