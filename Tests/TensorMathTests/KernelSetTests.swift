@@ -73,3 +73,16 @@ final class KernelSetTests: XCTestCase {
         }
     }
 }
+
+/// The fused inference GroupNorm + SiLU is the two-step forward.
+final class FusedGroupNormSiLUTests: XCTestCase {
+    func testFusedGroupNormSiLUEqualsGroupNormThenSiLU() {
+        var rng = SeededRandom(9)
+        let x = rng.tensor([2, 6, 5, 3], scale: 3), w = rng.tensor([6]), b = rng.tensor([6])
+        let fused = NN.groupNormSiLU(x, groups: 3, weight: w, bias: b, eps: 1e-5)
+        let twoStep = NN.silu(NN.groupNorm(x, groups: 3, weight: w, bias: b, eps: 1e-5).output)
+        XCTAssertLessThanOrEqual(relativeMaxError(fused, twoStep), 1e-6)
+        let plain = NN.groupNormSiLU(x, groups: 2, weight: nil, bias: nil, eps: 1e-6)
+        XCTAssertLessThanOrEqual(relativeMaxError(plain, NN.silu(NN.groupNorm(x, groups: 2, weight: nil, bias: nil, eps: 1e-6).output)), 1e-6)
+    }
+}
