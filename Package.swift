@@ -1,13 +1,19 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// The kernels' hand-vectorised loops need AVX2/FMA code generation to keep pace with PyTorch (the
-// cifar10 UNet step goes from 1.03x to 0.97x of torch's time); every x86-64 server since 2013 has it.
-#if arch(x86_64)
-let tensorMathSettings: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
-#else
+// TensorMath is built for the baseline CPU; its vector loops (Sources/TensorKernels, one source) are
+// built once per instruction set and chosen at run time by TensorMath's KernelSet, so one binary runs on
+// any x86-64 and uses AVX2 or AVX-512 where present. Off x86 every copy is the platform's baseline (NEON).
 let tensorMathSettings: [SwiftSetting] = []
+#if arch(x86_64)
+let kernelCPUs = [("AVX512", ["-target-cpu", "skylake-avx512"]), ("AVX2", ["-target-cpu", "haswell"]), ("Portable", [])]
+#else
+let kernelCPUs = [("AVX512", [String]()), ("AVX2", []), ("Portable", [])]
 #endif
+let kernelTargets: [Target] = kernelCPUs.map { isa, flags in
+    .target(name: "TensorKernels\(isa)", path: "Sources/TensorKernels/\(isa)",
+            swiftSettings: flags.isEmpty ? [] : [.unsafeFlags(flags)])
+}
 
 let package = Package(
     name: "dmsurgery",
@@ -33,7 +39,8 @@ let package = Package(
             name: "TensorFormats",
             dependencies: ["CZstd", "CHDF5", "CLinux", .product(name: "SystemPackage", package: "swift-system")]
         ),
-        .target(name: "TensorMath", dependencies: ["CBLAS"], swiftSettings: tensorMathSettings),
+        .target(name: "TensorMath", dependencies: ["CBLAS"] + kernelTargets.map { .target(name: $0.name) },
+                swiftSettings: tensorMathSettings),
         .target(name: "UNet", dependencies: ["TensorMath", "TensorFormats"]),
         .target(name: "Diffusion", dependencies: ["UNet", "TensorMath", "TensorFormats"]),
         .target(name: "Training", dependencies: ["Diffusion", "UNet", "TensorMath", "TensorFormats"]),
@@ -73,5 +80,5 @@ let package = Package(
         .testTarget(name: "WorkflowsTests", dependencies: ["Workflows", "Training", "Diffusion", "UNet", "TensorMath", "TensorFormats"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Diffusion", "UNet", "TensorMath", "TensorFormats"]),
         .testTarget(name: "ConceptWorldTests", dependencies: ["ConceptWorld", "Diffusion", "UNet", "TensorMath", "TensorFormats"]),
-    ]
+    ] + kernelTargets
 )

@@ -6,8 +6,8 @@ extension NN {
         Tensor(uninitializedShape: x.shape) { out in
             x.data.withUnsafeBufferPointer { px in
                 Parallel.forRanges(x.count, grain: 32768) { range in
-                    VectorMath.apply(px.baseAddress! + range.lowerBound, out.baseAddress! + range.lowerBound,
-                                     count: range.count) { v in v / (1 + VectorMath.exp(-v)) }
+                    VectorMath.kernels.silu(px.baseAddress! + range.lowerBound, out.baseAddress! + range.lowerBound,
+                                            range.count)
                 }
             }
         }
@@ -21,11 +21,8 @@ extension NN {
             x.data.withUnsafeBufferPointer { px in
                 Parallel.forRanges(x.count, grain: 32768) { range in
                     let lo = range.lowerBound
-                    VectorMath.apply(pg.baseAddress! + lo, px.baseAddress! + lo, out.baseAddress! + lo,
-                                     count: range.count) { g, v in
-                        let s = 1 / (1 + VectorMath.exp(-v))
-                        return g * s * (1 + v * (1 - s))
-                    }
+                    VectorMath.kernels.siluBackward(pg.baseAddress! + lo, px.baseAddress! + lo, out.baseAddress! + lo,
+                                                    range.count)
                 }
             }
             }

@@ -137,7 +137,7 @@ extension NN {
                             for r in 0..<rows {
                                 let row = probs + r * g.sk
                                 let l = pl[task * g.sq + r0 + r]
-                                VectorMath.apply(row, row, count: g.sk) { VectorMath.exp($0 - l) }
+                                VectorMath.kernels.expShifted(row, g.sk, l)
                             }
                             let dO = pdo.baseAddress! + oOff + r0 * g.vWidth
                             // dV += P^T dO
@@ -150,7 +150,7 @@ extension NN {
                             for r in 0..<rows {
                                 let p = probs + r * g.sk, dp = dprobs + r * g.sk
                                 let dot = VectorMath.sumAndShiftedDot(p, dp, count: g.sk, shift: 0).1
-                                VectorMath.apply(p, dp, dp, count: g.sk) { pv, dpv in pv * (dpv - dot) }
+                                VectorMath.kernels.softmaxBackward(p, dp, g.sk, dot)
                             }
                             // dQ = scale dS K ; dK += scale dS^T Q
                             sgemm(m: rows, n: g.headDim, k: g.sk, alpha: g.scale, a: dprobs, lda: g.sk,

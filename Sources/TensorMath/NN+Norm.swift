@@ -12,6 +12,18 @@ extension NN {
     /// A pruned layer that keeps a fixed channels-per-group passes `groups: C / channelsPerGroup`.
     public static func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?,
                                  eps: Float) -> (output: Tensor, stats: NormStatistics) {
+        groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps, thenSiLU: false)
+    }
+
+    /// silu(groupNorm(x)) in one pass over the output, for inference (a frozen model, a teacher): the
+    /// normalized values are never stored. A training forward needs them for SiLU's backward, so it
+    /// calls `groupNorm` and `silu`.
+    public static func groupNormSiLU(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float) -> Tensor {
+        groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps, thenSiLU: true).output
+    }
+
+    static func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float,
+                          thenSiLU: Bool) -> (output: Tensor, stats: NormStatistics) {
         precondition(x.rank >= 2 && groups > 0 && x.shape[1] % groups == 0,
                      "groupNorm: \(x.shape[1]) channels do not split into \(groups) groups")
         let (b, c) = (x.shape[0], x.shape[1])
@@ -39,8 +51,8 @@ extension NN {
                         for ch in 0..<cpg {
                             let scale = r * (pg.isEmpty ? 1 : pg[g0 + ch])
                             let shift = (pb.isEmpty ? 0 : pb[g0 + ch]) - m * scale
-                            VectorMath.apply(base + ch * inner, out.baseAddress! + s * setSize + ch * inner,
-                                             count: inner) { $0 * scale + shift }
+                            let step = thenSiLU ? VectorMath.kernels.affineSiLU : VectorMath.kernels.affine
+                            step(base + ch * inner, out.baseAddress! + s * setSize + ch * inner, inner, scale, shift)
                         }
                     }
                 }
@@ -106,7 +118,7 @@ extension NN {
                         // dx = r * (dy * gamma - meanD - xhat * meanDX), xhat = (x - m) * r.
                         let (a, c) = (r * gch, r * meanD - r * r * m * meanDX)
                         let bx = r * r * meanDX
-                        VectorMath.apply(ds, xs, dd, count: inner) { d, x in a * d - c - bx * x }
+                        VectorMath.kernels.normInputGradient(ds, xs, dd, inner, a, bx, c)
                     }
                 }
             }

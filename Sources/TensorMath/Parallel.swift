@@ -12,6 +12,7 @@ public enum ComputeThreads {
     public static let cores = Swift.max(1, ProcessInfo.processInfo.activeProcessorCount)
 
     private static let configured: Bool = {
+        BLASCore.configure()
         dms_blas_set_threads(1)
         #if os(Linux)
         // Kernels return fresh multi-megabyte tensors on every call. With glibc's defaults each of them is
@@ -25,8 +26,8 @@ public enum ComputeThreads {
         return true
     }()
 
-    /// Sets up the process the first time it is called (OpenBLAS single-threaded, glibc's large-block
-    /// policy; see above); every kernel calls it.
+    /// Sets up the process the first time it is called (OpenBLAS's best core for this CPU, see `BLASCore`;
+    /// OpenBLAS single-threaded; glibc's large-block policy, see above); every kernel calls it.
     @inlinable public static func ensureConfigured() { _ = isConfigured }
 
     @usableFromInline static var isConfigured: Bool { configured }

@@ -108,7 +108,15 @@ func report(_ name: String, _ pass: String, seconds: Double, flops: Double) {
 ComputeThreads.ensureConfigured()
 if !json {
     print("OPENBLAS_CORETYPE=\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)"), "
+          + "BLAS core \(BLASCore.current.active) (\(BLASCore.current.origin.rawValue)), kernel set \(KernelSet.active), "
           + "BLAS threads \(dms_blas_get_threads()), cores \(ComputeThreads.cores)")
+}
+
+// Plain sgemm as the engine runs it (split over the cores, OpenBLAS single-threaded); only on request.
+if only == "sgemm" {
+    let n = 2048
+    let a = randomTensor([n, n], seed: 5), b = randomTensor([n, n], seed: 6)
+    report("sgemm 2048", "fwd", seconds: time(2) { _ = NN.linear(a, weight: b, bias: nil) }, flops: 2 * Double(n * n * n))
 }
 
 for c in convCases where only == nil || c.name.contains(only!) {

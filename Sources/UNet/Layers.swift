@@ -133,6 +133,11 @@ struct GroupNormLayer {
         NN.groupNorm(x, groups: groups, weight: w.at(weight), bias: w.at(bias), eps: eps)
     }
 
+    /// silu(norm(x)) in one pass, for forwards that keep nothing for a backward.
+    func forwardSiLU(_ x: Tensor, _ w: Weights) -> Tensor {
+        NN.groupNormSiLU(x, groups: groups, weight: w.at(weight), bias: w.at(bias), eps: eps)
+    }
+
     func backward(_ dy: Tensor, input x: Tensor, stats: NormStatistics, _ w: Weights,
                   _ sink: inout GradientSink) -> Tensor {
         let g = NN.groupNormBackward(dy, input: x, stats: stats, groups: groups, weight: w.at(weight), needs: sink.needs)

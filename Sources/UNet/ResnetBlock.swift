@@ -45,6 +45,7 @@ struct ResnetBlock {
 
     /// `tembAct` is silu(temb), shared by every ResNet of the model.
     func forward(_ x: Tensor, tembAct: Tensor, _ w: Weights, save: Bool) -> (Tensor, Saved?) {
+        if !save { return (inferenceForward(x, tembAct: tembAct, w), nil) }
         let (n1, stats1) = norm1.forward(x, w)
         let a1 = NN.silu(n1)
         let c1 = conv1.forward(a1, w)
@@ -56,6 +57,15 @@ struct ResnetBlock {
         if outputScale != 1 { out.scale(by: 1 / outputScale) }
         let saved = save ? Saved(x: x, stats1: stats1, n1: n1, a1: a1, h1: h1, stats2: stats2, n2: n2, a2: a2) : nil
         return (out, saved)
+    }
+
+    /// The same output with GroupNorm and SiLU fused (nothing kept for a backward).
+    private func inferenceForward(_ x: Tensor, tembAct: Tensor, _ w: Weights) -> Tensor {
+        let c1 = conv1.forward(norm1.forwardSiLU(x, w), w)
+        var out = conv2.forward(norm2.forwardSiLU(NN.addChannelBias(c1, timeProj.forward(tembAct, w)), w), w)
+        out.add(shortcut?.forward(x, w) ?? x)
+        if outputScale != 1 { out.scale(by: 1 / outputScale) }
+        return out
     }
 
     /// Returns dx; adds d(silu(temb)) into `dTembAct` when parameter gradients are wanted.

@@ -19,6 +19,9 @@ struct BenchSubject: ParsableArguments {
     @Flag(help: "Print one JSON object.")
     var json = false
 
+    @Flag(help: "Also say on stderr which OpenBLAS core and kernel set run, and why.")
+    var verbose = false
+
     @OptionGroup var input: InputOptions
 
     func validate() throws {
@@ -39,4 +42,41 @@ func peakResidentBytes() -> Int {
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return usage.ru_maxrss * 1024
+}
+
+/// The compute configuration a timing was taken with: OpenBLAS's core (and whether the engine corrected
+/// the library's choice), TensorMath's kernel set and the CPU's vector features, for --json, the table
+/// and --verbose.
+struct EngineSetup {
+    let blas = BLASCore.current
+    let kernels = KernelSet.active
+    let features = CPUFeatures.host
+
+    var blasDescription: String {
+        switch blas.origin {
+        case .engine: return "\(blas.active) (library chose \(blas.replaced ?? "?"), corrected)"
+        case .user: return "\(blas.active) (OPENBLAS_CORETYPE)"
+        case .libraryFixed: return "\(blas.active) (lesser than this CPU supports; library cannot switch)"
+        case .library: return blas.active
+        }
+    }
+
+    var jsonMembers: [JSONMember] {
+        [JSONMember("blas_core", .string(blas.active)), JSONMember("blas_core_origin", .string(blas.origin.rawValue)),
+         JSONMember("blas_core_replaced", blas.replaced.map { .string($0) } ?? .null),
+         JSONMember("kernels", .string(kernels.rawValue)),
+         JSONMember("cpu_features", .array(features.names.map { .string($0) }))]
+    }
+
+    var tableRows: [[String]] { [["BLAS core", blasDescription], ["kernel set", kernelDescription]] }
+
+    var kernelDescription: String {
+        let forced = ProcessInfo.processInfo.environment[KernelSet.environmentVariable]
+        return kernels.rawValue + (forced.map { " (\(KernelSet.environmentVariable)=\($0))" } ?? "")
+    }
+
+    func describe(verbose: Bool, quiet: Bool) {
+        guard verbose else { return }
+        note("BLAS core: \(blasDescription); kernel set: \(kernelDescription); CPU features: \(features.names.joined(separator: " "))", quiet: quiet)
+    }
 }

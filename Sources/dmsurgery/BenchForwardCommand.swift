@@ -35,6 +35,8 @@ struct ForwardBench: ParsableCommand {
     }
 
     func run() throws {
+        let setup = EngineSetup()
+        setup.describe(verbose: subject.verbose, quiet: common.quiet)
         let unet = try loadUNet(model: subject.model, config: subject.config, input: subject.input)
         let cfg = unet.config
         let side = subject.size ?? cfg.sampleSize ?? 32
@@ -58,12 +60,12 @@ struct ForwardBench: ParsableCommand {
             try emit(JSONWriter.pretty(.object([
                 JSONMember("seconds_per_forward", .double(mean)), JSONMember("parameters", .int(unet.parameterCount)),
                 JSONMember("batch", .int(batch)), JSONMember("size", .int(side)), JSONMember("peak_rss_bytes", .int(peak)),
-            ])))
+            ] + setup.jsonMembers)))
         } else {
             try emit(table([["seconds per forward", String(format: "%.3f", mean)],
                         ["parameters", formatCount(unet.parameterCount)],
                         ["batch", "\(batch) x \(cfg.inChannels) x \(side) x \(side)"],
-                        ["peak resident memory", formatBytes(peak)]]))
+                        ["peak resident memory", formatBytes(peak)]] + setup.tableRows))
         }
     }
 }

@@ -37,6 +37,8 @@ struct TrainStepBench: ParsableCommand {
     }
 
     func run() throws {
+        let setup = EngineSetup()
+        setup.describe(verbose: subject.verbose, quiet: common.quiet)
         var unet = try loadUNet(model: subject.model, config: subject.config, input: subject.input)
         let cfg = unet.config
         let side = subject.size ?? cfg.sampleSize ?? 32
@@ -74,7 +76,7 @@ struct TrainStepBench: ParsableCommand {
                 JSONMember("size", .int(side)), JSONMember("threads", .int(ComputeThreads.cores)),
                 JSONMember("steps", .int(timings.count)), JSONMember("loss", .double(Double(loss))),
                 JSONMember("nominal_gflop", .double(flops / 1e9)), JSONMember("gflops", .double(gflops)),
-            ])))
+            ] + setup.jsonMembers)))
         } else {
             try emit(table([["seconds per step", String(format: "%.3f", mean.total)],
                         ["forward", String(format: "%.3f", mean.forward)],
@@ -82,7 +84,7 @@ struct TrainStepBench: ParsableCommand {
                         ["update", String(format: "%.3f", mean.update)],
                         ["parameters", formatCount(unet.parameterCount)],
                         ["batch", "\(batch) x \(cfg.inChannels) x \(side) x \(side)"],
-                        ["nominal work", String(format: "%.1f GFLOP (%.1f GFLOP/s)", flops / 1e9, gflops)]]))
+                        ["nominal work", String(format: "%.1f GFLOP (%.1f GFLOP/s)", flops / 1e9, gflops)]] + setup.tableRows))
         }
     }
 }

@@ -71,6 +71,17 @@ final class EngineCLITests: XCTestCase {
         XCTAssertGreaterThan(object["seconds_per_step"] as? Double ?? 0, 0)
     }
 
+    func testBenchReportsTheBLASCoreAndTheForcedKernelSet() throws {
+        setenv("DMSURGERY_KERNELS", "portable", 1)
+        defer { unsetenv("DMSURGERY_KERNELS") }
+        let result = try CLI.run(["bench", "forward", "--model", CLI.fixture("engine/ddpm_small"), "--steps", "1", "--json"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: result.stdout) as? [String: Any])
+        XCTAssertEqual(object["kernels"] as? String, "portable")
+        XCTAssertFalse((object["blas_core"] as? String ?? "").isEmpty)
+        XCTAssertTrue(["library", "user", "engine", "library-fixed"].contains(object["blas_core_origin"] as? String ?? ""))
+    }
+
     func testSampleWritesAPNGGrid() throws {
         let directory = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

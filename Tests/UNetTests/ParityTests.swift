@@ -30,6 +30,11 @@ final class ParityTests: XCTestCase {
         let e = relativeMaxError(out.sample, f.io["out.sample"]!)
         worstOut = max(worstOut, e)
         XCTAssertLessThanOrEqual(e, 1e-4, "\(name) output", file: file, line: line)
+        // The inference path (fused GroupNorm + SiLU, nothing kept) against the same golden.
+        let inferred = try f.model(sample: f.io["sample"]!, timesteps: f.io["timestep"]!.data,
+                                   encoderHiddenStates: f.io["encoder_hidden_states"])
+        XCTAssertLessThanOrEqual(relativeMaxError(inferred, f.io["out.sample"]!), 1e-4, "\(name) inference output",
+                                 file: file, line: line)
         for (id, t) in out.blocks {
             let e = relativeMaxError(t, f.io["out.\(id)"]!)
             worstOut = max(worstOut, e)
