@@ -43,7 +43,8 @@ func note(_ message: String, quiet: Bool) {
 
 /// Opens an input with the options every command shares.
 func openCheckpoint(_ path: String, _ input: InputOptions, randomAccess: Bool = false) throws -> Checkpoint {
-    try Checkpoint.open(path, options: OpenOptions(randomAccess: randomAccess, allowUnsafeHDF5: input.allowUnsafeH5, hdf5Layout: input.layout))
+    try Checkpoint.open(path, options: OpenOptions(randomAccess: randomAccess, allowUnsafeHDF5: input.allowUnsafeH5,
+                                             hdf5Layout: input.layout.flatMap { PipelineLayout(rawValue: $0) == nil ? $0 : nil }, variant: input.variant))
 }
 
 /// Loads a UNet from a checkpoint, or builds one with random weights from a config.json; engine errors

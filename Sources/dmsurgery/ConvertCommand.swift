@@ -59,6 +59,7 @@ struct ConvertCommand: ParsableCommand {
     var compress: String?
 
     @OptionGroup var inputOptions: InputOptions
+    @OptionGroup var layoutOptions: LayoutOptions
     @OptionGroup var binary: BinaryOutputOptions
     @OptionGroup var common: CommonOptions
 
@@ -80,7 +81,7 @@ struct ConvertCommand: ParsableCommand {
         if let compress, HDF5Compression(parsing: compress) == nil {
             throw ValidationError("--compress takes zstd[:1-22] or gzip[:0-9] (got '\(compress)')")
         }
-        if outputFormat == .hdf5 {
+        if outputFormat == .hdf5 && inputOptions.layout.flatMap(PipelineLayout.init(rawValue:)) == nil {
             if let layout = inputOptions.layout, HDF5WriteLayout(rawValue: layout) == nil {
                 throw ValidationError("--layout for HDF5 output is one of \(HDF5WriteLayout.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(layout)')")
             }
@@ -107,6 +108,7 @@ struct ConvertCommand: ParsableCommand {
 
     func run() throws {
         try runCommand {
+            if try convertLayout() { return }
             // With HDF5 output, --layout names the output layout, so the input's is recognised.
             var readOptions = inputOptions
             if outputFormat == .hdf5 { readOptions.layout = nil }
@@ -180,7 +182,7 @@ struct ConvertCommand: ParsableCommand {
     }
 
     private func folderWeights(_ folder: String, hasConfig: Bool) -> String {
-        (folder.hasSuffix("/") ? folder : folder + "/") + (hasConfig ? "diffusion_pytorch_model.safetensors" : "model.safetensors")
+        (folder.hasSuffix("/") ? folder : folder + "/") + LDMConversion.weightsName(hasConfig ? "diffusion_pytorch_model" : "model", variant: inputOptions.variant)
     }
 
     private func refuseOverwritingInput(_ path: String, _ checkpoint: Checkpoint) throws {

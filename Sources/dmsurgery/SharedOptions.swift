@@ -17,6 +17,9 @@ struct InputOptions: ParsableArguments {
     @Flag(name: .customLong("allow-unsafe-h5"), help: "Read HDF5 files Keras would refuse (external links, virtual datasets, huge declared sizes).")
     var allowUnsafeH5 = false
 
-    @Option(help: "Force the HDF5 layout instead of recognising it (keras2, keras3, generic, dmsurgery).")
+    @Option(help: "Force the HDF5 layout instead of recognising it (keras2, keras3, generic, dmsurgery); convert: diffusers or ldm (single-file Stable Diffusion).")
     var layout: String?
+
+    @Option(help: ArgumentHelp("Read (and, for convert, write) diffusers weight variant files: diffusion_pytorch_model.VARIANT.safetensors.", valueName: "variant"))
+    var variant: String?
 }
