@@ -95,7 +95,7 @@ public enum LDMConversion {
         var writer = LDMWriter(sources: [checkpoint])
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         if unetOnly {
-            try writer.write(unet, to: path(folder, weightsName("diffusion_pytorch_model", variant: options.variant)))
+            try writer.write(unet, to: path(folder, weightsName("diffusion_pytorch_model", variant: options.variant)), metadata: Metadata([("format", "pt")]))
             try writer.writeText(JSONWriter.pretty(unetConfig) + "\n", to: path(folder, "config.json"))
             result.components = ["unet"]
             return try finish(writer, result, checkpoint: checkpoint, claimed: claimed)
