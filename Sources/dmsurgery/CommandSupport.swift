@@ -41,9 +41,13 @@ func note(_ message: String, quiet: Bool) {
     FileHandle.standardError.write(Data("dmsurgery: \(message)\n".utf8))
 }
 
-/// Opens an input with the options every command shares.
-func openCheckpoint(_ path: String, _ input: InputOptions, randomAccess: Bool = false) throws -> Checkpoint {
-    try Checkpoint.open(path, options: OpenOptions(randomAccess: randomAccess, allowUnsafeHDF5: input.allowUnsafeH5,
+/// Opens an input with the options every command shares; `wholePipeline` opens a pipeline folder as
+/// all its components (inspect, verify, diff) instead of its UNet.
+func openCheckpoint(_ path: String, _ input: InputOptions, randomAccess: Bool = false, wholePipeline: Bool = false) throws -> Checkpoint {
+    if wholePipeline && PipelineFolder.isPipeline(path) {
+        return try Checkpoint.openPipeline(path, options: OpenOptions(variant: input.variant))
+    }
+    return try Checkpoint.open(path, options: OpenOptions(randomAccess: randomAccess, allowUnsafeHDF5: input.allowUnsafeH5,
                                              hdf5Layout: input.layout.flatMap { PipelineLayout(rawValue: $0) == nil ? $0 : nil }, variant: input.variant))
 }
 
@@ -196,7 +200,8 @@ func loadSchedulerConfig(model: String, explicit: String?) throws -> SchedulerCo
     var isDir: ObjCBool = false
     if FileManager.default.fileExists(atPath: model, isDirectory: &isDir), isDir.boolValue {
         let base = URL(fileURLWithPath: model)
-        for candidate in [base.appendingPathComponent("scheduler_config.json"),
+        // A pipeline folder's own scheduler/, a model folder's scheduler_config.json, or the pipeline around it.
+        for candidate in [base.appendingPathComponent("scheduler/scheduler_config.json"), base.appendingPathComponent("scheduler_config.json"),
                           base.deletingLastPathComponent().appendingPathComponent("scheduler/scheduler_config.json")]
         where FileManager.default.fileExists(atPath: candidate.path) {
             return try SchedulerConfig(json: String(contentsOf: candidate, encoding: .utf8))

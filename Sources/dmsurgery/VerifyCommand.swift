@@ -49,7 +49,7 @@ struct VerifyCommand: ParsableCommand {
                 streamHasher = hasher
                 opened = try Checkpoint.openSniffing(hasher, options: OpenOptions(allowUnsafeHDF5: input.allowUnsafeH5, hdf5Layout: input.layout))
             } else {
-                opened = try openCheckpoint(checkpoint, input)
+                opened = try openCheckpoint(checkpoint, input, wholePipeline: true)
             }
             let bar = ProgressBar("verify", total: opened.byteCount, quiet: common.quiet)
             let report = try Verifier.verify(opened, hashing: hashing, streamHasher: streamHasher, progress: bar.update)

@@ -109,4 +109,20 @@ final class LDMLayoutTests: XCTestCase {
         XCTAssertEqual(back.status, 0, back.stderr)
         XCTAssertEqual(try CLI.run(["diff", single, again]).status, 0)
     }
+
+    func testPipelineFoldersAreOneInputForInspectVerifyAndDiffWithPerComponentTotals() throws {
+        let inspect = try CLI.run(["inspect", CLI.fixture("ldm/sdxl"), "--depth", "1"])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        let text = String(decoding: inspect.stdout, as: UTF8.self)
+        XCTAssertTrue(text.contains("diffusers-pipeline"), text)
+        for component in ["unet", "vae", "text_encoder", "text_encoder_2"] {
+            XCTAssertTrue(text.contains("component   \(component):"), component)
+        }
+        XCTAssertTrue(text.contains("scheduler: EulerDiscreteScheduler (no weights)"), text)
+        XCTAssertNotNil(text.range(of: #"text_encoder_2\s+80,570\s+37"#, options: .regularExpression), text)
+        XCTAssertEqual(try CLI.run(["verify", CLI.fixture("ldm/sd2")]).status, 0)
+        let diff = try CLI.run(["diff", CLI.fixture("ldm/sd1"), CLI.fixture("ldm/sd2")])
+        XCTAssertEqual(diff.status, 1)
+        XCTAssertTrue(String(decoding: diff.stdout, as: UTF8.self).contains("text_encoder.encoder.layers.2"))
+    }
 }

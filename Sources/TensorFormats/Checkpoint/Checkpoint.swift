@@ -8,6 +8,7 @@ public enum CheckpointFormat: String, Sendable, Codable {
     case safetensors
     case shardedSafetensors = "safetensors-sharded"
     case diffusersFolder = "diffusers-folder"
+    case diffusersPipeline = "diffusers-pipeline"
     case hdf5
 }
 

@@ -84,3 +84,40 @@ public struct PipelineFolder: Sendable {
         (folder.hasSuffix("/") ? folder : folder + "/") + name
     }
 }
+
+extension Checkpoint {
+    /// A whole pipeline as one checkpoint: every weight-bearing component's tensors, named
+    /// `component.tensor` (`unet.conv_in.weight`), so module totals at depth 1 are per-component totals
+    /// and `verify` and `diff` cover every component. Commands that need a UNet open the folder with
+    /// `open` instead, which takes its `unet/`.
+    public static func openPipeline(_ path: String, options: OpenOptions = OpenOptions()) throws -> Checkpoint {
+        let pipeline = try PipelineFolder(path: path, variant: options.variant)
+        var files: [CheckpointFile] = []
+        var maps: [MappedFile] = []
+        var entries: [TensorEntry] = []
+        var details: [(String, String)] = []
+        for component in pipeline.components {
+            guard let opened = try pipeline.open(component.name, options: options) else {
+                details.append(("component", "\(component.name): \(component.className ?? "absent")\(component.path == nil || component.library == nil ? "" : " (no weights)")"))
+                continue
+            }
+            guard let mapped = opened.provider as? MappedProvider else {
+                throw TensorFormatError(.unsupported, "pipeline components must be safetensors files", file: opened.name)
+            }
+            let offset = files.count
+            files += opened.files
+            maps += mapped.maps
+            for entry in opened.entries {
+                var info = entry.info
+                info.name = component.name + "." + info.name
+                entries.append(TensorEntry(info: info, fileIndex: entry.fileIndex + offset, fileOffset: entry.fileOffset))
+            }
+            details.append(("component", "\(component.name): \(component.className ?? "?"), \(opened.entries.count) tensors, \(opened.parameterCount) parameters"))
+        }
+        guard !entries.isEmpty else {
+            throw TensorFormatError(.unknownFormat, "the pipeline has no component with safetensors weights\(pipeline.variant.map { " of variant \($0)" } ?? "")", file: path)
+        }
+        return try Checkpoint(name: path, format: .diffusersPipeline, files: files, entries: entries, metadata: nil, configJSON: nil,
+                              details: details, provider: MappedProvider(maps: maps))
+    }
+}
