@@ -125,4 +125,48 @@ final class LDMLayoutTests: XCTestCase {
         XCTAssertEqual(diff.status, 1)
         XCTAssertTrue(String(decoding: diff.stdout, as: UTF8.self).contains("text_encoder.encoder.layers.2"))
     }
+
+    func testPredictionTypeSetsTheSchedulerAndImageSizeWhereWeightsCannotTell() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let single = directory.appendingPathComponent("sd2.safetensors").path
+        XCTAssertEqual(try CLI.run(["convert", CLI.fixture("ldm/sd2"), single, "--layout", "ldm", "-q"]).status, 0)
+        for (flag, prediction, size) in [([String](), "v_prediction", 96), (["--prediction-type", "epsilon"], "epsilon", 64)] {
+            let folder = directory.appendingPathComponent("out-\(prediction)").path
+            XCTAssertEqual(try CLI.run(["convert", single, folder, "--layout", "diffusers", "-q"] + flag).status, 0)
+            let scheduler = try String(contentsOfFile: folder + "/scheduler/scheduler_config.json", encoding: .utf8)
+            XCTAssertTrue(scheduler.contains("\"prediction_type\": \"\(prediction)\""), scheduler)
+            let unet = try String(contentsOfFile: folder + "/unet/config.json", encoding: .utf8)
+            XCTAssertTrue(unet.contains("\"sample_size\": \(size)"), unet)
+        }
+        XCTAssertEqual(try CLI.run(["convert", single, directory.appendingPathComponent("x").path, "--layout", "diffusers", "--prediction-type", "sample"]).status, 64)
+    }
+
+    func testEMATakesTheModelEMAWeights() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let single = directory.appendingPathComponent("sd1.safetensors").path
+        XCTAssertEqual(try CLI.run(["convert", CLI.fixture("ldm/sd1"), single, "--layout", "ldm", "-q"]).status, 0)
+        // The EMA copies as LDM training writes them: model_ema. + the name after model. without dots, other values.
+        let withEMA = directory.appendingPathComponent("ema.safetensors").path
+        let make = try CLI.shell("""
+            python3 -c "
+            from safetensors.torch import load_file, save_file
+            s = load_file('\(single)')
+            s.update({'model_ema.' + k[len('model.'):].replace('.', ''): v + 1 for k, v in s.items() if k.startswith('model.diffusion_model.')})
+            save_file(s, '\(withEMA)')"
+            """)
+        XCTAssertEqual(make.status, 0, make.stderr)
+        let plain = directory.appendingPathComponent("plain").path
+        let ema = directory.appendingPathComponent("ema").path
+        XCTAssertEqual(try CLI.run(["convert", withEMA, plain, "--layout", "diffusers", "-q"]).status, 0)
+        XCTAssertEqual(try CLI.run(["convert", withEMA, ema, "--layout", "diffusers", "--ema", "-q"]).status, 0)
+        XCTAssertEqual(try CLI.run(["diff", CLI.fixture("ldm/sd1/unet"), plain + "/unet"]).status, 0)
+        let differs = try CLI.run(["diff", CLI.fixture("ldm/sd1/unet"), ema + "/unet"])
+        XCTAssertEqual(differs.status, 1)
+        XCTAssertTrue(String(decoding: differs.stdout, as: UTF8.self).contains("304"), String(decoding: differs.stdout, as: UTF8.self))
+        let refused = try CLI.run(["convert", single, directory.appendingPathComponent("no").path, "--layout", "diffusers", "--ema"])
+        XCTAssertEqual(refused.status, 2)
+        XCTAssertTrue(refused.stderr.contains("ldm-missing-tensor"), refused.stderr)
+    }
 }
