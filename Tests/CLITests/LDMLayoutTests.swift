@@ -169,4 +169,17 @@ final class LDMLayoutTests: XCTestCase {
         XCTAssertEqual(refused.status, 2)
         XCTAssertTrue(refused.stderr.contains("ldm-missing-tensor"), refused.stderr)
     }
+
+    func testBlocksThatDoNotTileAreAShapeContradiction() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let single = directory.appendingPathComponent("sd1.safetensors").path
+        XCTAssertEqual(try CLI.run(["convert", CLI.fixture("ldm/sd1"), single, "--layout", "ldm", "-q"]).status, 0)
+        let broken = directory.appendingPathComponent("broken.safetensors").path
+        XCTAssertEqual(try CLI.run(["convert", single, broken, "--exclude", "model.diffusion_model.output_blocks.5.*", "-q"]).status, 0)
+        let run = try CLI.run(["convert", broken, directory.appendingPathComponent("out").path, "--layout", "diffusers"])
+        XCTAssertEqual(run.status, 2)
+        XCTAssertTrue(run.stderr.contains("\(broken): ldm-shape-contradiction"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("(tensor 'model.diffusion_model.output_blocks."), run.stderr)
+    }
 }

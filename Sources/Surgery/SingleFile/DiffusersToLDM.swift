@@ -79,6 +79,9 @@ extension LDMConversion {
         for (checkpoint, encoder) in zip([text, text2], textEncoders(family)) {
             guard let checkpoint else { continue }
             let layers = Set(checkpoint.entries.compactMap { layerIndex(stripTextModel($0.name)) }).count
+            guard layers <= 1024 else {
+                throw TensorFormatError(.ldmShapeContradiction, "text encoder has \(layers) layers, beyond any CLIP (at most 1024)", file: checkpoint.name)
+            }
             let rules = encoder.openCLIP
                 ? LDMLayout.openCLIP(prefix: "", base: encoder.base, layers: layers, projection: encoder.projection)
                 : LDMLayout.huggingFaceCLIP(prefix: "")

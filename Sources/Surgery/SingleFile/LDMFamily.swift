@@ -92,6 +92,10 @@ enum LDMInference {
     /// The UNet's structure from its LDM names (prefix `p`).
     static func unetStructure(_ index: TensorIndex, prefix p: String) throws -> LDMLayout.UNetStructure {
         let inputs = index.indices(after: p + "input_blocks.")
+        // Real UNets have at most a few dozen input blocks; a bound keeps hostile indices from sizing the rules.
+        if let last = inputs.max(), last > 4096 {
+            throw index.contradiction("UNet structure: input block index \(last) is beyond any UNet (at most 4096)", tensor: p + "input_blocks.\(last)")
+        }
         guard let last = inputs.max(), last >= 1 else {
             throw TensorFormatError(.ldmMissingTensor, "UNet structure: no input_blocks beyond conv_in", file: index.checkpoint.name, tensor: p + "input_blocks.1.0.in_layers.0.weight")
         }
@@ -190,6 +194,9 @@ enum LDMInference {
     static func vaeStructure(_ index: TensorIndex, prefix p: String) throws -> LDMLayout.VAEStructure {
         let blocks = index.indices(after: p + "encoder.down.").count
         let layers = index.indices(after: p + "encoder.down.0.block.").count
+        guard blocks <= 64, layers <= 64, index.indices(after: p + "encoder.down.").max() == blocks - 1 || blocks == 0 else {
+            throw index.contradiction("VAE structure: encoder down blocks must be numbered 0..n-1 with n, and resnets per block, at most 64", tensor: p + "encoder.down.0.block.0.conv1.weight")
+        }
         guard blocks >= 1, layers >= 1 else {
             throw TensorFormatError(.ldmMissingTensor, "VAE structure: no encoder down blocks", file: index.checkpoint.name, tensor: p + "encoder.down.0.block.0.conv1.weight")
         }

@@ -128,6 +128,10 @@ extension LDMOutputTensor {
         guard entry.shape.count == 2 else {
             throw TensorFormatError(.ldmShapeContradiction, "a text projection must be rank 2, shape is \(entry.shape)", file: file, tensor: entry.name)
         }
+        // Transposed in memory: real projections are a few MB; refuse what would not be one.
+        guard entry.byteCount <= 256 << 20 else {
+            throw TensorFormatError(.unsupported, "a text projection of \(entry.byteCount) bytes is beyond any CLIP (at most 256 MiB transposed in memory)", file: file, tensor: entry.name)
+        }
         return LDMOutputTensor(name: name, dtype: entry.dtype, shape: [entry.shape[1], entry.shape[0]], pieces: [.transposed(entry)])
     }
 }

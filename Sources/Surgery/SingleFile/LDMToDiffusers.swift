@@ -183,6 +183,9 @@ public enum LDMConversion {
         let file = index.checkpoint.name
         let ignored = encoder.component == "text_encoder" && encoder.openCLIP ? LDMKeyTable.sd2Ignored : []
         let layers = index.indices(after: encoder.prefix + "transformer.resblocks.").count
+        guard layers <= 1024 else {
+            throw index.contradiction("text encoder has \(layers) residual blocks, beyond any CLIP (at most 1024)", tensor: encoder.prefix + "transformer.resblocks.0.ln_1.weight")
+        }
         let rules = textRules(encoder, layers: layers)
         var tensors: [LDMOutputTensor] = []
         var copies: [String: TensorEntry] = [:]
