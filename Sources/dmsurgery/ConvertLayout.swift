@@ -10,7 +10,7 @@ struct LayoutOptions: ParsableArguments {
     @Option(name: .customLong("prediction-type"), help: ArgumentHelp("With --layout diffusers: epsilon or v_prediction (the weights cannot tell; default: SD2 v_prediction, others epsilon).", valueName: "type"))
     var predictionType: String?
 
-    @Option(help: ArgumentHelp("With --layout diffusers: a CLIP tokenizer folder (vocab.json, merges.txt) copied as tokenizer/ (and tokenizer_2/).", valueName: "folder"))
+    @Option(help: ArgumentHelp("With --layout diffusers: CLIP's BPE file (bpe_simple_vocab_16e6.txt, gunzipped from open_clip) to build tokenizer/ (and tokenizer_2/) from, or a tokenizer folder to copy.", valueName: "file-or-folder"))
     var tokenizer: String?
 
     func validate() throws {

@@ -182,4 +182,25 @@ final class LDMLayoutTests: XCTestCase {
         XCTAssertTrue(run.stderr.contains("\(broken): ldm-shape-contradiction"), run.stderr)
         XCTAssertTrue(run.stderr.contains("(tensor 'model.diffusion_model.output_blocks."), run.stderr)
     }
+
+    func testTokenizerFoldersBuiltFromCLIPsBPEFileTokenizeAsOpenCLIP() throws {
+        try requirePython()
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let bpe = directory.appendingPathComponent("bpe_simple_vocab_16e6.txt").path
+        let unzip = try CLI.shell("""
+            gunzip -c "$(python3 -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("open_clip").origin))')/bpe_simple_vocab_16e6.txt.gz" > \(bpe)
+            """)
+        XCTAssertEqual(unzip.status, 0, unzip.stderr)
+        let script = CLI.repository.appendingPathComponent("Tests/CLITests/clip_tokenizer_check.py").path
+        for family in ["sd1", "sdxl"] {
+            let single = directory.appendingPathComponent("\(family).safetensors").path
+            XCTAssertEqual(try CLI.run(["convert", CLI.fixture("ldm/\(family)"), single, "--layout", "ldm", "-q"]).status, 0)
+            let folder = directory.appendingPathComponent(family).path
+            let run = try CLI.run(["convert", single, folder, "--layout", "diffusers", "--tokenizer", bpe, "-q"])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let check = try CLI.shell("python3 \(script) \(folder) 2>/dev/null")
+            XCTAssertEqual(check.status, 0, "\(family): \(String(decoding: check.stdout, as: UTF8.self))")
+        }
+    }
 }

@@ -9,8 +9,9 @@ public struct LDMConversionOptions: Sendable {
     public var prediction: String?
     /// diffusers weight variant (`fp16` gives `diffusion_pytorch_model.fp16.safetensors`).
     public var variant: String?
-    /// A folder holding a CLIP tokenizer (vocab.json, merges.txt, ...) copied as `tokenizer/` (and
-    /// `tokenizer_2/` for SDXL); without it the pipeline lists no tokenizer.
+    /// CLIP's BPE merges file (`bpe_simple_vocab_16e6.txt`) to build `tokenizer/` (and `tokenizer_2/` for
+    /// SDXL) from, or a tokenizer folder (vocab.json, merges.txt, ...) to copy; without it the pipeline
+    /// lists no tokenizer.
     public var tokenizer: String?
 
     public init(ema: Bool = false, prediction: String? = nil, variant: String? = nil, tokenizer: String? = nil) {
@@ -132,7 +133,8 @@ public enum LDMConversion {
         }
         if let tokenizer = options.tokenizer {
             for name in family == .sdxl ? ["tokenizer", "tokenizer_2"] : ["tokenizer"] {
-                try copyTokenizer(from: tokenizer, to: path(folder, name), writer: &writer)
+                // SDXL's second tokenizer pads with "!" (id 0), the others with <|endoftext|>.
+                try writeTokenizer(from: tokenizer, to: path(folder, name), padToken: name == "tokenizer_2" ? "!" : "<|endoftext|>", writer: &writer)
                 result.components.append(name)
             }
         }
@@ -217,9 +219,23 @@ public enum LDMConversion {
         try writer.writeText(JSONWriter.pretty(config) + "\n", to: path(directory, "config.json"))
     }
 
-    /// The tokenizer files transformers' CLIPTokenizer reads, copied as they are.
-    static func copyTokenizer(from source: String, to directory: String, writer: inout LDMWriter) throws {
+    /// A tokenizer folder: built from CLIP's BPE merges file when `source` is a file, else the files
+    /// transformers' CLIPTokenizer reads copied from the folder `source`.
+    static func writeTokenizer(from source: String, to directory: String, padToken: String, writer: inout LDMWriter) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: source, isDirectory: &isFolder) else {
+            throw TensorFormatError(.notFound, "no such tokenizer folder or BPE file", file: source)
+        }
+        if !isFolder.boolValue {
+            guard let data = FileManager.default.contents(atPath: source), data.count < 64 << 20, let text = String(data: data, encoding: .utf8) else {
+                throw TensorFormatError(.invalidConfig, "a CLIP BPE file is UTF-8 text of a few MB (gunzip open_clip's bpe_simple_vocab_16e6.txt.gz first)", file: source)
+            }
+            for (name, content) in try CLIPVocabulary.tokenizerFiles(bpe: text, padToken: padToken, file: source) {
+                try writer.writeText(content, to: path(directory, name))
+            }
+            return
+        }
         var found = 0
         for name in ["vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json", "tokenizer.json"] {
             let from = path(source, name)
