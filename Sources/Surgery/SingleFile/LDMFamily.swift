@@ -27,6 +27,12 @@ public enum LDMFamily: String, Sendable, CaseIterable {
     }
 
     /// SD2's 768 px model is v-prediction, which is what diffusers assumes for an SD2 single file.
+    /// GroupNorm groups: 32 in every released model; a toy model whose widths 32 does not divide gets the
+    /// largest count up to 32 that divides them all (weights cannot tell, and 32 would not build).
+    static func normGroups(_ widths: [Int]) -> Int {
+        (1...32).reversed().first { g in widths.allSatisfy { $0 % g == 0 } } ?? 1
+    }
+
     var defaultPrediction: String { self == .sd2 ? "v_prediction" : "epsilon" }
 
     func imageSize(prediction: String) -> Int {
@@ -158,6 +164,8 @@ enum LDMInference {
             linear = (try index.require(base + "proj_in.weight", rule: "use_linear_projection")).shape.count == 2
         }
         let heads = channels.map { family.attentionHeads(channels: $0) }
+        // SD1 stores one head count for every block, so it must divide them all.
+        let sharedHeads = heads.allSatisfy { $0 == heads[0] } ? heads[0] : 1
         var members: [JSONMember] = [
             JSONMember("_class_name", .string("UNet2DConditionModel")),
             JSONMember("_diffusers_version", .string("0.42.1")),
@@ -169,9 +177,11 @@ enum LDMInference {
             JSONMember("mid_block_type", s.midAttention ? .string("UNetMidBlock2DCrossAttn") : .string("UNetMidBlock2D")),
             JSONMember("block_out_channels", .ints(channels)),
             JSONMember("layers_per_block", .int(s.layersPerBlock)),
-            JSONMember("norm_num_groups", .int(32)),
+            JSONMember("norm_num_groups", .int(LDMFamily.normGroups(channels))),
+            JSONMember("conv_in_kernel", .int(convIn.shape[2])),
+            JSONMember("conv_out_kernel", .int(convOut.shape[2])),
             JSONMember("cross_attention_dim", crossDim.map { .int($0) } ?? .null),
-            JSONMember("attention_head_dim", family == .sd1 ? .int(heads[0]) : .ints(heads)),
+            JSONMember("attention_head_dim", family == .sd1 ? .int(sharedHeads) : .ints(heads)),
             JSONMember("use_linear_projection", .bool(linear)),
             JSONMember("transformer_layers_per_block", Set(depths).count == 1 ? .int(depths[0]) : .ints(depths)),
         ]
@@ -226,7 +236,7 @@ enum LDMInference {
             JSONMember("layers_per_block", .int(s.layersPerBlock)),
             JSONMember("act_fn", .string("silu")),
             JSONMember("latent_channels", .int(latent.shape[1])),
-            JSONMember("norm_num_groups", .int(32)),
+            JSONMember("norm_num_groups", .int(LDMFamily.normGroups(channels))),
             JSONMember("sample_size", .int(family.imageSize(prediction: prediction))),
             JSONMember("scaling_factor", .double(family.vaeScalingFactor)),
             JSONMember("force_upcast", .bool(true)),
