@@ -36,11 +36,11 @@ extension ConvertCommand {
         case .diffusers:
             let checkpoint = try openCheckpoint(input, inputOptions, randomAccess: true)
             result = try LDMConversion.toDiffusers(checkpoint, folder: output, options: options)
-        case .ldm:
-            guard PipelineFolder.isPipeline(input) else {
-                throw TensorFormatError(.unknownFormat, "--layout ldm reads a diffusers pipeline folder (model_index.json + unet/ ...)", file: input)
-            }
+        case .ldm where PipelineFolder.isPipeline(input):
             result = try LDMConversion.toLDM(try PipelineFolder(path: input, variant: inputOptions.variant), output: output, options: options)
+        case .ldm:
+            // A UNet model folder (or file with its config) becomes a UNet-only original file.
+            result = try LDMConversion.unetToLDM(try openCheckpoint(input, inputOptions, randomAccess: true), output: output)
         }
         if !result.skipped.isEmpty {
             note("left out \(result.skipped.count) tensors no component holds (e.g. '\(result.skipped[0])')", quiet: common.quiet)

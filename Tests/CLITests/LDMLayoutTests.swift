@@ -67,6 +67,11 @@ final class LDMLayoutTests: XCTestCase {
         // The UNet's tensors are the original diffusers tensors, byte for byte.
         let diff = try CLI.run(["diff", CLI.fixture("ldm/sd1/unet"), folder])
         XCTAssertEqual(diff.status, 0, String(decoding: diff.stdout, as: UTF8.self) + diff.stderr)
+        // And a UNet folder becomes the same UNet-only file.
+        let back = directory.appendingPathComponent("back.safetensors").path
+        let toLDM = try CLI.run(["convert", CLI.fixture("ldm/sd1/unet"), back, "--layout", "ldm", "-q"])
+        XCTAssertEqual(toLDM.status, 0, toLDM.stderr)
+        XCTAssertEqual(try CLI.run(["diff", unetOnly, back]).status, 0)
     }
 
     func testAFileWithoutAUNetIsRefusedNamingTheRuleAndTensor() throws {

@@ -142,3 +142,29 @@ extension LDMConversion {
                                        addition: config["addition_embed_type"]?.stringValue == "text_time")
     }
 }
+
+extension LDMConversion {
+    /// Writes a diffusers UNet model folder as a UNet-only original file (LDM names without the
+    /// `model.diffusion_model.` prefix, as ComfyUI saves a UNet alone).
+    public static func unetToLDM(_ unet: Checkpoint, output: String) throws -> LDMConversionResult {
+        let unetConfig = try config(of: unet)
+        let structure = try unetStructure(unetConfig, file: unet.name)
+        let rules = LDMLayout.unet(structure)
+        var tensors: [LDMOutputTensor] = []
+        for entry in unet.entries {
+            guard let mapped = rules.ldmName(ofDiffusers: entry.name), mapped.transform == .copy else {
+                throw TensorFormatError(.ldmNoRule, "no row of the UNet key table (formats/ldm.md) maps this tensor", file: unet.name, tensor: entry.name)
+            }
+            tensors.append(.copy(entry, as: mapped.name))
+        }
+        let family: LDMFamily = structure.addition ? .sdxl : (unetConfig["use_linear_projection"] == .bool(true) ? .sd2 : .sd1)
+        var writer = LDMWriter(sources: [unet])
+        try writer.write(tensors, to: output)
+        try writer.commit()
+        var result = LDMConversionResult(family: family, components: ["unet"])
+        result.files = writer.files
+        result.tensors = writer.tensors
+        result.bytesWritten = writer.bytes
+        return result
+    }
+}
