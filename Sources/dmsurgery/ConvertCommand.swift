@@ -24,7 +24,9 @@ struct ConvertCommand: ParsableCommand {
         HDF5 output (.h5, .hdf5 or --to hdf5) uses --layout dmsurgery (default, round-trips exactly) or \
         keras3, and --compress gzip[:LEVEL] or zstd[:LEVEL] for its datasets; safetensors output takes \
         --compress zstd[:LEVEL] or a .zst suffix (formats/hdf5.md, formats/zstd.md). Inputs compressed \
-        with zstd are read transparently.
+        with zstd are read transparently. --layout diffusers turns an original single-file Stable Diffusion \
+        checkpoint (SD 1.x, 2.x, XL) into a diffusers pipeline folder, --layout ldm a pipeline folder into the \
+        single file (formats/ldm.md).
 
         Exit status: 0 success; 2 invalid or unreadable input, or an I/O error; 64 usage error.
         """
