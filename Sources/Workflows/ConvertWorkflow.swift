@@ -72,7 +72,7 @@ public enum ConvertWorkflow {
                                          _ settings: ConvertSettings) throws -> ConvertResult {
         let output = settings.output
         let folder = output != "-" && (output.hasSuffix("/") || isDirectory(output))
-        let base = folder ? folderWeights(output, hasConfig: checkpoint.configJSON != nil) : output
+        let base = folder ? folderWeights(output, hasConfig: checkpoint.configJSON != nil, variant: settings.open.variant) : output
         // A folder or a shard set carries the config as config.json beside the weights instead.
         let embedConfig = !folder && settings.shardBytes == nil
         let metadata = plan.metadata(embedConfig: embedConfig)
@@ -111,8 +111,8 @@ public enum ConvertWorkflow {
         return result
     }
 
-    private static func folderWeights(_ folder: String, hasConfig: Bool) -> String {
-        (folder.hasSuffix("/") ? folder : folder + "/") + (hasConfig ? "diffusion_pytorch_model.safetensors" : "model.safetensors")
+    private static func folderWeights(_ folder: String, hasConfig: Bool, variant: String?) -> String {
+        (folder.hasSuffix("/") ? folder : folder + "/") + LDMConversion.weightsName(hasConfig ? "diffusion_pytorch_model" : "model", variant: variant)
     }
 }
 

@@ -30,7 +30,8 @@ public func loadSchedulerConfig(model: String, explicit: String?) throws -> Sche
     var isDir: ObjCBool = false
     if FileManager.default.fileExists(atPath: model, isDirectory: &isDir), isDir.boolValue {
         let base = URL(fileURLWithPath: model)
-        for candidate in [base.appendingPathComponent("scheduler_config.json"),
+        // A pipeline folder's own scheduler/, a model folder's scheduler_config.json, or the pipeline around it.
+        for candidate in [base.appendingPathComponent("scheduler/scheduler_config.json"), base.appendingPathComponent("scheduler_config.json"),
                           base.deletingLastPathComponent().appendingPathComponent("scheduler/scheduler_config.json")]
         where FileManager.default.fileExists(atPath: candidate.path) {
             return try read(candidate.path)

@@ -4,6 +4,7 @@ import Foundation
 import TensorFormats
 import TensorMath
 import UNet
+import Workflows
 
 /// What a benchmark runs on, shared by its subcommands.
 struct BenchSubject: ParsableArguments {

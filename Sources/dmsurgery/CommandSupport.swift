@@ -36,9 +36,13 @@ func printError(_ message: String) {
     StandardStreams.writeError("dmsurgery: error: \(message)\n")
 }
 
-/// Opens an input with the options every command shares.
-func openCheckpoint(_ path: String, _ input: InputOptions, randomAccess: Bool = false) throws -> Checkpoint {
-    try openCheckpoint(path, input.open, randomAccess: randomAccess)
+/// Opens an input with the options every command shares; `wholePipeline` opens a pipeline folder as
+/// all its components (inspect, verify, diff) instead of its UNet.
+func openCheckpoint(_ path: String, _ input: InputOptions, randomAccess: Bool = false, wholePipeline: Bool = false) throws -> Checkpoint {
+    if wholePipeline && PipelineFolder.isPipeline(path) {
+        return try Checkpoint.openPipeline(path, options: OpenOptions(variant: input.variant))
+    }
+    return try openCheckpoint(path, input.open, randomAccess: randomAccess)
 }
 
 /// Loads a UNet from a checkpoint, or builds one with random weights from a config.json; engine errors

@@ -21,7 +21,9 @@ struct ConvertCommand: ParsableCommand {
         HDF5 output (.h5, .hdf5 or --to hdf5) uses --layout dmsurgery (default, round-trips exactly) or \
         keras3, and --compress gzip[:LEVEL] or zstd[:LEVEL] for its datasets; safetensors output takes \
         --compress zstd[:LEVEL] or a .zst suffix (formats/hdf5.md, formats/zstd.md). Inputs compressed \
-        with zstd are read transparently.
+        with zstd are read transparently. --layout diffusers turns an original single-file Stable Diffusion \
+        checkpoint (SD 1.x, 2.x, XL) into a diffusers pipeline folder, --layout ldm a pipeline folder into the \
+        single file (formats/ldm.md).
 
         Exit status: 0 success; 2 invalid or unreadable input, or an I/O error; 64 usage error.
         """
@@ -56,6 +58,7 @@ struct ConvertCommand: ParsableCommand {
     var compress: String?
 
     @OptionGroup var inputOptions: InputOptions
+    @OptionGroup var layoutOptions: LayoutOptions
     @OptionGroup var binary: BinaryOutputOptions
     @OptionGroup var common: CommonOptions
 
@@ -77,7 +80,7 @@ struct ConvertCommand: ParsableCommand {
         if let compress, OutputCompression(parsing: compress) == nil {
             throw ValidationError("--compress takes zstd[:1-22] or gzip[:0-9] (got '\(compress)')")
         }
-        if outputFormat == .hdf5 {
+        if outputFormat == .hdf5 && inputOptions.hdf5Layout.flatMap(PipelineLayout.init(rawValue:)) == nil {
             if let layout = inputOptions.hdf5Layout, HDF5WriteLayout(rawValue: layout) == nil {
                 throw ValidationError("--layout for HDF5 output is one of \(HDF5WriteLayout.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(layout)')")
             }
@@ -103,6 +106,7 @@ struct ConvertCommand: ParsableCommand {
     }
 
     func run() throws {
+        if try convertLayout() { return }
         var settings = ConvertSettings(input: input, output: output)
         settings.dtype = dtype.flatMap(DType.init(userName:))
         settings.selection = TensorSelection(only: only, exclude: exclude, renames: rename.compactMap(RenameRule.init(argument:)))

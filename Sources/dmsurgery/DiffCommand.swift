@@ -50,8 +50,8 @@ struct DiffCommand: ParsableCommand {
     }
 
     func run() throws {
-        let first = try openCheckpoint(a, input, randomAccess: true)
-        let second = try openCheckpoint(b, input, randomAccess: true)
+        let first = try openCheckpoint(a, input, randomAccess: true, wholePipeline: true)
+        let second = try openCheckpoint(b, input, randomAccess: true, wholePipeline: true)
         let options = DiffOptions(absoluteTolerance: atol, relativeTolerance: rtol, ignoreDType: ignoreDtype, ignoreMetadata: ignoreMetadata)
         let bar = ProgressBar("diff", total: first.byteCount, quiet: common.quiet)
         let report = try Differ.diff(first, second, options: options, progress: bar.update)

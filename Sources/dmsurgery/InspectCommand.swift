@@ -38,7 +38,7 @@ struct InspectCommand: ParsableCommand {
     }
 
     func run() throws {
-        let opened = try openCheckpoint(checkpoint, input)
+        let opened = try openCheckpoint(checkpoint, input, wholePipeline: true)
         if opened.isSequential {
             for entry in opened.entries { try opened.read(entry) { _ in } }
             try opened.finish()

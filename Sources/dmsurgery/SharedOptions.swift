@@ -20,9 +20,16 @@ struct InputOptions: ParsableArguments {
 
     /// `--layout`: the HDF5 layout an input is read with instead of recognising it; for `convert` with
     /// HDF5 output it names the output's layout instead (then the input's is recognised).
-    @Option(name: .customLong("layout"), help: "Force the HDF5 layout instead of recognising it (keras2, keras3, generic, dmsurgery).")
+    @Option(name: .customLong("layout"), help: "Force the HDF5 layout instead of recognising it (keras2, keras3, generic, dmsurgery); convert: diffusers or ldm (single-file Stable Diffusion).")
     var hdf5Layout: String?
 
-    /// The options as the readers take them.
-    var open: OpenOptions { OpenOptions(allowUnsafeHDF5: allowUnsafeH5, hdf5Layout: hdf5Layout) }
+    @Option(help: ArgumentHelp("Read (and, for convert, write) diffusers weight variant files: diffusion_pytorch_model.VARIANT.safetensors.", valueName: "variant"))
+    var variant: String?
+
+    /// The options as the readers take them (`--layout diffusers|ldm` names convert's output layout, not
+    /// an HDF5 one).
+    var open: OpenOptions {
+        OpenOptions(allowUnsafeHDF5: allowUnsafeH5, hdf5Layout: hdf5Layout.flatMap { PipelineLayout(rawValue: $0) == nil ? $0 : nil },
+                    variant: variant)
+    }
 }

@@ -50,7 +50,7 @@ struct VerifyCommand: ParsableCommand {
             streamHasher = hasher
             opened = try Checkpoint.openSniffing(hasher, options: input.open)
         } else {
-            opened = try openCheckpoint(checkpoint, input)
+            opened = try openCheckpoint(checkpoint, input, wholePipeline: true)
         }
         let bar = ProgressBar("verify", total: opened.byteCount, quiet: common.quiet)
         let report = try Verifier.verify(opened, hashing: hashing, streamHasher: streamHasher, progress: bar.update)

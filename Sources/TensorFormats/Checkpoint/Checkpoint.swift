@@ -8,6 +8,7 @@ public enum CheckpointFormat: String, Sendable, Codable {
     case safetensors
     case shardedSafetensors = "safetensors-sharded"
     case diffusersFolder = "diffusers-folder"
+    case diffusersPipeline = "diffusers-pipeline"
     case hdf5
     /// torch.save's zip or legacy pickle container, read without running it (formats/pickle.md).
     case pytorch

@@ -11,19 +11,16 @@ public struct OpenOptions: Sendable {
     public var allowUnsafeHDF5: Bool
     /// Force an HDF5 layout instead of recognising it (`keras2`, `keras3`, `generic`, `dmsurgery`).
     public var hdf5Layout: String?
+    /// diffusers weight variant read from model folders (`fp16`: `diffusion_pytorch_model.fp16.safetensors`).
+    public var variant: String?
 
-    public init(randomAccess: Bool = false, allowUnsafeHDF5: Bool = false, hdf5Layout: String? = nil) {
+    public init(randomAccess: Bool = false, allowUnsafeHDF5: Bool = false, hdf5Layout: String? = nil, variant: String? = nil) {
         self.randomAccess = randomAccess
         self.allowUnsafeHDF5 = allowUnsafeHDF5
         self.hdf5Layout = hdf5Layout
+        self.variant = variant
     }
 }
-
-/// Weight files looked for in a model folder, in order of preference.
-let folderWeightNames = [
-    "diffusion_pytorch_model.safetensors.index.json", "diffusion_pytorch_model.safetensors",
-    "model.safetensors.index.json", "model.safetensors",
-]
 
 extension Checkpoint {
     /// Opens a safetensors file, a `*.safetensors.index.json`, a diffusers model folder (or a pipeline
@@ -157,9 +154,10 @@ extension Checkpoint {
             return try openFolder(root + "/unet", options: options)
         }
         let config = try readConfig(root + "/config.json")
-        guard let weights = folderWeightNames.first(where: { Sys.exists(root + "/" + $0) }) else {
+        let names = PipelineFolder.weightNames(variant: options.variant)
+        guard let weights = names.first(where: { Sys.exists(root + "/" + $0) }) else {
             let hint = Sys.exists(root + "/diffusion_pytorch_model.bin") ? " (pickle .bin weights are not read: convert them with diffusers first)" : ""
-            throw TensorFormatError(.unknownFormat, "folder has none of \(folderWeightNames.joined(separator: ", "))\(hint)", file: directory)
+            throw TensorFormatError(.unknownFormat, "folder has none of \(names.joined(separator: ", "))\(hint)", file: directory)
         }
         let path = root + "/" + weights
         if weights.hasSuffix(".index.json") {
