@@ -2,6 +2,7 @@ import ArgumentParser
 import Diffusion
 import Foundation
 import TensorFormats
+import Training
 import UNet
 #if canImport(Glibc)
 import Glibc
@@ -23,11 +24,17 @@ func runCommand(_ body: () throws -> Void) throws {
         throw exit
     } catch let error as any ToolError {
         printError(error.oneLine)
+        DataParallel.abortIfJoined(2)
         throw ExitStatus.invalidInput
     } catch let error as ValidationError {
+        if let world = DataParallel.current, world.size > 1 {
+            printError(error.message)
+            DataParallel.abortIfJoined(64)
+        }
         throw error
     } catch {
         printError("\(error)")
+        DataParallel.abortIfJoined(2)
         throw ExitStatus.invalidInput
     }
 }
@@ -37,7 +44,7 @@ func printError(_ message: String) {
 }
 
 func note(_ message: String, quiet: Bool) {
-    guard !quiet else { return }
+    guard !quiet, DataParallel.current?.isRoot != false else { return }
     FileHandle.standardError.write(Data("dmsurgery: \(message)\n".utf8))
 }
 

@@ -41,6 +41,7 @@ struct EraseCommand: ParsableCommand {
     func run() throws {
         let stop = StopRequest()
         try runCommand {
+            try training.joinRanks()
             try checkOutputTarget(output, force: binary.force)
             let source = try loadTrainable(model, input: input)
             let teacherModel = try loadFrozen(teacher, input: input)

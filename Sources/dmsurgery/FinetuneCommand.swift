@@ -52,6 +52,7 @@ struct FinetuneCommand: ParsableCommand {
     func run() throws {
         let stop = StopRequest()
         try runCommand {
+            try training.joinRanks()
             let output = paths.last!
             try checkOutputTarget(output, force: binary.force)
             let source: TrainableModel

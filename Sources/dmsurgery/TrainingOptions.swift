@@ -57,8 +57,26 @@ struct TrainingOptions: ParsableArguments {
         }
         if let ema, !(ema > 0 && ema < 1) { throw ValidationError("--ema must be between 0 and 1 (exclusive)") }
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
+        try checkBatch(ranks: DataParallel.announcedSize)
         if statePath(output: output) == nil && (resume || checkpointEvery != nil) {
             throw ValidationError("--resume and --checkpoint-every need --state FILE when OUT is standard output")
+        }
+    }
+
+    /// Each of the MPI ranks takes an equal share of the global batch.
+    func checkBatch(ranks: Int) throws {
+        guard batch % ranks == 0 else {
+            throw ValidationError("--batch \(batch) is the global batch: it must be a multiple of the \(ranks) MPI ranks")
+        }
+    }
+
+    /// Joins the MPI ranks when mpirun started this process (a no-op otherwise); first thing a
+    /// training command does, so that an error on any rank aborts them all.
+    func joinRanks() throws {
+        let parallel = try DataParallel.join()
+        do { try checkBatch(ranks: parallel.size) } catch {
+            printError("\(error)")
+            DataParallel.abortIfJoined(64)
         }
     }
 
@@ -260,9 +278,12 @@ func train<M: TrainingMethod>(_ method: inout M, command: String, options: Train
     if options.resume, let statePath, !FileManager.default.fileExists(atPath: statePath) {
         throw TensorFormatError(.notFound, "no resumable state (run with --checkpoint-every, or interrupt a run, first)", file: statePath)
     }
-    let loop = TrainingLoop(steps: options.steps, seed: options.seed, emaDecay: options.ema, statePath: statePath,
+    let parallel = DataParallel.current ?? .solo
+    let quiet = quiet || !parallel.isRoot
+    var loop = TrainingLoop(steps: options.steps, seed: options.seed, emaDecay: options.ema, statePath: statePath,
                             checkpointEvery: options.checkpointEvery, fingerprint: "\(command) \(fingerprint)")
-    let log = try options.log.map { try TrainingLog(path: $0) }
+    loop.parallel = parallel
+    let log = parallel.isRoot ? try options.log.map { try TrainingLog(path: $0) } : nil
     let bar = ProgressBar(command, total: options.steps, quiet: quiet)
     stop.arm(true)
     let outcome = try loop.run(&method, resume: options.resume, shouldStop: { stop.signal != nil }) { record in
@@ -275,8 +296,13 @@ func train<M: TrainingMethod>(_ method: inout M, command: String, options: Train
     case .interrupted(let step):
         note(statePath.map { "interrupted at step \(step); state saved to \($0), continue with --resume" } ?? "interrupted at step \(step)", quiet: quiet)
         TemporaryFiles.removeAll()
+        parallel.finish()
         throw ExitCode(128 + (stop.signal ?? SIGINT))
     case .finished(let model, let last):
+        // Every rank has finished before the root writes; the others write nothing.
+        parallel.barrier()
+        defer { parallel.finish() }
+        guard parallel.isRoot else { return }
         var metadata = source.metadata
         let losses: [JSONMember] = (last?.losses ?? []).map {
             JSONMember($0.name, $0.value.isFinite ? .number("\($0.value)") : .string(formatNumber($0.value)))

@@ -80,6 +80,7 @@ struct UnlearnCommand: ParsableCommand {
     func run() throws {
         let stop = StopRequest()
         try runCommand {
+            try training.joinRanks()
             try checkOutputTarget(output, force: binary.force)
             let source = try loadTrainable(student, input: input)
             let teacherModel = try loadFrozen(teacher, input: input)
