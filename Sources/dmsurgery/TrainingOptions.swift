@@ -301,8 +301,7 @@ func train<M: TrainingMethod>(_ method: inout M, command: String, options: Train
     case .finished(let model, let last):
         // Every rank has finished before the root writes; the others write nothing.
         parallel.barrier()
-        defer { parallel.finish() }
-        guard parallel.isRoot else { return }
+        guard parallel.isRoot else { return parallel.finish() }
         var metadata = source.metadata
         let losses: [JSONMember] = (last?.losses ?? []).map {
             JSONMember($0.name, $0.value.isFinite ? .number("\($0.value)") : .string(formatNumber($0.value)))
@@ -315,6 +314,7 @@ func train<M: TrainingMethod>(_ method: inout M, command: String, options: Train
         try model.write(to: output, configJSON: source.configJSON, metadata: metadata, force: force)
         let summary = (last?.losses ?? []).map { "\($0.name) \(formatNumber($0.value))" }.joined(separator: ", ")
         note("\(command): \(options.steps) steps, \(summary); wrote \(output)", quiet: quiet)
+        parallel.finish()
     }
 }
 
