@@ -32,19 +32,19 @@ final class DataParallelCLITests: XCTestCase {
 
     private func single(_ arguments: String) throws -> CLIResult { try CLI.shell("$DMS \(arguments)") }
 
-    /// The largest over tensors of max|a − b| / max|b|.
+    /// Relative max error of checkpoint `a` against `b`: the largest |a − b| over all weights divided by
+    /// the largest |b|.
     private func relativeError(_ a: String, _ b: String) throws -> Float {
         let x = try Checkpoint.open(a), y = try Checkpoint.open(b)
         XCTAssertEqual(x.entries.map(\.name), y.entries.map(\.name))
-        var worst: Float = 0
+        var difference: Float = 0, scale: Float = 0
         for entry in y.entries {
             let p = try x.floats(named: entry.name), q = try y.floats(of: entry)
             XCTAssertEqual(p.count, q.count, entry.name)
-            let scale = max(q.map(abs).max() ?? 0, 1e-12)
-            let diff = zip(p, q).map { abs($0 - $1) }.max() ?? 0
-            worst = max(worst, diff / scale)
+            difference = max(difference, zip(p, q).map { abs($0 - $1) }.max() ?? 0)
+            scale = max(scale, q.map(abs).max() ?? 0)
         }
-        return worst
+        return difference / max(scale, 1e-12)
     }
 
     private func logLines(_ file: String) throws -> [[String: Any]] {
