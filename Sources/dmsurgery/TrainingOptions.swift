@@ -248,6 +248,7 @@ final class StopRequest: @unchecked Sendable {
     private let lock = NSLock()
     private var armed = false
     private var received: Int32?
+    private var checkpointSignal: DispatchSourceSignal?
 
     /// Installs the handler: while armed, SIGINT/SIGTERM/SIGHUP only set the request.
     init() {
@@ -262,6 +263,19 @@ final class StopRequest: @unchecked Sendable {
     var signal: Int32? {
         lock.lock(); defer { lock.unlock() }
         return received
+    }
+
+    /// Under mpirun, SIGUSR1 too: mpirun forwards it to every rank as is, whereas it turns SIGINT and
+    /// SIGTERM into a kill one second later, too soon for a long step to end and its state to be saved.
+    func listenForSIGUSR1() {
+        Glibc.signal(SIGUSR1, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
+        source.setEventHandler { [self] in
+            lock.lock(); defer { lock.unlock() }
+            if armed { received = SIGUSR1 }
+        }
+        source.resume()
+        checkpointSignal = source
     }
 
     func arm(_ on: Bool) {
@@ -283,6 +297,7 @@ func train<M: TrainingMethod>(_ method: inout M, command: String, options: Train
     var loop = TrainingLoop(steps: options.steps, seed: options.seed, emaDecay: options.ema, statePath: statePath,
                             checkpointEvery: options.checkpointEvery, fingerprint: "\(command) \(fingerprint)")
     loop.parallel = parallel
+    if parallel.size > 1 { stop.listenForSIGUSR1() }
     let log = parallel.isRoot ? try options.log.map { try TrainingLog(path: $0) } : nil
     let bar = ProgressBar(command, total: options.steps, quiet: quiet)
     stop.arm(true)

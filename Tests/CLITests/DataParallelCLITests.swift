@@ -160,6 +160,24 @@ final class DataParallelCLITests: XCTestCase {
         XCTAssertLessThanOrEqual(try relativeError(part, full), 1e-5)
     }
 
+    /// SIGUSR1 reaches the ranks as is (mpirun forwards it without a kill): they stop at the same step,
+    /// rank 0 saves the state, and they exit 138.
+    func testSIGUSR1ToMpirunCheckpointsAndStops() throws {
+        let part = path("part.safetensors")
+        let r = try CLI.shell("""
+            mpirun \(mpiOptions) -np 2 $DMS finetune \(model) \(part) --teacher \(teacher) --data \(data) --batch 2 \
+              --steps 100000 --log \(part).log -q &
+            pid=$!
+            until [ -s \(part).log ] || ! kill -0 $pid 2>/dev/null; do sleep 0.05; done
+            kill -USR1 $pid; wait $pid; echo "status $?"
+            """)
+        XCTAssertTrue(String(decoding: r.stdout, as: UTF8.self).contains("status 138"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: part))
+        let state = try Checkpoint.open(part + ".state.safetensors")
+        let values = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(XCTUnwrap(state.metadata?["dmsurgery.state"]).utf8)) as? [String: String])
+        XCTAssertEqual(try logLines(part + ".log").last?["step"] as? Int, values["step"].flatMap(Int.init))
+    }
+
     func testABatchThatTheRanksDoNotDivideIsAUsageError() throws {
         let r = try mpirun(2, "finetune \(model) \(path("out.safetensors")) --data \(data) --batch 3 --steps 1")
         XCTAssertEqual(r.status, 64, r.stderr)
