@@ -42,8 +42,8 @@ public struct LowerLevelObjective: Sendable {
     public init(schedule: NoiseSchedule) { self.schedule = schedule }
 
     /// Draws `size` items with replacement, then per item (in this order): the dropout coin when
-    /// dropout is on, the timestep, and the noise.
-    public func drawBatch(from data: TrainingData, size: Int, rng: inout TrainingRandom) -> NoisedBatch {
+    /// dropout is on, the timestep, and the noise; returns items `shard` of it (all when nil).
+    public func drawBatch(from data: TrainingData, size: Int, shard: Range<Int>? = nil, rng: inout TrainingRandom) -> NoisedBatch {
         let x0 = data.x0!
         let indices = rng.integers(size, below: x0.shape[0])
         let clean = x0.items(indices)
@@ -60,6 +60,7 @@ public struct LowerLevelObjective: Sendable {
         return NoisedBatch(sample: schedule.addNoise(original: clean, noise: noise, timesteps: timesteps),
                            timesteps: timesteps, cond: cond,
                            target: schedule.target(schedule.config.predictionType, original: clean, noise: noise, timesteps: timesteps))
+            .slice(shard)
     }
 
     /// The frozen teacher's output and block outputs on `batch` (no tape).
@@ -114,21 +115,25 @@ public struct ConceptObjective: Sendable {
     public init(schedule: NoiseSchedule) { self.schedule = schedule }
 
     /// Draws forget items with replacement, then their timesteps and noise, and sets the target from
-    /// the frozen teacher (one batched forward for ESD's unconditional and conditional predictions).
-    public func drawBatch(from forget: TrainingData, size: Int, teacher: UNet2D,
+    /// the frozen teacher (one batched forward for ESD's unconditional and conditional predictions)
+    /// for items `shard` (all when nil) only.
+    public func drawBatch(from forget: TrainingData, size: Int, shard: Range<Int>? = nil, teacher: UNet2D,
                           rng: inout TrainingRandom) throws -> NoisedBatch {
         let x0 = forget.x0!
-        let indices = rng.integers(size, below: x0.shape[0])
+        let drawn = rng.integers(size, below: x0.shape[0])
+        let allTimesteps = rng.integers(size, below: schedule.config.numTrainTimesteps)
+        let allNoise = rng.tensor([size] + x0.shape.dropFirst())
+        let part = shard ?? 0..<size
+        let indices = Array(drawn[part]), timesteps = Array(allTimesteps[part])
+        let noise = part.count == size ? allNoise : allNoise.items(Array(part))
         let clean = x0.items(indices)
-        let timesteps = rng.integers(size, below: schedule.config.numTrainTimesteps)
-        let noise = rng.tensor(clean.shape)
         let sample = schedule.addNoise(original: clean, noise: noise, timesteps: timesteps)
         let cond = forget.cond!.items(indices)
         let ts = timesteps.map(Float.init)
         let target: Tensor
         switch method {
         case .esd:
-            let empty = forget.uncond!.repeatedItem(size)
+            let empty = forget.uncond!.repeatedItem(indices.count)
             let both = try teacher(sample: Tensor.joined([sample, sample]), timesteps: ts + ts,
                                    encoderHiddenStates: Tensor.joined([empty, cond]))
             let (u, c) = both.halves()

@@ -9,6 +9,8 @@ public struct StepRecord: Sendable {
     public var total: Int
     public var report: StepReport
     public var seconds: Double
+    /// The MPI world size (1 in one process).
+    public var ranks = 1
 }
 
 /// Drives a `TrainingMethod`: the random stream, the EMA, periodic and interrupt checkpoints, and
@@ -23,6 +25,8 @@ public struct TrainingLoop {
     public var checkpointEvery: Int?
     /// What shapes the run's weights; a resume from a state written by another run is refused.
     public var run: RunDescription
+    /// The ranks training together: all step, only the root writes the state.
+    public var parallel = DataParallel.solo
 
     public init(steps: Int, seed: UInt64, emaDecay: Float?, statePath: String?, checkpointEvery: Int?, run: RunDescription) {
         self.steps = steps
@@ -44,6 +48,7 @@ public struct TrainingLoop {
     /// iteration (a signal handler sets it); `observe` sees every iteration.
     public func run<M: TrainingMethod>(_ method: inout M, resume: Bool, shouldStop: () -> Bool,
                                        observe: (StepRecord) throws -> Void) throws -> Outcome {
+        method.parallel = parallel
         var rng = TrainingRandom(seed: seed)
         var ema = emaDecay.map { ExponentialMovingAverage(decay: $0, model: method.student) }
         var step = 0
@@ -70,7 +75,7 @@ public struct TrainingLoop {
             }
         }
         func save() throws {
-            guard let statePath else { return }
+            guard let statePath, parallel.isRoot else { return }
             var state = TrainingState()
             state.values["run"] = try run.json()
             state.values["step"] = String(step)
@@ -81,15 +86,17 @@ public struct TrainingLoop {
         }
         let start = Date()
         while step < steps {
-            if shouldStop() {
+            if parallel.any(shouldStop()) {
                 try save()
+                parallel.barrier()
                 return .interrupted(step: step)
             }
             let report = try method.step(step, rng: &rng)
             ema?.update(with: method.student)
             step += 1
             last = report
-            try observe(StepRecord(step: step, total: steps, report: report, seconds: Date().timeIntervalSince(start)))
+            try observe(StepRecord(step: step, total: steps, report: report, seconds: Date().timeIntervalSince(start),
+                                   ranks: parallel.size))
             if let every = checkpointEvery, step % every == 0 || step == steps { try save() }
         }
         let model = try ema?.applied(to: method.student) ?? method.student
@@ -109,7 +116,8 @@ public struct TrainingLoop {
     }
 }
 
-/// JSON lines, one per iteration: step, the losses, lr, seconds since the run (or resume) started.
+/// JSON lines, one per iteration: step, the losses, lr, seconds since the run (or resume) started,
+/// and the number of MPI ranks.
 /// Appended to, so a resumed run continues the same file.
 public final class TrainingLog {
     private let handle: FileHandle
@@ -137,6 +145,7 @@ public final class TrainingLog {
         for (name, value) in record.report.losses { fields.append("\"\(name)\": \(jsonNumber(value))") }
         fields.append("\"lr\": \(record.report.learningRate)")
         fields.append("\"seconds\": \(jsonNumber(record.seconds))")
+        fields.append("\"ranks\": \(record.ranks)")
         do {
             try handle.write(contentsOf: Data(("{" + fields.joined(separator: ", ") + "}\n").utf8))
         } catch {

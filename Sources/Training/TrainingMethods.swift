@@ -31,6 +31,8 @@ public protocol TrainingMethod {
     func store(into state: inout TrainingState) throws
     /// Reads them back from a state written by `store(into:)`.
     mutating func restore(from state: TrainingState, file: String) throws
+    /// The ranks that share each batch (DataParallel.swift).
+    var parallel: DataParallel { get set }
 }
 
 /// `finetune`: the lower level alone (plain diffusion training without a teacher).
@@ -41,6 +43,8 @@ public struct FinetuneMethod: TrainingMethod {
     public let objective: LowerLevelObjective
     public let batchSize: Int
     public var optimizer: ModelOptimizer
+    /// The ranks sharing each batch (`solo` in one process).
+    public var parallel = DataParallel.solo
 
     public init(student: UNet2D, teacher: UNet2D?, data: TrainingData, objective: LowerLevelObjective,
                 batchSize: Int, optimizer: ModelOptimizer) {
@@ -53,10 +57,11 @@ public struct FinetuneMethod: TrainingMethod {
     }
 
     public mutating func step(_ index: Int, rng: inout TrainingRandom) throws -> StepReport {
-        let batch = objective.drawBatch(from: data, size: batchSize, rng: &rng)
+        let batch = objective.drawBatch(from: data, size: batchSize, shard: parallel.shard(of: batchSize), rng: &rng)
         let teacherOut = try teacher.map { try objective.teacherOutput($0, batch) }
         var gradients: [String: Tensor] = [:]
-        let value = try objective.evaluate(student, batch, teacher: teacherOut, into: &gradients)
+        let value = parallel.average(try objective.evaluate(student, batch, teacher: teacherOut, into: &gradients))
+        parallel.average(&gradients)
         var report = StepReport()
         report.learningRate = optimizer.currentRate
         report.add("", value)
@@ -83,6 +88,8 @@ public struct EraseMethod: TrainingMethod {
     public let objective: ConceptObjective
     public let batchSize: Int
     public var optimizer: ModelOptimizer
+    /// The ranks sharing each batch (`solo` in one process).
+    public var parallel = DataParallel.solo
 
     public init(student: UNet2D, teacher: UNet2D, forget: TrainingData, objective: ConceptObjective,
                 batchSize: Int, optimizer: ModelOptimizer) {
@@ -95,9 +102,11 @@ public struct EraseMethod: TrainingMethod {
     }
 
     public mutating func step(_ index: Int, rng: inout TrainingRandom) throws -> StepReport {
-        let batch = try objective.drawBatch(from: forget, size: batchSize, teacher: teacher, rng: &rng)
+        let batch = try objective.drawBatch(from: forget, size: batchSize, shard: parallel.shard(of: batchSize),
+                                            teacher: teacher, rng: &rng)
         var gradients: [String: Tensor] = [:]
-        let loss = try objective.evaluate(student, batch, into: &gradients)
+        let loss = parallel.average(try objective.evaluate(student, batch, into: &gradients))
+        parallel.average(&gradients)
         var report = StepReport()
         report.learningRate = optimizer.currentRate
         report.add("l_cu", loss)
@@ -150,6 +159,8 @@ public struct PenaltyMethod: TrainingMethod {
     public let penalty: PenaltySchedule
     public var lowerOptimizer: ModelOptimizer
     public var upperOptimizer: ModelOptimizer
+    /// The ranks sharing each batch (`solo` in one process).
+    public var parallel = DataParallel.solo
 
     public init(student: UNet2D, teacher: UNet2D, data: TrainingData, forget: TrainingData,
                 lower: LowerLevelObjective, upper: ConceptObjective, batchSize: Int, innerSteps: Int,
@@ -171,25 +182,29 @@ public struct PenaltyMethod: TrainingMethod {
 
     public mutating func step(_ index: Int, rng: inout TrainingRandom) throws -> StepReport {
         var last: (batch: NoisedBatch, teacher: UNetOutput, value: LowerLevelValue)?
+        let shard = parallel.shard(of: batchSize)
         for _ in 0..<innerSteps {
-            let batch = lower.drawBatch(from: data, size: batchSize, rng: &rng)
+            let batch = lower.drawBatch(from: data, size: batchSize, shard: shard, rng: &rng)
             let teacherOut = try lower.teacherOutput(teacher, batch)
             var gradients: [String: Tensor] = [:]
             let value = try lower.evaluate(lowerCopy, batch, teacher: teacherOut, into: &gradients)
+            parallel.average(&gradients)
             lowerOptimizer.apply(gradients, to: &lowerCopy)
             last = (batch, teacherOut, value)
         }
         let lambda = penalty.lambda(at: index)
-        let forgetBatch = try upper.drawBatch(from: forget, size: batchSize, teacher: teacher, rng: &rng)
+        let forgetBatch = try upper.drawBatch(from: forget, size: batchSize, shard: shard, teacher: teacher, rng: &rng)
         var gradients: [String: Tensor] = [:]
-        let cu = try upper.evaluate(student, forgetBatch, into: &gradients)
-        let ft = try lower.evaluate(student, last!.batch, teacher: last!.teacher, scale: lambda, into: &gradients)
+        let cu = parallel.average(try upper.evaluate(student, forgetBatch, into: &gradients))
+        let ft = parallel.average(try lower.evaluate(student, last!.batch, teacher: last!.teacher, scale: lambda, into: &gradients))
+        parallel.average(&gradients)
+        let copyValue = parallel.average(last!.value.total)
         var report = StepReport()
         report.learningRate = upperOptimizer.currentRate
         report.add("l_cu", cu)
         report.add("l_ft", ft)
-        report.add("l_ft_copy", last!.value.total)
-        report.add("gap", ft.total - last!.value.total)
+        report.add("l_ft_copy", copyValue)
+        report.add("gap", ft.total - copyValue)
         report.add("lambda", lambda)
         upperOptimizer.apply(gradients, to: &student)
         return report
@@ -224,6 +239,8 @@ public struct InterleavedMethod: TrainingMethod {
     public let upperEvery: Int
     public var lowerOptimizer: ModelOptimizer
     public var upperOptimizer: ModelOptimizer
+    /// The ranks sharing each batch (`solo` in one process).
+    public var parallel = DataParallel.solo
 
     public init(student: UNet2D, teacher: UNet2D, data: TrainingData, forget: TrainingData,
                 lower: LowerLevelObjective, upper: ConceptObjective, batchSize: Int, upperEvery: Int,
@@ -244,16 +261,19 @@ public struct InterleavedMethod: TrainingMethod {
     public mutating func step(_ index: Int, rng: inout TrainingRandom) throws -> StepReport {
         var report = StepReport()
         report.learningRate = lowerOptimizer.currentRate
-        let batch = lower.drawBatch(from: data, size: batchSize, rng: &rng)
+        let shard = parallel.shard(of: batchSize)
+        let batch = lower.drawBatch(from: data, size: batchSize, shard: shard, rng: &rng)
         let teacherOut = try lower.teacherOutput(teacher, batch)
         var gradients: [String: Tensor] = [:]
-        let ft = try lower.evaluate(student, batch, teacher: teacherOut, into: &gradients)
+        let ft = parallel.average(try lower.evaluate(student, batch, teacher: teacherOut, into: &gradients))
+        parallel.average(&gradients)
         lowerOptimizer.apply(gradients, to: &student)
         report.add("l_ft", ft)
         if index % upperEvery == upperEvery - 1 {
-            let forgetBatch = try upper.drawBatch(from: forget, size: batchSize, teacher: teacher, rng: &rng)
+            let forgetBatch = try upper.drawBatch(from: forget, size: batchSize, shard: shard, teacher: teacher, rng: &rng)
             var upperGradients: [String: Tensor] = [:]
-            let cu = try upper.evaluate(student, forgetBatch, into: &upperGradients)
+            let cu = parallel.average(try upper.evaluate(student, forgetBatch, into: &upperGradients))
+            parallel.average(&upperGradients)
             upperOptimizer.apply(upperGradients, to: &student)
             report.add("l_cu", cu)
         }

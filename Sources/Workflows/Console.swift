@@ -1,12 +1,13 @@
 import Foundation
 import TensorFormats
+import Training
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// One line on stderr for a person, `dmsurgery: ` first; nothing when `quiet`.
 public func note(_ message: String, quiet: Bool) {
-    guard !quiet else { return }
+    guard !quiet, DataParallel.current?.isRoot != false else { return }
     StandardStreams.writeError("dmsurgery: \(OneLine.escaped(message))\n")
 }
 

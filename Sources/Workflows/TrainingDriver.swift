@@ -17,6 +17,7 @@ final class StopRequest: @unchecked Sendable {
     private let lock = NSLock()
     private var armed = false
     private var received: Int32?
+    private var checkpointSignal: DispatchSourceSignal?
 
     /// Installs the handler: while armed, SIGINT/SIGTERM/SIGHUP only set the request.
     init() {
@@ -31,6 +32,19 @@ final class StopRequest: @unchecked Sendable {
     var signal: Int32? {
         lock.lock(); defer { lock.unlock() }
         return received
+    }
+
+    /// Under mpirun, SIGUSR1 too: mpirun forwards it to every rank as is, whereas it turns SIGINT and
+    /// SIGTERM into a kill one second later, too soon for a long step to end and its state to be saved.
+    func listenForSIGUSR1() {
+        Glibc.signal(SIGUSR1, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
+        source.setEventHandler { [self] in
+            lock.lock(); defer { lock.unlock() }
+            if armed { received = SIGUSR1 }
+        }
+        source.resume()
+        checkpointSignal = source
     }
 
     func arm(_ on: Bool) {
@@ -55,10 +69,14 @@ func train<M: TrainingMethod>(_ method: inout M, run: RunDescription, settings: 
     if settings.resume, let statePath, !FileManager.default.fileExists(atPath: statePath) {
         throw TensorFormatError(.notFound, "no resumable state (run with --checkpoint-every, or interrupt a run, first)", file: statePath)
     }
-    let loop = TrainingLoop(steps: settings.steps, seed: settings.seed, emaDecay: settings.ema, statePath: statePath,
+    let parallel = DataParallel.current ?? .solo
+    let quiet = output.quiet || !parallel.isRoot
+    var loop = TrainingLoop(steps: settings.steps, seed: settings.seed, emaDecay: settings.ema, statePath: statePath,
                             checkpointEvery: settings.checkpointEvery, run: run)
-    let log = try settings.log.map { try TrainingLog(path: $0) }
-    let bar = ProgressBar(command, total: settings.steps, quiet: output.quiet)
+    loop.parallel = parallel
+    if parallel.size > 1 { stop.listenForSIGUSR1() }
+    let log = parallel.isRoot ? try settings.log.map { try TrainingLog(path: $0) } : nil
+    let bar = ProgressBar(command, total: settings.steps, quiet: quiet)
     stop.arm(true)
     defer { stop.arm(false) }
     let outcome = try loop.run(&method, resume: settings.resume, shouldStop: { stop.signal != nil }) { record in
@@ -68,10 +86,14 @@ func train<M: TrainingMethod>(_ method: inout M, run: RunDescription, settings: 
     bar.finish()
     switch outcome {
     case .interrupted(let step):
-        note(statePath.map { "interrupted at step \(step); state saved to \($0), continue with --resume" } ?? "interrupted at step \(step)", quiet: output.quiet)
+        note(statePath.map { "interrupted at step \(step); state saved to \($0), continue with --resume" } ?? "interrupted at step \(step)", quiet: quiet)
         TemporaryFiles.removeAll()
+        parallel.finish()
         throw Interrupted(signal: stop.signal ?? SIGINT)
     case .finished(let model, let last):
+        // Every rank has finished before the root writes; the others write nothing.
+        parallel.barrier()
+        guard parallel.isRoot else { return parallel.finish() }
         var metadata = source.metadata
         let losses: [JSONMember] = (last?.losses ?? []).map {
             JSONMember($0.name, $0.value.isFinite ? .number("\($0.value)") : .string(formatNumber($0.value)))
@@ -84,11 +106,12 @@ func train<M: TrainingMethod>(_ method: inout M, run: RunDescription, settings: 
         ]))
         try model.write(to: output.path, configJSON: source.configJSON, metadata: metadata, force: output.force)
         let summary = (last?.losses ?? []).map { "\($0.name) \(formatNumber($0.value))" }.joined(separator: ", ")
+        parallel.finish()
         if let signal = stop.signal {
-            note("interrupted while writing \(output.path); it was completed first", quiet: output.quiet)
+            note("interrupted while writing \(output.path); it was completed first", quiet: quiet)
             throw Interrupted(signal: signal)
         }
-        note("\(command): \(settings.steps) steps, \(summary); wrote \(output.path)", quiet: output.quiet)
+        note("\(command): \(settings.steps) steps, \(summary); wrote \(output.path)", quiet: quiet)
     }
 }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Diffusion
 import Foundation
 import TensorFormats
+import Training
 import UNet
 import Workflows
 #if canImport(Glibc)
@@ -18,15 +19,24 @@ enum ExitStatus {
 /// interrupted command 128 + the signal, anything else unexpected exits 2 with its text; the argument
 /// parser's own errors (usage 64, `--help` whose command only throws, `ExitCode`) pass through.
 func exitError(for error: Error) -> Error {
-    if String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") { return error }  // usage, help, ExitCode
+    if String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {  // usage, help, ExitCode
+        // A usage error seen by one rank of an MPI job stops them all.
+        if let usage = error as? ValidationError, let world = DataParallel.current, world.size > 1 {
+            printError(usage.message)
+            DataParallel.abortIfJoined(64)
+        }
+        return error
+    }
     switch error {
     case let error as any ToolError:
         printError(error.oneLine)
+        DataParallel.abortIfJoined(2)
         return ExitStatus.invalidInput
     case let interrupted as Interrupted:
         return ExitCode(128 + interrupted.signal)
     default:
         printError(OneLine.describe(error))
+        DataParallel.abortIfJoined(2)
         return ExitStatus.invalidInput
     }
 }

@@ -35,6 +35,7 @@ struct EraseCommand: ParsableCommand {
     func validate() throws { try training.validate(output: output) }
 
     func run() throws {
+        try training.joinRanks()
         try TrainingWorkflows.erase(model: model, output: OutputSettings(path: output, force: binary.force, quiet: common.quiet),
                                     teacher: teacher, forget: forget.settings, training: training.settings, open: input.open)
     }

@@ -46,6 +46,7 @@ struct FinetuneCommand: ParsableCommand {
     }
 
     func run() throws {
+        try training.joinRanks()
         try TrainingWorkflows.finetune(student: initConfig == nil ? paths[0] : nil, initConfig: initConfig,
                                        output: OutputSettings(path: paths.last!, force: binary.force, quiet: common.quiet),
                                        data: data, teacher: teacher, lower: lower.settings, training: training.settings,

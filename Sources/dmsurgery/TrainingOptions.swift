@@ -51,8 +51,26 @@ struct TrainingOptions: ParsableArguments {
         }
         if let ema, !(ema > 0 && ema < 1) { throw ValidationError("--ema must be between 0 and 1 (exclusive)") }
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
+        try checkBatch(ranks: DataParallel.announcedSize)
         if statePath(output: output) == nil && (resume || checkpointEvery != nil) {
             throw ValidationError("--resume and --checkpoint-every need --state FILE when OUT is standard output")
+        }
+    }
+
+    /// Each of the MPI ranks takes an equal share of the global batch.
+    func checkBatch(ranks: Int) throws {
+        guard batch % ranks == 0 else {
+            throw ValidationError("--batch \(batch) is the global batch: it must be a multiple of the \(ranks) MPI ranks")
+        }
+    }
+
+    /// Joins the MPI ranks when mpirun started this process (a no-op otherwise); first thing a
+    /// training command does, so that an error on any rank aborts them all.
+    func joinRanks() throws {
+        let parallel = try DataParallel.join()
+        do { try checkBatch(ranks: parallel.size) } catch {
+            printError("\(error)")
+            DataParallel.abortIfJoined(64)
         }
     }
 

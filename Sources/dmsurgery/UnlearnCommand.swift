@@ -71,6 +71,7 @@ struct UnlearnCommand: ParsableCommand {
     }
 
     func run() throws {
+        try training.joinRanks()
         var settings = UnlearnSettings()
         settings.schedule = schedule
         settings.innerSteps = innerSteps
