@@ -9,6 +9,7 @@ public enum CheckpointFormat: String, Sendable, Codable {
     case shardedSafetensors = "safetensors-sharded"
     case diffusersFolder = "diffusers-folder"
     case hdf5
+    case gguf
 }
 
 /// One tensor of a checkpoint and where its bytes are.

@@ -38,6 +38,7 @@ extension Checkpoint {
         }
         // HDF5 and zstd inputs are recognised by signature; Keras 3 shard indexes by suffix.
         if HDF5Reader.isShardedIndex(path) { return try openHDF5(path, name: path, options: options) }
+        if path.lowercased().hasSuffix(".gguf") || hasGGUFMagic(fileSignatureBytes(path)) { return try openGGUF(path, name: path) }
         switch signature(ofFile: path) {
         case .hdf5: return try openHDF5(path, name: path, options: options)
         case .zstd: return try openZstdFile(path, options: options)
