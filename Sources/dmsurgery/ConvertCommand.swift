@@ -7,6 +7,7 @@ import TensorFormats
 enum OutputFormat: String, CaseIterable, ExpressibleByArgument {
     case safetensors
     case hdf5
+    case gguf
 }
 
 struct ConvertCommand: ParsableCommand {
@@ -22,7 +23,8 @@ struct ConvertCommand: ParsableCommand {
         A model config travels inside single-file and stream outputs as the dmsurgery.config metadata key. \
         Outputs are written to a temporary file, fsynced and renamed: an error or interrupt leaves nothing. \
         HDF5 output (.h5, .hdf5 or --to hdf5) uses --layout dmsurgery (default, round-trips exactly) or \
-        keras3, and --compress gzip[:LEVEL] or zstd[:LEVEL] for its datasets; safetensors output takes \
+        keras3, and --compress gzip[:LEVEL] or zstd[:LEVEL] for its datasets; GGUF output (.gguf or --to gguf) takes \
+        --quant and keeps small and 1-D tensors in float as ComfyUI-GGUF does (formats/gguf.md); safetensors output takes \
         --compress zstd[:LEVEL] or a .zst suffix (formats/hdf5.md, formats/zstd.md). Inputs compressed \
         with zstd are read transparently.
 
@@ -58,6 +60,10 @@ struct ConvertCommand: ParsableCommand {
                                valueName: "codec[:level]"))
     var compress: String?
 
+    @Option(help: ArgumentHelp("GGUF output: store the bulk of the weights as f32, f16, bf16, q8_0, q4_0, q4_1, q5_0 or q5_1 (default: each tensor's own type).",
+                               valueName: "type"))
+    var quant: String?
+
     @OptionGroup var inputOptions: InputOptions
     @OptionGroup var binary: BinaryOutputOptions
     @OptionGroup var common: CommonOptions
@@ -80,6 +86,7 @@ struct ConvertCommand: ParsableCommand {
         if let compress, HDF5Compression(parsing: compress) == nil {
             throw ValidationError("--compress takes zstd[:1-22] or gzip[:0-9] (got '\(compress)')")
         }
+        if outputFormat == .gguf || quant != nil { try validateGGUF() }
         if outputFormat == .hdf5 {
             if let layout = inputOptions.layout, HDF5WriteLayout(rawValue: layout) == nil {
                 throw ValidationError("--layout for HDF5 output is one of \(HDF5WriteLayout.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(layout)')")
@@ -94,9 +101,9 @@ struct ConvertCommand: ParsableCommand {
     }
 
     /// The output format: --to, else OUT's suffix (a trailing .zst aside).
-    private var outputFormat: OutputFormat {
+    var outputFormat: OutputFormat {
         let plain = output.lowercased().hasSuffix(".zst") ? String(output.dropLast(4)) : output
-        return to ?? (hasHDF5Suffix(plain) ? .hdf5 : .safetensors)
+        return to ?? (hasHDF5Suffix(plain) ? .hdf5 : plain.lowercased().hasSuffix(".gguf") ? .gguf : .safetensors)
     }
 
     /// --compress, or zstd at the default level for a .zst output.
@@ -114,8 +121,8 @@ struct ConvertCommand: ParsableCommand {
             let selection = TensorSelection(only: only, exclude: exclude, renames: rename.compactMap(RenameRule.init(argument:)))
             let target = dtype.flatMap(DType.init(userName:))
             var plan = try ConvertPlan(checkpoint: checkpoint, dtype: target, selection: selection)
-            let result = outputFormat == .hdf5
-                ? try writeHDF5(plan)
+            let result = outputFormat == .hdf5 ? try writeHDF5(plan)
+                : outputFormat == .gguf ? try writeGGUF(plan)
                 : try writeSafetensors(&plan, checkpoint: &checkpoint, selection: selection, target: target)
             for overflow in result.overflows {
                 note("warning: \(formatCount(overflow.count)) values overflowed \(target?.rawValue ?? "the target type") (tensor '\(overflow.tensor)')", quiet: common.quiet)
@@ -183,7 +190,7 @@ struct ConvertCommand: ParsableCommand {
         (folder.hasSuffix("/") ? folder : folder + "/") + (hasConfig ? "diffusion_pytorch_model.safetensors" : "model.safetensors")
     }
 
-    private func refuseOverwritingInput(_ path: String, _ checkpoint: Checkpoint) throws {
+    func refuseOverwritingInput(_ path: String, _ checkpoint: Checkpoint) throws {
         guard let out = FileIdentity(path: path) else { return }
         for file in checkpoint.files where FileIdentity(path: file.path) == out {
             throw TensorFormatError(.sameFile, "output is the input file \(file.path)", file: path)
