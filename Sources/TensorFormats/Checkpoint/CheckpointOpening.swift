@@ -98,6 +98,7 @@ extension Checkpoint {
         let stdin = FileDescriptorSource(fd: STDIN_FILENO, name: "-")
         if st.st_mode & S_IFMT == S_IFREG {
             // A redirected file: mapped, unless it is HDF5 or zstd.
+            if hasGGUFMagic(signatureBytes(descriptor: STDIN_FILENO, path: "-")) { return try openGGUF("-", name: "-", descriptor: STDIN_FILENO) }
             if case .other = signature(ofDescriptor: STDIN_FILENO, path: "-") {
                 return try openFile("-", name: "-", descriptor: STDIN_FILENO, options: options)
             }

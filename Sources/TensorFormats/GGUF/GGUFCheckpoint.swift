@@ -137,6 +137,10 @@ extension Checkpoint {
     static func fileSignatureBytes(_ path: String) -> [UInt8] {
         guard let fd = try? Sys.open(path, O_RDONLY) else { return [] }
         defer { Sys.close(fd) }
+        return signatureBytes(descriptor: fd, path: path)
+    }
+
+    static func signatureBytes(descriptor fd: Int32, path: String) -> [UInt8] {
         var prefix = [UInt8](repeating: 0, count: 4)
         let count = (try? prefix.withUnsafeMutableBytes { (raw) throws(TensorFormatError) in try Sys.pread(fd, into: raw, offset: 0, path) }) ?? 0
         return Array(prefix.prefix(count))
