@@ -1,0 +1,94 @@
+import Foundation
+import XCTest
+
+/// GGUF through the binary: `convert --quant` checked live by gguf-py, exact float round trips, `diff`
+/// and `inspect` on GGUF, and hostile files giving one line and status 2.
+final class GGUFCLITests: XCTestCase {
+    let source = CLI.fixture("gguf/source.safetensors")
+
+    override func setUpWithError() throws {
+        let probe = try CLI.shell("python3 -c 'import gguf, safetensors, numpy'")
+        if probe.status != 0 {
+            let install = try CLI.shell("python3 -m pip install -q -r fixtures/requirements.txt")
+            XCTAssertEqual(install.status, 0, install.stderr)
+        }
+    }
+
+    func testEveryQuantTypeEqualsGGUFPyAndLoadsInItsReader() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let script = CLI.repository.appendingPathComponent("Tests/CLITests/gguf_check.py").path
+        for quant in ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "f16", "bf16", "f32"] {
+            let out = directory.appendingPathComponent("\(quant).gguf").path
+            let convert = try CLI.run(["convert", source, out, "--quant", quant, "-q"])
+            XCTAssertEqual(convert.status, 0, convert.stderr)
+            let check = try CLI.shell("python3 \(script) \(out) \(source) \(quant)")
+            XCTAssertEqual(check.status, 0, "\(quant): \(String(decoding: check.stdout, as: UTF8.self)) \(check.stderr)")
+        }
+    }
+
+    func testFloatFilesRoundTripThroughGGUFByteForByte() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for dtype in ["f32", "f16", "bf16"] {
+            let plain = directory.appendingPathComponent("\(dtype).safetensors").path
+            let gguf = directory.appendingPathComponent("\(dtype).gguf").path
+            let back = directory.appendingPathComponent("\(dtype).back.safetensors").path
+            XCTAssertEqual(try CLI.run(["convert", source, plain, "--dtype", dtype, "-q"]).status, 0)
+            let toGGUF = try CLI.run(["convert", plain, gguf, "-q"])
+            XCTAssertEqual(toGGUF.status, 0, toGGUF.stderr)
+            let fromGGUF = try CLI.run(["convert", gguf, back, "-q"])
+            XCTAssertEqual(fromGGUF.status, 0, fromGGUF.stderr)
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: back)), try Data(contentsOf: URL(fileURLWithPath: plain)), dtype)
+        }
+    }
+
+    func testDiffReportsTheQuantizationErrorOfEachTensorAgainstTheOriginal() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let q4 = directory.appendingPathComponent("q4.gguf").path
+        XCTAssertEqual(try CLI.run(["convert", source, q4, "--quant", "q4_0", "-q"]).status, 0)
+        let diff = try CLI.run(["diff", q4, source])
+        XCTAssertEqual(diff.status, 1, diff.stderr)
+        let text = String(decoding: diff.stdout, as: UTF8.self)
+        XCTAssertTrue(text.contains("down_blocks.0.attentions.0.to_q.weight"), text)
+        XCTAssertTrue(text.contains("down_blocks.0.resnets.0.conv1.weight"), text)
+        XCTAssertFalse(text.contains("conv_in.bias"), "a tensor kept at F32 is identical: \(text)")
+        let f32 = directory.appendingPathComponent("f32.gguf").path
+        XCTAssertEqual(try CLI.run(["convert", source, f32, "--quant", "f32", "-q"]).status, 0)
+        XCTAssertEqual(try CLI.run(["diff", f32, source]).status, 0)
+    }
+
+    func testInspectShowsEachTensorsQuantTypeAndTheBitsPerWeight() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let out = directory.appendingPathComponent("q8.gguf").path
+        XCTAssertEqual(try CLI.run(["convert", source, out, "--quant", "q8_0", "-q"]).status, 0)
+        let inspect = try CLI.run(["inspect", out, "--no-tensors"])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        let text = String(decoding: inspect.stdout, as: UTF8.self)
+        XCTAssertTrue(text.contains("gguf bits per weight"), text)
+        XCTAssertTrue(text.contains("gguf tensor down_blocks.0.resnets.0.conv1.weight") && text.contains("Q8_0 [18, 256] (original [32, 16, 3, 3])"), text)
+        XCTAssertTrue(text.contains("dmsurgery.config"), "config carried as a string key: \(text)")
+    }
+
+    func testHostileGGUFFilesGiveOneLineAndStatus2() throws {
+        let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: CLI.fixture("gguf/hostile/expected.json")))) as! [String: String]
+        for (file, rule) in expected {
+            let path = CLI.fixture("gguf/hostile/" + file)
+            for command in ["inspect", "verify"] {
+                let result = try CLI.run([command, path])
+                XCTAssertEqual(result.status, 2, "\(command) \(file): \(result.stderr)")
+                XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+                XCTAssertTrue(result.stderr.contains("\(path): \(rule):"), "\(file): \(result.stderr)")
+            }
+        }
+    }
+
+    func testQuantRequiresGGUFOutput() throws {
+        let result = try CLI.run(["convert", source, "/tmp/x.safetensors", "--quant", "q8_0"])
+        XCTAssertEqual(result.status, 64, result.stderr)
+        let bad = try CLI.run(["convert", source, "/tmp/x.gguf", "--quant", "q3_k"])
+        XCTAssertEqual(bad.status, 64, bad.stderr)
+    }
+}
