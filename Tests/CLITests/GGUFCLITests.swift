@@ -85,6 +85,34 @@ final class GGUFCLITests: XCTestCase {
         }
     }
 
+    func testForwardRunsFromAGGUFAsFromItsSafetensorsOriginal() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let model = CLI.fixture("default")
+        let inputs = directory.appendingPathComponent("in.safetensors").path
+        let make = try CLI.shell("""
+            python3 -c "import numpy as np; from safetensors.numpy import save_file; r=np.random.default_rng(1); \
+            save_file({'sample': r.standard_normal((1,4,8,8)).astype(np.float32), 'timestep': np.array([10], np.int64), \
+            'encoder_hidden_states': r.standard_normal((1,4,32)).astype(np.float32)}, '\(inputs)')"
+            """)
+        XCTAssertEqual(make.status, 0, make.stderr)
+        let f32 = directory.appendingPathComponent("m.gguf").path
+        let q8 = directory.appendingPathComponent("m8.gguf").path
+        XCTAssertEqual(try CLI.run(["convert", model, f32, "-q"]).status, 0)
+        XCTAssertEqual(try CLI.run(["convert", model, q8, "--quant", "q8_0", "-q"]).status, 0)
+        var outputs: [String] = []
+        for (index, source) in [model, f32, q8].enumerated() {
+            let out = directory.appendingPathComponent("out\(index).safetensors").path
+            let run = try CLI.run(["forward", "--model", source, "--inputs", inputs, "--output", out, "-q"])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            outputs.append(out)
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: outputs[1])), try Data(contentsOf: URL(fileURLWithPath: outputs[0])))
+        let close = try CLI.run(["diff", outputs[2], outputs[0], "--rtol", "0.1", "--atol", "0.05"])
+        XCTAssertEqual(close.status, 0, String(decoding: close.stdout, as: UTF8.self))
+        XCTAssertNotEqual(try Data(contentsOf: URL(fileURLWithPath: outputs[2])), try Data(contentsOf: URL(fileURLWithPath: outputs[0])))
+    }
+
     func testQuantRequiresGGUFOutput() throws {
         let result = try CLI.run(["convert", source, "/tmp/x.safetensors", "--quant", "q8_0"])
         XCTAssertEqual(result.status, 64, result.stderr)
