@@ -27,6 +27,20 @@ final class GGUFCLITests: XCTestCase {
         }
     }
 
+    func testWholeFileEqualsGGUFPysWriterGivenTheSameRules() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let script = CLI.repository.appendingPathComponent("scripts/bench/gguf_reference.py").path
+        for quant in ["q8_0", "q5_1"] {
+            let ours = directory.appendingPathComponent("ours.gguf").path
+            let reference = directory.appendingPathComponent("reference.gguf").path
+            XCTAssertEqual(try CLI.run(["convert", source, ours, "--quant", quant, "-q"]).status, 0)
+            let write = try CLI.shell("python3 \(script) \(source) \(reference) \(quant)")
+            XCTAssertEqual(write.status, 0, write.stderr)
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: ours)), try Data(contentsOf: URL(fileURLWithPath: reference)), quant)
+        }
+    }
+
     func testFloatFilesRoundTripThroughGGUFByteForByte() throws {
         let directory = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
