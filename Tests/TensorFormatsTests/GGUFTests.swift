@@ -29,7 +29,7 @@ final class GGUFTests: XCTestCase {
     }
 
     func testDequantizedBlocksEqualGGUFPyValuesBitForBit() throws {
-        for type in [GGMLType.q8_0, .q4_0, .q4_1, .q5_0, .q5_1] {
+        for type in [GGMLType.q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_k, .q6_k] {
             let bytes = try raw(String(describing: type) + ".bin")
             let reference = try floats(String(describing: type) + ".dequant.f32")
             let blocks = bytes.count / type.typeSize

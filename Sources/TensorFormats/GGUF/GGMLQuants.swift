@@ -20,7 +20,7 @@ public enum GGMLQuants {
             case .f32: out.storeBytes(of: x.pointee.bitPattern, as: UInt32.self)
             case .f16: out.storeBytes(of: ElementCodec.halfBits(x.pointee).littleEndian, as: UInt16.self)
             case .bf16: out.storeBytes(of: bfloat16Bits(x.pointee).littleEndian, as: UInt16.self)
-            case .i8, .i16, .i32, .i64, .f64: preconditionFailure("\(type.name) is not a float32 target")
+            case .i8, .i16, .i32, .i64, .f64, .q4_k, .q6_k: preconditionFailure("\(type.name) is not a quantization target")
             }
         }
     }
@@ -31,8 +31,10 @@ public enum GGMLQuants {
         for b in 0..<blocks {
             let p = src + b * type.typeSize
             let y = dst + b * n
-            let d = ElementCodec.float(halfBits: UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)))
+            let d = ElementCodec.float(halfBits: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: type == .q6_k ? 208 : 0, as: UInt16.self)))
             switch type {
+            case .q4_k: q4_k(p, d, y)
+            case .q6_k: q6_k(p, d, y)
             case .q8_0:
                 for j in 0..<32 { y[j] = Float(p.load(fromByteOffset: 2 + j, as: Int8.self)) * d }
             case .q4_0:
@@ -66,6 +68,36 @@ public enum GGMLQuants {
             case .f32, .f16, .bf16, .i8, .i16, .i32, .i64, .f64:
                 preconditionFailure("\(type.name) is not a block type")
             }
+        }
+    }
+
+    /// Q4_K (256 values): d, dmin: f16; 12 bytes of 6-bit scales and mins for 8 sub-blocks of 32;
+    /// 128 bytes of nibbles (sub-block 2g in the low nibbles of bytes 32g..<32g+32, 2g+1 in the high).
+    private static func q4_k(_ p: UnsafeRawPointer, _ d: Float, _ y: UnsafeMutablePointer<Float>) {
+        let dmin = ElementCodec.float(halfBits: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+        let s = { (i: Int) in p.load(fromByteOffset: 4 + i, as: UInt8.self) }
+        for i in 0..<8 {
+            let j = i & 3
+            let scale = i < 4 ? s(j) & 0x3F : (s(8 + j) & 0x0F) | ((s(j) >> 2) & 0x30)
+            let minimum = i < 4 ? s(4 + j) & 0x3F : (s(8 + j) >> 4) | ((s(4 + j) >> 2) & 0x30)
+            let dl = d * Float(scale)
+            let ml = dmin * Float(minimum)
+            for k in 0..<32 {
+                let byte = p.load(fromByteOffset: 16 + (i / 2) * 32 + k, as: UInt8.self)
+                y[i * 32 + k] = dl * Float((byte >> (4 * UInt8(i & 1))) & 0x0F) - ml
+            }
+        }
+    }
+
+    /// Q6_K (256 values): 128 bytes of low nibbles, 64 bytes of high 2-bit pairs, 16 int8 scales (one
+    /// per 16 values), d: f16; code = low | high << 4, minus 32.
+    private static func q6_k(_ p: UnsafeRawPointer, _ d: Float, _ y: UnsafeMutablePointer<Float>) {
+        for i in 0..<256 {
+            let half = i / 128, r = i % 128
+            let low = (p.load(fromByteOffset: half * 64 + r % 64, as: UInt8.self) >> (4 * UInt8(r / 64))) & 0x0F
+            let high = (p.load(fromByteOffset: 128 + half * 32 + r % 32, as: UInt8.self) >> (2 * UInt8(r / 32))) & 0x03
+            let scale = Float(p.load(fromByteOffset: 192 + i / 16, as: Int8.self))
+            y[i] = (d * scale) * Float(Int(low | high << 4) - 32)
         }
     }
 

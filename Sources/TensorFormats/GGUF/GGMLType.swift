@@ -1,6 +1,7 @@
 /// A ggml tensor type as GGUF numbers it (ggml.h `enum ggml_type`, gguf-py `GGMLQuantizationType`).
 ///
-/// Only the types dmsurgery reads or writes have a case; other numbers ggml defines are recognised by
+/// Only the types dmsurgery reads or writes have a case (Q4_K and Q6_K are read only: gguf-py has no
+/// quantizer for them to be bit-exact to); other numbers ggml defines are recognised by
 /// `knownUnsupported` so that a file using them gets a precise error rather than "unknown type".
 public enum GGMLType: UInt32, Sendable, CaseIterable {
     case f32 = 0
@@ -10,6 +11,8 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
     case q5_0 = 6
     case q5_1 = 7
     case q8_0 = 8
+    case q4_k = 12
+    case q6_k = 14
     case i8 = 24
     case i16 = 25
     case i32 = 26
@@ -21,6 +24,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
     public var blockSize: Int {
         switch self {
         case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0: return 32
+        case .q4_k, .q6_k: return 256
         default: return 1
         }
     }
@@ -37,6 +41,8 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
         case .q5_0: return 22
         case .q5_1: return 24
         case .q8_0: return 34
+        case .q4_k: return 144
+        case .q6_k: return 210
         }
     }
 
@@ -45,7 +51,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
     /// The dtype a tensor of this type reads as: its own for plain types, F32 for quantized blocks.
     public var readDType: DType {
         switch self {
-        case .f32, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0: return .f32
+        case .f32, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_k, .q6_k: return .f32
         case .f16: return .f16
         case .bf16: return .bf16
         case .f64: return .f64
@@ -101,14 +107,16 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
         case .q5_0: return 8
         case .q5_1: return 9
         case .bf16: return 32
+        case .q4_k: return 15
+        case .q6_k: return 18
         case .i8, .i16, .i32, .i64, .f64: return 0
         }
     }
 
-    /// ggml type numbers that exist but that dmsurgery does not decode (K-quants, I-quants, ternary, FP4).
+    /// ggml type numbers that exist but that dmsurgery does not decode (other K-quants, I-quants, ternary, FP4).
     public static func knownUnsupported(_ raw: UInt32) -> String? {
         let names: [UInt32: String] = [
-            9: "Q8_1", 10: "Q2_K", 11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K", 16: "IQ2_XXS",
+            9: "Q8_1", 10: "Q2_K", 11: "Q3_K", 13: "Q5_K", 15: "Q8_K", 16: "IQ2_XXS",
             17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS",
             29: "IQ1_M", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4", 40: "NVFP4", 41: "Q1_0",
         ]
