@@ -24,9 +24,10 @@ extension Converter {
     public static func writeGGUF(_ plan: ConvertPlan, quant: GGMLType?, metadata: Metadata?, to output: OutputFile,
                                  progress: ProgressSink? = nil, result: inout ConvertResult) throws {
         let writer = try ggufWriter(plan, quant: quant, metadata: metadata)
+        let sources = Dictionary(uniqueKeysWithValues: plan.tensors.map { ($0.name, $0.source) })
         var bytesRead = result.bytesRead
         try writer.write(to: output) { tensor, sink in
-            let source = plan.tensors.first { $0.name == tensor.name }!.source
+            let source = sources[tensor.name]!
             try emitGGUF(tensor, from: source, checkpoint: plan.checkpoint, sink: sink) { bytes in
                 bytesRead += bytes
                 progress?(bytesRead)
