@@ -127,6 +127,17 @@ final class GGUFCLITests: XCTestCase {
         XCTAssertNotEqual(try Data(contentsOf: URL(fileURLWithPath: outputs[2])), try Data(contentsOf: URL(fileURLWithPath: outputs[0])))
     }
 
+    func testGGUFThroughPipesAndZstd() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("m.gguf").path
+        XCTAssertEqual(try CLI.run(["convert", source, file, "--quant", "q5_0", "-q"]).status, 0)
+        let piped = try CLI.shell("$DMS convert \(source) - --to gguf --quant q5_0 -q | cat > \(directory.path)/p.gguf && cmp \(file) \(directory.path)/p.gguf")
+        XCTAssertEqual(piped.status, 0, piped.stderr)
+        let back = try CLI.shell("cat \(file) | $DMS convert - - -q | $DMS diff - \(file)")
+        XCTAssertEqual(back.status, 0, back.stderr)
+    }
+
     func testQuantRequiresGGUFOutput() throws {
         let result = try CLI.run(["convert", source, "/tmp/x.safetensors", "--quant", "q8_0"])
         XCTAssertEqual(result.status, 64, result.stderr)
