@@ -6,6 +6,7 @@ import TensorFormats
 public enum OutputFormat: String, CaseIterable, Sendable {
     case safetensors
     case hdf5
+    case gguf
 }
 
 /// What `convert` is told, as plain values.
@@ -21,6 +22,8 @@ public struct ConvertSettings: Sendable {
     /// zstd of a whole safetensors output, or an HDF5 dataset filter.
     public var compression: OutputCompression?
     public var hdf5Layout = HDF5WriteLayout.dmsurgery
+    /// GGUF output: the type of the bulk of the weights (nil: each tensor's own float type).
+    public var quant: GGMLType?
     /// How inputs are read (`hdf5Layout` there is the input's layout).
     public var open = OpenOptions()
     public var force = false
@@ -41,9 +44,12 @@ public enum ConvertWorkflow {
                              outputs: [(settings.output, "OUT"), (shardFolder(settings), "OUT (its shards)")])
         var checkpoint = try Checkpoint.open(settings.input, options: settings.open)
         var plan = try ConvertPlan(checkpoint: checkpoint, dtype: settings.dtype, selection: settings.selection)
-        let result = settings.format == .hdf5
-            ? try writeHDF5(plan, settings)
-            : try writeSafetensors(&plan, checkpoint: &checkpoint, settings)
+        let result: ConvertResult
+        switch settings.format {
+        case .hdf5: result = try writeHDF5(plan, settings)
+        case .gguf: result = try writeGGUF(plan, settings)
+        case .safetensors: result = try writeSafetensors(&plan, checkpoint: &checkpoint, settings)
+        }
         return (result, plan.tensors.filter { $0.dtype != $0.source.dtype }.count)
     }
 
@@ -63,6 +69,20 @@ public enum ConvertWorkflow {
         try Converter.writeHDF5(plan, metadata: plan.metadata(embedConfig: true), to: settings.output, force: settings.force,
                                 layout: settings.hdf5Layout, compression: settings.compression, progress: bar.update, result: &result)
         try plan.checkpoint.finish()
+        result.files.append(settings.output)
+        return result
+    }
+
+    /// GGUF (formats/gguf.md): quantized blocks as gguf-py writes them, streamed tensor by tensor.
+    private static func writeGGUF(_ plan: ConvertPlan, _ settings: ConvertSettings) throws -> ConvertResult {
+        let bar = ProgressBar("convert", total: plan.tensors.reduce(0) { $0 + $1.source.byteCount }, quiet: settings.quiet)
+        defer { bar.finish() }
+        var result = ConvertResult()
+        let out = try OutputFile(path: settings.output, force: settings.force)
+        try Converter.writeGGUF(plan, quant: settings.quant, metadata: plan.metadata(embedConfig: true), to: out,
+                                progress: bar.update, result: &result)
+        try plan.checkpoint.finish()
+        try out.commit()
         result.files.append(settings.output)
         return result
     }

@@ -19,7 +19,8 @@ struct ConvertCommand: ParsableCommand {
         A model config travels inside single-file and stream outputs as the dmsurgery.config metadata key. \
         Outputs are written to a temporary file, fsynced and renamed: an error or interrupt leaves nothing. \
         HDF5 output (.h5, .hdf5 or --to hdf5) uses --layout dmsurgery (default, round-trips exactly) or \
-        keras3, and --compress gzip[:LEVEL] or zstd[:LEVEL] for its datasets; safetensors output takes \
+        keras3, and --compress gzip[:LEVEL] or zstd[:LEVEL] for its datasets; GGUF output (.gguf or --to gguf) takes \
+        --quant and keeps small and 1-D tensors in float as ComfyUI-GGUF does (formats/gguf.md); safetensors output takes \
         --compress zstd[:LEVEL] or a .zst suffix (formats/hdf5.md, formats/zstd.md). Inputs compressed \
         with zstd are read transparently. --layout diffusers turns an original single-file Stable Diffusion \
         checkpoint (SD 1.x, 2.x, XL) into a diffusers pipeline folder, --layout ldm a pipeline folder into the \
@@ -57,6 +58,10 @@ struct ConvertCommand: ParsableCommand {
                                valueName: "codec[:level]"))
     var compress: String?
 
+    @Option(help: ArgumentHelp("GGUF output: store the bulk of the weights as f32, f16, bf16, q8_0, q4_0, q4_1, q5_0 or q5_1 (default: each tensor's own type).",
+                               valueName: "type"))
+    var quant: String?
+
     @OptionGroup var inputOptions: InputOptions
     @OptionGroup var layoutOptions: LayoutOptions
     @OptionGroup var binary: BinaryOutputOptions
@@ -80,6 +85,7 @@ struct ConvertCommand: ParsableCommand {
         if let compress, OutputCompression(parsing: compress) == nil {
             throw ValidationError("--compress takes zstd[:1-22] or gzip[:0-9] (got '\(compress)')")
         }
+        if outputFormat == .gguf || quant != nil { try validateGGUF() }
         if outputFormat == .hdf5 && inputOptions.hdf5Layout.flatMap(PipelineLayout.init(rawValue:)) == nil {
             if let layout = inputOptions.hdf5Layout, HDF5WriteLayout(rawValue: layout) == nil {
                 throw ValidationError("--layout for HDF5 output is one of \(HDF5WriteLayout.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(layout)')")
@@ -94,9 +100,9 @@ struct ConvertCommand: ParsableCommand {
     }
 
     /// The output format: --to, else OUT's suffix (a trailing .zst aside).
-    private var outputFormat: OutputFormat {
+    var outputFormat: OutputFormat {
         let plain = output.lowercased().hasSuffix(".zst") ? String(output.dropLast(4)) : output
-        return to ?? (hasHDF5Suffix(plain) ? .hdf5 : .safetensors)
+        return to ?? (hasHDF5Suffix(plain) ? .hdf5 : plain.lowercased().hasSuffix(".gguf") ? .gguf : .safetensors)
     }
 
     /// --compress, or zstd at the default level for a .zst output.
@@ -119,6 +125,7 @@ struct ConvertCommand: ParsableCommand {
             settings.open.hdf5Layout = nil
             settings.hdf5Layout = inputOptions.hdf5Layout.flatMap(HDF5WriteLayout.init(rawValue:)) ?? .dmsurgery
         }
+        settings.quant = quant.flatMap(GGMLType.init(userName:))
         settings.force = binary.force
         settings.quiet = common.quiet
         let (result, casts) = try ConvertWorkflow.run(settings)

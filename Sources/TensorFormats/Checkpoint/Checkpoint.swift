@@ -12,6 +12,7 @@ public enum CheckpointFormat: String, Sendable, Codable {
     case hdf5
     /// torch.save's zip or legacy pickle container, read without running it (formats/pickle.md).
     case pytorch
+    case gguf
 }
 
 /// One tensor of a checkpoint and where its bytes are.

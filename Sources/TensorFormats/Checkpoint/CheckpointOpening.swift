@@ -35,6 +35,7 @@ extension Checkpoint {
         }
         // HDF5 and zstd inputs are recognised by signature; Keras 3 shard indexes by suffix.
         if HDF5Reader.isShardedIndex(path) { return try openHDF5(path, name: path, options: options) }
+        if path.lowercased().hasSuffix(".gguf") || hasGGUFMagic(fileSignatureBytes(path)) { return try openGGUF(path, name: path) }
         switch signature(ofFile: path) {
         case .hdf5: return try openHDF5(path, name: path, options: options)
         case .zstd: return try openZstdFile(path, options: options)
@@ -95,6 +96,7 @@ extension Checkpoint {
         let stdin = FileDescriptorSource(fd: STDIN_FILENO, name: "-")
         if st.st_mode & S_IFMT == S_IFREG {
             // A redirected file: mapped, unless it is HDF5 or zstd.
+            if hasGGUFMagic(signatureBytes(descriptor: STDIN_FILENO, path: "-")) { return try openGGUF("-", name: "-", descriptor: STDIN_FILENO) }
             if case .other = signature(ofDescriptor: STDIN_FILENO, path: "-") {
                 return try openFile("-", name: "-", descriptor: STDIN_FILENO, options: options)
             }

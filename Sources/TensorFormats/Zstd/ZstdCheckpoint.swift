@@ -35,6 +35,11 @@ extension Checkpoint {
         let count = try prefix.withUnsafeMutableBytes { (raw) throws(TensorFormatError) in try source.readFully(into: raw) }
         prefix.removeLast(8 - count)
         let replay = PrefixedSource(prefix: prefix, base: source)
+        if hasGGUFMagic(prefix) {
+            let spooled = try spool(replay)
+            defer { Sys.close(spooled.fd) }
+            return try openGGUF(spooled.path, name: source.name, descriptor: spooled.fd)
+        }
         switch Signature(prefix) {
         case .zstd:
             return try openSniffing(try ZstdDecompressingSource(replay), options: options)

@@ -1,0 +1,93 @@
+import TensorFormats
+
+extension Converter {
+    /// Elements decoded and quantized at a time: a whole number of blocks, a few MB of floats.
+    static let ggufChunkElements = 1 << 20
+
+    /// The GGUF layout `writeGGUF` produces for a plan: each tensor's type and shape by `GGUFTensorPolicy`.
+    public static func ggufWriter(_ plan: ConvertPlan, quant: GGMLType?, metadata: Metadata?) throws -> GGUFWriter {
+        var planned: [(name: String, type: GGMLType, storedShape: [Int], originalShape: [Int]?)] = []
+        for tensor in plan.tensors {
+            do {
+                let choice = try GGUFTensorPolicy.choose(name: tensor.name, dtype: tensor.source.dtype, shape: tensor.shape, target: quant)
+                planned.append((tensor.name, choice.type, choice.storedShape, choice.originalShape))
+            } catch {
+                throw error.inFile(plan.checkpoint.name)
+            }
+        }
+        return try GGUFWriter(architecture: GGUFTensorPolicy.architecture(names: Set(plan.tensors.map(\.name))),
+                              fileType: (quant ?? .f32).fileType, metadata: metadata, tensors: planned)
+    }
+
+    /// Writes the plan as one GGUF file, tensor by tensor in the input's storage order, holding at
+    /// most one chunk of each tensor in memory.
+    public static func writeGGUF(_ plan: ConvertPlan, quant: GGMLType?, metadata: Metadata?, to output: OutputFile,
+                                 progress: ProgressSink? = nil, result: inout ConvertResult) throws {
+        let writer = try ggufWriter(plan, quant: quant, metadata: metadata)
+        let sources = Dictionary(uniqueKeysWithValues: plan.tensors.map { ($0.name, $0.source) })
+        var bytesRead = result.bytesRead
+        try writer.write(to: output) { tensor, sink in
+            let source = sources[tensor.name]!
+            try emitGGUF(tensor, from: source, checkpoint: plan.checkpoint, sink: sink) { bytes in
+                bytesRead += bytes
+                progress?(bytesRead)
+            }
+            result.tensors += 1
+        }
+        result.bytesRead = bytesRead
+        result.bytesWritten += output.bytesWritten
+    }
+
+    /// Streams one tensor: copied when its type is the source's own, else decoded to float32 and
+    /// encoded block by block (a remainder shorter than a block waits for the next piece).
+    static func emitGGUF(_ tensor: GGUFPlannedTensor, from source: TensorEntry, checkpoint: Checkpoint,
+                         sink: (UnsafeRawBufferPointer) throws -> Void, read: (Int) -> Void) throws {
+        if GGMLType(plain: source.dtype) == tensor.type {
+            try checkpoint.read(source) { piece in
+                try sink(piece)
+                read(piece.count)
+            }
+            return
+        }
+        let type = tensor.type
+        let capacity = ggufChunkElements
+        let floats = UnsafeMutableBufferPointer<Float>.allocate(capacity: capacity + type.blockSize)
+        defer { floats.deallocate() }
+        let encoded = UnsafeMutableRawBufferPointer.allocate(byteCount: (capacity / type.blockSize + 1) * type.typeSize, alignment: 64)
+        defer { encoded.deallocate() }
+        var pending = 0
+        func flush(_ count: Int) throws {
+            let blocks = count / type.blockSize
+            guard blocks > 0 else { return }
+            let done = floats.baseAddress!
+            let out = encoded.baseAddress!
+            parallelParts(count: blocks, minimumPerPart: 1 << 12) { _, part in
+                GGMLQuants.quantize(type, done + part.lowerBound * type.blockSize, blocks: part.count,
+                                    into: out + part.lowerBound * type.typeSize)
+            }
+            try sink(UnsafeRawBufferPointer(rebasing: encoded[0..<(blocks * type.typeSize)]))
+        }
+        let elementBytes = max(1, source.dtype.bitsPerElement / 8)
+        try checkpoint.read(source, chunkBytes: capacity / 2 * elementBytes) { piece in
+            let elements = piece.count * 8 / source.dtype.bitsPerElement
+            var consumed = 0
+            while consumed < elements {
+                let take = min(elements - consumed, capacity - pending)
+                let bytes = (consumed * source.dtype.bitsPerElement / 8)..<((consumed + take) * source.dtype.bitsPerElement / 8)
+                ElementCodec.decodeFloats(source.dtype, UnsafeRawBufferPointer(rebasing: piece[bytes]), elements: take,
+                                          into: UnsafeMutableBufferPointer(rebasing: floats[pending..<(pending + take)]))
+                pending += take
+                consumed += take
+                let whole = pending / type.blockSize * type.blockSize
+                if pending == capacity || whole >= capacity / 2 {
+                    try flush(whole)
+                    let rest = pending - whole
+                    if rest > 0 { floats.baseAddress!.update(from: floats.baseAddress! + whole, count: rest) }
+                    pending = rest
+                }
+            }
+            read(piece.count)
+        }
+        try flush(pending)
+    }
+}
