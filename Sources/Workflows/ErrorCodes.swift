@@ -15,18 +15,24 @@ extension ErrorCode {
         .sizeOverflow, .misalignedBits, .sizeMismatch, .trailingBytes, .truncated,
         // TensorFormats: checkpoints of several files, operations
         .invalidIndex, .invalidConfig, .unknownFormat, .io, .notFound, .sameFile, .terminalOutput, .nameCollision,
-        .unsupported, .interrupted, .invalidArgument,
+        .unsupported, .interrupted, .invalidArgument, .tooLarge, .unrepresentableName, .wrongFormat,
         // TensorFormats: HDF5 and zstd (formats/hdf5.md, formats/zstd.md)
         .hdf5Unreadable, .hdf5ExternalLink, .hdf5SoftLink, .hdf5VirtualDataset, .hdf5ExternalStorage, .hdf5DeclaredSize,
         .hdf5UnsupportedType, .hdf5InvalidLayout, .hdf5Write, .zstdCorrupt,
+        // TensorFormats: PyTorch pickles (formats/pickle.md)
+        .pickleGlobalRefused, .pickleUnsupportedOpcode, .pickleInvalid, .pickleTooDeep, .pickleUnsupported, .pickleNoTensors,
+        .torchInvalid, .zipInvalid, .zipCompressed,
+        // TensorFormats: GGUF (formats/gguf.md)
+        .ggufMagic, .ggufVersion, .ggufCountPastEOF, .ggufInvalidString, .ggufValueType, .ggufNestedArray, .ggufAlignment,
+        .ggufMisalignedOffset, .ggufOverlap, .ggufOriginalShape,
         // UNet (formats/engine-io.md)
         .unsupportedConfig, .missingParameter, .badShape, .unexpectedParameter, .badInput,
         // Diffusion
         .invalidSchedulerConfig,
         // Training (formats/training-data.md, formats/training.md)
         .missingTensor, .unexpectedTensor, .countMismatch, .emptyData, .nonFinite, .runMismatch,
-        // Surgery (formats/mask.md)
-        .badMask,
+        // Surgery (formats/mask.md, formats/ldm.md)
+        .badMask, .ldmUnknownFamily, .ldmMissingTensor, .ldmShapeContradiction, .ldmNoRule,
         // ConceptWorld (formats/concept-world.md)
         .worldMismatch,
         // Workflows
