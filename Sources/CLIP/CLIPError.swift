@@ -31,4 +31,12 @@ extension ErrorCode {
     public static let tokenizerUnsupported = ErrorCode(rawValue: "tokenizer-unsupported")
     public static let tokenizerBadGzip = ErrorCode(rawValue: "tokenizer-bad-gzip")
     public static let tokenizerNotUTF8 = ErrorCode(rawValue: "tokenizer-not-utf8")
+
+    // Text encoder and VAE configs, weights and inputs (formats/text-encoder.md, formats/vae.md)
+    public static let modelBadConfig = ErrorCode(rawValue: "model-bad-config")
+    public static let modelUnsupported = ErrorCode(rawValue: "model-unsupported")
+    public static let modelMissingParameter = ErrorCode(rawValue: "model-missing-parameter")
+    public static let modelBadShape = ErrorCode(rawValue: "model-bad-shape")
+    public static let modelUnexpectedParameter = ErrorCode(rawValue: "model-unexpected-parameter")
+    public static let modelBadInput = ErrorCode(rawValue: "model-bad-input")
 }
