@@ -41,6 +41,7 @@ let package = Package(
         .target(name: "ConceptWorld", dependencies: ["Diffusion", "UNet", "TensorMath", "TensorFormats"]),
         // CLIP tokenizer and text encoder, the VAE: prompts in, pictures out on latent pipelines.
         .target(name: "CLIP", dependencies: ["TensorFormats", "TensorMath", "CZlib"], swiftSettings: tensorMathSettings),
+        .target(name: "VAE", dependencies: ["CLIP", "Diffusion", "TensorFormats", "TensorMath"]),
         .target(
             name: "Surgery",
             dependencies: ["TensorFormats", "TensorMath", "UNet", "Diffusion", .product(name: "Crypto", package: "swift-crypto")]
@@ -64,7 +65,7 @@ let package = Package(
         .testTarget(name: "UNetTests", dependencies: ["UNet", "Diffusion", "TensorMath", "TensorFormats"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "TensorMath"]),
         .testTarget(name: "TensorMathTests", dependencies: ["TensorMath"]),
-        .testTarget(name: "CLIPTests", dependencies: ["CLIP", "TensorFormats", "TensorMath"]),
+        .testTarget(name: "CLIPTests", dependencies: ["CLIP", "VAE", "Diffusion", "TensorFormats", "TensorMath"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Diffusion", "UNet", "TensorMath", "TensorFormats"]),
         .testTarget(name: "ConceptWorldTests", dependencies: ["ConceptWorld", "Diffusion", "UNet", "TensorMath", "TensorFormats"]),
     ]

@@ -16,7 +16,7 @@ public struct ConfigReader {
         self.file = file
     }
 
-    func fail(_ key: String, _ message: String) -> CLIPError {
+    public func fail(_ key: String, _ message: String) -> CLIPError {
         CLIPError(.modelBadConfig, message, file: file, tensor: key)
     }
 
