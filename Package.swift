@@ -50,7 +50,7 @@ let package = Package(
             name: "dmsurgery",
             dependencies: [
                 "TensorFormats", "Surgery", "UNet", "Diffusion", "Training", "ConceptWorld",
-                "CPNG",
+                "CPNG", "CLIP", "VAE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -38,7 +38,7 @@ enum PNGImage {
         return Array(out.prefix(size))
     }
 
-    private static func message(_ image: png_image) -> String {
+    static func message(_ image: png_image) -> String {
         var m = image.message
         return withUnsafeBytes(of: &m) { raw in
             String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)

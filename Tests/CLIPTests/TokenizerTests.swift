@@ -5,7 +5,7 @@ import XCTest
 
 /// The Swift tokenizer against transformers' CLIPTokenizer on the real CLIP vocabulary.
 final class TokenizerTests: XCTestCase {
-    static let configs = ["sd1", "sd2", "sd2-decoder", "plain"]
+    static let configs = ["sd1", "sd2", "sd2-decoder", "plain", "sd1-v5", "sd2-v5"]
 
     func prompts() throws -> [String] {
         try JSONDecoder().decode([String].self, from: Data(contentsOf: URL(fileURLWithPath: TestSupport.fixture("prompts.json"))))
@@ -38,7 +38,7 @@ final class TokenizerTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("prompts.json")
         try JSONEncoder().encode(prompts).write(to: file)
-        for config in ["sd1", "sd2"] {
+        for config in ["sd1", "sd2", "sd2-v5"] {
             let run = try TestSupport.shell("python3 fixtures/clip/token_ids.py \(root)/\(config) \(file.path)")
             XCTAssertEqual(run.status, 0, run.stderr)
             let expected = try JSONDecoder().decode([[Int32]].self, from: run.stdout)

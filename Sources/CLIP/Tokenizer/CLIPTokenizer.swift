@@ -18,20 +18,29 @@ public struct CLIPTokenizer: Sendable {
     /// Sequence length after padding and truncation (`model_max_length`, 77 for every CLIP text encoder).
     public let maxLength: Int
 
-    /// The tokenizer of a pipeline's `tokenizer/` folder: vocab.json and merges.txt are required,
-    /// tokenizer_config.json and special_tokens_map.json optional. tokenizer.json is not read.
+    /// The tokenizer of a pipeline's `tokenizer/` folder: `tokenizer.json` (what transformers 5 saves)
+    /// or `vocab.json` + `merges.txt` (what earlier versions saved; used only without tokenizer.json, as
+    /// transformers does), with `tokenizer_config.json` and `special_tokens_map.json` when present.
     public init(folder: String) throws(CLIPError) {
-        let vocabPath = folder + "/vocab.json", mergesPath = folder + "/merges.txt"
+        let vocabPath = folder + "/vocab.json", mergesPath = folder + "/merges.txt", jsonPath = folder + "/tokenizer.json"
         let configPath = folder + "/tokenizer_config.json", mapPath = folder + "/special_tokens_map.json"
-        for path in [vocabPath, mergesPath] where !TokenizerFiles.exists(path) {
-            throw CLIPError(.tokenizerMissingFile, "a CLIP tokenizer folder needs vocab.json and merges.txt", file: path)
+        let vocabulary: [String: Int32], merges: [(left: String, right: String, line: Int)], mergesFile: String
+        var fileDecoder: [(id: Int32, token: TokenizerConfig.Named)] = []
+        if TokenizerFiles.exists(jsonPath) {
+            (vocabulary, merges, fileDecoder) = try Self.readTokenizerJSON(jsonPath)
+            mergesFile = jsonPath
+        } else {
+            for path in [vocabPath, mergesPath] where !TokenizerFiles.exists(path) {
+                throw CLIPError(.tokenizerMissingFile, "a CLIP tokenizer folder needs tokenizer.json, or vocab.json and merges.txt", file: path)
+            }
+            vocabulary = try Self.readVocabulary(vocabPath)
+            merges = try Self.parseMerges(Self.readMergeLines(mergesPath), file: mergesPath, firstLine: 1)
+            mergesFile = mergesPath
         }
-        let vocabulary = try Self.readVocabulary(vocabPath)
-        let mergeLines = try Self.readMergeLines(mergesPath)
         let config = try TokenizerConfig(
             configPath: TokenizerFiles.exists(configPath) ? configPath : nil,
-            mapPath: TokenizerFiles.exists(mapPath) ? mapPath : nil)
-        try self.init(vocabulary: vocabulary, mergeLines: mergeLines, mergesFile: mergesPath, config: config, configFile: configPath)
+            mapPath: TokenizerFiles.exists(mapPath) ? mapPath : nil, fileDecoder: fileDecoder)
+        try self.init(vocabulary: vocabulary, merges: merges, mergesFile: mergesFile, config: config, configFile: configPath)
     }
 
     /// The tokenizer transformers builds from open_clip's `bpe_simple_vocab_16e6.txt.gz`: merges are lines
@@ -39,21 +48,15 @@ public struct CLIPTokenizer: Sendable {
     /// merge, then `<|startoftext|>` and `<|endoftext|>` (49408 entries); special tokens are plain strings.
     public init(openCLIPVocabulary path: String, padToken: String = "<|endoftext|>", maxLength: Int = 77) throws(CLIPError) {
         let text = try TokenizerFiles.utf8(TokenizerFiles.gunzip(path), path)
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        let lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map { String(String.UnicodeScalarView($0)) }
         let mergeCount = 49152 - 256 - 2
         guard lines.count > mergeCount else {
             throw CLIPError(.tokenizerBadMerges, "has \(lines.count) lines; open_clip reads merges from lines 1...\(mergeCount)", file: path)
         }
-        let mergeLines = lines[1...mergeCount].map(String.init)
+        let merges = try Self.parseMerges(Array(lines[1...mergeCount]), file: path, firstLine: 2)
         var entries: [String] = ByteLevel.vocabularyOrder.map { ByteLevel.characters[$0] }
         entries += entries.map { $0 + BPEModel.endOfWord }
-        for (index, line) in mergeLines.enumerated() {
-            let parts = line.split(separator: " ", omittingEmptySubsequences: false)
-            guard parts.count == 2 else {
-                throw CLIPError(.tokenizerBadMerges, "line \(index + 2): a merge is two tokens separated by one space", file: path)
-            }
-            entries.append(parts.joined())
-        }
+        entries += merges.map { $0.left + $0.right }
         entries += ["<|startoftext|>", "<|endoftext|>"]
         var vocabulary: [String: Int32] = [:]
         for (id, entry) in entries.enumerated() { vocabulary[entry] = Int32(id) }
@@ -62,25 +65,18 @@ public struct CLIPTokenizer: Sendable {
         }
         var config = TokenizerConfig.defaultConfig(padToken: padToken)
         config.maxLength = maxLength
-        try self.init(vocabulary: vocabulary, mergeLines: mergeLines, mergesFile: path, config: config, configFile: path)
+        try self.init(vocabulary: vocabulary, merges: merges, mergesFile: path, config: config, configFile: path)
     }
 
-    init(vocabulary: [String: Int32], mergeLines: [String], mergesFile: String, config: TokenizerConfig, configFile: String) throws(CLIPError) {
+    init(vocabulary: [String: Int32], merges pairs: [(left: String, right: String, line: Int)], mergesFile: String,
+         config: TokenizerConfig, configFile: String) throws(CLIPError) {
         var merges: [UInt64: (rank: Int32, merged: Int32)] = [:]
-        merges.reserveCapacity(mergeLines.count)
-        var rank: Int32 = 0
-        for (index, line) in mergeLines.enumerated() {
-            if line.hasPrefix("#version") { continue }
-            let parts = line.split(separator: " ", omittingEmptySubsequences: false)
-            guard parts.count == 2 else {
-                throw CLIPError(.tokenizerBadMerges, "line \(index + 1): a merge is two tokens separated by one space", file: mergesFile)
+        merges.reserveCapacity(pairs.count)
+        for (rank, pair) in pairs.enumerated() {
+            for token in [pair.left, pair.right, pair.left + pair.right] where vocabulary[token] == nil {
+                throw CLIPError(.tokenizerBadMerges, "line \(pair.line): token '\(token)' is not in the vocabulary", file: mergesFile)
             }
-            let left = String(parts[0]), right = String(parts[1])
-            for token in [left, right, left + right] where vocabulary[token] == nil {
-                throw CLIPError(.tokenizerBadMerges, "line \(index + 1): token '\(token)' is not in the vocabulary", file: mergesFile)
-            }
-            merges[BPEModel.key(vocabulary[left]!, vocabulary[right]!)] = (rank, vocabulary[left + right]!)
-            rank += 1
+            merges[BPEModel.key(vocabulary[pair.left]!, vocabulary[pair.right]!)] = (Int32(rank), vocabulary[pair.left + pair.right]!)
         }
         let unknown = config.named["unk_token"]!.content
         model = BPEModel(vocabulary: vocabulary, merges: merges, unknownToken: unknown)
@@ -176,8 +172,67 @@ public struct CLIPTokenizer: Sendable {
         return vocabulary
     }
 
+    /// Merge lines as tokenizers reads them: `#version` lines skipped, every other line exactly two tokens
+    /// separated by one space; `firstLine` is the file line number of `lines[0]`, for messages.
+    static func parseMerges(_ lines: [String], file: String, firstLine: Int) throws(CLIPError) -> [(left: String, right: String, line: Int)] {
+        var pairs: [(left: String, right: String, line: Int)] = []
+        pairs.reserveCapacity(lines.count)
+        for (index, line) in lines.enumerated() {
+            if line.hasPrefix("#version") { continue }
+            let parts = line.unicodeScalars.split(separator: " ", omittingEmptySubsequences: false).map { String(String.UnicodeScalarView($0)) }
+            guard parts.count == 2 else {
+                throw CLIPError(.tokenizerBadMerges, "line \(index + firstLine): a merge is two tokens separated by one space", file: file)
+            }
+            pairs.append((String(parts[0]), String(parts[1]), index + firstLine))
+        }
+        return pairs
+    }
+
+    /// vocab, merges and added tokens of a tokenizers `tokenizer.json` whose model is CLIP's BPE.
+    static func readTokenizerJSON(_ path: String) throws(CLIPError) -> ([String: Int32], [(left: String, right: String, line: Int)], [(id: Int32, token: TokenizerConfig.Named)]) {
+        let json = try TokenizerFiles.json(path)
+        guard let model = json["model"], model["type"]?.stringValue == "BPE", model["end_of_word_suffix"]?.stringValue == BPEModel.endOfWord else {
+            throw CLIPError(.tokenizerUnsupported, "the model is not CLIP's BPE (type BPE, end_of_word_suffix </w>)", file: path, tensor: "model")
+        }
+        guard case .object(let members)? = model["vocab"] else {
+            throw CLIPError(.tokenizerBadVocab, "model.vocab must be an object of token -> id", file: path, tensor: "model.vocab")
+        }
+        var vocabulary: [String: Int32] = [:]
+        for member in members {
+            guard let id = member.value.intValue, id >= 0, id < Int(Int32.max) else {
+                throw CLIPError(.tokenizerBadVocab, "id of '\(member.key)' must be an integer in 0..<\(Int32.max)", file: path, tensor: "model.vocab")
+            }
+            vocabulary[member.key] = Int32(id)
+        }
+        guard case .array(let items)? = model["merges"] else {
+            throw CLIPError(.tokenizerBadMerges, "model.merges must be an array", file: path, tensor: "model.merges")
+        }
+        var merges: [(left: String, right: String, line: Int)] = []
+        for (index, item) in items.enumerated() {
+            if let text = item.stringValue {
+                merges += try parseMerges([text], file: path, firstLine: index + 1)
+            } else if case .array(let pair) = item, pair.count == 2, let left = pair[0].stringValue, let right = pair[1].stringValue {
+                merges.append((left, right, index + 1))
+            } else {
+                throw CLIPError(.tokenizerBadMerges, "merge \(index + 1) is not \"a b\" or [\"a\", \"b\"]", file: path, tensor: "model.merges")
+            }
+        }
+        var added: [(id: Int32, token: TokenizerConfig.Named)] = []
+        if case .array(let tokens)? = json["added_tokens"] {
+            for token in tokens {
+                guard let id = token["id"]?.intValue, id >= 0, id < Int(Int32.max) else {
+                    throw CLIPError(.tokenizerBadConfig, "an added token needs an integer id", file: path, tensor: "added_tokens")
+                }
+                added.append((Int32(id), try TokenizerConfig.token(token, specialByDefault: false, file: path, key: "added_tokens")))
+            }
+        }
+        return (vocabulary, merges, added.sorted { $0.id < $1.id })
+    }
+
     static func readMergeLines(_ path: String) throws(CLIPError) -> [String] {
-        var lines = try TokenizerFiles.text(path).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        // Split on scalars: Swift's Character treats "\r\n" as one, which a Character split would miss.
+        var lines = try TokenizerFiles.text(path).unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false)
+            .map { String(String.UnicodeScalarView($0)) }
         if lines.last == "" { lines.removeLast() }
         // Rust's `BufRead::lines`, which tokenizers reads merges with, also drops a "\r" before "\n".
         return lines.map { $0.hasSuffix("\r") ? String($0.dropLast()) : $0 }

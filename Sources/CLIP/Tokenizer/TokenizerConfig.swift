@@ -38,7 +38,9 @@ struct TokenizerConfig {
 
     init() {}
 
-    init(configPath: String?, mapPath: String?) throws(CLIPError) {
+    /// `fileDecoder`: the `added_tokens` of tokenizer.json, which act as `added_tokens_decoder` when
+    /// tokenizer_config.json has none (their flags stand: transformers keeps them over the names').
+    init(configPath: String?, mapPath: String?, fileDecoder: [(id: Int32, token: Named)] = []) throws(CLIPError) {
         let config = try configPath.map { path throws(CLIPError) in try TokenizerFiles.json(path) }
         if let config, let configPath {
             guard case .object = config else { throw CLIPError(.tokenizerBadConfig, "not a JSON object", file: configPath) }
@@ -65,6 +67,7 @@ struct TokenizerConfig {
                 }
                 decoder.sort { $0.id < $1.id }
             }
+            if decoder.isEmpty { decoder = fileDecoder }
             for key in Self.names {
                 guard let value = config[key], value != .null else { continue }
                 var token = try Self.token(value, specialByDefault: false, file: configPath, key: key, requireType: true)
@@ -72,6 +75,7 @@ struct TokenizerConfig {
                 named[key] = token
             }
         }
+        if configPath == nil, decoder.isEmpty { decoder = fileDecoder }
         if decoder.isEmpty, let mapPath {
             let map = try TokenizerFiles.json(mapPath)
             guard case .object = map else { throw CLIPError(.tokenizerBadConfig, "not a JSON object", file: mapPath) }
@@ -91,7 +95,7 @@ struct TokenizerConfig {
     }
 
     /// One token value: a string, or a dictionary with `content` and flags this tokenizer supports.
-    private static func token(_ value: JSONValue, specialByDefault: Bool, file: String, key: String, requireType: Bool = false) throws(CLIPError) -> Named {
+    static func token(_ value: JSONValue, specialByDefault: Bool, file: String, key: String, requireType: Bool = false) throws(CLIPError) -> Named {
         if let content = value.stringValue { return Named(content: content, normalized: false) }
         guard case .object = value, let content = value["content"]?.stringValue else {
             throw CLIPError(.tokenizerBadConfig, "a token must be a string or an object with a string 'content'", file: file, tensor: key)
