@@ -124,4 +124,50 @@ final class PromptPipelineCLITests: XCTestCase {
         XCTAssertEqual(outputs[0], outputs[1])
         XCTAssertNotEqual(outputs[0], outputs[2])
     }
+
+    func testLatentSampleFromGivenNoiseMatchesStableDiffusionPipeline() throws {
+        let root = try Self.pipelines.get()
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let prompts = ["a photo of a cat!", "in the style of Van Gogh"]
+        let promptsJSON = directory.appendingPathComponent("prompts.json").path
+        try JSONEncoder().encode(prompts).write(to: URL(fileURLWithPath: promptsJSON))
+        var values: [Float] = []
+        var state: UInt32 = 12345
+        for _ in 0..<(2 * 4 * 8 * 8) {
+            state = state &* 1_664_525 &+ 1_013_904_223
+            values.append(Float(Int(state >> 8) % 2001 - 1000) / 500)
+        }
+        let noise = directory.appendingPathComponent("noise.safetensors").path
+        try SafetensorsWriter.writeFloats([("latents", [2, 4, 8, 8], values)], to: noise)
+        let expectedPath = directory.appendingPathComponent("expected.safetensors").path
+        let reference = try CLI.shell("python3 fixtures/clip/tiny_pipeline.py sample \(root)/sd \(promptsJSON) \(noise) 4 7.5 \(expectedPath)")
+        XCTAssertEqual(reference.status, 0, reference.stderr)
+        let saved = directory.appendingPathComponent("final.safetensors").path
+        let png = directory.appendingPathComponent("grid.png").path
+        let run = try CLI.run(["sample", "--model", "\(root)/sd", "--prompt", prompts[0], "--prompt", prompts[1], "--count", "1",
+                               "--steps", "4", "--guidance", "7.5", "--latents", noise, "--save-latents", saved, "--out", png, "-q"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertLessThan(relativeMaxError(try floats(saved)["latents"]!.data, try floats(expectedPath)["latents"]!.data), 1e-3)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: png)).prefix(4), Data([0x89, 0x50, 0x4E, 0x47]))
+    }
+
+    func testLatentSampleIsReproducibleBySeedAndRefusesMismatchedVAE() throws {
+        let root = try Self.pipelines.get()
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var grids: [Data] = []
+        for index in 0..<2 {
+            let png = directory.appendingPathComponent("\(index).png").path
+            let run = try CLI.run(["sample", "--model", "\(root)/sd", "--prompt", "a cat", "--count", "2", "--steps", "2", "--seed", "7", "--out", png, "-q"])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            grids.append(try Data(contentsOf: URL(fileURLWithPath: png)))
+        }
+        XCTAssertEqual(grids[0], grids[1])
+        let pipeline = directory.appendingPathComponent("pipe").path
+        XCTAssertEqual(try CLI.shell("cp -r \(root)/sd \(pipeline) && rm -r \(pipeline)/vae && cp -r \(CLI.fixture("clip/vae/shifted")) \(pipeline)/vae").status, 0)
+        let run = try CLI.run(["sample", "--model", pipeline, "--prompt", "a cat", "--steps", "1", "--out", directory.appendingPathComponent("x.png").path])
+        XCTAssertEqual(run.status, 2)
+        XCTAssertTrue(run.stderr.contains("\(pipeline)/vae/config.json: model-bad-config"), run.stderr)
+    }
 }
