@@ -34,6 +34,7 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CLinux"),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         .target(
             name: "TensorFormats",
@@ -46,6 +47,9 @@ let package = Package(
         .target(name: "Training", dependencies: ["Diffusion", "UNet", "TensorMath", "TensorFormats"]),
         // The procedural concept world: renders, prompts, detectors and the evaluation of models on it.
         .target(name: "ConceptWorld", dependencies: ["Diffusion", "UNet", "TensorMath", "TensorFormats"]),
+        // CLIP tokenizer and text encoder, the VAE: prompts in, pictures out on latent pipelines.
+        .target(name: "CLIP", dependencies: ["TensorFormats", "TensorMath", "CZlib"], swiftSettings: tensorMathSettings),
+        .target(name: "VAE", dependencies: ["CLIP", "Diffusion", "TensorFormats", "TensorMath"]),
         .target(
             name: "Surgery",
             dependencies: ["TensorFormats", "TensorMath", "UNet", "Diffusion", .product(name: "Crypto", package: "swift-crypto")]
@@ -54,13 +58,13 @@ let package = Package(
         // parses options into these values and prints.
         .target(
             name: "Workflows",
-            dependencies: ["TensorFormats", "TensorMath", "UNet", "Diffusion", "Training", "Surgery", "ConceptWorld", "CPNG",
+            dependencies: ["TensorFormats", "TensorMath", "UNet", "Diffusion", "Training", "Surgery", "ConceptWorld", "CLIP", "CPNG",
                            .product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(
             name: "dmsurgery",
             dependencies: [
-                "Workflows", "TensorFormats", "TensorMath", "Surgery", "UNet", "Diffusion", "Training", "ConceptWorld",
+                "Workflows", "TensorFormats", "TensorMath", "Surgery", "UNet", "Diffusion", "Training", "ConceptWorld", "CLIP", "VAE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -80,6 +84,7 @@ let package = Package(
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "TensorMath"]),
         .testTarget(name: "TensorMathTests", dependencies: ["TensorMath"]),
         .testTarget(name: "WorkflowsTests", dependencies: ["Workflows", "Training", "Diffusion", "UNet", "TensorMath", "TensorFormats"]),
+        .testTarget(name: "CLIPTests", dependencies: ["CLIP", "VAE", "Diffusion", "TensorFormats", "TensorMath"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Diffusion", "UNet", "TensorMath", "TensorFormats"]),
         .testTarget(name: "ConceptWorldTests", dependencies: ["ConceptWorld", "Diffusion", "UNet", "TensorMath", "TensorFormats"]),
     ] + kernelTargets

@@ -1,4 +1,5 @@
 import TensorFormats
+import TensorMath
 
 extension Converter {
     /// Elements decoded and quantized at a time: a whole number of blocks, a few MB of floats.
@@ -61,7 +62,7 @@ extension Converter {
             guard blocks > 0 else { return }
             let done = floats.baseAddress!
             let out = encoded.baseAddress!
-            parallelParts(count: blocks, minimumPerPart: 1 << 12) { _, part in
+            Parallel.forParts(count: blocks, minimumPerPart: 1 << 12) { _, part in
                 GGMLQuants.quantize(type, done + part.lowerBound * type.blockSize, blocks: part.count,
                                     into: out + part.lowerBound * type.typeSize)
             }

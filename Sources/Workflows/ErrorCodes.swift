@@ -1,3 +1,4 @@
+import CLIP
 import ConceptWorld
 import Diffusion
 import Surgery
@@ -35,7 +36,12 @@ extension ErrorCode {
         .badMask, .ldmUnknownFamily, .ldmMissingTensor, .ldmShapeContradiction, .ldmNoRule,
         // ConceptWorld (formats/concept-world.md)
         .worldMismatch,
+        // CLIP: tokenizer, text encoder and the VAE (formats/tokenizer.md, formats/text-encoder.md, formats/vae.md)
+        .tokenizerMissingFile, .tokenizerInvalidJSON, .tokenizerNotUTF8, .tokenizerBadVocab, .tokenizerBadMerges,
+        .tokenizerBadConfig, .tokenizerUnsupported, .tokenizerBadGzip,
+        .modelBadConfig, .modelUnsupported, .modelMissingParameter, .modelBadShape, .modelUnexpectedParameter, .modelBadInput,
+        .promptsNotUTF8,
         // Workflows
-        .pngEncode,
+        .pngEncode, .pngDecode,
     ]
 }

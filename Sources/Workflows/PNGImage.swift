@@ -6,15 +6,19 @@ import TensorMath
 /// 8-bit PNG encoding through libpng's simplified API (`png_image_write_to_memory`), the only place
 /// dmsurgery touches libpng.
 public enum PNGImage {
-    /// An image libpng cannot encode, or a grid of images that are not gray or RGB.
+    /// An image libpng cannot encode or decode, or a grid of images that are not gray or RGB.
     public struct Failure: ToolError {
         public var message: String
-        public var file: String? { nil }
+        public var file: String?
         public var tensor: String? { nil }
-        public var code: ErrorCode { .pngEncode }
+        public var code: ErrorCode
         public var description: String { oneLine }
 
-        init(description: String) { message = description }
+        init(description: String, code: ErrorCode = .pngEncode, file: String? = nil) {
+            message = description
+            self.code = code
+            self.file = file
+        }
     }
 
     /// Encodes `pixels` (row-major, `channels` bytes per pixel: 1 gray, 3 RGB) as PNG bytes.
@@ -45,7 +49,7 @@ public enum PNGImage {
         return Array(out.prefix(size))
     }
 
-    private static func message(_ image: png_image) -> String {
+    static func message(_ image: png_image) -> String {
         var m = image.message
         return withUnsafeBytes(of: &m) { raw in
             String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
@@ -83,4 +87,5 @@ public enum PNGImage {
 extension ErrorCode {
     /// A PNG that could not be encoded (engine-io.md).
     public static let pngEncode = ErrorCode(rawValue: "png-encode")
+    public static let pngDecode = ErrorCode(rawValue: "png-decode")
 }

@@ -34,7 +34,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Time the graph engine.",
-        subcommands: [TrainStepBench.self, ForwardBench.self]
+        subcommands: [TrainStepBench.self, ForwardBench.self, TextEncoderBench.self, VAEBench.self]
     )
 }
 

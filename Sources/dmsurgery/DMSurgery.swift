@@ -19,7 +19,8 @@ struct DMSurgery: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [InspectCommand.self, VerifyCommand.self, DiffCommand.self, ConvertCommand.self, ForwardCommand.self, PruneCommand.self, BenchCommand.self, SampleCommand.self,
-                      FinetuneCommand.self, EraseCommand.self, UnlearnCommand.self, WorldCommand.self, EvalCommand.self]
+                      FinetuneCommand.self, EraseCommand.self, UnlearnCommand.self, WorldCommand.self, EvalCommand.self,
+                      VAECommand.self, EncodePromptCommand.self]
     )
 
     /// The root entry: parses, runs, and turns every error into its exit status in one place

@@ -15,7 +15,9 @@ struct SampleCommand: ParsableCommand {
         folder or a sibling `scheduler` folder of a diffusers pipeline), else DDIM's defaults. Conditional \
         models take one --cond file per grid row: a safetensors file with `encoder_hidden_states` [1,S,D] \
         and, for classifier-free guidance, `uncond_encoder_hidden_states` [1,S,D] (else zeros). Values \
-        in [-1, 1] map to 0...255.
+        in [-1, 1] map to 0...255. With --prompt, --model is a latent pipeline folder (tokenizer/, \
+        text_encoder/, unet/, vae/, scheduler/): prompts -> text encoder -> UNet with CFG -> VAE -> PNG, \
+        one grid row per prompt (formats/engine-io.md).
 
         Exit status: 0 success, 2 invalid or unreadable input, 64 usage error.
         """
@@ -48,6 +50,7 @@ struct SampleCommand: ParsableCommand {
     @Option(help: "Image height and width; default the config's sample_size.")
     var size: Int?
 
+    @OptionGroup var latent: LatentSampleOptions
     @OptionGroup var input: InputOptions
     @OptionGroup var binary: BinaryOutputOptions
     @OptionGroup var common: CommonOptions
@@ -58,6 +61,7 @@ struct SampleCommand: ParsableCommand {
     }
 
     func run() throws {
+        if !latent.prompts.isEmpty { return try sampleLatentPipeline(self) }
         try InputSet.declare(inputs: [(model, "MODEL"), (scheduler, "--scheduler")] + cond.map { ($0, "--cond") },
                              outputs: [(out, "--out")])
         let unet = try loadUNet(model: model, input: input)

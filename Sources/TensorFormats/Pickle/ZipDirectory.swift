@@ -120,7 +120,7 @@ public struct ZipDirectory: Sendable {
             throw TensorFormatError(.zipCompressed, "entry '\(printable(entry.name))' is compressed (method \(entry.method)); torch stores its records uncompressed, so the file was repacked: unzip and re-zip it with -0 (store)")
         }
         guard entry.compressedSize == entry.uncompressedSize else { throw Self.invalid("stored entry '\(printable(entry.name))' has two sizes") }
-        var reader = ZipBytes(bytes: bytes)
+        let reader = ZipBytes(bytes: bytes)
         let local = entry.localHeaderOffset
         guard local <= directoryStart - 30, try reader.u32(local) == 0x0403_4B50 else {
             throw Self.invalid("local header of '\(printable(entry.name))' at \(local) is missing")

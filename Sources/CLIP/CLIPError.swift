@@ -1,0 +1,42 @@
+import TensorFormats
+
+/// Why a tokenizer, text encoder or VAE could not be loaded or run: the rule broken and where.
+///
+/// One error type for the CLIP module (tokenizer and text encoder) so the executable prints it through
+/// the shared `ToolError` path; the codes are listed in formats/tokenizer.md and formats/text-encoder.md.
+public struct CLIPError: ToolError, Equatable {
+    public var code: ErrorCode
+    public var message: String
+    public var file: String?
+    /// The config key, parameter or token concerned.
+    public var tensor: String?
+
+    public init(_ code: ErrorCode, _ message: String, file: String? = nil, tensor: String? = nil) {
+        self.code = code
+        self.message = message
+        self.file = file
+        self.tensor = tensor
+    }
+
+    public var description: String { oneLine }
+}
+
+extension ErrorCode {
+    // Tokenizer folders and vocabularies (formats/tokenizer.md)
+    public static let tokenizerMissingFile = ErrorCode(rawValue: "tokenizer-missing-file")
+    public static let tokenizerInvalidJSON = ErrorCode(rawValue: "tokenizer-invalid-json")
+    public static let tokenizerBadVocab = ErrorCode(rawValue: "tokenizer-bad-vocab")
+    public static let tokenizerBadMerges = ErrorCode(rawValue: "tokenizer-bad-merges")
+    public static let tokenizerBadConfig = ErrorCode(rawValue: "tokenizer-bad-config")
+    public static let tokenizerUnsupported = ErrorCode(rawValue: "tokenizer-unsupported")
+    public static let tokenizerBadGzip = ErrorCode(rawValue: "tokenizer-bad-gzip")
+    public static let tokenizerNotUTF8 = ErrorCode(rawValue: "tokenizer-not-utf8")
+
+    // Text encoder and VAE configs, weights and inputs (formats/text-encoder.md, formats/vae.md)
+    public static let modelBadConfig = ErrorCode(rawValue: "model-bad-config")
+    public static let modelUnsupported = ErrorCode(rawValue: "model-unsupported")
+    public static let modelMissingParameter = ErrorCode(rawValue: "model-missing-parameter")
+    public static let modelBadShape = ErrorCode(rawValue: "model-bad-shape")
+    public static let modelUnexpectedParameter = ErrorCode(rawValue: "model-unexpected-parameter")
+    public static let modelBadInput = ErrorCode(rawValue: "model-bad-input")
+}
