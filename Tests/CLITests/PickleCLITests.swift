@@ -68,11 +68,11 @@ final class PickleCLITests: XCTestCase {
     func testACheckpointOfAnotherFormatIsNamed() throws {
         let directory = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let gguf = directory.appendingPathComponent("model.safetensors")
-        try Data(Array("GGUF".utf8) + [3, 0, 0, 0] + [UInt8](repeating: 0, count: 24)).write(to: gguf)
-        let result = try CLI.run(["inspect", gguf.path])
+        let numpy = directory.appendingPathComponent("model.safetensors")
+        try Data([0x93] + Array("NUMPY".utf8) + [1, 0, 118, 0] + Array("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }".utf8)).write(to: numpy)
+        let result = try CLI.run(["inspect", numpy.path])
         XCTAssertEqual(result.status, 2)
-        XCTAssertTrue(result.stderr.contains("wrong-format") && result.stderr.contains("GGUF file (not supported yet)"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("wrong-format") && result.stderr.contains("NumPy"), result.stderr)
         // A torch file on standard input is spooled and read.
         let piped = try CLI.shell("cat fixtures/pickle/sd.ckpt | $DMS inspect -")
         XCTAssertEqual(piped.status, 0, piped.stderr)

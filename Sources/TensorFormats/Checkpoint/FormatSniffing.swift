@@ -62,7 +62,7 @@ public enum SniffedFormat: Equatable, Sendable {
         case .safetensors: return "a safetensors file"
         case .zip: return "a zip archive"
         case .pickle(let legacy): return legacy ? "a PyTorch pickle (legacy torch.save format)" : "a Python pickle"
-        case .gguf: return "a GGUF file (not supported yet)"
+        case .gguf: return "a GGUF file"
         case .hdf5: return "an HDF5 file"
         case .zstd: return "a zstd stream"
         case .numpy: return "a NumPy .npy array (not a checkpoint)"
