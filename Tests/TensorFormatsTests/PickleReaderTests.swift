@@ -194,7 +194,8 @@ final class PickleReaderTests: XCTestCase {
     }
 
     func testOtherFormatsAreNamedInsteadOfMisparsed() throws {
-        assertOpenFails(try temporaryFile(Array("GGUF".utf8) + [3, 0, 0, 0] + [UInt8](repeating: 0, count: 32), suffix: ".safetensors"), .wrongFormat, "GGUF")
+        // A file named .safetensors that holds GGUF is read by the GGUF reader, whatever its name.
+        XCTAssertEqual(try Checkpoint.open(try temporaryFile(Array("GGUF".utf8) + [3, 0, 0, 0] + [UInt8](repeating: 0, count: 32), suffix: ".safetensors")).format, .gguf)
         assertOpenFails(try temporaryFile(Array("{\"weight_map\": {}}\n".utf8), suffix: ".safetensors"), .wrongFormat, "text file")
         assertOpenFails(try temporaryFile([0x93] + Array("NUMPY".utf8) + [1, 0, 0x76, 0], suffix: ".safetensors"), .wrongFormat, "NumPy")
         // An empty zip: only the end record.
