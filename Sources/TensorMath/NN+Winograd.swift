@@ -1,6 +1,7 @@
 /// The transforms a Winograd variant provides; `NN.winogradConv2d` and its backward drive any of them.
 protocol WinogradTransforms {
     init(_ g: ConvGeometry)
+    var g: ConvGeometry { get }
     /// Positions ξ per tile (a^2 for a x a input tiles): the number of sgemms.
     static var positions: Int { get }
     var tilesPerImage: Int { get }
@@ -91,6 +92,22 @@ enum ConvAlgorithm {
 }
 
 extension NN {
+    /// U for `weight` under `plan`: from the thread's `WinogradWeightCache` when one is set and holds
+    /// (or has room for) it, else transformed now.
+    static func weightTransform<Plan: WinogradTransforms>(_ weight: Tensor, plan: Plan) -> [Float] {
+        let length = Plan.positions * plan.weightStride
+        let make = { (w: UnsafePointer<Float>, u: UnsafeMutablePointer<Float>) in plan.transformWeights(w, into: u) }
+        if let cache = winogradWeightCache,
+           let u = cache.transformed(weight: weight.data, outChannels: plan.g.outC, positions: Plan.positions,
+                                     length: length, make: make) {
+            return u
+        }
+        return [Float](unsafeUninitializedCapacity: length) { buffer, n in
+            weight.data.withUnsafeBufferPointer { make($0.baseAddress!, buffer.baseAddress!) }
+            n = length
+        }
+    }
+
     static func winogradConv2d<Plan: WinogradTransforms>(_ x: Tensor, weight: Tensor, bias: Tensor?,
                                                          geometry g: ConvGeometry, plan _: Plan.Type,
                                                          imagesPerChunk: Int?) -> Tensor {
@@ -101,18 +118,16 @@ extension NN {
         let us = plan.weightStride
         let vs = winogradMatrixStride(rows: g.inC, tiles: maxTiles)
         let ms = winogradMatrixStride(rows: g.outC, tiles: maxTiles)
-        var u = [Float](unsafeUninitializedCapacity: np * us) { _, n in n = np * us }
+        let u = weightTransform(weight, plan: plan)
         var v = [Float](unsafeUninitializedCapacity: np * vs) { _, n in n = np * vs }
         var m = [Float](unsafeUninitializedCapacity: np * ms) { _, n in n = np * ms }
         let biasData = bias?.data ?? []
         return Tensor(uninitializedShape: [g.batch, g.outC, g.outH, g.outW]) { out in
             x.data.withUnsafeBufferPointer { px in
-            weight.data.withUnsafeBufferPointer { pw in
             biasData.withUnsafeBufferPointer { pb in
-            u.withUnsafeMutableBufferPointer { pu in
+            u.withUnsafeBufferPointer { pu in
             v.withUnsafeMutableBufferPointer { pv in
             m.withUnsafeMutableBufferPointer { pm in
-                plan.transformWeights(pw.baseAddress!, into: pu.baseAddress!)
                 var b0 = 0
                 while b0 < g.batch {
                     let images = b0..<Swift.min(g.batch, b0 + chunk)
@@ -129,7 +144,6 @@ extension NN {
                     plan.transformOutput(pm.baseAddress!, bias: pb, images: images, into: out.baseAddress!)
                     b0 = images.upperBound
                 }
-            }
             }
             }
             }
@@ -154,20 +168,18 @@ extension NN {
         // V for dU, then reused for dV.
         var v = [Float](unsafeUninitializedCapacity: np * vs) { _, n in n = np * vs }
         // U (transformed weights) for dV; dU accumulates the weight gradient across chunks.
-        var u = wantInput ? [Float](unsafeUninitializedCapacity: np * us) { _, n in n = np * us } : []
+        let u = wantInput ? weightTransform(weight, plan: plan) : []
         var du = wantParams ? [Float](unsafeUninitializedCapacity: np * us) { _, n in n = np * us } : []
         var dw = wantParams ? [Float](unsafeUninitializedCapacity: weight.count) { _, n in n = weight.count } : []
         var dx = wantInput ? [Float](unsafeUninitializedCapacity: x.count) { _, n in n = x.count } : []
         x.data.withUnsafeBufferPointer { px in
         dy.data.withUnsafeBufferPointer { pdy in
-        weight.data.withUnsafeBufferPointer { pw in
         dm.withUnsafeMutableBufferPointer { pdm in
         v.withUnsafeMutableBufferPointer { pv in
-        u.withUnsafeMutableBufferPointer { pu in
+        u.withUnsafeBufferPointer { pu in
         du.withUnsafeMutableBufferPointer { pdu in
         dw.withUnsafeMutableBufferPointer { pdw in
         dx.withUnsafeMutableBufferPointer { pdx in
-            if wantInput { plan.transformWeights(pw.baseAddress!, into: pu.baseAddress!) }
             var b0 = 0
             while b0 < g.batch {
                 let images = b0..<Swift.min(g.batch, b0 + chunk)
@@ -198,7 +210,6 @@ extension NN {
                 b0 = images.upperBound
             }
             if wantParams { plan.weightGradient(pdu.baseAddress!, into: pdw.baseAddress!) }
-        }
         }
         }
         }
