@@ -82,12 +82,36 @@ enum ConvAlgorithm {
     case automatic, im2col, winogradF2, winogradF4
 
     /// What `automatic` stands for at this geometry: F(4x4) on large maps, F(2x2) on smaller ones,
-    /// im2col for every other kernel, stride or padding.
-    func resolved(for g: ConvGeometry, paddingEnd: Int?) -> ConvAlgorithm {
+    /// im2col for every other kernel, stride or padding, and for Winograd whose per-call weight transform
+    /// would cost more than it saves (`weightTransformPays`). `cachedTransform(positions)` says whether
+    /// the transform of this weight comes from a `WinogradWeightCache` (then it costs nothing per call).
+    func resolved(for g: ConvGeometry, paddingEnd: Int?,
+                  cachedTransform: (Int) -> Bool = { _ in false }) -> ConvAlgorithm {
         guard self == .automatic else { return self }
-        if WinogradF4Plan.applies(g, paddingEnd: paddingEnd) { return .winogradF4 }
-        if WinogradF2Plan.applies(g, paddingEnd: paddingEnd) { return .winogradF2 }
+        if WinogradF4Plan.applies(g, paddingEnd: paddingEnd),
+           cachedTransform(WinogradF4Plan.positions) || Self.weightTransformPays(g, positions: WinogradF4Plan.positions) {
+            return .winogradF4
+        }
+        if WinogradF2Plan.applies(g, paddingEnd: paddingEnd),
+           cachedTransform(WinogradF2Plan.positions) || Self.weightTransformPays(g, positions: WinogradF2Plan.positions) {
+            return .winogradF2
+        }
         return .im2col
+    }
+
+    /// Bytes from which glibc serves an allocation with fresh pages (`ComputeThreads`' M_MMAP_THRESHOLD).
+    static let freshPageBytes = 64 << 20
+
+    /// Whether transforming the weight at every call pays. The transformed weights are positions x Cout x
+    /// Cin floats; from 64 MB on they are fresh pages at every call, and writing them costs ~7 ns per
+    /// float (page faults included) against ~0.3 ns below (TensorMathBench, SD-1.5 batch-1 shapes:
+    /// 1280->1280 on 16x16, F(4x4) 390 ms, F(2x2) 200 ms, im2col 65-80 ms; 640->640 on 32x32, 59 MB,
+    /// F(4x4) 21-35 ms against im2col 83-90 ms). Per (co, ci) pair im2col costs ~18 P x 10 ps for P output
+    /// pixels per call, so a faulting transform pays only from P >= ~40 x positions: F(4x4) from 1440
+    /// pixels per call, F(2x2) from 640 (SD's 1280-channel convolutions at batch 1 take im2col).
+    static func weightTransformPays(_ g: ConvGeometry, positions: Int) -> Bool {
+        let bytes = positions * (g.outC * g.inC + 16) * MemoryLayout<Float>.stride
+        return bytes < freshPageBytes || g.batch * g.outH * g.outW >= 40 * positions
     }
 }
 

@@ -45,14 +45,23 @@ public final class WinogradWeightCache: @unchecked Sendable {
     /// Weights held now.
     public var entryCount: Int { lock.withLock { entries.count } }
 
+    /// Whether `transformed` would serve this weight's transform of `length` floats: held, or room for it.
+    func serves(weight: [Float], outChannels: Int, positions: Int, length: Int) -> Bool {
+        guard let key = key(weight, outChannels: outChannels, positions: positions) else { return false }
+        return lock.withLock { entries[key] != nil || bytes + length * MemoryLayout<Float>.stride <= budgetBytes }
+    }
+
+    private func key(_ weight: [Float], outChannels: Int, positions: Int) -> Key? {
+        weight.withUnsafeBufferPointer { $0.baseAddress.map { UInt(bitPattern: $0) } }.map {
+            Key(address: $0, count: weight.count, outChannels: outChannels, positions: positions)
+        }
+    }
+
     /// The transform of `weight` for a plan with `positions` positions and `outChannels` rows, made by
     /// `make` (which fills `length` floats) on a miss; nil when it is not held and does not fit the budget.
     func transformed(weight: [Float], outChannels: Int, positions: Int, length: Int,
                      make: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> [Float]? {
-        guard let address = weight.withUnsafeBufferPointer({ $0.baseAddress.map { UInt(bitPattern: $0) } }) else {
-            return nil
-        }
-        let key = Key(address: address, count: weight.count, outChannels: outChannels, positions: positions)
+        guard let key = key(weight, outChannels: outChannels, positions: positions) else { return nil }
         let size = length * MemoryLayout<Float>.stride
         let found: [Float]?? = lock.withLock {
             if let hit = entries[key] { return .some(hit.transformed) }
@@ -81,6 +90,12 @@ public final class WinogradWeightCache: @unchecked Sendable {
 extension NN {
     /// The cache `winogradConv2d` consults on this thread, set by `withWinogradWeightCache`.
     @TaskLocal static var winogradWeightCache: WinogradWeightCache?
+
+    /// Whether this thread's cache serves `weight`'s transform for a plan with `positions` positions.
+    static func cachesWinogradTransform(_ weight: Tensor, _ g: ConvGeometry, positions: Int) -> Bool {
+        winogradWeightCache?.serves(weight: weight.data, outChannels: g.outC, positions: positions,
+                                    length: positions * (g.outC * g.inC + 16)) ?? false
+    }
 
     /// Runs `body` with 3x3 convolution weight transforms served from `cache` (see `WinogradWeightCache`:
     /// results are bit-identical to uncached calls). Only convolutions called on this thread or task use it.
