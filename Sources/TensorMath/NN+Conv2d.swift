@@ -54,7 +54,8 @@ extension NN {
         let g = ConvGeometry(input: x.shape, weight: weight.shape, stride: stride, padding: padding,
                              paddingEnd: paddingEnd)
         if let bias { precondition(bias.shape == [g.outC], "conv2d: bias \(bias.shape) for \(g.outC) outputs") }
-        switch algorithm.resolved(for: g, paddingEnd: paddingEnd) {
+        switch algorithm.resolved(for: g, paddingEnd: paddingEnd,
+                                  cachedTransform: { cachesWinogradTransform(weight, g, positions: $0) }) {
         case .winogradF4:
             return winogradConv2d(x, weight: weight, bias: bias, geometry: g, plan: WinogradF4Plan.self,
                                   imagesPerChunk: imagesPerChunk)
@@ -125,7 +126,9 @@ extension NN {
         let wantInput = needs.contains(.input), wantParams = needs.contains(.parameters)
         var grads = LayerGradients()
         if !wantInput && !wantParams { return grads }
-        switch algorithm.resolved(for: g, paddingEnd: paddingEnd) {
+        // With parameter gradients dU is a fresh positions x Cout x Cin buffer whatever the cache holds.
+        switch algorithm.resolved(for: g, paddingEnd: paddingEnd,
+                                  cachedTransform: { !wantParams && cachesWinogradTransform(weight, g, positions: $0) }) {
         case .winogradF4:
             return winogradConv2dBackward(dy, input: x, weight: weight, hasBias: hasBias, geometry: g, needs: needs,
                                           plan: WinogradF4Plan.self, imagesPerChunk: imagesPerChunk)

@@ -1,6 +1,7 @@
 /// The transforms a Winograd variant provides; `NN.winogradConv2d` and its backward drive any of them.
 protocol WinogradTransforms {
     init(_ g: ConvGeometry)
+    var g: ConvGeometry { get }
     /// Positions ξ per tile (a^2 for a x a input tiles): the number of sgemms.
     static var positions: Int { get }
     var tilesPerImage: Int { get }
@@ -81,16 +82,56 @@ enum ConvAlgorithm {
     case automatic, im2col, winogradF2, winogradF4
 
     /// What `automatic` stands for at this geometry: F(4x4) on large maps, F(2x2) on smaller ones,
-    /// im2col for every other kernel, stride or padding.
-    func resolved(for g: ConvGeometry, paddingEnd: Int?) -> ConvAlgorithm {
+    /// im2col for every other kernel, stride or padding, and for Winograd whose per-call weight transform
+    /// would cost more than it saves (`weightTransformPays`). `cachedTransform(positions)` says whether
+    /// the transform of this weight comes from a `WinogradWeightCache` (then it costs nothing per call).
+    func resolved(for g: ConvGeometry, paddingEnd: Int?,
+                  cachedTransform: (Int) -> Bool = { _ in false }) -> ConvAlgorithm {
         guard self == .automatic else { return self }
-        if WinogradF4Plan.applies(g, paddingEnd: paddingEnd) { return .winogradF4 }
-        if WinogradF2Plan.applies(g, paddingEnd: paddingEnd) { return .winogradF2 }
+        if WinogradF4Plan.applies(g, paddingEnd: paddingEnd),
+           cachedTransform(WinogradF4Plan.positions) || Self.weightTransformPays(g, positions: WinogradF4Plan.positions) {
+            return .winogradF4
+        }
+        if WinogradF2Plan.applies(g, paddingEnd: paddingEnd),
+           cachedTransform(WinogradF2Plan.positions) || Self.weightTransformPays(g, positions: WinogradF2Plan.positions) {
+            return .winogradF2
+        }
         return .im2col
+    }
+
+    /// Bytes from which glibc serves an allocation with fresh pages (`ComputeThreads`' M_MMAP_THRESHOLD).
+    static let freshPageBytes = 64 << 20
+
+    /// Whether transforming the weight at every call pays. The transformed weights are positions x Cout x
+    /// Cin floats; from 64 MB on they are fresh pages at every call, and writing them costs ~7 ns per
+    /// float (page faults included) against ~0.3 ns below (TensorMathBench, SD-1.5 batch-1 shapes:
+    /// 1280->1280 on 16x16, F(4x4) 390 ms, F(2x2) 200 ms, im2col 65-80 ms; 640->640 on 32x32, 59 MB,
+    /// F(4x4) 21-35 ms against im2col 83-90 ms). Per (co, ci) pair im2col costs ~18 P x 10 ps for P output
+    /// pixels per call, so a faulting transform pays only from P >= ~40 x positions: F(4x4) from 1440
+    /// pixels per call, F(2x2) from 640 (SD's 1280-channel convolutions at batch 1 take im2col).
+    static func weightTransformPays(_ g: ConvGeometry, positions: Int) -> Bool {
+        let bytes = positions * (g.outC * g.inC + 16) * MemoryLayout<Float>.stride
+        return bytes < freshPageBytes || g.batch * g.outH * g.outW >= 40 * positions
     }
 }
 
 extension NN {
+    /// U for `weight` under `plan`: from the thread's `WinogradWeightCache` when one is set and holds
+    /// (or has room for) it, else transformed now.
+    static func weightTransform<Plan: WinogradTransforms>(_ weight: Tensor, plan: Plan) -> [Float] {
+        let length = Plan.positions * plan.weightStride
+        let make = { (w: UnsafePointer<Float>, u: UnsafeMutablePointer<Float>) in plan.transformWeights(w, into: u) }
+        if let cache = winogradWeightCache,
+           let u = cache.transformed(weight: weight.data, outChannels: plan.g.outC, positions: Plan.positions,
+                                     length: length, make: make) {
+            return u
+        }
+        return [Float](unsafeUninitializedCapacity: length) { buffer, n in
+            weight.data.withUnsafeBufferPointer { make($0.baseAddress!, buffer.baseAddress!) }
+            n = length
+        }
+    }
+
     static func winogradConv2d<Plan: WinogradTransforms>(_ x: Tensor, weight: Tensor, bias: Tensor?,
                                                          geometry g: ConvGeometry, plan _: Plan.Type,
                                                          imagesPerChunk: Int?) -> Tensor {
@@ -101,18 +142,16 @@ extension NN {
         let us = plan.weightStride
         let vs = winogradMatrixStride(rows: g.inC, tiles: maxTiles)
         let ms = winogradMatrixStride(rows: g.outC, tiles: maxTiles)
-        var u = [Float](unsafeUninitializedCapacity: np * us) { _, n in n = np * us }
+        let u = weightTransform(weight, plan: plan)
         var v = [Float](unsafeUninitializedCapacity: np * vs) { _, n in n = np * vs }
         var m = [Float](unsafeUninitializedCapacity: np * ms) { _, n in n = np * ms }
         let biasData = bias?.data ?? []
         return Tensor(uninitializedShape: [g.batch, g.outC, g.outH, g.outW]) { out in
             x.data.withUnsafeBufferPointer { px in
-            weight.data.withUnsafeBufferPointer { pw in
             biasData.withUnsafeBufferPointer { pb in
-            u.withUnsafeMutableBufferPointer { pu in
+            u.withUnsafeBufferPointer { pu in
             v.withUnsafeMutableBufferPointer { pv in
             m.withUnsafeMutableBufferPointer { pm in
-                plan.transformWeights(pw.baseAddress!, into: pu.baseAddress!)
                 var b0 = 0
                 while b0 < g.batch {
                     let images = b0..<Swift.min(g.batch, b0 + chunk)
@@ -129,7 +168,6 @@ extension NN {
                     plan.transformOutput(pm.baseAddress!, bias: pb, images: images, into: out.baseAddress!)
                     b0 = images.upperBound
                 }
-            }
             }
             }
             }
@@ -154,20 +192,18 @@ extension NN {
         // V for dU, then reused for dV.
         var v = [Float](unsafeUninitializedCapacity: np * vs) { _, n in n = np * vs }
         // U (transformed weights) for dV; dU accumulates the weight gradient across chunks.
-        var u = wantInput ? [Float](unsafeUninitializedCapacity: np * us) { _, n in n = np * us } : []
+        let u = wantInput ? weightTransform(weight, plan: plan) : []
         var du = wantParams ? [Float](unsafeUninitializedCapacity: np * us) { _, n in n = np * us } : []
         var dw = wantParams ? [Float](unsafeUninitializedCapacity: weight.count) { _, n in n = weight.count } : []
         var dx = wantInput ? [Float](unsafeUninitializedCapacity: x.count) { _, n in n = x.count } : []
         x.data.withUnsafeBufferPointer { px in
         dy.data.withUnsafeBufferPointer { pdy in
-        weight.data.withUnsafeBufferPointer { pw in
         dm.withUnsafeMutableBufferPointer { pdm in
         v.withUnsafeMutableBufferPointer { pv in
-        u.withUnsafeMutableBufferPointer { pu in
+        u.withUnsafeBufferPointer { pu in
         du.withUnsafeMutableBufferPointer { pdu in
         dw.withUnsafeMutableBufferPointer { pdw in
         dx.withUnsafeMutableBufferPointer { pdx in
-            if wantInput { plan.transformWeights(pw.baseAddress!, into: pu.baseAddress!) }
             var b0 = 0
             while b0 < g.batch {
                 let images = b0..<Swift.min(g.batch, b0 + chunk)
@@ -198,7 +234,6 @@ extension NN {
                 b0 = images.upperBound
             }
             if wantParams { plan.weightGradient(pdu.baseAddress!, into: pdw.baseAddress!) }
-        }
         }
         }
         }

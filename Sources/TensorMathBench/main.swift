@@ -32,6 +32,11 @@ let convCases: [ConvCase] = [
     ConvCase(name: "conv3x3 3->128 32x32 (conv_in)", batch: 8, inC: 3, outC: 128, size: 32, kernel: 3, stride: 1, padding: 1, paddingEnd: 1),
     ConvCase(name: "conv3x3 128->3 32x32 (conv_out)", batch: 8, inC: 128, outC: 3, size: 32, kernel: 3, stride: 1, padding: 1, paddingEnd: 1),
     ConvCase(name: "conv1x1 384->128 32x32", batch: 8, inC: 384, outC: 128, size: 32, kernel: 1, stride: 1, padding: 0, paddingEnd: 0),
+    // SD-1.5 inference shapes (batch 1, 64x64 latents): where the weight transform is a large share.
+    ConvCase(name: "sd conv3x3 1280->1280 8x8", batch: 1, inC: 1280, outC: 1280, size: 8, kernel: 3, stride: 1, padding: 1, paddingEnd: 1),
+    ConvCase(name: "sd conv3x3 1280->1280 16x16", batch: 1, inC: 1280, outC: 1280, size: 16, kernel: 3, stride: 1, padding: 1, paddingEnd: 1),
+    ConvCase(name: "sd conv3x3 640->640 32x32", batch: 1, inC: 640, outC: 640, size: 32, kernel: 3, stride: 1, padding: 1, paddingEnd: 1),
+    ConvCase(name: "sd conv3x3 320->320 64x64", batch: 1, inC: 320, outC: 320, size: 64, kernel: 3, stride: 1, padding: 1, paddingEnd: 1),
     ConvCase(name: "conv1x1 512->256 8x8", batch: 8, inC: 512, outC: 256, size: 8, kernel: 1, stride: 1, padding: 0, paddingEnd: 0),
 ]
 
@@ -128,6 +133,14 @@ for c in convCases where only == nil || c.name.contains(only!) {
         _ = NN.conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.padding, paddingEnd: c.paddingEnd)
     }
     report(c.name, "fwd", seconds: fwd, flops: c.flops)
+    if c.kernel == 3 && c.stride == 1 {
+        // Frozen weights: the Winograd weight transform comes from a WinogradWeightCache after the warm-up.
+        let cache = WinogradWeightCache()
+        let cached = NN.withWinogradWeightCache(cache) {
+            time { _ = NN.conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.padding, paddingEnd: c.paddingEnd) }
+        }
+        report(c.name, "fwdc", seconds: cached, flops: c.flops)
+    }
     let bwd = time {
         _ = NN.conv2dBackward(dy, input: x, weight: w, hasBias: true, stride: c.stride, padding: c.padding,
                               paddingEnd: c.paddingEnd, needs: .all)

@@ -74,6 +74,11 @@ public struct UNet2D: Sendable {
     let up: [UpBlock]
     let normOut: GroupNormLayer
     let convOut: ConvLayer
+    /// Set on a model whose weights stay fixed (inference over many sampling steps, a frozen teacher):
+    /// its forwards and backwards then transform each 3x3 convolution weight once, not at every call
+    /// (`WinogradWeightCache`: results are bit-identical, a changed weight is never served stale). Nil,
+    /// the default, for models being trained.
+    public var frozenWeightTransforms: WinogradWeightCache?
 
     /// Builds the model. Throws when a parameter is missing, has a shape the config rules out, or when
     /// the weights hold parameters the architecture does not use.
@@ -267,6 +272,14 @@ public struct UNet2D: Sendable {
     /// that `backward` needs (activations are kept only then).
     public func forward(sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor? = nil,
                         recording: Bool) throws -> (output: UNetOutput, tape: UNetTape?) {
+        try NN.withWinogradWeightCache(frozenWeightTransforms) {
+            try uncachedForward(sample: sample, timesteps: timesteps, encoderHiddenStates: encoderHiddenStates,
+                                recording: recording)
+        }
+    }
+
+    private func uncachedForward(sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor?,
+                                 recording: Bool) throws -> (output: UNetOutput, tape: UNetTape?) {
         let ts = try validate(sample: sample, timesteps: timesteps, context: encoderHiddenStates)
         // The sample fits in memory (it exists); its activations are estimated before they are made.
         try checkInput(batch: sample.shape[0], height: sample.shape[2], width: sample.shape[3], training: recording,
@@ -342,6 +355,13 @@ public struct UNet2D: Sendable {
 
     private func backward(_ tape: UNetTape, outputGradient: Tensor?, blockGradients: [BlockOutput: Tensor],
                           sink: inout GradientSink) -> UNetGradients {
+        NN.withWinogradWeightCache(frozenWeightTransforms) {
+            uncachedBackward(tape, outputGradient: outputGradient, blockGradients: blockGradients, sink: &sink)
+        }
+    }
+
+    private func uncachedBackward(_ tape: UNetTape, outputGradient: Tensor?, blockGradients: [BlockOutput: Tensor],
+                                  sink: inout GradientSink) -> UNetGradients {
         let w = parameters
         let parameterGradients = sink.enabled
         var dContext: Tensor? = tape.context.map { Tensor(zeros: $0.shape) }

@@ -35,6 +35,20 @@ final class ParityTests: XCTestCase {
                                    encoderHiddenStates: f.io["encoder_hidden_states"])
         XCTAssertLessThanOrEqual(relativeMaxError(inferred, f.io["out.sample"]!), 1e-4, "\(name) inference output",
                                  file: file, line: line)
+        // A frozen model with cached Winograd weight transforms: the same output bit for bit, on the call
+        // that fills the cache and on the one served from it, and the same input gradient.
+        var frozen = f.model
+        frozen.frozenWeightTransforms = WinogradWeightCache()
+        for pass in 0..<2 {
+            let y = try frozen(sample: f.io["sample"]!, timesteps: f.io["timestep"]!.data,
+                               encoderHiddenStates: f.io["encoder_hidden_states"])
+            XCTAssertEqual(y, inferred, "\(name) cached-transform inference, pass \(pass)", file: file, line: line)
+        }
+        let frozenTape = try frozen.forward(sample: f.io["sample"]!, timesteps: f.io["timestep"]!.data,
+                                            encoderHiddenStates: f.io["encoder_hidden_states"], recording: true).tape!
+        let frozenGrad = frozen.backward(frozenTape, outputGradient: f.io["cotangent"]!, parameterGradients: false)
+        XCTAssertLessThanOrEqual(relativeMaxError(frozenGrad.sample, f.grads["grad.sample"]!), 1e-3,
+                                 "\(name) cached-transform input gradient", file: file, line: line)
         for (id, t) in out.blocks {
             let e = relativeMaxError(t, f.io["out.\(id)"]!)
             worstOut = max(worstOut, e)
