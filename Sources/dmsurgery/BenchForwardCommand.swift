@@ -37,7 +37,8 @@ struct ForwardBench: ParsableCommand {
     func run() throws {
         let setup = EngineSetup()
         setup.describe(verbose: subject.verbose, quiet: common.quiet)
-        let unet = try loadUNet(model: subject.model, config: subject.config, input: subject.input)
+        var unet = try loadUNet(model: subject.model, config: subject.config, input: subject.input)
+        unet.frozenWeightTransforms = WinogradWeightCache()
         let cfg = unet.config
         let side = subject.size ?? cfg.sampleSize ?? 32
         do { try unet.checkInput(batch: batch, height: side, width: side, training: false, option: "--batch or --size") } catch let error as UNetError {

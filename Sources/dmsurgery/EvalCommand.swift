@@ -3,6 +3,7 @@ import ConceptWorld
 import Diffusion
 import Foundation
 import TensorFormats
+import TensorMath
 import UNet
 import Workflows
 
@@ -74,7 +75,8 @@ struct EvalCommand: ParsableCommand {
             try MemoryBudget.check(side.flatMap { MemoryBudget.product([WorldPrompt.all.count, samples, $0, $0, WorldSize.channels]) },
                                    for: "the PNG grid", option: "--grid-scale or --samples")
         }
-        let unet = try loadUNet(model: model, config: config, input: input)
+        var unet = try loadUNet(model: model, config: config, input: input)
+        unet.frozenWeightTransforms = WinogradWeightCache()
         do throws(WorldModelMismatch) {
             try Evaluation.checkFits(unet)
         } catch {

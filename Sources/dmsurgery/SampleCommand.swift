@@ -64,7 +64,8 @@ struct SampleCommand: ParsableCommand {
         if !latent.prompts.isEmpty { return try sampleLatentPipeline(self) }
         try InputSet.declare(inputs: [(model, "MODEL"), (scheduler, "--scheduler")] + cond.map { ($0, "--cond") },
                              outputs: [(out, "--out")])
-        let unet = try loadUNet(model: model, input: input)
+        var unet = try loadUNet(model: model, input: input)
+        unet.frozenWeightTransforms = WinogradWeightCache()
         let cfg = unet.config
         guard cfg.outChannels == 1 || cfg.outChannels == 3 else {
             throw ValidationError("sample draws pixel-space models (1 or 3 output channels); this one has \(cfg.outChannels)")

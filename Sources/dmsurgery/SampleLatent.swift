@@ -38,7 +38,8 @@ func sampleLatentPipeline(_ command: SampleCommand) throws {
         throw CLIPError(.modelUnsupported, "SDXL pipelines need the UNet's text_time conditioning, which the engine lacks", file: command.model)
     }
     let unetPath = options.unet ?? pipeline.part("unet") ?? command.model
-    let unet = try loadUNet(model: unetPath, input: command.input)
+    var unet = try loadUNet(model: unetPath, input: command.input)
+    unet.frozenWeightTransforms = WinogradWeightCache()
     let vaePath = pipeline.vae
     let vae = try AutoencoderKL(path: vaePath)
     guard vae.config.latentChannels == unet.config.inChannels else {
