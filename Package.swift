@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(name: "UNetTests", dependencies: ["UNet", "Diffusion", "TensorMath", "TensorFormats"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "TensorMath"]),
         .testTarget(name: "TensorMathTests", dependencies: ["TensorMath"]),
-        .testTarget(name: "WorkflowsTests", dependencies: ["Workflows", "Training", "Diffusion", "UNet", "TensorMath", "TensorFormats"]),
+        .testTarget(name: "WorkflowsTests", dependencies: ["Workflows", "Surgery", "ConceptWorld", "Training", "Diffusion", "UNet", "TensorMath", "TensorFormats"]),
         .testTarget(name: "CLIPTests", dependencies: ["CLIP", "VAE", "Diffusion", "TensorFormats", "TensorMath"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Diffusion", "UNet", "TensorMath", "TensorFormats"]),
         .testTarget(name: "ConceptWorldTests", dependencies: ["ConceptWorld", "Diffusion", "UNet", "TensorMath", "TensorFormats"]),
