@@ -58,7 +58,7 @@ let package = Package(
         // parses options into these values and prints.
         .target(
             name: "Workflows",
-            dependencies: ["TensorFormats", "TensorMath", "UNet", "Diffusion", "Training", "Surgery", "ConceptWorld", "CLIP", "CPNG",
+            dependencies: ["TensorFormats", "TensorMath", "UNet", "Diffusion", "Training", "Surgery", "ConceptWorld", "CLIP", "VAE", "CPNG",
                            .product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(
@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(name: "UNetTests", dependencies: ["UNet", "Diffusion", "TensorMath", "TensorFormats"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "TensorMath"]),
         .testTarget(name: "TensorMathTests", dependencies: ["TensorMath"]),
-        .testTarget(name: "WorkflowsTests", dependencies: ["Workflows", "Training", "Diffusion", "UNet", "TensorMath", "TensorFormats"]),
+        .testTarget(name: "WorkflowsTests", dependencies: ["Workflows", "Surgery", "ConceptWorld", "Training", "Diffusion", "UNet", "TensorMath", "TensorFormats"]),
         .testTarget(name: "CLIPTests", dependencies: ["CLIP", "VAE", "Diffusion", "TensorFormats", "TensorMath"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Diffusion", "UNet", "TensorMath", "TensorFormats"]),
         .testTarget(name: "ConceptWorldTests", dependencies: ["ConceptWorld", "Diffusion", "UNet", "TensorMath", "TensorFormats"]),

@@ -42,6 +42,9 @@ public enum ConvertWorkflow {
     public static func run(_ settings: ConvertSettings) throws -> (result: ConvertResult, casts: Int) {
         try InputSet.declare(inputs: [(settings.input, "INPUT")],
                              outputs: [(settings.output, "OUT"), (shardFolder(settings), "OUT (its shards)")])
+        if isPipelineConversion(input: settings.input, output: settings.output, format: settings.format) {
+            return try convertPipeline(settings)
+        }
         var checkpoint = try Checkpoint.open(settings.input, options: settings.open)
         var plan = try ConvertPlan(checkpoint: checkpoint, dtype: settings.dtype, selection: settings.selection)
         let result: ConvertResult

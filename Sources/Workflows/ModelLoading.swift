@@ -47,3 +47,25 @@ public func writeBytes(_ bytes: [UInt8], to path: String, force: Bool) throws {
     try output.write(bytes)
     try output.commit()
 }
+
+/// Opens an input; `wholePipeline` opens a pipeline folder as all its components (inspect, verify,
+/// diff) instead of its UNet.
+public func openCheckpoint(_ path: String, _ options: OpenOptions, randomAccess: Bool = false, wholePipeline: Bool) throws -> Checkpoint {
+    if wholePipeline && PipelineFolder.isPipeline(path) {
+        return try Checkpoint.openPipeline(path, options: OpenOptions(variant: options.variant))
+    }
+    return try openCheckpoint(path, options, randomAccess: randomAccess)
+}
+
+/// Loads a UNet from a checkpoint, or builds one with random weights from a config.json; engine errors
+/// come out as one line naming the file, the rule and the key or parameter.
+public func loadUNet(model: String?, config: String? = nil, open: OpenOptions) throws -> UNet2D {
+    let source = model ?? config ?? "-"
+    do {
+        if let model { return try UNet2D(checkpoint: try openCheckpoint(model, open, randomAccess: true)) }
+        let text = try String(contentsOfFile: source, encoding: .utf8)
+        return try UNet2D(config: try UNetConfig(json: text), randomSeed: 0)
+    } catch let error as UNetError {
+        throw located(error, file: source)
+    }
+}

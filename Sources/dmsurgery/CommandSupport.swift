@@ -2,6 +2,7 @@ import ArgumentParser
 import Diffusion
 import Foundation
 import TensorFormats
+import TensorMath
 import Training
 import UNet
 import Workflows
@@ -46,53 +47,20 @@ func printError(_ message: String) {
     StandardStreams.writeError("dmsurgery: error: \(message)\n")
 }
 
-/// Opens an input with the options every command shares; `wholePipeline` opens a pipeline folder as
-/// all its components (inspect, verify, diff) instead of its UNet.
-func openCheckpoint(_ path: String, _ input: InputOptions, randomAccess: Bool = false, wholePipeline: Bool = false) throws -> Checkpoint {
-    if wholePipeline && PipelineFolder.isPipeline(path) {
-        return try Checkpoint.openPipeline(path, options: OpenOptions(variant: input.variant))
-    }
-    return try openCheckpoint(path, input.open, randomAccess: randomAccess)
+/// Opens an input with the options every command shares.
+func openCheckpoint(_ path: String, _ input: InputOptions, randomAccess: Bool = false) throws -> Checkpoint {
+    try openCheckpoint(path, input.open, randomAccess: randomAccess)
 }
 
-/// Loads a UNet from a checkpoint, or builds one with random weights from a config.json; engine errors
-/// come out as one line naming the file, the rule and the key or parameter.
+/// Loads a UNet with the options every command shares (`Workflows.loadUNet`).
 func loadUNet(model: String?, config: String? = nil, input: InputOptions) throws -> UNet2D {
-    let source = model ?? config ?? "-"
-    do {
-        if let model { return try UNet2D(checkpoint: try openCheckpoint(model, input, randomAccess: true)) }
-        let text = try String(contentsOfFile: source, encoding: .utf8)
-        return try UNet2D(config: try UNetConfig(json: text), randomSeed: 0)
-    } catch let error as UNetError {
-        throw located(error, file: source)
-    }
+    try loadUNet(model: model, config: config, open: input.open)
 }
 
-func formatShape(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }
-
-/// Left-aligned columns, two spaces apart. A column is padded to at most `maximumColumnWidth`: a longer
-/// cell (one very long tensor name) runs past its column on its own row instead of widening every row.
-/// Cells are escaped as error lines are (`OneLine.escaped`): a name with a newline or an ANSI escape
-/// cannot break the table or drive the terminal.
-func table(_ rows: [[String]]) -> String {
-    guard let columns = rows.map(\.count).max() else { return "" }
-    var widths = [Int](repeating: 0, count: columns)
-    let counted = rows.map { row in row.map { OneLine.escaped($0) }.map { ($0, $0.count) } }
-    for row in counted { for (i, cell) in row.enumerated() { widths[i] = min(max(widths[i], cell.1), maximumColumnWidth) } }
-    var out = ""
-    for (r, row) in counted.enumerated() {
-        if r > 0 { out += "\n" }
-        for (i, (cell, width)) in row.enumerated() {
-            if i > 0 { out += "  " }
-            out += cell
-            if i < row.count - 1 { out += String(repeating: " ", count: max(0, widths[i] - width)) }
-        }
-    }
-    return out
+/// One float tensor of a checkpoint file, by name (`Workflows.readTensor`).
+func readTensor(_ name: String, from path: String, _ input: InputOptions) throws -> Tensor {
+    try readTensor(name, from: path, options: input.open)
 }
-
-/// The widest a table column is padded to (an 80-column terminal still shows the next column).
-let maximumColumnWidth = 60
 
 /// Prints text to standard output; a failed write is an `io-error` (exit 2).
 func emit(_ text: String) throws {

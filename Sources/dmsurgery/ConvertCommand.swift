@@ -24,7 +24,9 @@ struct ConvertCommand: ParsableCommand {
         --compress zstd[:LEVEL] or a .zst suffix (formats/hdf5.md, formats/zstd.md). Inputs compressed \
         with zstd are read transparently. --layout diffusers turns an original single-file Stable Diffusion \
         checkpoint (SD 1.x, 2.x, XL) into a diffusers pipeline folder, --layout ldm a pipeline folder into the \
-        single file (formats/ldm.md).
+        single file (formats/ldm.md). A pipeline folder converted to a folder without --layout is re-saved \
+        whole: every component's weights converted (--dtype) under --variant's names, model_index.json, \
+        configs, scheduler/ and tokenizer/ copied (formats/ldm.md, "Re-saving a pipeline").
 
         Exit status: 0 success; 2 invalid or unreadable input, or an I/O error; 64 usage error.
         """
@@ -86,6 +88,11 @@ struct ConvertCommand: ParsableCommand {
             throw ValidationError("--compress takes zstd[:1-22] or gzip[:0-9] (got '\(compress)')")
         }
         if outputFormat == .gguf || quant != nil { try validateGGUF() }
+        if inputOptions.hdf5Layout.flatMap(PipelineLayout.init(rawValue:)) == nil,
+           ConvertWorkflow.isPipelineConversion(input: input, output: output, format: outputFormat),
+           !only.isEmpty || !exclude.isEmpty || !rename.isEmpty || shardSize != nil || compress != nil {
+            throw ValidationError("a whole pipeline is converted with --dtype and --variant only (no --only, --exclude, --rename, --shard-size or --compress)")
+        }
         if outputFormat == .hdf5 && inputOptions.hdf5Layout.flatMap(PipelineLayout.init(rawValue:)) == nil {
             if let layout = inputOptions.hdf5Layout, HDF5WriteLayout(rawValue: layout) == nil {
                 throw ValidationError("--layout for HDF5 output is one of \(HDF5WriteLayout.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(layout)')")

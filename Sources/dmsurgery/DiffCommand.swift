@@ -1,5 +1,4 @@
 import ArgumentParser
-import Surgery
 import TensorFormats
 import Workflows
 
@@ -50,87 +49,17 @@ struct DiffCommand: ParsableCommand {
     }
 
     func run() throws {
-        let first = try openCheckpoint(a, input, randomAccess: true, wholePipeline: true)
-        let second = try openCheckpoint(b, input, randomAccess: true, wholePipeline: true)
-        let options = DiffOptions(absoluteTolerance: atol, relativeTolerance: rtol, ignoreDType: ignoreDtype, ignoreMetadata: ignoreMetadata)
-        let bar = ProgressBar("diff", total: first.byteCount, quiet: common.quiet)
-        let report = try Differ.diff(first, second, options: options, progress: bar.update)
-        bar.finish()
-        try emit(json ? JSONWriter.pretty(reportJSON(report)) : text(report))
-        if report.differs { throw ExitStatus.problemsFound }
-    }
-
-    private func text(_ report: DiffReport) -> String {
-        var lines = ["A: \(report.a)", "B: \(report.b)"]
-        if !report.onlyInA.isEmpty { lines.append("only in A (\(report.onlyInA.count)):"); lines += report.onlyInA.map { "  " + $0 } }
-        if !report.onlyInB.isEmpty { lines.append("only in B (\(report.onlyInB.count)):"); lines += report.onlyInB.map { "  " + $0 } }
-        let changed = report.compared.filter { !$0.identical }
-        let differing = report.changed
-        let listed = all ? changed : differing
-        if changed.count > differing.count {
-            lines.append("\(changed.count - differing.count) tensors changed within tolerance (atol \(formatNumber(atol)), rtol \(formatNumber(rtol)))"
-                         + (all ? "" : "; --all lists them"))
-        }
-        if !listed.isEmpty {
-            lines.append("changed (\(differing.count) over tolerance of \(report.compared.count) compared; atol \(formatNumber(atol)), rtol \(formatNumber(rtol))):")
-            var rows = [["  TENSOR", "DTYPE", "SHAPE", "MAX_ABS", "MAX_REL", "REL_L2", "COSINE", "OVER_TOL"]]
-            for t in listed {
-                let dtype = t.dtypeChanged ? "\(t.dtypeA.rawValue)->\(t.dtypeB.rawValue)" : t.dtypeA.rawValue
-                let shape = t.shapeChanged ? "\(formatShape(t.shapeA))->\(formatShape(t.shapeB))" : formatShape(t.shapeA)
-                if let v = t.values {
-                    rows.append(["  " + t.name, dtype, shape, formatNumber(v.maxAbsoluteError), formatNumber(v.maxRelativeError),
-                                 formatNumber(v.relativeL2), formatNumber(v.cosineSimilarity), formatCount(v.overTolerance)])
-                } else {
-                    rows.append(["  " + t.name, dtype, shape, "-", "-", "-", "-", "-"])
-                }
-            }
-            lines.append(table(rows))
-        }
-        if !report.metadata.isEmpty {
-            lines.append("metadata differences (\(report.metadata.count)):")
-            for m in report.metadata {
-                func show(_ v: String?) -> String {
-                    guard let v else { return "(absent)" }
-                    let line = v.replacingOccurrences(of: "\n", with: " ")
-                    return line.count > 60 ? String(line.prefix(60)) + "… (\(v.utf8.count) bytes)" : line
-                }
-                lines.append("  \(m.key): \(show(m.a)) -> \(show(m.b))")
-            }
-        }
-        let identical = report.compared.filter(\.identical).count
-        lines.append(report.differs ? "checkpoints differ (\(identical) tensors identical)" : "checkpoints match (\(identical) of \(report.compared.count) tensors identical)")
-        return lines.joined(separator: "\n")
-    }
-
-    private func reportJSON(_ report: DiffReport) -> JSONValue {
-        .object([
-            JSONMember("a", .string(report.a)),
-            JSONMember("b", .string(report.b)),
-            JSONMember("atol", .double(atol)),
-            JSONMember("rtol", .double(rtol)),
-            JSONMember("differs", .bool(report.differs)),
-            JSONMember("only_in_a", .strings(report.onlyInA)),
-            JSONMember("only_in_b", .strings(report.onlyInB)),
-            JSONMember("identical", .int(report.compared.filter(\.identical).count)),
-            JSONMember("changed", .array(report.compared.filter { !$0.identical }.map { t in
-                var members = [
-                    JSONMember("name", .string(t.name)),
-                    JSONMember("dtype_a", .string(t.dtypeA.rawValue)), JSONMember("dtype_b", .string(t.dtypeB.rawValue)),
-                    JSONMember("shape_a", .ints(t.shapeA)), JSONMember("shape_b", .ints(t.shapeB)),
-                ]
-                if let v = t.values {
-                    members += [
-                        JSONMember("max_abs", .double(v.maxAbsoluteError)), JSONMember("max_rel", .double(v.maxRelativeError)),
-                        JSONMember("rel_l2", .double(v.relativeL2)), JSONMember("cosine", .double(v.cosineSimilarity)),
-                        JSONMember("over_tolerance", .int(v.overTolerance)), JSONMember("elements", .int(v.elements)),
-                    ]
-                }
-                return .object(members)
-            })),
-            JSONMember("metadata", .array(report.metadata.map { m in
-                .object([JSONMember("key", .string(m.key)), JSONMember("a", m.a.map(JSONValue.string) ?? .null),
-                         JSONMember("b", m.b.map(JSONValue.string) ?? .null)])
-            })),
-        ])
+        var settings = DiffSettings(a: a, b: b)
+        settings.atol = atol
+        settings.rtol = rtol
+        settings.ignoreDtype = ignoreDtype
+        settings.ignoreMetadata = ignoreMetadata
+        settings.json = json
+        settings.all = all
+        settings.open = input.open
+        settings.quiet = common.quiet
+        let outcome = try DiffWorkflow.run(settings)
+        try emit(outcome.output)
+        if outcome.report.differs { throw ExitStatus.problemsFound }
     }
 }

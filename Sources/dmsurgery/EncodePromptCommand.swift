@@ -1,8 +1,4 @@
 import ArgumentParser
-import CLIP
-import Foundation
-import TensorFormats
-import TensorMath
 import Workflows
 
 struct EncodePromptCommand: ParsableCommand {
@@ -33,21 +29,11 @@ struct EncodePromptCommand: ParsableCommand {
     }
 
     func run() throws {
-        try InputSet.declare(inputs: [(pipeline, "PIPELINE"), (promptFile, "--prompts")], outputs: [(output, "OUT")])
-        var all = prompts
-        if let promptFile { all += try readPromptFile(promptFile) }
-        guard !all.isEmpty else {
-            throw TensorFormatError(.invalidArgument, "no prompts (only empty lines)", file: promptFile)
-        }
-        let encoder = try PromptEncoder(pipeline: pipeline)
-        let (cond, pooled) = try encoder.encode(all)
-        let (uncond, uncondPooled) = try encoder.emptyPrompt()
-        var tensors: [(name: String, shape: [Int], values: [Float])] = [("cond", cond.shape, cond.data), ("uncond", uncond.shape, uncond.data)]
-        if let pooled, let uncondPooled {
-            tensors += [("cond_pooled", pooled.shape, pooled.data), ("uncond_pooled", uncondPooled.shape, uncondPooled.data)]
-        }
-        let promptJSON = JSONWriter.compact(.array(all.map { .string($0) }))
-        try SafetensorsWriter.writeFloats(tensors, metadata: Metadata([("dmsurgery.prompts", promptJSON)]), to: output, force: binary.force)
-        note("wrote cond \(formatShape(cond.shape)) for \(all.count) prompts to \(output)", quiet: common.quiet)
+        var settings = EncodePromptSettings(pipeline: pipeline, output: output)
+        settings.prompts = prompts
+        settings.promptFile = promptFile
+        settings.force = binary.force
+        settings.quiet = common.quiet
+        try EncodePromptWorkflow.run(settings)
     }
 }

@@ -1,10 +1,4 @@
 import ArgumentParser
-import ConceptWorld
-import Diffusion
-import Foundation
-import TensorFormats
-import TensorMath
-import UNet
 import Workflows
 
 struct EvalCommand: ParsableCommand {
@@ -67,67 +61,18 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        try InputSet.declare(inputs: [(model, "MODEL"), (config, "--config"), (scheduler, "--scheduler")], outputs: [(grid, "--grid")])
-        let source = model ?? config ?? "-"
-        if grid != nil {
-            // The grid's pixels, before any sampling: every prompt's samples at --grid-scale.
-            let side = MemoryBudget.product([WorldSize.side, gridScale])
-            try MemoryBudget.check(side.flatMap { MemoryBudget.product([WorldPrompt.all.count, samples, $0, $0, WorldSize.channels]) },
-                                   for: "the PNG grid", option: "--grid-scale or --samples")
-        }
-        var unet = try loadUNet(model: model, config: config, input: input)
-        unet.frozenWeightTransforms = WinogradWeightCache()
-        do throws(WorldModelMismatch) {
-            try Evaluation.checkFits(unet)
-        } catch {
-            var located = error
-            located.file = source
-            throw located
-        }
-        let schedulerConfig = try loadSchedulerConfig(model: model ?? config ?? "", explicit: scheduler)
-        var settings = EvaluationSettings()
+        var settings = EvalSettings(model: model, config: config)
+        settings.seed = seed
         settings.samples = samples
         settings.steps = steps
         settings.guidance = guidance
-        settings.seed = seed
-        let bar = ProgressBar("eval", total: WorldPrompt.all.count * samples, quiet: common.quiet)
-        let report: EvaluationReport
-        do {
-            report = try Evaluation.evaluate(unet, scheduler: schedulerConfig, settings: settings) { stage, done, _ in
-                if stage == "sampling" { bar.update(done) }
-            }
-        } catch let error as UNetError {
-            throw located(error, file: source)
-        }
-        bar.finish()
-        if !report.detectorsTrusted {
-            StandardStreams.writeError("dmsurgery: warning: a detector is below \(Int(EvaluationReport.requiredDetectorAccuracy * 100))% on ground-truth renders (minimum \(formatNumber(report.detectorAccuracy.minimum))): the scores are not trusted\n")
-        }
-        if let grid {
-            let png = try PNGImage.grid(report.images, columns: samples, scale: gridScale)
-            try writeBytes(png, to: grid, force: binary.force)
-            note("wrote \(grid): \(WorldPrompt.all.count) rows (prompts) x \(samples) samples", quiet: common.quiet)
-        }
-        if json {
-            try emit(JSONWriter.pretty(report.json))
-        } else {
-            try emit(summary(report, source: source))
-        }
-    }
-
-    private func summary(_ r: EvaluationReport, source: String) -> String {
-        func pct(_ x: Double) -> String { x.isNaN ? "n/a" : String(format: "%.1f%%", x * 100) }
-        let a = r.detectorAccuracy
-        return table([
-            ["model", source],
-            ["forget_rate", "\(pct(r.forgetRate))  (\(r.forgetSamples) forget-prompt samples, style '\(WorldStyle.forget.rawValue)')"],
-            ["retain_accuracy", "\(pct(r.retainAccuracy))  (colour \(pct(r.retainColour)), shape \(pct(r.retainShape)), style \(pct(r.retainStyle)); \(r.retainSamples) samples)"],
-            ["heldout_loss", "\(formatNumber(r.heldoutLoss))  (\(r.heldoutImages) held-out renders)"],
-            ["forget_content", "\(pct(r.forgetContent))  (colour and shape right on forget prompts)"],
-            ["forget_styles", r.forgetStyles.map { "\($0.style) \($0.count)" }.joined(separator: ", ")],
-            ["detectors", "colour \(pct(a.colour)), shape \(pct(a.shape)), style \(pct(a.style)) on \(a.images) renders\(r.detectorsTrusted ? "" : "  NOT TRUSTED")"],
-            ["sampling", "\(r.settings.samples) per prompt, \(r.settings.steps) DDIM steps, guidance \(formatNumber(Double(r.settings.guidance))), seed \(r.settings.seed)"],
-            ["seconds", String(format: "%.1f", r.seconds)],
-        ])
+        settings.grid = grid
+        settings.gridScale = gridScale
+        settings.scheduler = scheduler
+        settings.json = json
+        settings.open = input.open
+        settings.force = binary.force
+        settings.quiet = common.quiet
+        try emit(EvalWorkflow.run(settings).output)
     }
 }

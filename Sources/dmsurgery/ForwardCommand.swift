@@ -1,8 +1,4 @@
 import ArgumentParser
-import Foundation
-import TensorFormats
-import TensorMath
-import UNet
 import Workflows
 
 struct ForwardCommand: ParsableCommand {
@@ -45,41 +41,12 @@ struct ForwardCommand: ParsableCommand {
     }
 
     func run() throws {
-        try InputSet.declare(inputs: [(model, "--model"), (inputs, "--inputs")], outputs: [(output, "--output")])
-        let unet = try loadUNet(model: model, input: input)
-        let io = try openCheckpoint(inputs, input, randomAccess: true).withRandomAccess()
-        func tensor(_ name: String, required: Bool = true) throws -> Tensor? {
-            guard let entry = io.entry(named: name) else {
-                if required { throw UNetError(.badInput, name, "missing") }
-                return nil
-            }
-            return Tensor(shape: entry.shape, data: try io.floats(of: entry))
-        }
-        let sample: Tensor, timesteps: [Float], context: Tensor?, cotangent: Tensor?
-        let (out, tape): (UNetOutput, UNetTape?)
-        do {
-            sample = try tensor("sample")!
-            timesteps = try tensor("timestep")!.data
-            context = unet.contextDim == nil ? nil : try tensor("encoder_hidden_states")
-            cotangent = backward ? try tensor("cotangent") : nil
-            (out, tape) = try unet.forward(sample: sample, timesteps: timesteps, encoderHiddenStates: context, recording: backward)
-        } catch let error as UNetError {
-            throw located(error, file: inputs)
-        }
-        var results: [(name: String, shape: [Int], values: [Float])] = [("sample", out.sample.shape, out.sample.data)]
-        if blocks {
-            for (id, t) in out.blocks { results.append(("block.\(id)", t.shape, t.data)) }
-        }
-        if let tape, let cotangent {
-            guard cotangent.shape == out.sample.shape else {
-                throw located(UNetError(.badInput, "cotangent", "shape \(cotangent.shape), the output is \(out.sample.shape)"), file: inputs)
-            }
-            let g = unet.backward(tape, outputGradient: cotangent, parameterGradients: true)
-            results.append(("grad.sample", g.sample.shape, g.sample.data))
-            if let e = g.encoderHiddenStates { results.append(("grad.encoder_hidden_states", e.shape, e.data)) }
-            for (name, t) in g.parameters { results.append(("grad.\(name)", t.shape, t.data)) }
-        }
-        try SafetensorsWriter.writeFloats(results, to: output, force: binary.force)
-        note("wrote \(results.count) tensors to \(output)", quiet: common.quiet)
+        var settings = ForwardSettings(model: model, inputs: inputs, output: output)
+        settings.backward = backward
+        settings.blocks = blocks
+        settings.open = input.open
+        settings.force = binary.force
+        settings.quiet = common.quiet
+        try ForwardWorkflow.run(settings)
     }
 }

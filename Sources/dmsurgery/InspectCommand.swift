@@ -1,5 +1,4 @@
 import ArgumentParser
-import Surgery
 import TensorFormats
 import Workflows
 
@@ -38,81 +37,11 @@ struct InspectCommand: ParsableCommand {
     }
 
     func run() throws {
-        let opened = try openCheckpoint(checkpoint, input, wholePipeline: true)
-        if opened.isSequential {
-            for entry in opened.entries { try opened.read(entry) { _ in } }
-            try opened.finish()
-        }
-        let report = InspectReport(opened, moduleDepth: depth)
-        try emit(json ? JSONWriter.pretty(report.json) : text(report))
-    }
-
-    private func text(_ report: InspectReport) -> String {
-        let ckpt = report.checkpoint
-        var lines: [String] = []
-        var summary: [[String]] = [["checkpoint", ckpt.name], ["format", ckpt.format.rawValue]]
-        for file in ckpt.files {
-            let size = file.size.map { formatBytes($0) } ?? "stream"
-            let header = ckpt.format == .hdf5 || ckpt.format == .pytorch ? "" : ", header \(formatBytes(file.header.headerLength))"
-            summary.append(["file", "\(file.path) (\(size)\(header))"])
-        }
-        for (key, value) in ckpt.details { summary.append([key, value]) }
-        if let arch = report.architecture {
-            summary.append(["architecture", "\(arch.name) (from \(arch.evidence))"])
-            for (key, value) in arch.details { summary.append(["  " + key, value]) }
-        }
-        summary.append(["tensors", "\(formatCount(ckpt.entries.count)) (" + report.dtypeCounts.map { "\($0.0.rawValue) \($0.1)" }.joined(separator: ", ") + ")"])
-        summary.append(["parameters", formatCount(ckpt.parameterCount)])
-        summary.append(["bytes", "\(formatCount(ckpt.byteCount)) (\(formatBytes(ckpt.byteCount)))"])
-        lines.append(table(summary))
-        lines.append("")
-        if let metadata = ckpt.metadata, !metadata.isEmpty {
-            lines.append("metadata (\(metadata.entries.count) keys)")
-            for entry in metadata.entries {
-                let value = entry.value.count > 100 ? String(entry.value.prefix(100)).replacingOccurrences(of: "\n", with: " ") + "… (\(entry.value.utf8.count) bytes)" : entry.value
-                lines.append("  \(entry.key): \(value)")
-            }
-        } else {
-            lines.append("metadata: none")
-        }
-        if !noTensors {
-            lines.append("")
-            var rows = [["NAME", "DTYPE", "SHAPE", "BYTES", "OFFSETS"]]
-            for entry in ckpt.entries {
-                let offsets = "[\(entry.info.dataOffsets.lowerBound), \(entry.info.dataOffsets.upperBound))"
-                rows.append([entry.name, entry.dtype.rawValue, formatShape(entry.shape), formatCount(entry.byteCount),
-                             ckpt.files.count > 1 ? "\(offsets) in file \(entry.fileIndex)" : offsets])
-            }
-            lines.append(table(rows))
-        }
-        lines.append("")
-        var moduleRows = [["MODULE", "PARAMETERS", "TENSORS"]]
-        for node in report.modules {
-            moduleRows.append([String(repeating: "  ", count: node.depth - 1) + node.path, formatCount(node.parameters), String(node.tensors)])
-        }
-        lines.append(table(moduleRows))
-        if let unet = report.unet { lines += unetLines(unet, mask: ckpt.metadata?[MetadataKey.mask] != nil) }
-        return lines.joined(separator: "\n")
-    }
-
-    /// Parameters and MACs per block; for a pruned checkpoint, each layer's kept width against the base.
-    private func unetLines(_ unet: UNetCost, mask: Bool) -> [String] {
-        var lines = ["", "unet cost per block" + (unet.sampleSize.map { " at \($0)x\($0), one sample, \(unet.contextLength) context tokens" } ?? "")]
-        var rows = [["BLOCK", "PARAMETERS", "MACS"]]
-        for block in unet.blocks {
-            rows.append([block.name, formatCount(block.parameters), block.macs.map(formatCount) ?? "-"])
-        }
-        let totalMACs = unet.blocks.compactMap(\.macs).reduce(0, +)
-        rows.append(["total", formatCount(unet.blocks.reduce(0) { $0 + $1.parameters }), unet.sampleSize == nil ? "-" : formatCount(totalMACs)])
-        lines.append(table(rows))
-        guard unet.isPruned || mask else { return lines }
-        lines += ["", "pruned widths (kept / base channels)"]
-        var widthRows = [["LAYER", "KIND", "KEPT", "BASE", "KEPT%"]]
-        for w in unet.widths {
-            widthRows.append([w.layer, w.kind.rawValue, String(w.channels), String(w.baseChannels),
-                              String(format: "%.0f%%", 100 * Double(w.channels) / Double(max(1, w.baseChannels)))])
-        }
-        lines.append(table(widthRows))
-        return lines
+        var settings = InspectSettings(checkpoint: checkpoint)
+        settings.open = input.open
+        settings.moduleDepth = depth
+        settings.json = json
+        settings.tensorTable = !noTensors
+        try emit(InspectWorkflow.run(settings).output)
     }
 }

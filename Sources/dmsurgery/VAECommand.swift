@@ -1,10 +1,4 @@
 import ArgumentParser
-import CLIP
-import Diffusion
-import Foundation
-import TensorFormats
-import TensorMath
-import VAE
 import Workflows
 
 struct VAECommand: ParsableCommand {
@@ -43,19 +37,13 @@ struct VAEEncodeCommand: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func run() throws {
-        try InputSet.declare(inputs: [(model, "MODEL"), (input, "IN")], outputs: [(output, "OUT")])
-        let vae = try AutoencoderKL(path: PipelineParts(model).vae)
-        let images = try readImages(input, inputOptions)
-        var noise: Tensor?
-        if sample {
-            let f = vae.config.downscale
-            var generator = NormalGenerator(seed: seed)
-            noise = generator.tensor([images.shape[0], vae.config.latentChannels, images.shape[2] / max(1, f), images.shape[3] / max(1, f)])
-        }
-        let latents: Tensor
-        do { latents = try vae.latents(of: images, noise: noise) } catch { throw error.inFile(input) }
-        try SafetensorsWriter.writeFloats([("latents", latents.shape, latents.data)], to: output, force: binary.force)
-        note("wrote latents \(formatShape(latents.shape)) to \(output)", quiet: common.quiet)
+        var settings = VAESettings(model: model, input: input, output: output)
+        settings.sample = sample
+        settings.seed = seed
+        settings.open = inputOptions.open
+        settings.force = binary.force
+        settings.quiet = common.quiet
+        try VAEWorkflow.encode(settings)
     }
 }
 
@@ -83,48 +71,11 @@ struct VAEDecodeCommand: ParsableCommand {
     }
 
     func run() throws {
-        try InputSet.declare(inputs: [(model, "MODEL"), (input, "IN")], outputs: [(output, "OUT")])
-        let vae = try AutoencoderKL(path: PipelineParts(model).vae)
-        let latents = try readTensor("latents", from: input, inputOptions)
-        let images: Tensor
-        do { images = try vae.images(fromLatents: latents) } catch { throw error.inFile(input) }
-        if output.lowercased().hasSuffix(".png") {
-            try writeBytes(try PNGImage.grid(images, columns: columns), to: output, force: binary.force)
-        } else {
-            try SafetensorsWriter.writeFloats([("images", images.shape, images.data)], to: output, force: binary.force)
-        }
-        note("wrote images \(formatShape(images.shape)) to \(output)", quiet: common.quiet)
-    }
-}
-
-/// `images` of a safetensors file, or one PNG file as [1, 3, H, W] in [-1, 1].
-func readImages(_ path: String, _ options: InputOptions) throws -> Tensor {
-    if path.lowercased().hasSuffix(".png") {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw TensorFormatError(.notFound, "cannot read", file: path)
-        }
-        return try PNGImage.decode(Array(data), file: path)
-    }
-    if path.lowercased().hasSuffix(".jpg") || path.lowercased().hasSuffix(".jpeg") {
-        throw TensorFormatError(.unsupported, "JPEG input is not supported; convert to PNG", file: path)
-    }
-    return try readTensor("images", from: path, options)
-}
-
-/// One float tensor of a checkpoint file, by name.
-func readTensor(_ name: String, from path: String, _ options: InputOptions) throws -> Tensor {
-    let checkpoint = try openCheckpoint(path, options, randomAccess: true).withRandomAccess()
-    guard let entry = checkpoint.entry(named: name) else {
-        throw TensorFormatError(.missingTensor, "no tensor '\(name)'", file: path, tensor: name)
-    }
-    return Tensor(shape: entry.shape, data: try checkpoint.floats(of: entry))
-}
-
-extension CLIPError {
-    /// The same error, attributed to `file` unless it already names one.
-    func inFile(_ file: String) -> CLIPError {
-        var copy = self
-        if copy.file == nil { copy.file = file }
-        return copy
+        var settings = VAESettings(model: model, input: input, output: output)
+        settings.columns = columns
+        settings.open = inputOptions.open
+        settings.force = binary.force
+        settings.quiet = common.quiet
+        try VAEWorkflow.decode(settings)
     }
 }

@@ -1,7 +1,4 @@
 import ArgumentParser
-import ConceptWorld
-import Foundation
-import TensorFormats
 import Workflows
 
 struct WorldCommand: ParsableCommand {
@@ -46,33 +43,15 @@ struct WorldCommand: ParsableCommand {
 
     func run() throws {
         if prompts {
-            try emit(WorldPrompt.all.enumerated().map { "\($0.offset)\t\($0.element.isForget ? "forget" : "retain")\t\($0.element.text)" }
-                .joined(separator: "\n"))
+            try emit(WorldWorkflow.promptList)
             return
         }
         guard let dir else { return }
-        let world = WorldDataset(seed: seed, perPrompt: perPrompt, heldoutPerPrompt: heldoutPerPrompt)
-        try world.checkMemory()
-        do {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        } catch {
-            throw TensorFormatError(.io, "cannot create the directory: \(error.localizedDescription)", file: dir)
-        }
-        let files: [(String, () -> WorldDataset.Tensors)] = [
-            ("all.safetensors", { world.all }), ("retain.safetensors", { world.retain }),
-            ("forget.safetensors", { world.forget }), ("heldout.safetensors", { world.heldout }),
-        ]
-        for (name, make) in files {
-            let data = make()
-            let path = (dir as NSString).appendingPathComponent(name)
-            try SafetensorsWriter.writeFloats(data.tensors, metadata: data.metadata, to: path)
-            let shapes = data.tensors.map { "\($0.name) \(formatShape($0.shape))" }.joined(separator: ", ")
-            note("wrote \(path): \(shapes)", quiet: common.quiet)
-        }
-        let path = (dir as NSString).appendingPathComponent("world.json")
-        let output = try OutputFile(path: path)
-        try output.write(Array((JSONWriter.pretty(world.description) + "\n").utf8))
-        try output.commit()
-        note("wrote \(path): \(WorldPrompt.all.count) prompts (\(WorldPrompt.forget.count) forget, style '\(WorldStyle.forget.rawValue)'), seed \(seed)", quiet: common.quiet)
+        var settings = WorldSettings(dir: dir)
+        settings.seed = seed
+        settings.perPrompt = perPrompt
+        settings.heldoutPerPrompt = heldoutPerPrompt
+        settings.quiet = common.quiet
+        try WorldWorkflow.run(settings)
     }
 }
