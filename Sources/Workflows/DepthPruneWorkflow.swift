@@ -32,7 +32,10 @@ enum DepthPruneWorkflow {
         var width = s
         width.model = temporary
         let folder = s.output.map(isFolder) ?? false
-        if let output = s.output, folder { width.output = weightsPath(output) }
+        if let output = s.output, folder {
+            try createFolder(output)
+            width.output = weightsPath(output)
+        }
         try PruneWorkflow.run(width)
         if let output = s.output, folder { try writeConfig(plan.configJSON, folder: output) }
     }
@@ -47,17 +50,19 @@ enum DepthPruneWorkflow {
         metadata[MetadataKey.depth] = plan.mapJSON
         let folder = isFolder(output)
         if !folder { metadata[MetadataKey.config] = plan.configJSON }
-        if folder {
-            do { try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true) } catch {
-                throw TensorFormatError(.io, "cannot create the folder: \(error.localizedDescription)", file: output)
-            }
-        }
+        if folder { try createFolder(output) }
         let bar = ProgressBar("prune", total: checkpoint.byteCount, quiet: s.quiet)
         defer { bar.finish() }
         let out = try OutputFile(path: folder ? weightsPath(output) : output, force: s.force)
         try plan.write(checkpoint, metadata: metadata, to: out, progress: bar.update)
         try out.commit()
         if folder { try writeConfig(plan.configJSON, folder: output) }
+    }
+
+    private static func createFolder(_ path: String) throws {
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            throw TensorFormatError(.io, "cannot create the folder: \(error.localizedDescription)", file: path)
+        }
     }
 
     private static func isFolder(_ path: String) -> Bool {

@@ -10,7 +10,8 @@ final class DepthPruneCLITests: XCTestCase {
     override func setUpWithError() throws { directory = try CLI.temporaryDirectory() }
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: directory) }
 
-    private func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+    /// A path in the test's folder; a trailing / (a folder OUT) is kept.
+    private func path(_ name: String) -> String { directory.path + "/" + name }
 
     private func json(_ file: String) throws -> [String: Any] {
         try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file))) as? [String: Any])
@@ -83,21 +84,26 @@ final class DepthPruneCLITests: XCTestCase {
         // The fixtures' teachers and the embedded concept-world teacher (another config).
         let teachers = cases.map { (CLI.fixture("depth/\($0.teacher)/teacher"), $0.variants) }
             + [(CLI.fixture("teacher"), ["base", "small"])]
+        var jobs: [(label: String, teacher: String, out: String)] = []
         for (index, (teacher, variants)) in teachers.enumerated() {
             for variant in variants {
-                let label = "\(teacher) \(variant)"
                 let out = path("live-\(index)-\(variant)")
                 let run = try CLI.run(["prune", "--depth", variant, teacher, out + "/", "-q"])
-                XCTAssertEqual(run.status, 0, "\(label): \(run.stderr)")
-                let io = out + ".io.safetensors", ours = out + ".ours.safetensors"
-                let inputs = try CLI.shell("python3 \(script) inputs \(out) \(io)")
-                XCTAssertEqual(inputs.status, 0, "\(label): \(inputs.stderr)")
-                let forward = try CLI.run(["forward", "--model", out, "--inputs", io, "--output", ours, "-q"])
-                XCTAssertEqual(forward.status, 0, "\(label): \(forward.stderr)")
-                let check = try CLI.shell("python3 \(script) check \(out) \(teacher) \(io) \(ours)")
-                XCTAssertEqual(check.status, 0, "\(label): \(String(decoding: check.stdout, as: UTF8.self)) \(check.stderr)")
+                XCTAssertEqual(run.status, 0, "\(teacher) \(variant): \(run.stderr)")
+                jobs.append(("\(teacher) \(variant)", teacher, out))
             }
         }
+        let inputs = try CLI.shell("python3 \(script) inputs " + jobs.map { "\($0.out) \($0.out).io.safetensors" }.joined(separator: " "))
+        XCTAssertEqual(inputs.status, 0, inputs.stderr)
+        for job in jobs {
+            let forward = try CLI.run(["forward", "--model", job.out, "--inputs", job.out + ".io.safetensors",
+                                       "--output", job.out + ".ours.safetensors", "-q"])
+            XCTAssertEqual(forward.status, 0, "\(job.label): \(forward.stderr)")
+        }
+        let check = try CLI.shell("python3 \(script) check "
+                                  + jobs.map { "\($0.out) \($0.teacher) \($0.out).io.safetensors \($0.out).ours.safetensors" }.joined(separator: " "))
+        XCTAssertEqual(check.status, 0, String(decoding: check.stdout, as: UTF8.self) + check.stderr)
+        XCTAssertEqual(String(decoding: check.stdout, as: UTF8.self).components(separatedBy: ": ok:").count, jobs.count + 1)
     }
 
     func testDepthThenWidthComposesAndRuns() throws {

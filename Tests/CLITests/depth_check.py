@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Live cross-check of `dmsurgery prune --depth` against diffusers (DepthPruneCLITests runs it).
 
-  depth_check.py inputs STUDENT IO          writes sample/timestep(/encoder_hidden_states) for STUDENT's config
-  depth_check.py check STUDENT TEACHER IO OURS
+  depth_check.py inputs STUDENT IO [STUDENT IO ...]
+      writes sample/timestep(/encoder_hidden_states) for each STUDENT's config
+  depth_check.py check STUDENT TEACHER IO OURS [STUDENT TEACHER IO OURS ...]
       STUDENT loads with from_pretrained with no missing, unexpected or mismatched keys; every student
       tensor is byte-equal to the teacher tensor its dmsurgery.depth copy map names, and the map covers
       every student tensor; diffusers' forward on IO (float64) matches OURS' `sample` to 1e-4 (relative
@@ -66,7 +67,12 @@ def check(student, teacher, io, ours):
 
 
 if __name__ == "__main__":
+    # One process for many students: importing torch and diffusers costs seconds.
+    args = sys.argv[2:]
     if sys.argv[1] == "inputs":
-        inputs(*sys.argv[2:4])
+        for k in range(0, len(args), 2):
+            inputs(*args[k:k + 2])
     else:
-        check(*sys.argv[2:6])
+        for k in range(0, len(args), 4):
+            print(args[k], end=": ")
+            check(*args[k:k + 4])
