@@ -40,8 +40,8 @@ enum DepthPruneWorkflow {
         if let output = s.output, folder { try writeConfig(plan.configJSON, folder: output) }
     }
 
-    /// The student as a diffusers folder (OUT ends in / or is a folder) or one file / stream that
-    /// carries its config as dmsurgery.config.
+    /// The student as a diffusers folder, or one `.safetensors` file / stream that carries its config
+    /// as dmsurgery.config.
     private static func write(_ plan: DepthPlan, from checkpoint: Checkpoint, to output: String, _ s: PruneSettings) throws {
         var metadata = checkpoint.metadata ?? Metadata()
         // A width mask of the teacher does not fit the student; the config travels beside it or inside.
@@ -65,8 +65,9 @@ enum DepthPruneWorkflow {
         }
     }
 
+    /// A student is a diffusers folder unless OUT is `-` or a `.safetensors` file that is not a folder.
     private static func isFolder(_ path: String) -> Bool {
-        path != "-" && (path.hasSuffix("/") || isDirectory(path))
+        path != "-" && (path.hasSuffix("/") || isDirectory(path) || !path.lowercased().hasSuffix(".safetensors"))
     }
 
     private static func weightsPath(_ folder: String) -> String {

@@ -30,9 +30,9 @@ struct PruneCommand: ParsableCommand {
 
         --depth base|small|tiny removes whole blocks as BK-SDM does (base: one ResNet+attention pair per \
         down stage and the matching up-stage pair; small: also the mid block; tiny: also the innermost \
-        stage pair) and copies the kept ones from the teacher by the map of formats/depth.md. When OUT ends \
-        in / or is a folder it becomes a diffusers folder (config.json + diffusion_pytorch_model.safetensors) \
-        that diffusers' from_pretrained loads as is; the copy map travels as dmsurgery.depth. Width options \
+        stage pair) and copies the kept ones from the teacher by the map of formats/depth.md. OUT is then a \
+        diffusers folder (config.json + diffusion_pytorch_model.safetensors) that diffusers' from_pretrained \
+        loads as is, unless it is - or ends in .safetensors; the copy map travels as dmsurgery.depth. Width options \
         (--ratio, --criterion, --mask, --emit-mask) then prune the widths of that student.
 
         Exit status: 0 success, 2 invalid or unreadable input (a mask that does not fit the model names \

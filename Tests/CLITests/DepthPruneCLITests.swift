@@ -108,8 +108,9 @@ final class DepthPruneCLITests: XCTestCase {
 
     func testDepthThenWidthComposesAndRuns() throws {
         let teacher = CLI.fixture("depth/cond_sdlike/teacher")
+        // OUT with no trailing / and no .safetensors suffix is a folder too.
         let depthOnly = path("small/"), both = path("small-0.3/")
-        XCTAssertEqual(try CLI.run(["prune", "--depth", "small", teacher, depthOnly, "-q"]).status, 0)
+        XCTAssertEqual(try CLI.run(["prune", "--depth", "small", teacher, String(depthOnly.dropLast()), "-q"]).status, 0)
         let run = try CLI.run(["prune", "--depth", "small", "--ratio", "0.3", teacher, both, "-q"])
         XCTAssertEqual(run.status, 0, run.stderr)
         let dense = try Checkpoint.open(depthOnly + "diffusion_pytorch_model.safetensors")
