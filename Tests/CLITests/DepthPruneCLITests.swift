@@ -3,7 +3,8 @@ import TensorFormats
 import XCTest
 
 /// `prune --depth` against diffusers: fixtures/depth (made by fixtures/depth/generate.py) hold teachers,
-/// the students' configs as diffusers builds them, BK-SDM-rule copy maps and diffusers' outputs; the live
+/// the students' configs as diffusers builds them, BK-SDM-rule copy maps and diffusers' outputs and
+/// gradients; the live
 /// check (depth_check.py) loads our folders with `from_pretrained`.
 final class DepthPruneCLITests: XCTestCase {
     private var directory: URL!
@@ -32,7 +33,7 @@ final class DepthPruneCLITests: XCTestCase {
         ("cond_sdlike", ["base", "small", "tiny"]), ("cond_perblock", ["base", "small"]), ("ddpm", ["base", "small", "tiny"]),
     ]
 
-    func testStudentsHaveDiffusersConfigsBKSDMCopyMapsByteEqualTensorsAndDiffusersOutputs() throws {
+    func testStudentsHaveDiffusersConfigsBKSDMCopyMapsByteEqualTensorsAndDiffusersOutputsAndGradients() throws {
         for (name, variants) in cases {
             let teacher = CLI.fixture("depth/\(name)/teacher")
             let teacherFile = try Checkpoint.open(teacher + "/diffusion_pytorch_model.safetensors")
@@ -63,14 +64,19 @@ final class DepthPruneCLITests: XCTestCase {
                     XCTAssertEqual(try bytes(student, entry.name), try bytes(teacherFile, source.name), "\(label): \(entry.name)")
                 }
 
-                // Our forward on the folder, against diffusers' on the same student.
+                // Our forward and backward on the folder, against diffusers' on the same student.
                 let io = CLI.fixture("depth/\(name)/\(variant).io.safetensors")
                 let result = path("\(name)-\(variant).out.safetensors")
-                let forward = try CLI.run(["forward", "--model", out, "--inputs", io, "--output", result, "-q"])
+                let forward = try CLI.run(["forward", "--model", out, "--inputs", io, "--output", result, "--backward", "-q"])
                 XCTAssertEqual(forward.status, 0, "\(label): \(forward.stderr)")
-                let error = relativeError(try Checkpoint.open(result).floats(named: "sample"),
-                                          try Checkpoint.open(io).floats(named: "out.sample"))
-                XCTAssertLessThanOrEqual(error, 1e-4, label)
+                let ours = try Checkpoint.open(result), reference = try Checkpoint.open(io)
+                XCTAssertLessThanOrEqual(relativeError(try ours.floats(named: "sample"), try reference.floats(named: "out.sample")), 1e-4, label)
+                let gradients = reference.entries.filter { $0.name.hasPrefix("grad.") }
+                XCTAssertEqual(gradients.count, 4, label)
+                for entry in gradients {
+                    XCTAssertLessThanOrEqual(relativeError(try ours.floats(named: entry.name), try reference.floats(of: entry)), 1e-3,
+                                             "\(label): \(entry.name)")
+                }
             }
         }
     }
