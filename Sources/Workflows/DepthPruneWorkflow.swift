@@ -20,15 +20,18 @@ enum DepthPruneWorkflow {
                                  names: checkpoint.entries.map(\.name), file: s.model)
         let widthToo = s.ratio != nil || s.criterion != nil || s.mask != nil || s.emitMask != nil
         guard widthToo else {
-            try write(plan, from: checkpoint, to: s.output!, s)
+            guard let output = s.output else { throw TensorFormatError(.invalidArgument, "--depth needs OUT", file: s.model) }
+            try write(plan, from: checkpoint, to: output, s)
+            try checkpoint.finish()
             note("--depth \(variant.rawValue): \(plan.copies.count) tensors copied, \(plan.dropped.count) dropped ("
                  + String(format: "%.2f s", Date().timeIntervalSince(start)) + ")", quiet: s.quiet)
             return
         }
         // Depth first, then widths: the width pass ranks and slices the student's own layers.
-        let temporary = temporaryFolder(beside: s.output ?? s.emitMask!)
+        let temporary = temporaryFolder(beside: s.output ?? s.emitMask ?? "-")
         defer { try? FileManager.default.removeItem(atPath: temporary) }
         try write(plan, from: checkpoint, to: temporary + "/", s)
+        try checkpoint.finish()
         var width = s
         width.model = temporary
         let folder = s.output.map(isFolder) ?? false
