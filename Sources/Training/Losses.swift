@@ -35,16 +35,20 @@ public enum Losses {
         NN.mseLoss(student, teacher)
     }
 
-    /// L_featKD: the mean over every block output (down blocks, mid, up blocks) of the MSE between the
-    /// student's and the teacher's. Pruning keeps block widths, so no projections are needed.
+    /// L_featKD: the mean over every aligned pair of block outputs (down blocks, mid, up blocks;
+    /// `BlockAlignment`) of the MSE between the student's and the teacher's. Pruning keeps block widths,
+    /// so no projections are needed; a student without any aligned block has L_featKD = 0.
     public static func featureDistillation(student: [(BlockOutput, Tensor)], teacher: [(BlockOutput, Tensor)])
         -> (loss: Float, gradients: [BlockOutput: Tensor]) {
-        precondition(student.map(\.0) == teacher.map(\.0), "student and teacher have different blocks")
-        let scale = 1 / Float(student.count)
+        let pairs = BlockAlignment.pairs(student: student, teacher: teacher)
+        guard !pairs.isEmpty else { return (0, [:]) }
+        let students = Dictionary(student.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
+        let teachers = Dictionary(teacher.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
+        let scale = 1 / Float(pairs.count)
         var loss: Float = 0
         var gradients: [BlockOutput: Tensor] = [:]
-        for ((id, s), (_, t)) in zip(student, teacher) {
-            var (l, g) = NN.mseLoss(s, t)
+        for (id, match) in pairs {
+            var (l, g) = NN.mseLoss(students[id]!, teachers[match]!)
             g.scale(by: scale)
             loss += l * scale
             gradients[id] = g

@@ -32,8 +32,8 @@ extension ErrorCode {
         .invalidSchedulerConfig,
         // Training (formats/training-data.md, formats/training.md)
         .missingTensor, .unexpectedTensor, .countMismatch, .emptyData, .nonFinite, .runMismatch,
-        // Surgery (formats/mask.md, formats/ldm.md)
-        .badMask, .ldmUnknownFamily, .ldmMissingTensor, .ldmShapeContradiction, .ldmNoRule,
+        // Surgery (formats/mask.md, formats/depth.md, formats/ldm.md)
+        .badMask, .depthUnsupported, .ldmUnknownFamily, .ldmMissingTensor, .ldmShapeContradiction, .ldmNoRule,
         // ConceptWorld (formats/concept-world.md)
         .worldMismatch,
         // CLIP: tokenizer, text encoder and the VAE (formats/tokenizer.md, formats/text-encoder.md, formats/vae.md)

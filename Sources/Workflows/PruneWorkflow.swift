@@ -16,6 +16,8 @@ public struct PruneSettings: Sendable {
     public var output: String?
     public var emitMask: String?
     public var ratio: Double?
+    /// A BK-SDM depth variant to cut first (formats/depth.md); width options then prune the student.
+    public var depth: DepthVariant?
     public var criterion: PruneCriterion?
     public var seed: UInt64 = 0
     public var global = false
@@ -37,6 +39,11 @@ public struct PruneSettings: Sendable {
 /// checkpoint and the mask.
 public enum PruneWorkflow {
     public static func run(_ s: PruneSettings) throws {
+        if let variant = s.depth {
+            var rest = s
+            rest.depth = nil
+            return try DepthPruneWorkflow.run(rest, variant: variant)
+        }
         try InputSet.declare(inputs: [(s.model, "MODEL"), (s.mask, "--mask"), (s.data, "--data"), (s.scheduler, "--scheduler")],
                              outputs: [(s.output, "OUT"), (s.emitMask, "--emit-mask")])
         let start = Date()

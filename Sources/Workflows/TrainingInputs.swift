@@ -60,9 +60,11 @@ func sampleShape(_ model: UNet2D, data: TrainingData?) -> [Int] {
     return [model.config.inChannels, side, side]
 }
 
-/// The teacher and student must produce the same block outputs for distillation.
+/// The student must be the teacher's shape, or a depth cut of it (formats/depth.md): its stages the
+/// teacher's first ones, with the same widths; block outputs are paired by `BlockAlignment`.
 func checkCompatible(student: UNet2D, teacher: UNet2D, teacherPath: String) throws {
-    guard student.blockOutputs == teacher.blockOutputs, student.config.blockOutChannels == teacher.config.blockOutChannels,
+    let widths = student.config.blockOutChannels
+    guard widths.count <= teacher.config.blockOutChannels.count, Array(teacher.config.blockOutChannels.prefix(widths.count)) == widths,
           student.config.inChannels == teacher.config.inChannels,
           student.config.outChannels == teacher.config.outChannels, student.contextDim == teacher.contextDim else {
         throw TensorFormatError(.invalidConfig, "the teacher's blocks, channels or cross_attention_dim differ from the student's", file: teacherPath)

@@ -1,12 +1,14 @@
 import ArgumentParser
+import Surgery
 import Workflows
 
 extension PruneCriterion: ExpressibleByArgument {}
+extension DepthVariant: ExpressibleByArgument {}
 
 struct PruneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prune",
-        abstract: "Structured pruning of a diffusers UNet: drop GroupNorm groups, attention heads and GEGLU width.",
+        abstract: "Structured pruning of a diffusers UNet: drop GroupNorm groups, attention heads and GEGLU width, or whole blocks.",
         discussion: """
         Prunes internal widths only, so every block keeps its output width: ResNet conv1 outputs in whole \
         GroupNorm groups (with conv1's bias, time_emb_proj rows, norm2 and conv2 inputs), whole attention \
@@ -26,6 +28,13 @@ struct PruneCommand: ParsableCommand {
         byte-exact slices of the dense ones in their own dtype, every width is readable from the shapes, \
         the base config travels as dmsurgery.config and the mask as dmsurgery.mask.
 
+        --depth base|small|tiny removes whole blocks as BK-SDM does (base: one ResNet+attention pair per \
+        down stage and the matching up-stage pair; small: also the mid block; tiny: also the innermost \
+        stage pair) and copies the kept ones from the teacher by the map of formats/depth.md. OUT is then a \
+        diffusers folder (config.json + diffusion_pytorch_model.safetensors) that diffusers' from_pretrained \
+        loads as is, unless it is - or ends in .safetensors; the copy map travels as dmsurgery.depth. Width options \
+        (--ratio, --criterion, --mask, --emit-mask) then prune the widths of that student.
+
         Exit status: 0 success, 2 invalid or unreadable input (a mask that does not fit the model names \
         the layer), 64 usage error.
         """
@@ -34,11 +43,14 @@ struct PruneCommand: ParsableCommand {
     @Argument(help: "Model: a diffusers folder, a checkpoint with dmsurgery.config metadata, or -.")
     var model: String
 
-    @Argument(help: "Output safetensors file, or - for standard output.")
+    @Argument(help: "Output safetensors file, - for standard output, or (--depth) a diffusers folder.")
     var output: String?
 
     @Option(help: ArgumentHelp("Fraction of each layer's units to drop, in [0, 1) (default 0.5).", valueName: "r"))
     var ratio: Double?
+
+    @Option(help: "Remove whole blocks as BK-SDM's variant does (formats/depth.md).")
+    var depth: DepthVariant?
 
     @Option(help: "Importance criterion (default l1).")
     var criterion: PruneCriterion?
@@ -91,6 +103,7 @@ struct PruneCommand: ParsableCommand {
         settings.output = output
         settings.emitMask = emitMask
         settings.ratio = ratio
+        settings.depth = depth
         settings.criterion = criterion
         settings.seed = seed
         settings.global = global
