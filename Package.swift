@@ -58,7 +58,7 @@ let package = Package(
         // parses options into these values and prints.
         .target(
             name: "Workflows",
-            dependencies: ["TensorFormats", "TensorMath", "UNet", "Diffusion", "Training", "Surgery", "ConceptWorld", "CLIP", "CPNG",
+            dependencies: ["TensorFormats", "TensorMath", "UNet", "Diffusion", "Training", "Surgery", "ConceptWorld", "CLIP", "VAE", "CPNG",
                            .product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(
