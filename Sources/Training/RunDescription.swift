@@ -13,16 +13,24 @@ public struct RunDescription: Codable, Equatable, Sendable {
         public var student: String?
         public var initConfig: String?
         public var teacher: String?
+        /// The sha256 of `--retain-prompts`' or `--retain-images`' prompts (their compact JSON array);
+        /// `data` is then the made data's (formats/training.md). Before `data`, so a resume with other
+        /// prompts is refused naming the prompts.
+        public var retainPrompts: String?
         public var data: String?
+        /// The sha256 of `--forget-prompt`'s prompts; `forget` is then the encoded prompts'.
+        public var forgetPrompts: String?
         public var forget: String?
 
         public init(student: String? = nil, initConfig: String? = nil, teacher: String? = nil, data: String? = nil,
-                    forget: String? = nil) {
+                    forget: String? = nil, forgetPrompts: String? = nil, retainPrompts: String? = nil) {
             self.student = student
             self.initConfig = initConfig
             self.teacher = teacher
             self.data = data
             self.forget = forget
+            self.forgetPrompts = forgetPrompts
+            self.retainPrompts = retainPrompts
         }
     }
 

@@ -82,19 +82,61 @@ extension LowerLevelSettings {
     }
 }
 
+/// An input's record in the run description: a file's sha256, or the digest of prompts.
+struct InputRecord {
+    var data: TrainingData
+    var sha256: String
+    var prompts: String?
+}
+
 extension ForgetSettings {
-    /// Reads the forget file; without x0 the teacher draws the forget images (seeded by --seed).
-    func load(_ open: OpenOptions, model: UNet2D, teacher: UNet2D, scheduler: SchedulerConfig, seed: UInt64,
-              sampleShape: [Int], quiet: Bool) throws -> (TrainingData, String) {
-        var (data, sha256) = try loadTrainingData(forget, role: .forget, model: model, open: open)
-        if method == .ablation && data.anchor == nil {
-            throw TensorFormatError(.missingTensor, "--method ablation needs the anchor prompts anchor [M,S,D]", file: forget, tensor: "anchor")
+    /// Reads the forget file, or encodes `prompts` with the teacher pipeline's text encoder (a forget file
+    /// of those prompts without x0); without x0 the teacher draws the forget images (seeded by --seed).
+    func load(_ open: OpenOptions, model: UNet2D, teacher: UNet2D, teacherPath: String, scheduler: SchedulerConfig, seed: UInt64,
+              sampleShape: [Int], quiet: Bool) throws -> InputRecord {
+        var record: InputRecord
+        if let forget {
+            let (data, sha256) = try loadTrainingData(forget, role: .forget, model: model, open: open)
+            record = InputRecord(data: data, sha256: sha256)
+        } else {
+            let data = try PromptData.encode(prompts, pipeline: teacherPath, model: model, source: "--forget-prompt")
+            record = InputRecord(data: data, sha256: PromptData.digest(data), prompts: PromptData.digest(prompts))
         }
-        if data.x0 == nil {
-            note("drawing \(data.count) forget images with the teacher (\(forgetSampleSteps) DDIM steps, guidance \(forgetGuidance))", quiet: quiet)
-            data.x0 = try generateForgetImages(teacher: teacher, forget: data, scheduler: scheduler, sampleShape: sampleShape,
-                                               steps: forgetSampleSteps, guidance: forgetGuidance, seed: seed)
+        if method == .ablation && record.data.anchor == nil {
+            throw TensorFormatError(.missingTensor, "--method ablation needs the anchor prompts anchor [M,S,D] of a forget file",
+                                    file: forget ?? "--forget-prompt", tensor: "anchor")
         }
-        return (data, sha256)
+        if record.data.x0 == nil {
+            note("drawing \(record.data.count) forget images with the teacher (\(forgetSampleSteps) DDIM steps, guidance \(forgetGuidance))", quiet: quiet)
+            record.data.x0 = try generateForgetImages(teacher: teacher, forget: record.data, scheduler: scheduler, sampleShape: sampleShape,
+                                                      steps: forgetSampleSteps, guidance: forgetGuidance, seed: seed)
+        }
+        return record
+    }
+}
+
+extension RetainSettings {
+    /// The lower level's data: the data file, or data made from prompts or pictures with the teacher
+    /// pipeline (written to the cache when there is one, as a data file `--data` reads back).
+    func load(_ open: OpenOptions, lower: LowerLevelSettings, model: UNet2D, teacher: (unet: UNet2D, path: String)?,
+              scheduler: SchedulerConfig, seed: UInt64, output: OutputSettings) throws -> InputRecord {
+        let data: TrainingData
+        switch source {
+        case .data(let path):
+            let (data, sha256) = try lower.loadData(path, model: model, open: open)
+            return InputRecord(data: data, sha256: sha256)
+        case .prompts(let path):
+            guard let teacher else { throw TensorFormatError(.invalidArgument, "--retain-prompts needs --teacher PIPELINE", file: path) }
+            data = try PromptData.teacherSamples(file: path, pipeline: teacher.path, teacher: teacher.unet, model: model,
+                                                 scheduler: scheduler, settings: self, seed: seed, quiet: output.quiet)
+        case .images(let path):
+            guard let teacher else { throw TensorFormatError(.invalidArgument, "--retain-images needs --teacher PIPELINE", file: path) }
+            data = try PromptData.images(directory: path, pipeline: teacher.path, model: model)
+        }
+        if let cache = cachePath(output: output.path), DataParallel.current?.isRoot ?? true {
+            try PromptData.writeCache(data, to: cache)
+            note("wrote the retain data (\(data.count) items) to \(cache)", quiet: output.quiet)
+        }
+        return InputRecord(data: data, sha256: PromptData.digest(data), prompts: PromptData.digest(data.prompts))
     }
 }

@@ -66,14 +66,19 @@ public struct LowerLevelSettings: Sendable {
 
 /// The upper level: the concept to remove and how (erase, unlearn).
 public struct ForgetSettings: Sendable {
-    /// The forget file (formats/training-data.md).
-    public var forget: String
+    /// The forget file (formats/training-data.md); nil when the concept is given as `prompts`.
+    public var forget: String?
+    /// `--forget-prompt`: prompts encoded by the teacher pipeline's text encoder, used as a forget file of
+    /// those prompts without x0 would be.
+    public var prompts: [String] = []
     public var method: ErasureMethod = .esd
     public var eta: Float = 1
     public var forgetSampleSteps = 25
     public var forgetGuidance: Float = 5
 
     public init(forget: String) { self.forget = forget }
+
+    public init(prompts: [String]) { self.prompts = prompts }
 
     func objective(_ schedule: NoiseSchedule) -> ConceptObjective {
         var o = ConceptObjective(schedule: schedule)
@@ -87,6 +92,47 @@ public struct ForgetSettings: Sendable {
         run.eta = eta
         run.forgetSampleSteps = forgetSampleSteps
         run.forgetGuidance = forgetGuidance
+    }
+}
+
+/// Where the lower level's data comes from (finetune, unlearn): a data file, or the teacher pipeline's own
+/// samples for prompts, or pictures encoded by its VAE (formats/training.md, "Prompt-driven training").
+public struct RetainSettings: Sendable {
+    public enum Source: Sendable, Equatable {
+        /// `--data FILE`.
+        case data(String)
+        /// `--retain-prompts FILE`: the teacher's DDIM + CFG samples for each prompt.
+        case prompts(String)
+        /// `--retain-images DIR`: PNG files and the sidecar DIR/prompts.txt.
+        case images(String)
+    }
+
+    public var source: Source
+    /// Where made data is written as a data file (default OUT.retain.safetensors; none for OUT `-`).
+    public var cache: String?
+    public var samplesPerPrompt = 1
+    public var sampleSteps = 25
+    public var guidance: Float = 5
+    /// Latent side of the teacher's samples (default the UNet config's sample_size).
+    public var size: Int?
+
+    public init(_ source: Source) { self.source = source }
+
+    public init(data: String) { self.init(.data(data)) }
+
+    /// The file or folder read, and its option, for the output rule.
+    var input: (path: String?, role: String) {
+        switch source {
+        case .data(let path): (path, "--data")
+        case .prompts(let path): (path, "--retain-prompts")
+        case .images(let path): (path, "--retain-images")
+        }
+    }
+
+    /// The data file written with made data, if any.
+    func cachePath(output: String) -> String? {
+        if case .data = source { return nil }
+        return cache ?? (output == "-" ? nil : output + ".retain.safetensors")
     }
 }
 

@@ -11,6 +11,8 @@ struct EraseCommand: ParsableCommand {
         f_T(x_t,t,c_anchor) instead (the forget file's anchor prompts). A forget file without x0 gets its \
         images from the teacher (DDIM with guidance, seeded). After finetune this is the two-stage baseline. \
         Formats: formats/training-data.md, formats/training.md.
+        --forget-prompt TEXT... replaces --forget: the prompts encoded by the --teacher pipeline folder's \
+        text encoder (frozen), used as a forget file of those prompts without x0.
 
         Exit status: 0 success; 2 invalid input or an I/O error; 64 usage error; 130/143 interrupted by \
         SIGINT/SIGTERM after saving the resumable state.

@@ -13,6 +13,10 @@ struct FinetuneCommand: ParsableCommand {
         --seed (then only OUT is given). AdamW, linear warmup then constant rate, global-norm clipping, \
         optional EMA. The data file format is in formats/training-data.md; the state file, log and \
         resume rules in formats/training.md.
+        --retain-prompts FILE (data-free distillation: the --teacher pipeline's own DDIM+CFG latent samples \
+        for each prompt) or --retain-images DIR (PNG files encoded by its VAE) replace --data; the made data \
+        is written to --retain-cache (default OUT.retain.safetensors) for a later --data. The text encoder \
+        and VAE come from the --teacher pipeline folder and stay frozen (formats/training.md).
 
         Exit status: 0 success; 2 invalid input or an I/O error; 64 usage error; 130/143 interrupted by \
         SIGINT/SIGTERM after saving the resumable state.
@@ -22,8 +26,7 @@ struct FinetuneCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("STUDENT OUT (a checkpoint, folder or - ; OUT a file or -), or OUT alone with --init-config.", valueName: "paths"))
     var paths: [String]
 
-    @Option(help: ArgumentHelp("Training data: x0 [N,C,H,W], cond [N,S,D], uncond [S,D] (formats/training-data.md).", valueName: "file"))
-    var data: String
+    @OptionGroup var retain: RetainOptions
 
     @Option(help: ArgumentHelp("Frozen teacher for output and feature distillation.", valueName: "model"))
     var teacher: String?
@@ -43,13 +46,16 @@ struct FinetuneCommand: ParsableCommand {
             throw ValidationError(initConfig == nil ? "expected STUDENT and OUT" : "with --init-config give OUT only")
         }
         try training.validate(output: paths[expected - 1])
+        if retain.needsPipeline && teacher == nil {
+            throw ValidationError("--retain-prompts and --retain-images need --teacher PIPELINE (its text encoder and VAE)")
+        }
     }
 
     func run() throws {
         try training.joinRanks()
         try TrainingWorkflows.finetune(student: initConfig == nil ? paths[0] : nil, initConfig: initConfig,
                                        output: OutputSettings(path: paths.last!, force: binary.force, quiet: common.quiet),
-                                       data: data, teacher: teacher, lower: lower.settings, training: training.settings,
+                                       data: retain.settings, teacher: teacher, lower: lower.settings, training: training.settings,
                                        open: input.open)
     }
 }

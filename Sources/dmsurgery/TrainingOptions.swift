@@ -136,7 +136,10 @@ extension ErasureMethod: ExpressibleByArgument {}
 /// The upper-level options (erase, unlearn).
 struct ForgetOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Forget file: cond [M,S,D] and uncond [S,D]; optional x0 [M,C,H,W] and anchor [M,S,D] (formats/training-data.md).", valueName: "file"))
-    var forget: String
+    var forget: String?
+
+    @Option(name: .customLong("forget-prompt"), help: ArgumentHelp("Instead of --forget: a prompt of the concept, encoded by the --teacher pipeline's text encoder (repeat for more).", valueName: "text"))
+    var forgetPrompts: [String] = []
 
     @Option(help: "How the concept is removed: esd (teacher-guided ESD) or ablation (toward the anchor prompts).")
     var method: ErasureMethod = .esd
@@ -153,10 +156,11 @@ struct ForgetOptions: ParsableArguments {
     func validate() throws {
         try requireFinite(["--eta": eta, "--forget-guidance": forgetGuidance])
         guard forgetSampleSteps >= 1 else { throw ValidationError("--forget-sample-steps must be at least 1") }
+        guard (forget == nil) != forgetPrompts.isEmpty else { throw ValidationError("give --forget FILE or --forget-prompt TEXT..., not both") }
     }
 
     var settings: ForgetSettings {
-        var s = ForgetSettings(forget: forget)
+        var s = forget.map { ForgetSettings(forget: $0) } ?? ForgetSettings(prompts: forgetPrompts)
         s.method = method
         s.eta = eta
         s.forgetSampleSteps = forgetSampleSteps

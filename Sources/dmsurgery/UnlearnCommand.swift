@@ -14,6 +14,12 @@ struct UnlearnCommand: ParsableCommand {
         over --lambda-ramp iterations (0: constant). The log's gap is L_ft(theta) - L_ft(phi). \
         --schedule interleaved (the authors' code): one model, a lower step on L_ft every iteration and an \
         upper step on L_CU every --upper-every-th. Equations and costs: formats/training.md.
+        --retain-prompts FILE (data-free distillation: the --teacher pipeline's own DDIM+CFG latent samples \
+        for each prompt) or --retain-images DIR (PNG files encoded by its VAE) replace --data; the made data \
+        is written to --retain-cache (default OUT.retain.safetensors) for a later --data. The text encoder \
+        and VAE come from the --teacher pipeline folder and stay frozen (formats/training.md).
+        --forget-prompt TEXT... replaces --forget: the prompts encoded by the same text encoder, used as a \
+        forget file of prompts without x0 (the teacher draws the forget images).
 
         Exit status: 0 success; 2 invalid input or an I/O error; 64 usage error; 130/143 interrupted by \
         SIGINT/SIGTERM after saving the resumable state.
@@ -29,8 +35,7 @@ struct UnlearnCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Frozen teacher (distillation targets and ESD guidance).", valueName: "model"))
     var teacher: String
 
-    @Option(help: ArgumentHelp("Retain data: x0 [N,C,H,W], cond [N,S,D], uncond [S,D].", valueName: "file"))
-    var data: String
+    @OptionGroup var retain: RetainOptions
 
     @Option(help: "penalty (the paper's first-order penalty method) or interleaved (the authors' code).")
     var schedule: UnlearnSchedule = .penalty
@@ -81,7 +86,7 @@ struct UnlearnCommand: ParsableCommand {
         settings.upperWarmup = upperWarmup
         settings.upperEvery = upperEvery
         try TrainingWorkflows.unlearn(student: student, output: OutputSettings(path: output, force: binary.force, quiet: common.quiet),
-                                      teacher: teacher, data: data, settings: settings, forget: forget.settings,
+                                      teacher: teacher, data: retain.settings, settings: settings, forget: forget.settings,
                                       lower: lower.settings, training: training.settings, open: input.open)
     }
 }

@@ -33,7 +33,7 @@ final class ResumeWorkflowTests: XCTestCase {
 
     private func finetune(_ run: Run, output: String) throws {
         try TrainingWorkflows.finetune(student: run.student, initConfig: nil, output: OutputSettings(path: output, quiet: true),
-                                       data: run.data, teacher: run.teacher, lower: LowerLevelSettings(), training: run.training,
+                                       data: RetainSettings(data: run.data), teacher: run.teacher, lower: LowerLevelSettings(), training: run.training,
                                        open: OpenOptions())
     }
 

@@ -55,6 +55,8 @@ final class RunDescriptionTests: XCTestCase {
         ("inputs.teacher", { $0.inputs.teacher = "t2" }),
         ("inputs.data", { $0.inputs.data = "d2" }),
         ("inputs.forget", { $0.inputs.forget = "f2" }),
+        ("inputs.forgetPrompts", { $0.inputs.forgetPrompts = "p" }),
+        ("inputs.retainPrompts", { $0.inputs.retainPrompts = "r" }),
     ]
 
     func testEveryFieldChangeIsRefusedAndNamed() {

@@ -1,0 +1,149 @@
+import CLIP
+import Crypto
+import Diffusion
+import Foundation
+import TensorFormats
+import TensorMath
+import Training
+import UNet
+import VAE
+
+/// Training data made from prompts or pictures instead of a file (formats/training.md, "Prompt-driven
+/// training"). The tokenizer, text encoder and VAE are those of the `--teacher` pipeline folder: the
+/// teacher is the frozen model the student imitates, and its conditioning is what the student's
+/// cross-attention was trained on (a pruned student is a bare UNet with no text encoder of its own).
+/// Text encoder and VAE only run forward, once, before training: they stay frozen.
+enum PromptData {
+    /// The sha256 of a prompt list, the run description's record of it: the compact JSON array's UTF-8.
+    static func digest(_ prompts: [String]) -> String {
+        let text = JSONWriter.compact(.array(prompts.map { .string($0) }))
+        return SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// `cond` [N,S,D] and `uncond` [S,D] of `prompts` as `encode-prompt` writes them, checked against the
+    /// model's cross_attention_dim the way a data file is.
+    static func encode(_ prompts: [String], pipeline: String, model: UNet2D, source: String) throws -> TrainingData {
+        guard !prompts.isEmpty else { throw TensorFormatError(.emptyData, "no prompts", file: source) }
+        let encoder = try PromptEncoder(pipeline: pipeline)
+        guard let d = model.config.crossAttentionDim else {
+            throw TensorFormatError(.unexpectedTensor, "prompts need a conditional model (no cross_attention_dim)", file: pipeline)
+        }
+        guard encoder.width == d else {
+            throw TensorFormatError(.invalidConfig, "the text encoder's width \(encoder.width) differs from the UNet's cross_attention_dim \(d)",
+                                    file: PipelineParts(pipeline).part("text_encoder") ?? pipeline)
+        }
+        let (cond, _) = try encoder.encode(prompts)
+        let (uncond, _) = try encoder.emptyPrompt()
+        return TrainingData(x0: nil, cond: cond, uncond: uncond, prompts: prompts)
+    }
+
+    /// Data-free distillation data: `perPrompt` DDIM + CFG samples of the teacher for each prompt of
+    /// `file`, in latent space (side `side`, default the config's sample_size), prompts in file order
+    /// with their samples together. Seeded apart from the forget images and the training stream.
+    static func teacherSamples(file: String, pipeline: String, teacher: UNet2D, model: UNet2D, scheduler: SchedulerConfig,
+                               settings: RetainSettings, seed: UInt64, quiet: Bool) throws -> TrainingData {
+        let prompts = try readPromptFile(file)
+        guard !prompts.isEmpty else { throw TensorFormatError(.emptyData, "the prompt file holds no prompts", file: file) }
+        var data = try encode(prompts, pipeline: pipeline, model: model, source: file)
+        let side = settings.size ?? model.config.sampleSize ?? 32
+        do { try model.checkInput(batch: 1, height: side, width: side, training: true, option: "--retain-size") } catch let error as UNetError {
+            throw located(error, file: file)
+        }
+        let count = prompts.count.multipliedReportingOverflow(by: settings.samplesPerPrompt)
+        let shape = [model.config.inChannels, side, side]
+        guard !count.overflow, let floats = MemoryBudget.product([count.partialValue] + shape) else {
+            throw TensorFormatError(.tooLarge, "\(prompts.count) prompts x \(settings.samplesPerPrompt) samples overflow", file: file)
+        }
+        try MemoryBudget.check(MemoryBudget.product([floats, 4]), for: "the retain samples", option: "--retain-samples", file: file)
+        let order = prompts.indices.flatMap { Array(repeating: $0, count: settings.samplesPerPrompt) }
+        data.cond = data.cond!.items(order)
+        data.prompts = order.map { prompts[$0] }
+        note("drawing \(order.count) retain samples with the teacher (\(settings.sampleSteps) DDIM steps, guidance \(settings.guidance))", quiet: quiet)
+        data.x0 = try generateForgetImages(teacher: teacher, forget: data, scheduler: scheduler, sampleShape: shape,
+                                           steps: settings.sampleSteps, guidance: settings.guidance, seed: seed ^ 0x7E7A_1115_A4D1_E500)
+        return data
+    }
+
+    /// Data from the PNG files of `directory` (sorted by name), encoded by the pipeline's VAE to scaled
+    /// latents (the posterior mean times scaling_factor); prompts from `directory/prompts.txt`, one line
+    /// per image in the same order, or the empty prompt for every image when that file is absent.
+    static func images(directory: String, pipeline: String, model: UNet2D) throws -> TrainingData {
+        let names: [String]
+        do { names = try FileManager.default.contentsOfDirectory(atPath: directory) } catch {
+            throw TensorFormatError(.notFound, "cannot list the image folder", file: directory)
+        }
+        let pngs = names.filter { $0.lowercased().hasSuffix(".png") }.sorted()
+        guard !pngs.isEmpty else { throw TensorFormatError(.emptyData, "no PNG files in the image folder", file: directory) }
+        guard let vaePath = PipelineParts(pipeline).part("vae") else {
+            throw TensorFormatError(.invalidConfig, "--retain-images needs the teacher to be a pipeline folder with vae/", file: pipeline)
+        }
+        // The config is checked before the weights are read: a mismatch is refused without loading them.
+        let configPath = vaePath + "/config.json"
+        guard let configText = try? String(contentsOfFile: configPath, encoding: .utf8) else {
+            throw TensorFormatError(.notFound, "cannot read the VAE config", file: configPath)
+        }
+        let config = try VAEConfig(json: configText, file: configPath)
+        guard config.latentChannels == model.config.inChannels else {
+            throw TensorFormatError(.invalidConfig, "the VAE's latent_channels \(config.latentChannels) differ from the UNet's in_channels \(model.config.inChannels)",
+                                    file: configPath)
+        }
+        let vae = try AutoencoderKL(path: vaePath)
+        let sidecar = directory + "/prompts.txt"
+        var prompts = Array(repeating: "", count: pngs.count)
+        if FileManager.default.fileExists(atPath: sidecar) {
+            prompts = try readPromptFile(sidecar)
+            guard prompts.count == pngs.count else {
+                throw TensorFormatError(.countMismatch, "\(prompts.count) prompts for \(pngs.count) PNG files (one non-empty line per image)", file: sidecar)
+            }
+        }
+        let factor = vae.config.downscale * (1 << (model.config.blockOutChannels.count - 1))
+        var latents: [Tensor] = []
+        var first: (path: String, height: Int, width: Int)?
+        for name in pngs {
+            let path = directory + "/" + name
+            guard let bytes = FileManager.default.contents(atPath: path) else {
+                throw TensorFormatError(.notFound, "cannot read the image", file: path)
+            }
+            let image = try PNGImage.decode(Array(bytes), file: path)
+            let height = image.shape[2], width = image.shape[3]
+            guard height % factor == 0, width % factor == 0 else {
+                throw TensorFormatError(.badShape, "\(width)x\(height) pixels: the VAE and the UNet take sides that are multiples of \(factor)", file: path)
+            }
+            if let first, first.height != height || first.width != width {
+                throw TensorFormatError(.badShape, "\(width)x\(height) pixels, \(first.width)x\(first.height) in \(first.path): every image must have the same size", file: path)
+            }
+            if first == nil {
+                let side = (height / vae.config.downscale, width / vae.config.downscale)
+                do { try model.checkInput(batch: 1, height: side.0, width: side.1, training: true, option: "--retain-images") } catch let error as UNetError {
+                    throw located(error, file: path)
+                }
+                first = (path, height, width)
+            }
+            latents.append(try vae.latents(of: image))
+        }
+        var data = try encode(prompts, pipeline: pipeline, model: model, source: sidecar)
+        data.x0 = Tensor.joined(latents)
+        return data
+    }
+
+    /// Writes `data` as a data file (formats/training-data.md) that `--data` reads back as it is.
+    static func writeCache(_ data: TrainingData, to path: String) throws {
+        var tensors: [(name: String, shape: [Int], values: [Float])] = []
+        for (name, tensor) in [("x0", data.x0), ("cond", data.cond), ("uncond", data.uncond)] {
+            if let tensor { tensors.append((name, tensor.shape, tensor.data)) }
+        }
+        let prompts = JSONWriter.compact(.array(data.prompts.map { .string($0) }))
+        try SafetensorsWriter.writeFloats(tensors, metadata: Metadata([("dmsurgery.prompts", prompts)]), to: path)
+    }
+
+    /// The sha256 of data made in memory: each tensor's name, shape and float32 bytes, in order.
+    static func digest(_ data: TrainingData) -> String {
+        var hasher = SHA256()
+        for (name, tensor) in [("x0", data.x0), ("cond", data.cond), ("uncond", data.uncond)] {
+            guard let tensor else { continue }
+            hasher.update(data: Data((name + "\(tensor.shape)").utf8))
+            tensor.data.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+}
