@@ -7,15 +7,8 @@ import UNet
 /// (formats/depth.md), and, when width options are given too, prune the widths of that student.
 enum DepthPruneWorkflow {
     static func run(_ s: PruneSettings, variant: DepthVariant) throws {
-        try InputSet.declare(inputs: [(s.model, "MODEL"), (s.mask, "--mask"), (s.data, "--data"), (s.scheduler, "--scheduler")],
-                             outputs: [(s.output, "OUT"), (s.emitMask, "--emit-mask")])
         let start = Date()
-        let checkpoint = try openCheckpoint(s.model, s.open, randomAccess: true).withRandomAccess()
-        guard let configJSON = checkpoint.configJSON else {
-            throw TensorFormatError(.invalidConfig, "no diffusers config (config.json beside the weights or dmsurgery.config metadata)", file: s.model)
-        }
-        let config: UNetConfig
-        do { config = try UNetConfig(json: configJSON) } catch let error as UNetError { throw located(error, file: s.model) }
+        let (checkpoint, configJSON, config) = try PruneWorkflow.openModel(s)
         let plan = try DepthPlan(variant: variant, configJSON: configJSON, config: config,
                                  names: checkpoint.entries.map(\.name), file: s.model)
         let widthToo = s.ratio != nil || s.criterion != nil || s.mask != nil || s.emitMask != nil

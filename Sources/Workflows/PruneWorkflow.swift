@@ -38,21 +38,26 @@ public struct PruneSettings: Sendable {
 /// `prune`'s body: read the model and its coupling graph, choose (or read) the mask, write the cut
 /// checkpoint and the mask.
 public enum PruneWorkflow {
+    /// What both cuts (widths, depth) start from: the declared inputs and outputs, the model opened for
+    /// random access, and its config, which pruning needs to know the layers.
+    static func openModel(_ s: PruneSettings) throws -> (checkpoint: Checkpoint, configJSON: String, config: UNetConfig) {
+        try InputSet.declare(inputs: [(s.model, "MODEL"), (s.mask, "--mask"), (s.data, "--data"), (s.scheduler, "--scheduler")],
+                             outputs: [(s.output, "OUT"), (s.emitMask, "--emit-mask")])
+        let checkpoint = try openCheckpoint(s.model, s.open, randomAccess: true).withRandomAccess()
+        guard let configJSON = checkpoint.configJSON else {
+            throw TensorFormatError(.invalidConfig, "no diffusers config (config.json beside the weights or dmsurgery.config metadata)", file: s.model)
+        }
+        do { return (checkpoint, configJSON, try UNetConfig(json: configJSON)) } catch let error as UNetError { throw located(error, file: s.model) }
+    }
+
     public static func run(_ s: PruneSettings) throws {
         if let variant = s.depth {
             var rest = s
             rest.depth = nil
             return try DepthPruneWorkflow.run(rest, variant: variant)
         }
-        try InputSet.declare(inputs: [(s.model, "MODEL"), (s.mask, "--mask"), (s.data, "--data"), (s.scheduler, "--scheduler")],
-                             outputs: [(s.output, "OUT"), (s.emitMask, "--emit-mask")])
         let start = Date()
-        let checkpoint = try openCheckpoint(s.model, s.open, randomAccess: true).withRandomAccess()
-        guard let configJSON = checkpoint.configJSON else {
-            throw TensorFormatError(.invalidConfig, "no diffusers config (config.json beside the weights or dmsurgery.config metadata)", file: s.model)
-        }
-        let config: UNetConfig
-        do { config = try UNetConfig(json: configJSON) } catch let error as UNetError { throw located(error, file: s.model) }
+        let (checkpoint, configJSON, config) = try openModel(s)
         let units = try PruningUnits(config: config, shapes: Dictionary(checkpoint.entries.map { ($0.name, $0.shape) }, uniquingKeysWith: { first, _ in first }),
                                      file: s.model)
         let hash = try Pruner.tensorsSHA256(checkpoint)
