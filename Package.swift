@@ -72,7 +72,7 @@ let package = Package(
         .executableTarget(name: "SafetensorsFuzzer", dependencies: ["TensorFormats"]),
         // libFuzzer entry for the PyTorch pickle reader (unpickler, zip directory, legacy container).
         .executableTarget(name: "PickleFuzzer", dependencies: ["TensorFormats"]),
-        // libFuzzer entry for the GGUF reader; built with -DFUZZING by FUZZER=GGUFFuzzer scripts/fuzz.
+        // libFuzzer entry for the GGUF reader; built with -DFUZZING by scripts/fuzz.
         .executableTarget(name: "GGUFFuzzer", dependencies: ["TensorFormats"]),
         // Kernel GFLOP/s at the cifar10 UNet's shapes; compare_torch.py runs PyTorch on the same shapes.
         .executableTarget(name: "TensorMathBench", dependencies: ["TensorMath", "CBLAS"], exclude: ["compare_torch.py"]),

@@ -3,6 +3,9 @@ import TensorFormats
 
 /// Prompts of a text file, one per line ("\r\n" accepted, empty lines skipped); the file must be UTF-8.
 public func readPromptFile(_ path: String) throws -> [String] {
+    // The size is checked before anything is read: a prompt file is untrusted input.
+    let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
+    if let size, size > 64 << 20 { throw TensorFormatError(.invalidArgument, "prompt file over 64 MB", file: path) }
     guard let data = FileManager.default.contents(atPath: path) else {
         throw TensorFormatError(.notFound, "cannot read the prompt file", file: path)
     }

@@ -22,7 +22,7 @@ func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMuta
                          _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
 
 /// The executable's entry point under SwiftPM: hands control to libFuzzer's driver
-/// (`FUZZER=GGUFFuzzer scripts/fuzz` builds this with -sanitize=fuzzer -DFUZZING).
+/// (`scripts/fuzz` builds this with -sanitize=fuzzer -DFUZZING).
 @_cdecl("GGUFFuzzer_main")
 public func fuzzerMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
     var count = argc
