@@ -40,6 +40,12 @@ public struct ConvertPlan {
         tensors = planned
     }
 
+    /// Every tensor under a name chosen elsewhere (a layout's key table), types unchanged.
+    public init(checkpoint: Checkpoint, named tensors: [(entry: TensorEntry, name: String)]) {
+        self.checkpoint = checkpoint
+        self.tensors = tensors.map { PlannedTensor(source: $0.entry, name: $0.name, dtype: $0.entry.dtype) }
+    }
+
     public var specs: [(name: String, dtype: DType, shape: [Int])] {
         tensors.map { ($0.name, $0.dtype, $0.shape) }
     }

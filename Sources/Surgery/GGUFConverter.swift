@@ -5,31 +5,58 @@ extension Converter {
     /// Elements decoded and quantized at a time: a whole number of blocks, a few MB of floats.
     static let ggufChunkElements = 1 << 20
 
-    /// The GGUF layout `writeGGUF` produces for a plan: each tensor's type and shape by `GGUFTensorPolicy`.
-    public static func ggufWriter(_ plan: ConvertPlan, quant: GGMLType?, metadata: Metadata?) throws -> GGUFWriter {
+    /// Which rules lay a GGUF output out.
+    public enum GGUFConvention: Sendable, Equatable {
+        /// `GGUFTensorPolicy` on the input's names, dmsurgery's keys and metadata.
+        case dmsurgery
+        /// ComfyUI-GGUF's route for SD UNets with original names (`GGUFComfySDPolicy`), its keys only.
+        case comfySD(architecture: String)
+    }
+
+    /// The GGUF layout `writeGGUF` produces for a plan, and the float type each quantized tensor's
+    /// values are first rounded through (ComfyUI-GGUF's route only).
+    public static func ggufWriter(_ plan: ConvertPlan, quant: GGMLType?, metadata: Metadata?,
+                                  convention: GGUFConvention = .dmsurgery) throws -> (writer: GGUFWriter, intermediates: [String: GGMLType]) {
         var planned: [(name: String, type: GGMLType, storedShape: [Int], originalShape: [Int]?)] = []
+        var intermediates: [String: GGMLType] = [:]
         for tensor in plan.tensors {
             do {
-                let choice = try GGUFTensorPolicy.choose(name: tensor.name, dtype: tensor.source.dtype, shape: tensor.shape, target: quant)
-                planned.append((tensor.name, choice.type, choice.storedShape, choice.originalShape))
+                switch convention {
+                case .dmsurgery:
+                    let choice = try GGUFTensorPolicy.choose(name: tensor.name, dtype: tensor.source.dtype, shape: tensor.shape, target: quant)
+                    planned.append((tensor.name, choice.type, choice.storedShape, choice.originalShape))
+                case .comfySD:
+                    let choice = try GGUFComfySDPolicy.choose(name: tensor.name, dtype: tensor.source.dtype, shape: tensor.shape, target: quant)
+                    planned.append((tensor.name, choice.type, choice.storedShape, choice.originalShape))
+                    intermediates[tensor.name] = choice.intermediate
+                }
             } catch {
                 throw error.inFile(plan.checkpoint.name)
             }
         }
-        return try GGUFWriter(architecture: GGUFTensorPolicy.architecture(names: Set(plan.tensors.map(\.name))),
-                              fileType: (quant ?? .f32).fileType, metadata: metadata, tensors: planned)
+        let writer: GGUFWriter
+        switch convention {
+        case .dmsurgery:
+            writer = try GGUFWriter(architecture: GGUFTensorPolicy.architecture(names: Set(plan.tensors.map(\.name))),
+                                    fileType: (quant ?? .f32).fileType, metadata: metadata, tensors: planned)
+        case .comfySD(let architecture):
+            writer = try GGUFWriter(architecture: architecture,
+                                    fileType: GGUFComfySDPolicy.fileType(target: quant, dtypes: plan.tensors.map(\.source.dtype)),
+                                    metadata: nil, keyStyle: .comfyUI, tensors: planned)
+        }
+        return (writer, intermediates)
     }
 
     /// Writes the plan as one GGUF file, tensor by tensor in the input's storage order, holding at
     /// most one chunk of each tensor in memory.
-    public static func writeGGUF(_ plan: ConvertPlan, quant: GGMLType?, metadata: Metadata?, to output: OutputFile,
-                                 progress: ProgressSink? = nil, result: inout ConvertResult) throws {
-        let writer = try ggufWriter(plan, quant: quant, metadata: metadata)
+    public static func writeGGUF(_ plan: ConvertPlan, quant: GGMLType?, metadata: Metadata?, convention: GGUFConvention = .dmsurgery,
+                                 to output: OutputFile, progress: ProgressSink? = nil, result: inout ConvertResult) throws {
+        let (writer, intermediates) = try ggufWriter(plan, quant: quant, metadata: metadata, convention: convention)
         let sources = Dictionary(uniqueKeysWithValues: plan.tensors.map { ($0.name, $0.source) })
         var bytesRead = result.bytesRead
         try writer.write(to: output) { tensor, sink in
             let source = sources[tensor.name]!
-            try emitGGUF(tensor, from: source, checkpoint: plan.checkpoint, sink: sink) { bytes in
+            try emitGGUF(tensor, from: source, checkpoint: plan.checkpoint, intermediate: intermediates[tensor.name], sink: sink) { bytes in
                 bytesRead += bytes
                 progress?(bytesRead)
             }
@@ -39,9 +66,10 @@ extension Converter {
         result.bytesWritten += output.bytesWritten
     }
 
-    /// Streams one tensor: copied when its type is the source's own, else decoded to float32 and
-    /// encoded block by block (a remainder shorter than a block waits for the next piece).
-    static func emitGGUF(_ tensor: GGUFPlannedTensor, from source: TensorEntry, checkpoint: Checkpoint,
+    /// Streams one tensor: copied when its type is the source's own, else decoded to float32 (rounded
+    /// through `intermediate` when given) and encoded block by block (a remainder shorter than a block
+    /// waits for the next piece).
+    static func emitGGUF(_ tensor: GGUFPlannedTensor, from source: TensorEntry, checkpoint: Checkpoint, intermediate: GGMLType? = nil,
                          sink: (UnsafeRawBufferPointer) throws -> Void, read: (Int) -> Void) throws {
         if GGMLType(plain: source.dtype) == tensor.type {
             try checkpoint.read(source) { piece in
@@ -77,6 +105,9 @@ extension Converter {
                 let bytes = (consumed * source.dtype.bitsPerElement / 8)..<((consumed + take) * source.dtype.bitsPerElement / 8)
                 ElementCodec.decodeFloats(source.dtype, UnsafeRawBufferPointer(rebasing: piece[bytes]), elements: take,
                                           into: UnsafeMutableBufferPointer(rebasing: floats[pending..<(pending + take)]))
+                if let intermediate, GGMLType(plain: source.dtype) != intermediate {
+                    roundThrough(intermediate, UnsafeMutableBufferPointer(rebasing: floats[pending..<(pending + take)]))
+                }
                 pending += take
                 consumed += take
                 let whole = pending / type.blockSize * type.blockSize
@@ -90,5 +121,15 @@ extension Converter {
             read(piece.count)
         }
         try flush(pending)
+    }
+
+    /// Rounds floats to the values an F16 (or BF16) file holds, as numpy's `astype` does when
+    /// convert.py writes them.
+    static func roundThrough(_ type: GGMLType, _ values: UnsafeMutableBufferPointer<Float>) {
+        switch type {
+        case .f16: for i in values.indices { values[i] = ElementCodec.float(halfBits: ElementCodec.halfBits(values[i])) }
+        case .bf16: for i in values.indices { values[i] = ElementCodec.float(bfloat16Bits: ElementCodec.bfloat16Bits(values[i])) }
+        default: break
+        }
     }
 }

@@ -24,7 +24,8 @@ struct ConvertCommand: ParsableCommand {
         --compress zstd[:LEVEL] or a .zst suffix (formats/hdf5.md, formats/zstd.md). Inputs compressed \
         with zstd are read transparently. --layout diffusers turns an original single-file Stable Diffusion \
         checkpoint (SD 1.x, 2.x, XL) into a diffusers pipeline folder, --layout ldm a pipeline folder into the \
-        single file (formats/ldm.md). A pipeline folder converted to a folder without --layout is re-saved \
+        single file (formats/ldm.md); with a .gguf OUT, --layout ldm writes the UNet with its original names \
+        as ComfyUI-GGUF's convert.py and llama-quantize do (sd1/sdxl, formats/gguf.md). A pipeline folder converted to a folder without --layout is re-saved \
         whole: every component's weights converted (--dtype) under --variant's names, model_index.json, \
         configs, scheduler/ and tokenizer/ copied (formats/ldm.md, "Re-saving a pipeline").
 

@@ -38,6 +38,8 @@ extension ConvertCommand {
         case .diffusers:
             let checkpoint = try openCheckpoint(input, inputOptions, randomAccess: true)
             result = try LDMConversion.toDiffusers(checkpoint, folder: output, options: options)
+        case .ldm where outputFormat == .gguf:
+            result = try convertUNetToComfyGGUF()
         case .ldm where PipelineFolder.isPipeline(input):
             result = try LDMConversion.toLDM(try PipelineFolder(path: input, variant: inputOptions.variant), output: output, options: options)
         case .ldm:

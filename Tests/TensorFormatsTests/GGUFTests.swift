@@ -125,4 +125,40 @@ final class GGUFTests: XCTestCase {
         XCTAssertEqual(GGUFTensorPolicy.architecture(names: ["down_blocks.0.downsamplers.0.conv.weight", "add_embedding.linear_1.weight"]), "sdxl")
         XCTAssertEqual(GGUFTensorPolicy.architecture(names: ["conv_in.weight"]), "unet")
     }
+
+    func testComfySDPolicyFollowsConvertPyThenLlamaQuantize() throws {
+        func choose(_ name: String, _ shape: [Int], _ target: GGMLType?, _ dtype: DType = .f32) throws -> GGUFComfySDPolicy.Choice {
+            try GGUFComfySDPolicy.choose(name: name, dtype: dtype, shape: shape, target: target)
+        }
+        // convert.py: F16 bulk, reshaped to rows of 256 whatever the type; 1-D and small tensors F32.
+        let conv = try choose("input_blocks.1.0.in_layers.2.weight", [320, 320, 3, 3], nil)
+        XCTAssertEqual(conv, .init(type: .f16, storedShape: [3600, 256], originalShape: [320, 320, 3, 3], intermediate: nil))
+        XCTAssertEqual(try choose("input_blocks.1.0.in_layers.2.bias", [320], nil).type, .f32)
+        XCTAssertEqual(try choose("input_blocks.1.0.in_layers.2.bias", [320], nil, .f16).type, .f16)
+        XCTAssertEqual(try choose("x.weight", [32, 32], .q8_0).type, .f32)
+        XCTAssertEqual(try choose("x.weight", [320, 320], nil, .bf16).type, .bf16)
+        XCTAssertEqual(try choose("x.weight", [320, 768], nil).storedShape, [320, 768])
+        // llama-quantize: 2-D weights quantized from the F16 values; embeddings and outer convs kept.
+        XCTAssertEqual(try choose("input_blocks.1.0.in_layers.2.weight", [320, 320, 3, 3], .q8_0),
+                       .init(type: .q8_0, storedShape: [3600, 256], originalShape: [320, 320, 3, 3], intermediate: .f16))
+        XCTAssertEqual(try choose("time_embed.0.weight", [1280, 320], .q8_0).type, .f16)
+        XCTAssertEqual(try choose("input_blocks.0.0.weight", [320, 4, 3, 3], .q4_0).type, .f16)
+        XCTAssertEqual(try choose("out.2.weight", [4, 320, 3, 3], .q4_0).type, .f16)
+        XCTAssertEqual(try choose("label_emb.0.0.weight", [1280, 2816], .q4_0).type, .f16)
+        XCTAssertEqual(try choose("a.1.transformer_blocks.0.ff.net.2.weight", [320, 1280], .q4_0).type, .q4_1)
+        XCTAssertEqual(try choose("a.1.transformer_blocks.0.ff.net.2.weight", [320, 1280], .q5_0).type, .q5_1)
+        XCTAssertEqual(try choose("a.1.transformer_blocks.0.ff.net.2.weight", [320, 1280], .q8_0).type, .q8_0)
+        XCTAssertEqual(try choose("a.1.transformer_blocks.0.ff.net.2.bias", [320], .q4_0).type, .f32)
+        // A 4-D tensor convert.py cannot reshape stays F16: llama-quantize only takes 2-D ones.
+        XCTAssertEqual(try choose("odd.weight", [30, 30, 3, 3], .q8_0).type, .f16)
+        XCTAssertEqual(try choose("x.weight", [1, 320, 768], .q8_0).type, .q8_0)
+        XCTAssertEqual(try choose("x.weight", [1, 320, 768], .f32).type, .f32)
+        XCTAssertThrowsError(try choose("x.weight", [2, 2, 2, 2, 64], .q8_0))
+        XCTAssertEqual(GGUFComfySDPolicy.ggmlDimensions([1, 320, 768]), 2)
+        XCTAssertEqual(GGUFComfySDPolicy.ggmlDimensions([1, 320]), 1)
+        XCTAssertEqual(GGUFComfySDPolicy.ggmlDimensions([320, 1]), 2)
+        XCTAssertEqual(GGUFComfySDPolicy.fileType(target: nil, dtypes: [.bf16, .bf16, .f32]), 32)
+        XCTAssertEqual(GGUFComfySDPolicy.fileType(target: nil, dtypes: [.f32, .f32, .bf16]), 1)
+        XCTAssertEqual(GGUFComfySDPolicy.fileType(target: .q4_0, dtypes: [.f32]), 2)
+    }
 }

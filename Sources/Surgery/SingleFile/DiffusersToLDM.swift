@@ -147,24 +147,31 @@ extension LDMConversion {
     /// Writes a diffusers UNet model folder as a UNet-only original file (LDM names without the
     /// `model.diffusion_model.` prefix, as ComfyUI saves a UNet alone).
     public static func unetToLDM(_ unet: Checkpoint, output: String) throws -> LDMConversionResult {
-        let unetConfig = try config(of: unet)
-        let structure = try unetStructure(unetConfig, file: unet.name)
-        let rules = LDMLayout.unet(structure)
-        var tensors: [LDMOutputTensor] = []
-        for entry in unet.entries {
-            guard let mapped = rules.ldmName(ofDiffusers: entry.name), mapped.transform == .copy else {
-                throw TensorFormatError(.ldmNoRule, "no row of the UNet key table (formats/ldm.md) maps this tensor", file: unet.name, tensor: entry.name)
-            }
-            tensors.append(.copy(entry, as: mapped.name))
-        }
-        let family: LDMFamily = structure.addition ? .sdxl : (unetConfig["use_linear_projection"] == .bool(true) ? .sd2 : .sd1)
+        let (named, family) = try unetLDMNames(unet)
         var writer = LDMWriter(sources: [unet])
-        try writer.write(tensors, to: output)
+        try writer.write(named.map { LDMOutputTensor.copy($0.entry, as: $0.name) }, to: output)
         try writer.commit()
         var result = LDMConversionResult(family: family, components: ["unet"])
         result.files = writer.files
         result.tensors = writer.tensors
         result.bytesWritten = writer.bytes
         return result
+    }
+
+    /// Each tensor of a diffusers UNet with its LDM name (no prefix), in the input's order, and the
+    /// family its config describes.
+    public static func unetLDMNames(_ unet: Checkpoint) throws -> (tensors: [(entry: TensorEntry, name: String)], family: LDMFamily) {
+        let unetConfig = try config(of: unet)
+        let structure = try unetStructure(unetConfig, file: unet.name)
+        let rules = LDMLayout.unet(structure)
+        var tensors: [(entry: TensorEntry, name: String)] = []
+        for entry in unet.entries {
+            guard let mapped = rules.ldmName(ofDiffusers: entry.name), mapped.transform == .copy else {
+                throw TensorFormatError(.ldmNoRule, "no row of the UNet key table (formats/ldm.md) maps this tensor", file: unet.name, tensor: entry.name)
+            }
+            tensors.append((entry, mapped.name))
+        }
+        let family: LDMFamily = structure.addition ? .sdxl : (unetConfig["use_linear_projection"] == .bool(true) ? .sd2 : .sd1)
+        return (tensors, family)
     }
 }

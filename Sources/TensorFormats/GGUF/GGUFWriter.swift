@@ -28,16 +28,33 @@ public struct GGUFWriter {
     public let tensors: [GGUFPlannedTensor]
     public let headerBytes: [UInt8]
 
+    /// Which general key/values open the file.
+    public enum KeyStyle: Sendable {
+        /// architecture, file type, quantization version, alignment, then the input's metadata.
+        case dmsurgery
+        /// ComfyUI-GGUF's convert.py: architecture, quantization version, file type, and nothing else
+        /// (`metadata` is not written).
+        case comfyUI
+    }
+
     /// `metadata` entries become STRING key/values after the general ones; keys the writer sets itself win.
-    public init(architecture: String, fileType: UInt32, metadata: Metadata?,
+    public init(architecture: String, fileType: UInt32, metadata: Metadata?, keyStyle: KeyStyle = .dmsurgery,
                 tensors planned: [(name: String, type: GGMLType, storedShape: [Int], originalShape: [Int]?)]) throws(TensorFormatError) {
         var kv = GGUFBytes()
         var count = 0
         kv.string("general.architecture"); kv.u32(GGUFValueType.string.rawValue); kv.string(architecture)
-        kv.string("general.file_type"); kv.u32(GGUFValueType.u32.rawValue); kv.u32(fileType)
-        kv.string("general.quantization_version"); kv.u32(GGUFValueType.u32.rawValue); kv.u32(GGUFWriter.quantizationVersion)
-        kv.string(GGUFHeader.alignmentKey); kv.u32(GGUFValueType.u32.rawValue); kv.u32(UInt32(GGUFWriter.alignment))
-        count += 4
+        switch keyStyle {
+        case .dmsurgery:
+            kv.string("general.file_type"); kv.u32(GGUFValueType.u32.rawValue); kv.u32(fileType)
+            kv.string("general.quantization_version"); kv.u32(GGUFValueType.u32.rawValue); kv.u32(GGUFWriter.quantizationVersion)
+            kv.string(GGUFHeader.alignmentKey); kv.u32(GGUFValueType.u32.rawValue); kv.u32(UInt32(GGUFWriter.alignment))
+            count += 4
+        case .comfyUI:
+            kv.string("general.quantization_version"); kv.u32(GGUFValueType.u32.rawValue); kv.u32(GGUFWriter.quantizationVersion)
+            kv.string("general.file_type"); kv.u32(GGUFValueType.u32.rawValue); kv.u32(fileType)
+            count += 3
+        }
+        let metadata = keyStyle == .dmsurgery ? metadata : nil
         let reserved: Set<String> = ["general.architecture", "general.file_type", "general.quantization_version", GGUFHeader.alignmentKey]
         for entry in metadata?.entries ?? [] where !reserved.contains(entry.key) && !entry.key.hasPrefix(GGUFHeader.originalShapePrefix) {
             kv.string(entry.key); kv.u32(GGUFValueType.string.rawValue); kv.string(entry.value)

@@ -1,0 +1,102 @@
+import Foundation
+import XCTest
+
+/// `convert UNET OUT.gguf --layout ldm`: ComfyUI-GGUF's layout for SD UNets, checked against files made
+/// the way its convert.py and patched llama-quantize make them (fixtures/gguf-ldm, gguf-py 0.19.0), against
+/// its loader logic and diffusers' converter (gguf_ldm_check.py), and read back by dmsurgery.
+final class GGUFLDMCLITests: XCTestCase {
+    let unet = CLI.fixture("gguf-ldm/unet")
+    let script = CLI.repository.appendingPathComponent("Tests/CLITests/gguf_ldm_check.py").path
+
+    override func setUpWithError() throws {
+        let probe = try CLI.shell("python3 -c 'import gguf, diffusers, safetensors'")
+        if probe.status != 0 {
+            let install = try CLI.shell("python3 -m pip install -q -r fixtures/requirements.txt")
+            XCTAssertEqual(install.status, 0, install.stderr)
+        }
+    }
+
+    private func data(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
+
+    func testLDMLayoutEqualsComfyUIGGUFConvertPyByteForByte() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for quant in [nil, "f16"] {
+            let out = directory.appendingPathComponent("\(quant ?? "default").gguf").path
+            let convert = try CLI.run(["convert", unet, out, "--layout", "ldm", "-q"] + (quant.map { ["--quant", $0] } ?? []))
+            XCTAssertEqual(convert.status, 0, convert.stderr)
+            XCTAssertEqual(try data(out), try data(CLI.fixture("gguf-ldm/comfy-f16.gguf")), quant ?? "default")
+        }
+    }
+
+    func testLDMLayoutQ4_0EqualsComfyUIGGUFLlamaQuantizeByteForByte() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let out = directory.appendingPathComponent("q4_0.gguf").path
+        let convert = try CLI.run(["convert", unet, out, "--layout", "ldm", "--quant", "q4_0", "-q"])
+        XCTAssertEqual(convert.status, 0, convert.stderr)
+        XCTAssertEqual(try data(out), try data(CLI.fixture("gguf-ldm/comfy-q4_0.gguf")))
+    }
+
+    func testEveryQuantTypeIsComfyUIGGUFsBytesAndLoadsThroughItsLoaderAndDiffusers() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var pairs: [String] = []
+        for quant in ["none", "q8_0", "q5_0", "q5_1", "q4_1", "q4_0", "f32", "bf16"] {
+            let out = directory.appendingPathComponent("\(quant).gguf").path
+            let convert = try CLI.run(["convert", unet, out, "--layout", "ldm", "-q"] + (quant == "none" ? [] : ["--quant", quant]))
+            XCTAssertEqual(convert.status, 0, convert.stderr)
+            pairs.append("\(out):\(quant)")
+        }
+        let check = try CLI.shell("python3 \(script) \(unet) \(pairs.joined(separator: " "))")
+        XCTAssertEqual(check.status, 0, "\(String(decoding: check.stdout, as: UTF8.self)) \(check.stderr)")
+    }
+
+    func testLDMGGUFReadsBackToTheOriginalWeights() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let f32 = directory.appendingPathComponent("f32.gguf").path
+        XCTAssertEqual(try CLI.run(["convert", unet, f32, "--layout", "ldm", "--quant", "f32", "-q"]).status, 0)
+        let back = directory.appendingPathComponent("back").path
+        let toDiffusers = try CLI.run(["convert", f32, back, "--layout", "diffusers", "-q"])
+        XCTAssertEqual(toDiffusers.status, 0, toDiffusers.stderr)
+        let same = try CLI.run(["diff", back, unet])
+        XCTAssertEqual(same.status, 0, String(decoding: same.stdout, as: UTF8.self))
+        // Quantized: dequantized on read, every tensor close to the original, the bulk not equal to it.
+        let q8 = directory.appendingPathComponent("q8.gguf").path
+        XCTAssertEqual(try CLI.run(["convert", unet, q8, "--layout", "ldm", "--quant", "q8_0", "-q"]).status, 0)
+        let back8 = directory.appendingPathComponent("back8").path
+        XCTAssertEqual(try CLI.run(["convert", q8, back8, "--layout", "diffusers", "-q"]).status, 0)
+        let close = try CLI.run(["diff", back8, unet, "--ignore-dtype", "--rtol", "0.02", "--atol", "0.002"])
+        XCTAssertEqual(close.status, 0, String(decoding: close.stdout, as: UTF8.self))
+        XCTAssertEqual(try CLI.run(["diff", back8, unet, "--ignore-dtype"]).status, 1)
+    }
+
+    func testArchitectureKeyIsSDXLForSDXLAndSD1ForSD2AsComfyUIGGUFDetects() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for (family, arch) in [("sdxl", "sdxl"), ("sd2", "sd1"), ("sd1", "sd1")] {
+            let out = directory.appendingPathComponent("\(family).gguf").path
+            // A pipeline folder gives its unet/.
+            let convert = try CLI.run(["convert", CLI.fixture("ldm/\(family)"), out, "--layout", "ldm", "--quant", "q8_0", "-q"])
+            XCTAssertEqual(convert.status, 0, convert.stderr)
+            let read = try CLI.shell("""
+                python3 -c "import gguf; r = gguf.GGUFReader('\(out)'); \
+                print(r.get_field('general.architecture').contents()); \
+                print(all(not t.name.startswith(('model.', 'first_stage', 'cond_stage')) for t in r.tensors))"
+                """)
+            XCTAssertEqual(String(decoding: read.stdout, as: UTF8.self), "\(arch)\nTrue\n", read.stderr)
+        }
+    }
+
+    func testLDMGGUFRefusesWhatTheOriginalLayoutCannotHold() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let out = directory.appendingPathComponent("x.gguf").path
+        // Per-block layers_per_block (a depth-pruned UNet) has no original layout.
+        let result = try CLI.run(["convert", CLI.fixture("engine/cond_heads"), out, "--layout", "ldm"])
+        XCTAssertEqual(result.status, 2, result.stderr)
+        XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+    }
+}
