@@ -1,5 +1,6 @@
 import Diffusion
 import Foundation
+import Surgery
 import TensorFormats
 import UNet
 
@@ -62,7 +63,11 @@ public func openCheckpoint(_ path: String, _ options: OpenOptions, randomAccess:
 public func loadUNet(model: String?, config: String? = nil, open: OpenOptions) throws -> UNet2D {
     let source = model ?? config ?? "-"
     do {
-        if let model { return try UNet2D(checkpoint: try openCheckpoint(model, open, randomAccess: true)) }
+        if let model {
+            // An original-layout UNet (single file, ComfyUI-GGUF) is read under its diffusers names.
+            let checkpoint = try openCheckpoint(model, open, randomAccess: true)
+            return try UNet2D(checkpoint: try LDMConversion.diffusersUNetView(of: checkpoint) ?? checkpoint)
+        }
         let text = try String(contentsOfFile: source, encoding: .utf8)
         return try UNet2D(config: try UNetConfig(json: text), randomSeed: 0)
     } catch let error as UNetError {

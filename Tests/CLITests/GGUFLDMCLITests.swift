@@ -99,4 +99,31 @@ final class GGUFLDMCLITests: XCTestCase {
         XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
     }
+
+    func testForwardRunsStraightFromAnLDMLayoutGGUFAsFromTheDiffusersFolder() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let inputs = directory.appendingPathComponent("in.safetensors").path
+        let make = try CLI.shell("""
+            python3 -c "import numpy as np; from safetensors.numpy import save_file; r=np.random.default_rng(1); \
+            save_file({'sample': r.standard_normal((1,4,16,16)).astype(np.float32), 'timestep': np.array([10], np.int64), \
+            'encoder_hidden_states': r.standard_normal((1,4,32)).astype(np.float32)}, '\(inputs)')"
+            """)
+        XCTAssertEqual(make.status, 0, make.stderr)
+        let f32 = directory.appendingPathComponent("f32.gguf").path
+        let q8 = directory.appendingPathComponent("q8.gguf").path
+        XCTAssertEqual(try CLI.run(["convert", unet, f32, "--layout", "ldm", "--quant", "f32", "-q"]).status, 0)
+        XCTAssertEqual(try CLI.run(["convert", unet, q8, "--layout", "ldm", "--quant", "q8_0", "-q"]).status, 0)
+        var outputs: [String] = []
+        for (index, model) in [unet, f32, q8].enumerated() {
+            let out = directory.appendingPathComponent("out\(index).safetensors").path
+            let run = try CLI.run(["forward", "--model", model, "--inputs", inputs, "--output", out, "-q"])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            outputs.append(out)
+        }
+        XCTAssertEqual(try data(outputs[1]), try data(outputs[0]))
+        let close = try CLI.run(["diff", outputs[2], outputs[0], "--rtol", "0.1", "--atol", "0.05"])
+        XCTAssertEqual(close.status, 0, String(decoding: close.stdout, as: UTF8.self))
+        XCTAssertNotEqual(try data(outputs[2]), try data(outputs[0]))
+    }
 }
