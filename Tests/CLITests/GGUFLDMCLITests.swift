@@ -126,4 +126,31 @@ final class GGUFLDMCLITests: XCTestCase {
         XCTAssertEqual(close.status, 0, String(decoding: close.stdout, as: UTF8.self))
         XCTAssertNotEqual(try data(outputs[2]), try data(outputs[0]))
     }
+
+    func testHostileOriginalNamesInAGGUFGiveOneLineAndStatus2() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // Original UNet names whose structure contradicts itself: read as a model, they must be refused cleanly.
+        let cases = [
+            "bad-index": "{'input_blocks.0.0.weight': (4, 4, 3, 3), 'input_blocks.99999.0.op.weight': (4, 4, 3, 3)}",
+            "conv-in-only": "{'input_blocks.0.0.weight': (4, 4, 3, 3)}",
+            "no-whole-blocks": "{'input_blocks.0.0.weight': (4, 4, 3, 3), 'input_blocks.1.0.in_layers.2.weight': (4, 4, 3, 3), 'input_blocks.3.0.op.weight': (4, 4, 3, 3)}",
+            "rank-2-conv-in": "{'input_blocks.0.0.weight': (4, 4), 'input_blocks.1.0.in_layers.2.weight': (4, 4, 3, 3), 'output_blocks.0.0.in_layers.2.weight': (4, 4, 3, 3), 'output_blocks.1.0.in_layers.2.weight': (4, 4, 3, 3), 'out.2.weight': (4, 4, 3, 3), 'input_blocks.1.1.proj_in.weight': (4, 4, 1, 1)}",
+        ]
+        for (name, tensors) in cases {
+            let file = directory.appendingPathComponent("\(name).gguf").path
+            let make = try CLI.shell("""
+                python3 -c "import gguf, numpy as np; w = gguf.GGUFWriter('\(file)', 'sd1'); \
+                [w.add_tensor(k, np.zeros(s, np.float32)) for k, s in \(tensors).items()]; \
+                w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()"
+                """)
+            XCTAssertEqual(make.status, 0, make.stderr)
+            for command in [["bench", "forward", "--model", file], ["eval", file]] {
+                let result = try CLI.run(command)
+                XCTAssertEqual(result.status, 2, "\(name) \(command[0]): \(result.stderr)")
+                XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+                XCTAssertTrue(result.stderr.contains("error: \(file): ldm-"), result.stderr)
+            }
+        }
+    }
 }
