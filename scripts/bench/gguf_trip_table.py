@@ -51,7 +51,8 @@ def main():
         print("| step | wall | peak RSS |")
         print("|---|---:|---:|")
         for r in other:
-            print(f"| {r['label']} | {r['seconds']:.2f} s | {r['peak_rss_kib'] / 1024:,.0f} MiB |")
+            label = r["label"].replace("|", "\\|")
+            print(f"| {label} | {r['seconds']:.2f} s | {r['peak_rss_kib'] / 1024:,.0f} MiB |")
         print()
         for r in sizes:
             print(f"- {r['label']}: {r['bytes']:,} bytes ({mb(r['bytes'])})")
