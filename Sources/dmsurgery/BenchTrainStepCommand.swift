@@ -106,6 +106,10 @@ extension TrainStepBench {
     func runDistillation(student: inout UNet2D, teacherPath: String, side: Int, setup: EngineSetup) throws {
         var teacherModel = try loadUNet(model: teacherPath, input: subject.input)
         teacherModel.frozenWeightTransforms = WinogradWeightCache()
+        let (s, t) = (student.config, teacherModel.config)
+        guard s.inChannels == t.inChannels, s.outChannels == t.outChannels, s.crossAttentionDim == t.crossAttentionDim else {
+            throw ValidationError("--teacher \(teacherPath) takes other inputs or outputs than --model (channels \(t.inChannels) -> \(t.outChannels), context \(t.crossAttentionDim.map(String.init) ?? "none"))")
+        }
         do { try teacherModel.checkInput(batch: batch, height: side, width: side, training: false, option: "--batch or --size") } catch let error as UNetError {
             throw located(error, file: teacherPath)
         }
