@@ -55,35 +55,12 @@ public struct AdamW: Sendable {
         gradient.data.withUnsafeBufferPointer { pg in
         state.m.withUnsafeMutableBufferPointer { pm in
         state.v.withUnsafeMutableBufferPointer { pv in
+            // The kernel set's loop (Sources/TensorKernels): the same arithmetic in every lane width.
             Parallel.forRanges(pp.count, grain: 65536) { range in
-                typealias V = SIMD8<Float>
-                @inline(__always) func update(_ p: V, _ g: V, _ m: V, _ v: V) -> (V, V, V) {
-                    let m1 = b1 * m + (1 - b1) * g
-                    let v1 = b2 * v + (1 - b2) * g * g
-                    let denom = v1.squareRoot() / biasCorrection2Sqrt + eps
-                    return (p * decay - stepSize * m1 / denom, m1, v1)
-                }
-                var i = range.lowerBound
-                // 8 lanes at a time; the same arithmetic as the scalar tail below.
-                while i + 8 <= range.upperBound {
-                    @inline(__always) func load(_ b: UnsafeMutableBufferPointer<Float>) -> V {
-                        UnsafeRawPointer(b.baseAddress! + i).loadUnaligned(as: V.self)
-                    }
-                    let g = UnsafeRawPointer(pg.baseAddress! + i).loadUnaligned(as: V.self)
-                    let (p1, m1, v1) = update(load(pp), g, load(pm), load(pv))
-                    UnsafeMutableRawPointer(pp.baseAddress! + i).storeBytes(of: p1, as: V.self)
-                    UnsafeMutableRawPointer(pm.baseAddress! + i).storeBytes(of: m1, as: V.self)
-                    UnsafeMutableRawPointer(pv.baseAddress! + i).storeBytes(of: v1, as: V.self)
-                    i += 8
-                }
-                while i < range.upperBound {
-                    let (p1, m1, v1) = update(V(repeating: pp[i]), V(repeating: pg[i]), V(repeating: pm[i]),
-                                              V(repeating: pv[i]))
-                    pp[i] = p1[0]
-                    pm[i] = m1[0]
-                    pv[i] = v1[0]
-                    i += 1
-                }
+                let lo = range.lowerBound
+                VectorMath.kernels.adamW(pp.baseAddress! + lo, pg.baseAddress! + lo, pm.baseAddress! + lo,
+                                         pv.baseAddress! + lo, range.count, decay, b1, b2, stepSize,
+                                         biasCorrection2Sqrt, eps)
             }
         }
         }

@@ -60,6 +60,22 @@ struct VectorKernels: Sendable {
     let sum: @Sendable (UnsafePointer<Float>, Int) -> Float
     let sumOfSquares: @Sendable (UnsafePointer<Float>, Int, Float) -> Float
     let sumAndShiftedDot: @Sendable (UnsafePointer<Float>, UnsafePointer<Float>, Int, Float) -> (Float, Float)
+    let gelu: @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
+    let geluBackward: @Sendable (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
+    let geglu: @Sendable (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
+    let gegluBackward: @Sendable (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
+                                  UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
+    /// Padded width of packed keys / values for the fused attention (a multiple of three vectors).
+    let attentionKeyStride: @Sendable (Int) -> Int
+    /// (q, qStride, rows, kt, kp, depth, scale, scores)
+    let attentionScores: @Sendable (UnsafePointer<Float>, Int, Int, UnsafePointer<Float>, Int, Int, Float,
+                                    UnsafeMutablePointer<Float>) -> Void
+    /// (p, kp, rows, keys, vp, vStride, width, inverse, out, outStride)
+    let attentionValues: @Sendable (UnsafePointer<Float>, Int, Int, Int, UnsafePointer<Float>, Int, Int,
+                                    UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
+    /// (p, g, m, v, n, decay, beta1, beta2, stepSize, bc2Sqrt, eps)
+    let adamW: @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>,
+                          UnsafeMutablePointer<Float>, Int, Float, Float, Float, Float, Float, Float) -> Void
 
     static let avx512 = VectorKernels(
         shiftedExp: KernelsAVX512.shiftedExp(_:count:), expShifted: KernelsAVX512.expShifted(_:count:shift:),
@@ -68,7 +84,13 @@ struct VectorKernels: Sendable {
         affineSiLU: KernelsAVX512.affineSiLU(_:_:count:scale:shift:),
         normInputGradient: KernelsAVX512.normInputGradient(_:_:_:count:a:b:c:), sum: KernelsAVX512.sum(_:count:),
         sumOfSquares: KernelsAVX512.sumOfSquares(_:count:shift:),
-        sumAndShiftedDot: KernelsAVX512.sumAndShiftedDot(_:_:count:shift:))
+        sumAndShiftedDot: KernelsAVX512.sumAndShiftedDot(_:_:count:shift:), gelu: KernelsAVX512.gelu(_:_:count:),
+        geluBackward: KernelsAVX512.geluBackward(_:_:_:count:), geglu: KernelsAVX512.geglu(_:_:_:count:),
+        gegluBackward: KernelsAVX512.gegluBackward(_:_:_:_:_:count:),
+        attentionKeyStride: KernelsAVX512.attentionKeyStride(_:),
+        attentionScores: KernelsAVX512.attentionScores(_:qStride:rows:_:keyStride:depth:scale:into:),
+        attentionValues: KernelsAVX512.attentionValues(_:probabilityStride:rows:keys:_:valueStride:width:inverse:into:outputStride:),
+        adamW: KernelsAVX512.adamW(_:_:_:_:count:decay:beta1:beta2:stepSize:bc2Sqrt:eps:))
 
     static let avx2 = VectorKernels(
         shiftedExp: KernelsAVX2.shiftedExp(_:count:), expShifted: KernelsAVX2.expShifted(_:count:shift:),
@@ -77,7 +99,13 @@ struct VectorKernels: Sendable {
         affineSiLU: KernelsAVX2.affineSiLU(_:_:count:scale:shift:),
         normInputGradient: KernelsAVX2.normInputGradient(_:_:_:count:a:b:c:), sum: KernelsAVX2.sum(_:count:),
         sumOfSquares: KernelsAVX2.sumOfSquares(_:count:shift:),
-        sumAndShiftedDot: KernelsAVX2.sumAndShiftedDot(_:_:count:shift:))
+        sumAndShiftedDot: KernelsAVX2.sumAndShiftedDot(_:_:count:shift:), gelu: KernelsAVX2.gelu(_:_:count:),
+        geluBackward: KernelsAVX2.geluBackward(_:_:_:count:), geglu: KernelsAVX2.geglu(_:_:_:count:),
+        gegluBackward: KernelsAVX2.gegluBackward(_:_:_:_:_:count:),
+        attentionKeyStride: KernelsAVX2.attentionKeyStride(_:),
+        attentionScores: KernelsAVX2.attentionScores(_:qStride:rows:_:keyStride:depth:scale:into:),
+        attentionValues: KernelsAVX2.attentionValues(_:probabilityStride:rows:keys:_:valueStride:width:inverse:into:outputStride:),
+        adamW: KernelsAVX2.adamW(_:_:_:_:count:decay:beta1:beta2:stepSize:bc2Sqrt:eps:))
 
     static let portable = VectorKernels(
         shiftedExp: KernelsPortable.shiftedExp(_:count:), expShifted: KernelsPortable.expShifted(_:count:shift:),
@@ -86,7 +114,13 @@ struct VectorKernels: Sendable {
         affineSiLU: KernelsPortable.affineSiLU(_:_:count:scale:shift:),
         normInputGradient: KernelsPortable.normInputGradient(_:_:_:count:a:b:c:), sum: KernelsPortable.sum(_:count:),
         sumOfSquares: KernelsPortable.sumOfSquares(_:count:shift:),
-        sumAndShiftedDot: KernelsPortable.sumAndShiftedDot(_:_:count:shift:))
+        sumAndShiftedDot: KernelsPortable.sumAndShiftedDot(_:_:count:shift:), gelu: KernelsPortable.gelu(_:_:count:),
+        geluBackward: KernelsPortable.geluBackward(_:_:_:count:), geglu: KernelsPortable.geglu(_:_:_:count:),
+        gegluBackward: KernelsPortable.gegluBackward(_:_:_:_:_:count:),
+        attentionKeyStride: KernelsPortable.attentionKeyStride(_:),
+        attentionScores: KernelsPortable.attentionScores(_:qStride:rows:_:keyStride:depth:scale:into:),
+        attentionValues: KernelsPortable.attentionValues(_:probabilityStride:rows:keys:_:valueStride:width:inverse:into:outputStride:),
+        adamW: KernelsPortable.adamW(_:_:_:_:count:decay:beta1:beta2:stepSize:bc2Sqrt:eps:))
 
     /// The table of the process's kernel set.
     static let active = KernelSet.active.kernels

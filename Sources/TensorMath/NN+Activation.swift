@@ -29,14 +29,33 @@ extension NN {
         }
     }
 
-    /// GELU in its exact erf form (torch's default `approximate='none'`): 0.5 x (1 + erf(x / sqrt 2)).
+    /// GELU in its exact erf form (torch's default `approximate='none'`): 0.5 x (1 + erf(x / sqrt 2)),
+    /// with erf as ATen's vectorized kernel computes it (absolute error < 2e-7).
     public static func gelu(_ x: Tensor) -> Tensor {
-        map(x, geluScalar)
+        Tensor(uninitializedShape: x.shape) { out in
+            x.data.withUnsafeBufferPointer { px in
+                Parallel.forRanges(x.count, grain: 16384) { range in
+                    VectorMath.kernels.gelu(px.baseAddress! + range.lowerBound, out.baseAddress! + range.lowerBound,
+                                            range.count)
+                }
+            }
+        }
     }
 
     /// Backward of `gelu` given the forward input.
     public static func geluBackward(_ dy: Tensor, input x: Tensor) -> Tensor {
-        zipMap(dy, x) { g, v in g * geluDerivative(v) }
+        precondition(dy.shape == x.shape, "geluBackward: gradient \(dy.shape) vs input \(x.shape)")
+        return Tensor(uninitializedShape: x.shape) { out in
+            dy.data.withUnsafeBufferPointer { pg in
+            x.data.withUnsafeBufferPointer { px in
+                Parallel.forRanges(x.count, grain: 16384) { range in
+                    let lo = range.lowerBound
+                    VectorMath.kernels.geluBackward(pg.baseAddress! + lo, px.baseAddress! + lo, out.baseAddress! + lo,
+                                                    range.count)
+                }
+            }
+            }
+        }
     }
 
     /// GEGLU's gating after its projection: h [..., 2n] is split as torch's `chunk(2, dim=-1)` into
@@ -49,11 +68,10 @@ extension NN {
         shape[shape.count - 1] = n
         return Tensor(uninitializedShape: shape) { out in
             h.data.withUnsafeBufferPointer { ph in
-                Parallel.forRanges(rows, grain: Swift.max(1, 16384 / Swift.max(1, n))) { range in
+                Parallel.forRanges(rows, grain: Swift.max(1, 8192 / Swift.max(1, n))) { range in
                     for r in range {
                         let src = ph.baseAddress! + r * two
-                        let dst = out.baseAddress! + r * n
-                        for i in 0..<n { dst[i] = src[i] * geluScalar(src[n + i]) }
+                        VectorMath.kernels.geglu(src, src + n, out.baseAddress! + r * n, n)
                     }
                 }
             }
@@ -68,29 +86,15 @@ extension NN {
         return Tensor(uninitializedShape: h.shape) { out in
             h.data.withUnsafeBufferPointer { ph in
             dy.data.withUnsafeBufferPointer { pdy in
-                Parallel.forRanges(rows, grain: Swift.max(1, 8192 / Swift.max(1, n))) { range in
+                Parallel.forRanges(rows, grain: Swift.max(1, 4096 / Swift.max(1, n))) { range in
                     for r in range {
-                        let src = ph.baseAddress! + r * two
-                        let g = pdy.baseAddress! + r * n
-                        let dst = out.baseAddress! + r * two
-                        for i in 0..<n {
-                            let gate = src[n + i]
-                            dst[i] = g[i] * geluScalar(gate)
-                            dst[n + i] = g[i] * src[i] * geluDerivative(gate)
-                        }
+                        let src = ph.baseAddress! + r * two, dst = out.baseAddress! + r * two
+                        VectorMath.kernels.gegluBackward(pdy.baseAddress! + r * n, src, src + n, dst, dst + n, n)
                     }
                 }
             }
             }
         }
-    }
-
-    @inline(__always)
-    static func geluScalar(_ v: Float) -> Float { 0.5 * v * (1 + erff(v * 0.70710678118654752)) }
-
-    @inline(__always)
-    static func geluDerivative(_ v: Float) -> Float {
-        0.5 * (1 + erff(v * 0.70710678118654752)) + v * expf(-0.5 * v * v) * 0.39894228040143268
     }
 
     /// Applies `f` to every element, split over the cores for large tensors.

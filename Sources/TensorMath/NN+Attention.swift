@@ -37,10 +37,23 @@ extension NN {
         attention(q: q, k: k, v: v, heads: heads, scale: scale, rowBlock: nil)
     }
 
-    static func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, scale: Float?,
-                          rowBlock: Int?) -> (output: Tensor, stats: AttentionStatistics) {
+    /// Which forward `attention` runs: the fused kernels pay where score rows are long (self-attention over
+    /// >= 1024 tokens) and heads narrow; the sgemm path elsewhere (TensorMathBench --cpu, this 2-core Zen 5:
+    /// 64x64 c320 8 heads 171-186 -> 147-149 ms fused; 16x16 c256 1 head 1.45 ms by sgemm, 1.7-2.2 fused).
+    enum AttentionPath { case automatic, fused, sgemm }
+
+    static func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, scale: Float?, rowBlock: Int?,
+                          path: AttentionPath = .automatic) -> (output: Tensor, stats: AttentionStatistics) {
         ComputeThreads.ensureConfigured()
         let g = AttentionGeometry(q: q.shape, k: k.shape, v: v.shape, heads: heads, scale: scale, rowBlock: rowBlock)
+        let fused = path == .fused || (path == .automatic && g.sk >= 1024 && g.headDim <= 64)
+        return fused ? fusedAttention(q: q, k: k, v: v, g: g, rowBlock: rowBlock) : attentionBySGEMM(q: q, k: k, v: v, g: g)
+    }
+
+    /// The sgemm forward: per head, blocks of ~4 MB of scores (`g.rowBlock` rows) through two sgemms with
+    /// the softmax between. Faster than the fused kernels where keys are few or heads wide (OpenBLAS's
+    /// blocking wins once the score rows are short enough to stay in cache anyway).
+    static func attentionBySGEMM(q: Tensor, k: Tensor, v: Tensor, g: AttentionGeometry) -> (output: Tensor, stats: AttentionStatistics) {
         var lse = [Float](repeating: 0, count: g.batch * g.heads * g.sq)
         let out = Tensor(uninitializedShape: [g.batch, g.sq, g.vWidth]) { po in
             q.data.withUnsafeBufferPointer { pq in
@@ -87,6 +100,82 @@ extension NN {
             }
         }
         return (out, AttentionStatistics(logSumExp: lse))
+    }
+
+
+    /// The fused forward: K^T and V of every head are packed once (zero-padded to the kernel set's register
+    /// blocks); then each task takes a block of query rows of one head through scores, softmax and
+    /// probabilities x values with the block's scores held in the core's L2 (`rowBlock` rows, by default
+    /// ~512 KB of scores), so no Sq x Sk matrix exists and the scores never pass through sgemm's packing.
+    /// The division by each row's sum is folded into the output rows.
+    static func fusedAttention(q: Tensor, k: Tensor, v: Tensor, g: AttentionGeometry,
+                               rowBlock: Int?) -> (output: Tensor, stats: AttentionStatistics) {
+        let kernels = VectorMath.kernels
+        let kp = kernels.attentionKeyStride(g.sk), vs = kernels.attentionKeyStride(g.valueDim)
+        let perHead = g.headDim * kp + g.sk * vs
+        let heads = g.batch * g.heads
+        let rows = Swift.max(1, Swift.min(g.sq, rowBlock ?? Swift.max(4, (1 << 17) / kp / 4 * 4)))
+        let blocks = (g.sq + rows - 1) / rows
+        var lse = [Float](repeating: 0, count: heads * g.sq)
+        var packed = [Float](unsafeUninitializedCapacity: heads * perHead) { _, n in n = heads * perHead }
+        let out = Tensor(uninitializedShape: [g.batch, g.sq, g.vWidth]) { po in
+            q.data.withUnsafeBufferPointer { pq in
+            k.data.withUnsafeBufferPointer { pk in
+            v.data.withUnsafeBufferPointer { pv in
+            lse.withUnsafeMutableBufferPointer { pl in
+            packed.withUnsafeMutableBufferPointer { pp in
+                Parallel.forRanges(heads) { tasks in
+                    for task in tasks {
+                        let b = task / g.heads, h = task % g.heads
+                        packAttentionHead(keys: pk.baseAddress! + b * g.sk * g.qWidth + h * g.headDim,
+                                          values: pv.baseAddress! + b * g.sk * g.vWidth + h * g.valueDim, g,
+                                          keyStride: kp, valueStride: vs, into: pp.baseAddress! + task * perHead)
+                    }
+                }
+                Parallel.forRanges(heads * blocks) { tasks in
+                    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: rows * kp + rows)
+                    defer { scratch.deallocate() }
+                    let inverse = scratch + rows * kp
+                    for task in tasks {
+                        let head = task / blocks, r0 = task % blocks * rows
+                        let n = Swift.min(rows, g.sq - r0)
+                        let b = head / g.heads, h = head % g.heads
+                        let kt = UnsafePointer(pp.baseAddress! + head * perHead)
+                        kernels.attentionScores(pq.baseAddress! + (b * g.sq + r0) * g.qWidth + h * g.headDim, g.qWidth,
+                                                n, kt, kp, g.headDim, g.scale, scratch)
+                        for r in 0..<n {
+                            let (m, s) = kernels.shiftedExp(scratch + r * kp, g.sk)
+                            pl[head * g.sq + r0 + r] = m + logf(s)
+                            inverse[r] = 1 / s
+                        }
+                        kernels.attentionValues(scratch, kp, n, g.sk, kt + g.headDim * kp, vs, g.valueDim, inverse,
+                                                po.baseAddress! + (b * g.sq + r0) * g.vWidth + h * g.valueDim, g.vWidth)
+                    }
+                }
+            }
+            }
+            }
+            }
+            }
+        }
+        return (out, AttentionStatistics(logSumExp: lse))
+    }
+
+    /// One head's keys as K^T [headDim, keyStride] followed by its values as [keys, valueStride], both
+    /// zero-padded: the layout `attentionScores` / `attentionValues` read with whole vectors.
+    static func packAttentionHead(keys: UnsafePointer<Float>, values: UnsafePointer<Float>, _ g: AttentionGeometry,
+                                  keyStride kp: Int, valueStride vs: Int, into dst: UnsafeMutablePointer<Float>) {
+        for c in 0..<g.headDim {
+            let row = dst + c * kp
+            for j in 0..<g.sk { row[j] = keys[j * g.qWidth + c] }
+            (row + g.sk).update(repeating: 0, count: kp - g.sk)
+        }
+        let vp = dst + g.headDim * kp
+        for j in 0..<g.sk {
+            let row = vp + j * vs
+            row.update(from: values + j * g.vWidth, count: g.valueDim)
+            (row + g.valueDim).update(repeating: 0, count: vs - g.valueDim)
+        }
     }
 
     /// Backward of `attention`: given dOut [B, Sq, H*dv], returns (dq, dk, dv) in the shapes of q, k, v.

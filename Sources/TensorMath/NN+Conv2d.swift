@@ -211,24 +211,25 @@ extension NN {
     static func channelSums(_ t: Tensor) -> Tensor {
         let (b, c) = (t.shape[0], t.shape[1])
         let inner = t.count / Swift.max(1, b * c)
-        var sums = [Double](repeating: 0, count: c)
-        t.data.withUnsafeBufferPointer { p in
-            for n in 0..<b {
-                for ch in 0..<c {
-                    sums[ch] += Double(VectorMath.sum(p.baseAddress! + (n * c + ch) * inner, count: inner))
+        // Split over channels across the cores (each channel's sum is its own, in the same order as serially).
+        return Tensor(uninitializedShape: [c]) { out in
+            t.data.withUnsafeBufferPointer { p in
+                Parallel.forRanges(c, grain: Swift.max(1, 16384 / Swift.max(1, b * inner))) { channels in
+                    for ch in channels {
+                        var sum = 0.0
+                        for n in 0..<b { sum += Double(VectorMath.sum(p.baseAddress! + (n * c + ch) * inner, count: inner)) }
+                        out[ch] = Float(sum)
+                    }
                 }
             }
         }
-        return Tensor(shape: [c], data: sums.map { Float($0) })
     }
 
     /// Adds bias[r] to every element of row r of a rows x cols matrix.
     static func addBiasRows(_ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int, bias: Tensor) {
         bias.data.withUnsafeBufferPointer { pb in
-            for r in 0..<rows {
-                let v = pb[r]
-                let row = p + r * cols
-                for i in 0..<cols { row[i] += v }
+            Parallel.forRanges(rows, grain: Swift.max(1, 16384 / Swift.max(1, cols))) { range in
+                for r in range { VectorMath.kernels.affine(p + r * cols, p + r * cols, cols, 1, pb[r]) }
             }
         }
     }

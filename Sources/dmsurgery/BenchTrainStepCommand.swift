@@ -3,6 +3,7 @@ import Diffusion
 import Foundation
 import TensorFormats
 import TensorMath
+import Training
 import UNet
 import Workflows
 
@@ -18,6 +19,11 @@ struct TrainStepBench: ParsableCommand {
         forward, backward, update, parameters, batch, size, threads, steps, loss, nominal_gflop (3x the \
         forward's multiply-adds x 2, Winograd savings not subtracted) and gflops (nominal work per second).
 
+        With --teacher, each step is `unlearn`'s lower level against that frozen teacher instead: the \
+        teacher's forward, the student's L_ft = L_diff + 2 L_outKD + 0.1 L_featKD with its backward, and \
+        AdamW; --json then prints seconds_per_step, teacher, student (forward + backward), update, \
+        parameters, teacher_parameters, batch, size, steps, loss and peak_rss_bytes.
+
         Exit status: 0 success, 2 invalid or unreadable input, 64 usage error.
         """
     )
@@ -29,6 +35,9 @@ struct TrainStepBench: ParsableCommand {
 
     @Option(help: "Timed steps (after one warm-up step).")
     var steps = 3
+
+    @Option(help: "A frozen dense teacher (diffusers folder or checkpoint): time the distillation step of a pruned --model.")
+    var teacher: String?
 
     @OptionGroup var common: CommonOptions
 
@@ -44,6 +53,9 @@ struct TrainStepBench: ParsableCommand {
         let side = subject.size ?? cfg.sampleSize ?? 32
         do { try unet.checkInput(batch: batch, height: side, width: side, training: true, option: "--batch or --size") } catch let error as UNetError {
             throw located(error, file: subject.model ?? subject.config ?? "-")
+        }
+        if let teacher {
+            return try runDistillation(student: &unet, teacherPath: teacher, side: side, setup: setup)
         }
         var rng = NormalGenerator(seed: 0)
         var optimizer = AdamW(learningRate: 1e-4)
@@ -85,6 +97,56 @@ struct TrainStepBench: ParsableCommand {
                         ["parameters", formatCount(unet.parameterCount)],
                         ["batch", "\(batch) x \(cfg.inChannels) x \(side) x \(side)"],
                         ["nominal work", String(format: "%.1f GFLOP (%.1f GFLOP/s)", flops / 1e9, gflops)]] + setup.tableRows))
+        }
+    }
+}
+
+extension TrainStepBench {
+    /// The `--teacher` form: `distillationTrainStep` per step, the teacher's 3x3 weight transforms cached.
+    func runDistillation(student: inout UNet2D, teacherPath: String, side: Int, setup: EngineSetup) throws {
+        var teacherModel = try loadUNet(model: teacherPath, input: subject.input)
+        teacherModel.frozenWeightTransforms = WinogradWeightCache()
+        let (s, t) = (student.config, teacherModel.config)
+        guard s.inChannels == t.inChannels, s.outChannels == t.outChannels, s.crossAttentionDim == t.crossAttentionDim else {
+            throw ValidationError("--teacher \(teacherPath) takes other inputs or outputs than --model (channels \(t.inChannels) -> \(t.outChannels), context \(t.crossAttentionDim.map(String.init) ?? "none"))")
+        }
+        do { try teacherModel.checkInput(batch: batch, height: side, width: side, training: false, option: "--batch or --size") } catch let error as UNetError {
+            throw located(error, file: teacherPath)
+        }
+        var rng = NormalGenerator(seed: 0)
+        var optimizer = AdamW(learningRate: 1e-4)
+        let objective = LowerLevelObjective(schedule: NoiseSchedule(SchedulerConfig()))
+        var timings: [DistillationTiming] = []
+        var loss: Float = 0
+        for step in 0...steps {
+            let (l, t) = try distillationTrainStep(student: &student, teacher: teacherModel, optimizer: &optimizer,
+                                                   objective: objective, batch: batch, side: side, rng: &rng)
+            loss = l
+            if step > 0 { timings.append(t) }
+            note("step \(step)\(step == 0 ? " (warm-up)" : ""): \(String(format: "%.3f", t.total)) s, L_ft \(l)", quiet: common.quiet)
+        }
+        let n = Double(timings.count)
+        let mean = DistillationTiming(teacher: timings.map(\.teacher).reduce(0, +) / n,
+                                      student: timings.map(\.student).reduce(0, +) / n,
+                                      update: timings.map(\.update).reduce(0, +) / n)
+        let peak = peakResidentBytes()
+        if subject.json {
+            try emit(JSONWriter.pretty(.object([
+                JSONMember("seconds_per_step", .double(mean.total)), JSONMember("teacher", .double(mean.teacher)),
+                JSONMember("student", .double(mean.student)), JSONMember("update", .double(mean.update)),
+                JSONMember("parameters", .int(student.parameterCount)),
+                JSONMember("teacher_parameters", .int(teacherModel.parameterCount)), JSONMember("batch", .int(batch)),
+                JSONMember("size", .int(side)), JSONMember("steps", .int(timings.count)),
+                JSONMember("loss", .double(Double(loss))), JSONMember("peak_rss_bytes", .int(peak)),
+            ] + setup.jsonMembers)))
+        } else {
+            try emit(table([["seconds per step", String(format: "%.3f", mean.total)],
+                        ["teacher forward", String(format: "%.3f", mean.teacher)],
+                        ["student forward + backward", String(format: "%.3f", mean.student)],
+                        ["update", String(format: "%.3f", mean.update)],
+                        ["parameters", "\(formatCount(student.parameterCount)) (teacher \(formatCount(teacherModel.parameterCount)))"],
+                        ["batch", "\(batch) x \(student.config.inChannels) x \(side) x \(side)"],
+                        ["peak resident memory", formatBytes(peak)]] + setup.tableRows))
         }
     }
 }

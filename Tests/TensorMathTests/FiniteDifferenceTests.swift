@@ -115,22 +115,24 @@ final class FiniteDifferenceTests: XCTestCase {
 
     func testAttentionBackwardSelfCrossAndBlocked() {
         // (Sq, Sk, heads, rowBlock): self-attention, cross-attention, and query rows split into blocks.
-        for (sq, sk, heads, block) in [(6, 6, 2, nil), (5, 7, 3, nil), (9, 4, 2, 4)] as [(Int, Int, Int, Int?)] {
+        // Each through both forwards (their statistics feed the backward).
+        let shapes: [(Int, Int, Int, Int?)] = [(6, 6, 2, nil), (5, 7, 3, nil), (9, 4, 2, 4)]
+        for path in [NN.AttentionPath.fused, .sgemm] { for (sq, sk, heads, block) in shapes {
             var rng = SeededRandom(UInt64(20 + sq + sk))
             let d = 4
             let q = rng.tensor([2, sq, heads * d]), k = rng.tensor([2, sk, heads * d]), v = rng.tensor([2, sk, heads * d])
             let cot = rng.tensor([2, sq, heads * d])
-            let (_, stats) = NN.attention(q: q, k: k, v: v, heads: heads, scale: nil, rowBlock: block)
+            let (_, stats) = NN.attention(q: q, k: k, v: v, heads: heads, scale: nil, rowBlock: block, path: path)
             let (dq, dk, dv) = NN.attentionBackward(cot, q: q, k: k, v: v, heads: heads, stats: stats, scale: nil,
                                                     rowBlock: block)
             func f(_ q: Tensor, _ k: Tensor, _ v: Tensor) -> Double {
-                dot(NN.attention(q: q, k: k, v: v, heads: heads, scale: nil, rowBlock: block).output, cot)
+                dot(NN.attention(q: q, k: k, v: v, heads: heads, scale: nil, rowBlock: block, path: path).output, cot)
             }
-            let what = "Sq\(sq) Sk\(sk) H\(heads)"
+            let what = "\(path) Sq\(sq) Sk\(sk) H\(heads)"
             checkGradient("\(what) dq", at: q, analytic: dq, coordinates: 40) { f($0, k, v) }
             checkGradient("\(what) dk", at: k, analytic: dk, coordinates: 40) { f(q, $0, v) }
             checkGradient("\(what) dv", at: v, analytic: dv, coordinates: 40) { f(q, k, $0) }
-        }
+        } }
     }
 
     func testUpsampleAndChannelBiasBackwards() {

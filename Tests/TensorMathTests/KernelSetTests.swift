@@ -54,6 +54,30 @@ final class KernelSetTests: XCTestCase {
                 k.softmaxBackward(expected, &dp, n, 0.3)
                 assertClose(dp, zip(expected, y).map { $0 * ($1 - 0.3) }, what + " softmaxBackward")
 
+                k.gelu(x, &out, n)
+                assertClose(out, x.map(geluReference), what + " gelu", tolerance: 2e-6, absolute: 2e-6)
+                k.geluBackward(y, x, &out, n)
+                assertClose(out, zip(y, x).map { $0 * geluDerivativeReference($1) }, what + " geluBackward",
+                            tolerance: 2e-6, absolute: 2e-6)
+                k.geglu(y, x, &out, n)
+                assertClose(out, zip(y, x).map { $0 * geluReference($1) }, what + " geglu", tolerance: 2e-6, absolute: 2e-6)
+                let dy = rng.tensor([n]).data
+                var dHidden = [Float](repeating: 0, count: n), dGate = dHidden
+                k.gegluBackward(dy, y, x, &dHidden, &dGate, n)
+                assertClose(dHidden, (0..<n).map { dy[$0] * geluReference(x[$0]) }, what + " gegluBackward hidden",
+                            tolerance: 2e-6, absolute: 2e-6)
+                assertClose(dGate, (0..<n).map { dy[$0] * y[$0] * geluDerivativeReference(x[$0]) },
+                            what + " gegluBackward gate", tolerance: 2e-6, absolute: 2e-6)
+
+                var param = x, mom = y, vel = y.map { $0 * $0 }
+                k.adamW(&param, dy, &mom, &vel, n, 0.999, 0.9, 0.99, 0.01, 0.3, 1e-8)
+                let m1 = zip(y, dy).map { 0.9 * $0 + 0.1 * $1 }
+                let v1 = zip(y, dy).map { 0.99 * $0 * $0 + 0.01 * $1 * $1 }
+                assertClose(mom, m1, what + " adamW m")
+                assertClose(vel, v1, what + " adamW v")
+                assertClose(param, (0..<n).map { x[$0] * 0.999 - 0.01 * m1[$0] / (v1[$0].squareRoot() / 0.3 + 1e-8) },
+                            what + " adamW p")
+
                 let sum = x.reduce(0, +)
                 XCTAssertEqual(k.sum(x, n), sum, accuracy: 1e-5 * Float(n) * 4, what + " sum")
                 XCTAssertEqual(k.sumOfSquares(x, n, 0.5), x.map { ($0 - 0.5) * ($0 - 0.5) }.reduce(0, +),
@@ -65,9 +89,19 @@ final class KernelSetTests: XCTestCase {
         }
     }
 
-    private func assertClose(_ a: [Float], _ b: [Float], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+    /// GELU (erf form) and its derivative in double precision.
+    private func geluReference(_ x: Float) -> Float { Float(0.5 * Double(x) * (1 + Foundation.erf(Double(x) / 2.0.squareRoot()))) }
+
+    private func geluDerivativeReference(_ x: Float) -> Float {
+        let v = Double(x)
+        return Float(0.5 * (1 + Foundation.erf(v / 2.0.squareRoot())) + v * Foundation.exp(-0.5 * v * v) / (2 * Double.pi).squareRoot())
+    }
+
+    /// |a - b| <= tolerance * max(1, |b|) + absolute per element.
+    private func assertClose(_ a: [Float], _ b: [Float], _ what: String, tolerance: Float = 2e-6, absolute: Float = 0,
+                             file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(a.count, b.count, what, file: file, line: line)
-        for (i, (u, v)) in zip(a, b).enumerated() where abs(u - v) > 2e-6 * Swift.max(1, abs(v)) {
+        for (i, (u, v)) in zip(a, b).enumerated() where abs(u - v) > tolerance * Swift.max(1, abs(v)) + absolute {
             XCTFail("\(what): [\(i)] \(u) vs \(v)", file: file, line: line)
             return
         }

@@ -152,9 +152,9 @@ final class TorchGoldenTests: XCTestCase {
         for name in ["attention_self", "attention_cross"] {
             let c = Goldens.named(name)
             let (q, k, v, h) = (c.tensor("q"), c.tensor("k"), c.tensor("v"), c.int("heads"))
-            for rowBlock in [nil, 2] as [Int?] {
-                let (y, stats) = NN.attention(q: q, k: k, v: v, heads: h, scale: nil, rowBlock: rowBlock)
-                assertClose(y, c.tensor("y"), tolerance: forwardTolerance, "\(name) y")
+            for (path, rowBlock) in [(.fused, nil), (.fused, 2), (.sgemm, nil), (.sgemm, 2)] as [(NN.AttentionPath, Int?)] {
+                let (y, stats) = NN.attention(q: q, k: k, v: v, heads: h, scale: nil, rowBlock: rowBlock, path: path)
+                assertClose(y, c.tensor("y"), tolerance: forwardTolerance, "\(name) \(path) y")
                 let (dq, dk, dv) = NN.attentionBackward(c.tensor("cot"), q: q, k: k, v: v, heads: h, stats: stats,
                                                         scale: nil, rowBlock: rowBlock)
                 assertClose(dq, c.tensor("dq"), tolerance: 1e-4, "\(name) dq")
@@ -162,6 +162,19 @@ final class TorchGoldenTests: XCTestCase {
                 assertClose(dv, c.tensor("dv"), tolerance: 1e-4, "\(name) dv")
             }
         }
+    }
+
+    /// The fused forward (the automatic choice for >= 1024 keys) equals the sgemm forward, outputs and
+    /// log-sum-exp, at widths that leave tails for every lane width and rows that leave a short group.
+    func testFusedAttentionEqualsSGEMMAttentionOnLongSequences() {
+        var rng = SeededRandom(31)
+        let q = rng.tensor([2, 37, 21]), k = rng.tensor([2, 1030, 21]), v = rng.tensor([2, 1030, 15])
+        let (fused, fusedStats) = NN.attention(q: q, k: k, v: v, heads: 3, scale: 0.3, rowBlock: nil, path: .automatic)
+        let (plain, plainStats) = NN.attention(q: q, k: k, v: v, heads: 3, scale: 0.3, rowBlock: nil, path: .sgemm)
+        XCTAssertEqual(fused.shape, [2, 37, 15])
+        assertClose(fused, plain, tolerance: 1e-5, "output")
+        assertClose(Tensor(shape: [fusedStats.logSumExp.count], data: fusedStats.logSumExp),
+                    Tensor(shape: [plainStats.logSumExp.count], data: plainStats.logSumExp), tolerance: 1e-5, "lse")
     }
 
     func testUpsampleMatchesTorch() {

@@ -192,3 +192,93 @@ extension Impl {
         return (r0, r1)
     }
 }
+
+extension Impl {
+    /// erf on every lane: Abramowitz & Stegun 7.1.26 (the form ATen's vectorized erf uses), absolute
+    /// error below 1.5e-7 plus the ~2 ulp of `exp`.
+    @inline(__always)
+    static func erf(_ x: V) -> V {
+        let a = x.replacing(with: -x, where: x .< 0)
+        let t = 1 / (a * 0.3275911 + 1)
+        var p = V(repeating: 1.061405429)
+        p = p * t - 1.453152027
+        p = p * t + 1.421413741
+        p = p * t - 0.284496736
+        p = p * t + 0.254829592
+        let r = 1 - p * t * exp(-a * a)
+        return r.replacing(with: -r, where: x .< 0)
+    }
+
+    /// GELU, exact (erf) form: 0.5 x (1 + erf(x / sqrt 2)).
+    @inline(__always)
+    static func gelu(_ x: V) -> V { 0.5 * x * (1 + erf(x * 0.70710678118654752)) }
+
+    /// GELU's derivative: 0.5 (1 + erf(x / sqrt 2)) + x exp(-x^2 / 2) / sqrt(2 pi).
+    @inline(__always)
+    static func geluDerivative(_ x: V) -> V {
+        0.5 * (1 + erf(x * 0.70710678118654752)) + x * exp(-0.5 * x * x) * 0.39894228040143268
+    }
+
+    /// dst = gelu(src).
+    public static func gelu(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, count n: Int) {
+        map(src, dst, n) { gelu($0) }
+    }
+
+    /// dst = dy * gelu'(x).
+    public static func geluBackward(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                                    _ dst: UnsafeMutablePointer<Float>, count n: Int) {
+        map(dy, x, dst, n) { g, v in g * geluDerivative(v) }
+    }
+
+    /// GEGLU's gate on one row: dst = hidden * gelu(gate).
+    public static func geglu(_ hidden: UnsafePointer<Float>, _ gate: UnsafePointer<Float>,
+                             _ dst: UnsafeMutablePointer<Float>, count n: Int) {
+        map(hidden, gate, dst, n) { h, g in h * gelu(g) }
+    }
+
+    /// GEGLU's backward on one row: dHidden = dy * gelu(gate), dGate = dy * hidden * gelu'(gate).
+    public static func gegluBackward(_ dy: UnsafePointer<Float>, _ hidden: UnsafePointer<Float>,
+                                     _ gate: UnsafePointer<Float>, _ dHidden: UnsafeMutablePointer<Float>,
+                                     _ dGate: UnsafeMutablePointer<Float>, count n: Int) {
+        var i = 0
+        while i + V.scalarCount <= n {
+            let d = load(dy + i), g = load(gate + i)
+            store(d * gelu(g), dHidden + i)
+            store(d * load(hidden + i) * geluDerivative(g), dGate + i)
+            i += V.scalarCount
+        }
+        if i < n {
+            let d = loadTail(dy + i, n - i), g = loadTail(gate + i, n - i)
+            storeTail(d * gelu(g), dHidden + i, n - i)
+            storeTail(d * loadTail(hidden + i, n - i) * geluDerivative(g), dGate + i, n - i)
+        }
+    }
+
+    /// One AdamW step over n elements (torch.optim.AdamW, the caller's bias corrections): p *= decay;
+    /// m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p -= stepSize m / (sqrt(v) / bc2Sqrt + eps).
+    public static func adamW(_ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>,
+                             _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>, count n: Int,
+                             decay: Float, beta1: Float, beta2: Float, stepSize: Float, bc2Sqrt: Float, eps: Float) {
+        @inline(__always) func update(_ p: V, _ g: V, _ m: V, _ v: V) -> (V, V, V) {
+            let m1 = beta1 * m + (1 - beta1) * g
+            let v1 = beta2 * v + (1 - beta2) * g * g
+            let denom = v1.squareRoot() / bc2Sqrt + eps
+            return (p * decay - stepSize * m1 / denom, m1, v1)
+        }
+        var i = 0
+        while i + V.scalarCount <= n {
+            let (p1, m1, v1) = update(load(p + i), load(g + i), load(m + i), load(v + i))
+            store(p1, p + i)
+            store(m1, m + i)
+            store(v1, v + i)
+            i += V.scalarCount
+        }
+        if i < n {
+            let k = n - i
+            let (p1, m1, v1) = update(loadTail(p + i, k), loadTail(g + i, k), loadTail(m + i, k), loadTail(v + i, k))
+            storeTail(p1, p + i, k)
+            storeTail(m1, m + i, k)
+            storeTail(v1, v + i, k)
+        }
+    }
+}

@@ -1,0 +1,1 @@
+../Shared/AttentionKernels.swift
