@@ -34,13 +34,18 @@ public enum Detector {
     /// Share of the four 2x2 corner blocks of the bounding box inside the silhouette from which it is
     /// a square (a disc of the world's sizes has none of them).
     static let squareCorners: Float = 0.5
+    /// Share of the four diagonal 2x2 blocks one pixel in from the box's corners inside the silhouette
+    /// below which a shape that is not a square is the cross (a disc fills them all).
+    static let crossQuarters: Float = 0.5
     /// Share of the silhouette's interior that is painted (see `solidShare`) below which the shape is
     /// only outlined (stripes and checker paint about half of it, flat all).
     static let outlineInterior: Float = 0.25
     /// Period-4 texture strength (share of the foreground level) below which the fill is flat.
     static let textureStrength: Float = 0.1
 
-    public static func detect(_ image: [Float]) -> Detection {
+    /// Reads `image`; `shapes` are the shapes the world draws (a shape outside them is never reported,
+    /// so the original world's readings do not change with the object concept).
+    public static func detect(_ image: [Float], shapes: [WorldShape] = WorldShape.base) -> Detection {
         let n = WorldSize.side, area = n * n
         precondition(image.count == WorldSize.pixels, "image of \(image.count) values")
         func value(_ c: Int, _ i: Int) -> Float { image[c * area + i] }
@@ -66,7 +71,7 @@ public enum Detector {
         let foreground = removingIsolated(contrast.map { $0 >= foregroundShare * level })
 
         let silhouette = filled(foreground)
-        let shape = classifyShape(silhouette)
+        let shape = classifyShape(silhouette, cross: shapes.contains(.cross))
         let style = classifyStyle(contrast: contrast, silhouette: silhouette, level: level)
         return Detection(colour: colour, shape: shape, style: style)
     }
@@ -112,7 +117,7 @@ public enum Detector {
         }
     }
 
-    static func classifyShape(_ silhouette: [Bool]) -> WorldShape? {
+    static func classifyShape(_ silhouette: [Bool], cross: Bool = false) -> WorldShape? {
         let n = WorldSize.side
         let pixels = (0..<n * n).filter { silhouette[$0] }
         guard pixels.count >= 12 else { return nil }
@@ -127,7 +132,15 @@ public enum Detector {
         for (cx, cy) in [(x0, y0), (x1 - 1, y0), (x0, y1 - 1), (x1 - 1, y1 - 1)] {
             for dy in 0..<2 { for dx in 0..<2 where silhouette[(cy + dy) * n + cx + dx] { corners += 1 } }
         }
-        return Float(corners) >= squareCorners * 16 ? .square : .circle
+        if Float(corners) >= squareCorners * 16 { return .square }
+        guard cross, x1 - x0 >= 5, y1 - y0 >= 5 else { return .circle }
+        // A disc of the world's sizes covers the 2x2 block one pixel in from each corner of its box
+        // along the diagonal; a cross, whose arms are at most 4 px wide, leaves all four empty.
+        var quarters = 0
+        for (cx, cy) in [(x0 + 1, y0 + 1), (x1 - 2, y0 + 1), (x0 + 1, y1 - 2), (x1 - 2, y1 - 2)] {
+            for dy in 0..<2 { for dx in 0..<2 where silhouette[(cy + dy) * n + cx + dx] { quarters += 1 } }
+        }
+        return Float(quarters) < crossQuarters * 16 ? .cross : .circle
     }
 
     static func classifyStyle(contrast: [Float], silhouette: [Bool], level: Float) -> WorldStyle? {
