@@ -34,9 +34,10 @@ public enum Detector {
     /// Share of the four 2x2 corner blocks of the bounding box inside the silhouette from which it is
     /// a square (a disc of the world's sizes has none of them).
     static let squareCorners: Float = 0.5
-    /// Share of the four diagonal 2x2 blocks one pixel in from the box's corners inside the silhouette
-    /// below which a shape that is not a square is the cross (a disc fills them all).
-    static let crossQuarters: Float = 0.5
+    /// Mean share of the box's width (height) that the silhouette covers in the two rows (columns) one
+    /// and two pixels in from each side, below which on all four sides the shape is the cross (arms
+    /// 0.33-0.4 of the box; a disc 0.78-0.89).
+    static let crossArmShare: Float = 0.6
     /// Share of the silhouette's interior that is painted (see `solidShare`) below which the shape is
     /// only outlined (stripes and checker paint about half of it, flat all).
     static let outlineInterior: Float = 0.25
@@ -123,6 +124,16 @@ public enum Detector {
         guard pixels.count >= 12 else { return nil }
         let xs = pixels.map { $0 % n }, ys = pixels.map { $0 / n }
         let (x0, x1, y0, y1) = (xs.min()!, xs.max()!, ys.min()!, ys.max()!)
+        // A cross's four arms: the two rows (columns) one and two pixels in from each side of its box
+        // cover only the arm's width (3-4 of 9-10 px); a disc's, a square's or a triangle's base rows
+        // cover most of the box. Tested first: a striped cross may lose a row of its bar and look
+        // bottom-heavy.
+        if cross, x1 - x0 >= 5, y1 - y0 >= 5 {
+            func row(_ y: Int) -> Float { Float((x0...x1).filter { silhouette[y * n + $0] }.count) / Float(x1 - x0 + 1) }
+            func column(_ x: Int) -> Float { Float((y0...y1).filter { silhouette[$0 * n + x] }.count) / Float(y1 - y0 + 1) }
+            let arms = [row(y0 + 1) + row(y0 + 2), row(y1 - 1) + row(y1 - 2), column(x0 + 1) + column(x0 + 2), column(x1 - 1) + column(x1 - 2)]
+            if arms.allSatisfy({ $0 / 2 < crossArmShare }) { return .cross }
+        }
         // Rows strictly above and below the middle; the middle row of an odd height counts for neither.
         let top = ys.filter { 2 * ($0 - y0) + 1 < y1 - y0 + 1 }.count
         let bottom = ys.filter { 2 * ($0 - y0) + 1 > y1 - y0 + 1 }.count
@@ -132,15 +143,7 @@ public enum Detector {
         for (cx, cy) in [(x0, y0), (x1 - 1, y0), (x0, y1 - 1), (x1 - 1, y1 - 1)] {
             for dy in 0..<2 { for dx in 0..<2 where silhouette[(cy + dy) * n + cx + dx] { corners += 1 } }
         }
-        if Float(corners) >= squareCorners * 16 { return .square }
-        guard cross, x1 - x0 >= 5, y1 - y0 >= 5 else { return .circle }
-        // A disc of the world's sizes covers the 2x2 block one pixel in from each corner of its box
-        // along the diagonal; a cross, whose arms are at most 4 px wide, leaves all four empty.
-        var quarters = 0
-        for (cx, cy) in [(x0 + 1, y0 + 1), (x1 - 2, y0 + 1), (x0 + 1, y1 - 2), (x1 - 2, y1 - 2)] {
-            for dy in 0..<2 { for dx in 0..<2 where silhouette[(cy + dy) * n + cx + dx] { quarters += 1 } }
-        }
-        return Float(quarters) < crossQuarters * 16 ? .cross : .circle
+        return Float(corners) >= squareCorners * 16 ? .square : .circle
     }
 
     static func classifyStyle(contrast: [Float], silhouette: [Bool], level: Float) -> WorldStyle? {
