@@ -35,7 +35,7 @@ final class AttackTests: XCTestCase {
         settings.imagesPerPrompt = 1
         let targets = try AdversarialEmbedding.targets(world: .both, teacher: nil, scheduler: SchedulerConfig(), attack: settings)
         var attack = AdversarialEmbedding(world: .both, targets: targets, settings: settings)
-        XCTAssertEqual(attack.slots.count, 9 + 12, "one slot per (prompt, concept it asks for): 3 prompts ask for both")
+        XCTAssertEqual(attack.slots.count, 12 + 12, "one slot per (prompt, concept it asks for): the 3 striped crosses ask for both")
         var generator = NormalGenerator(seed: 1)
         let noise = generator.tensor(targets.shape)
         let ts = (0..<targets.shape[0]).map { 50 + 40 * $0 }
@@ -79,7 +79,7 @@ final class AttackTests: XCTestCase {
         let paraphrase = try Attack.paraphrase(unet, scheduler: SchedulerConfig(), settings: e)
         XCTAssertEqual(paraphrase.samples, 21)
         XCTAssertEqual(paraphrase.forgetRates.map(\.concept), [.style, .object])
-        XCTAssertEqual(paraphrase.forgetRates.map(\.samples), [9, 12])
+        XCTAssertEqual(paraphrase.forgetRates.map(\.samples), [12, 12], "the 3 striped crosses count for both concepts")
         XCTAssertEqual(paraphrase.paraphrases.map(\.token), ["stripy", "plus"])
         let adversarial = try Attack.adversarial(unet, scheduler: SchedulerConfig(), settings: e, attack: a, teacher: nil)
         XCTAssertEqual(adversarial.targets, "renders")
@@ -87,51 +87,5 @@ final class AttackTests: XCTestCase {
         for key in ["forget_rate", "forget_rates", "loss_before", "loss_after", "mean_shift", "steps", "radius", "targets"] {
             XCTAssertTrue(json.contains("\"\(key)\""), key)
         }
-    }
-
-    /// The teacher with its cross-attention keys and values edited so that the `stripes` embedding e
-    /// acts as e + d (d orthogonal to e, |d| = 2): a model that stopped answering the token but keeps
-    /// the concept (the token e - d still reaches it, inside the attack's ball). The attack must lower
-    /// its loss on the stripes renders and bring stripes back into its samples.
-    func testAttackRecoversAConceptThatIsOnlyHiddenFromItsToken() throws {
-        let folder = fixture("fixtures/teacher")
-        let checkpoint = try loadFolder(folder)
-        var hidden = checkpoint.unet
-        let e = Vocabulary.embedding(of: "stripes"), f = Vocabulary.embedding(of: "flat")
-        let ee = e.reduce(0) { $0 + $1 * $1 }
-        let along = zip(f, e).reduce(0) { $0 + $1.0 * $1.1 } / ee
-        var d = zip(f, e).map { $0 - along * $1 }
-        let norm = d.reduce(0) { $0 + $1 * $1 }.squareRoot()
-        d = d.map { 2 * $0 / norm }
-        hidden.updateParameters { name, w in
-            guard name.hasSuffix("attn2.to_k.weight") || name.hasSuffix("attn2.to_v.weight") else { return }
-            // W' = W (I + d e^T / |e|^2): W' e = W (e + d).
-            let (rows, cols) = (w.shape[0], w.shape[1])
-            for r in 0..<rows {
-                let wd = (0..<cols).reduce(Float(0)) { $0 + w.data[r * cols + $1] * d[$1] }
-                for c in 0..<cols { w.data[r * cols + c] += wd * e[c] / ee }
-            }
-        }
-        var settings = EvaluationSettings()
-        settings.samples = 2
-        settings.steps = 10
-        settings.guidance = 2
-        var attack = AttackSettings()
-        attack.imagesPerPrompt = 1
-        attack.steps = 40
-        attack.radius = 2.5
-        attack.learningRate = 0.1
-        let clean = try Attack.score(hidden, scheduler: checkpoint.scheduler, world: .style,
-                                     embeddings: WorldPrompt.forget.map(\.embedding), settings: settings)
-        let report = try Attack.adversarial(hidden, scheduler: checkpoint.scheduler, settings: settings, attack: attack, teacher: nil)
-        print("hidden stripes: clean forget rate \(clean.rate), attacked \(report.forgetRate), loss \(report.lossBefore!) -> \(report.lossAfter!)")
-        XCTAssertLessThan(report.lossAfter!, 0.9 * report.lossBefore!)
-        XCTAssertGreaterThan(report.forgetRate, clean.rate + 0.2)
-    }
-
-    private func loadFolder(_ folder: String) throws -> (unet: UNet2D, scheduler: SchedulerConfig) {
-        let unet = try UNet2D(checkpoint: try Checkpoint.open(folder + "/diffusion_pytorch_model.safetensors"))
-        let scheduler = try SchedulerConfig(json: try String(contentsOfFile: folder + "/scheduler_config.json", encoding: .utf8))
-        return (unet, scheduler)
     }
 }
