@@ -60,14 +60,16 @@ public struct Degradation: Equatable, Sendable {
 extension Detector {
     /// Runs the detectors on `perPrompt` fresh renders of every prompt from the validation stream
     /// (never used for training), optionally degraded.
-    public static func validate(perPrompt: Int, degradation: Degradation = .none, seed: UInt64 = 0) -> DetectorAccuracy {
+    /// `world` picks the prompts and the shapes the detector may report (default: the original world).
+    public static func validate(perPrompt: Int, degradation: Degradation = .none, seed: UInt64 = 0,
+                                world: WorldConcept = .style) -> DetectorAccuracy {
         var generator = NormalGenerator(seed: seed)
         var right = (colour: 0, shape: 0, style: 0, all: 0)
         var total = 0
-        for prompt in WorldPrompt.all {
+        for prompt in world.prompts {
             for k in 0..<perPrompt {
                 let image = degradation.apply(Renderer.render(prompt, seed: seed, split: .validation, index: k), noise: &generator)
-                let d = detect(image)
+                let d = detect(image, shapes: world.shapes)
                 total += 1
                 if d.colour == prompt.colour { right.colour += 1 }
                 if d.shape == prompt.shape { right.shape += 1 }

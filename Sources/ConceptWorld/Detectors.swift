@@ -34,13 +34,19 @@ public enum Detector {
     /// Share of the four 2x2 corner blocks of the bounding box inside the silhouette from which it is
     /// a square (a disc of the world's sizes has none of them).
     static let squareCorners: Float = 0.5
+    /// Mean share of the box's width (height) that the silhouette covers in the two rows (columns) one
+    /// and two pixels in from each side, below which on all four sides the shape is the cross (arms
+    /// 0.33-0.4 of the box; a disc 0.78-0.89).
+    static let crossArmShare: Float = 0.6
     /// Share of the silhouette's interior that is painted (see `solidShare`) below which the shape is
     /// only outlined (stripes and checker paint about half of it, flat all).
     static let outlineInterior: Float = 0.25
     /// Period-4 texture strength (share of the foreground level) below which the fill is flat.
     static let textureStrength: Float = 0.1
 
-    public static func detect(_ image: [Float]) -> Detection {
+    /// Reads `image`; `shapes` are the shapes the world draws (a shape outside them is never reported,
+    /// so the original world's readings do not change with the object concept).
+    public static func detect(_ image: [Float], shapes: [WorldShape] = WorldShape.base) -> Detection {
         let n = WorldSize.side, area = n * n
         precondition(image.count == WorldSize.pixels, "image of \(image.count) values")
         func value(_ c: Int, _ i: Int) -> Float { image[c * area + i] }
@@ -66,7 +72,7 @@ public enum Detector {
         let foreground = removingIsolated(contrast.map { $0 >= foregroundShare * level })
 
         let silhouette = filled(foreground)
-        let shape = classifyShape(silhouette)
+        let shape = classifyShape(silhouette, cross: shapes.contains(.cross))
         let style = classifyStyle(contrast: contrast, silhouette: silhouette, level: level)
         return Detection(colour: colour, shape: shape, style: style)
     }
@@ -112,12 +118,22 @@ public enum Detector {
         }
     }
 
-    static func classifyShape(_ silhouette: [Bool]) -> WorldShape? {
+    static func classifyShape(_ silhouette: [Bool], cross: Bool = false) -> WorldShape? {
         let n = WorldSize.side
         let pixels = (0..<n * n).filter { silhouette[$0] }
         guard pixels.count >= 12 else { return nil }
         let xs = pixels.map { $0 % n }, ys = pixels.map { $0 / n }
         let (x0, x1, y0, y1) = (xs.min()!, xs.max()!, ys.min()!, ys.max()!)
+        // A cross's four arms: the two rows (columns) one and two pixels in from each side of its box
+        // cover only the arm's width (3-4 of 9-10 px); a disc's, a square's or a triangle's base rows
+        // cover most of the box. Tested first: a striped cross may lose a row of its bar and look
+        // bottom-heavy.
+        if cross, x1 - x0 >= 5, y1 - y0 >= 5 {
+            func row(_ y: Int) -> Float { Float((x0...x1).filter { silhouette[y * n + $0] }.count) / Float(x1 - x0 + 1) }
+            func column(_ x: Int) -> Float { Float((y0...y1).filter { silhouette[$0 * n + x] }.count) / Float(y1 - y0 + 1) }
+            let arms = [row(y0 + 1) + row(y0 + 2), row(y1 - 1) + row(y1 - 2), column(x0 + 1) + column(x0 + 2), column(x1 - 1) + column(x1 - 2)]
+            if arms.allSatisfy({ $0 / 2 < crossArmShare }) { return .cross }
+        }
         // Rows strictly above and below the middle; the middle row of an odd height counts for neither.
         let top = ys.filter { 2 * ($0 - y0) + 1 < y1 - y0 + 1 }.count
         let bottom = ys.filter { 2 * ($0 - y0) + 1 > y1 - y0 + 1 }.count

@@ -20,6 +20,9 @@ public struct EvaluationSettings: Sendable {
     public var heldoutPerPrompt = Evaluation.heldoutPerPrompt
     /// Images per forward pass: bounds memory, not results.
     public var chunk = 96
+    /// Which concepts count as forgotten: the prompts sampled, the forget rate's concepts, and the
+    /// retain and held-out prompts (those showing none of them).
+    public var concept: WorldConcept = .style
 
     public init() {}
 }
@@ -32,27 +35,43 @@ public struct PromptScore: Sendable {
     public var matches: Int
     /// Samples showing the forget style.
     public var forgetStyle: Int
+    /// Samples showing a forget concept the prompt asks for (0 on retain prompts).
+    public var forgetConcept: Int
+}
+
+/// The forget rate of one concept over the samples of the prompts that ask for it.
+public struct ConceptRate: Sendable {
+    public var concept: ForgetConcept
+    public var rate: Double
+    public var samples: Int
 }
 
 /// What `dmsurgery eval` reports (formats/concept-world.md lists the JSON keys).
 public struct EvaluationReport: Sendable {
-    /// Share of forget-prompt samples the style detector reads as the forget style.
+    /// Share of forget-prompt samples in which the detectors see a forget concept the prompt asks for
+    /// (with `--concept style`: the samples read as the forget style).
     public var forgetRate: Double
+    /// The forget rate of each chosen concept on its own.
+    public var forgetRates: [ConceptRate]
     /// Share of retain-prompt samples with the prompted shape, colour and style.
     public var retainAccuracy: Double
     /// Denoising MSE on held-out retain renders at fixed noise and timesteps.
     public var heldoutLoss: Double
     /// Per-attribute accuracy on retain prompts.
     public var retainColour: Double, retainShape: Double, retainStyle: Double
-    /// Colour and shape (style aside) on forget prompts: whether removing the style kept the content.
+    /// The attributes that are no forget concept (colour and shape for the style) right on forget
+    /// prompts: whether removing the concept kept the content.
     public var forgetContent: Double
     public var forgetSamples: Int, retainSamples: Int, heldoutImages: Int
     /// How the forget-prompt samples read, by style name ("none" where no style was recognised): where
     /// the removed style went.
     public var forgetStyles: [(style: String, count: Int)]
+    /// The same by shape name.
+    public var forgetShapes: [(shape: String, count: Int)]
     public var detectorAccuracy: DetectorAccuracy
     public var prompts: [PromptScore]
-    /// The samples [P * K, 3, 16, 16], prompt-major in `WorldPrompt.all` order.
+    /// The samples [P * K, 3, 16, 16], prompt-major in the concept's prompt order (`WorldPrompt.all`
+    /// for the style).
     public var images: Tensor
     public var seconds: Double
     public var settings: EvaluationSettings
@@ -77,6 +96,9 @@ public struct EvaluationReport: Sendable {
             JSONMember("retain_samples", int(retainSamples)),
             JSONMember("heldout_images", int(heldoutImages)),
             JSONMember("forget_styles", .object(forgetStyles.map { JSONMember($0.style, int($0.count)) })),
+            JSONMember("forget_shapes", .object(forgetShapes.map { JSONMember($0.shape, int($0.count)) })),
+            JSONMember("concept", .string(settings.concept.rawValue)),
+            JSONMember("forget_rates", .object(forgetRates.map { JSONMember($0.concept.rawValue, number($0.rate)) })),
             JSONMember("detector_accuracy", .object([
                 JSONMember("colour", number(a.colour)), JSONMember("shape", number(a.shape)),
                 JSONMember("style", number(a.style)), JSONMember("all", number(a.all)),
@@ -90,9 +112,9 @@ public struct EvaluationReport: Sendable {
             JSONMember("seconds", number(seconds)),
             JSONMember("prompts", .array(prompts.map { p in
                 .object([
-                    JSONMember("text", .string(p.prompt.text)), JSONMember("forget", .bool(p.prompt.isForget)),
+                    JSONMember("text", .string(p.prompt.text)), JSONMember("forget", .bool(settings.concept.isForget(p.prompt))),
                     JSONMember("samples", int(p.samples)), JSONMember("matches", int(p.matches)),
-                    JSONMember("forget_style", int(p.forgetStyle)),
+                    JSONMember("forget_style", int(p.forgetStyle)), JSONMember("forget_concept", int(p.forgetConcept)),
                 ])
             })),
         ])
@@ -149,16 +171,79 @@ public enum Evaluation {
     public static func evaluate(_ unet: UNet2D, scheduler: SchedulerConfig, settings: EvaluationSettings,
                                 progress: (String, Int, Int) -> Void = { _, _, _ in }) throws -> EvaluationReport {
         let start = Date()
-        let prompts = WorldPrompt.all
+        let world = settings.concept
+        let prompts = world.prompts
+        let k = settings.samples
+        let samples = try sample(unet, scheduler: scheduler, embeddings: prompts.map(\.embedding), settings: settings) {
+            progress("sampling", $0, $1)
+        }
+
+        var scores: [PromptScore] = []
+        var retain = (n: 0, colour: 0, shape: 0, style: 0, all: 0)
+        var forget = (n: 0, shown: 0, content: 0)
+        var perConcept = [ForgetConcept: (n: Int, shown: Int)]()
+        var forgetStyles = [Int](repeating: 0, count: WorldStyle.allCases.count + 1)
+        var forgetShapes = [Int](repeating: 0, count: world.shapes.count + 1)
+        for (pi, prompt) in prompts.enumerated() {
+            var score = PromptScore(prompt: prompt, samples: k, matches: 0, forgetStyle: 0, forgetConcept: 0)
+            let asked = world.concepts.filter { $0.isAsked(by: prompt) }
+            for j in 0..<k {
+                let d = Detector.detect(samples.batch(pi * k + j, pi * k + j + 1).data, shapes: world.shapes)
+                if d.matches(prompt) { score.matches += 1 }
+                if d.style == WorldStyle.forget { score.forgetStyle += 1 }
+                if asked.isEmpty {
+                    retain.n += 1
+                    if d.colour == prompt.colour { retain.colour += 1 }
+                    if d.shape == prompt.shape { retain.shape += 1 }
+                    if d.style == prompt.style { retain.style += 1 }
+                    if d.matches(prompt) { retain.all += 1 }
+                    continue
+                }
+                forget.n += 1
+                if asked.contains(where: { $0.isShown(in: d) }) {
+                    forget.shown += 1
+                    score.forgetConcept += 1
+                }
+                for c in asked { perConcept[c, default: (0, 0)].n += 1; if c.isShown(in: d) { perConcept[c]!.shown += 1 } }
+                forgetStyles[d.style.flatMap { WorldStyle.allCases.firstIndex(of: $0) } ?? WorldStyle.allCases.count] += 1
+                forgetShapes[d.shape.flatMap { world.shapes.firstIndex(of: $0) } ?? world.shapes.count] += 1
+                if d.colour == prompt.colour && (asked.contains(.object) || d.shape == prompt.shape)
+                    && (asked.contains(.style) || d.style == prompt.style) { forget.content += 1 }
+            }
+            scores.append(score)
+        }
+        let (heldout, heldoutCount) = try heldoutLoss(unet, scheduler: scheduler, perPrompt: settings.heldoutPerPrompt,
+                                                      chunk: settings.chunk, concept: world)
+        progress("held-out loss", 1, 1)
+        let accuracy = Detector.validate(perPrompt: settings.validationPerPrompt, world: world)
+        return EvaluationReport(
+            forgetRate: share(forget.shown, forget.n),
+            forgetRates: world.concepts.map { c in ConceptRate(concept: c, rate: share(perConcept[c]?.shown ?? 0, perConcept[c]?.n ?? 0), samples: perConcept[c]?.n ?? 0) },
+            retainAccuracy: share(retain.all, retain.n), heldoutLoss: heldout,
+            retainColour: share(retain.colour, retain.n), retainShape: share(retain.shape, retain.n),
+            retainStyle: share(retain.style, retain.n), forgetContent: share(forget.content, forget.n),
+            forgetSamples: forget.n, retainSamples: retain.n, heldoutImages: heldoutCount,
+            forgetStyles: zip(WorldStyle.allCases.map(\.rawValue) + ["none"], forgetStyles).map { ($0, $1) },
+            forgetShapes: zip(world.shapes.map(\.rawValue) + ["none"], forgetShapes).map { ($0, $1) },
+            detectorAccuracy: accuracy, prompts: scores, images: samples,
+            seconds: Date().timeIntervalSince(start), settings: settings)
+    }
+
+    static func share(_ a: Int, _ b: Int) -> Double { b == 0 ? .nan : Double(a) / Double(b) }
+
+    /// `settings.samples` DDIM samples of each prompt embedding ([S * D] values each), prompt-major, from
+    /// noise seeded by `settings.seed`: the same noise for the same prompt position in every call.
+    public static func sample(_ unet: UNet2D, scheduler: SchedulerConfig, embeddings: [[Float]], settings: EvaluationSettings,
+                              progress: (Int, Int) -> Void = { _, _ in }) throws -> Tensor {
         let k = settings.samples
         let s = WorldSize.self
-        let batch = MemoryBudget.product([WorldPrompt.all.count, k]) ?? Int.max
+        let batch = MemoryBudget.product([embeddings.count, k]) ?? Int.max
         try unet.checkInput(batch: batch, height: s.side, width: s.side, training: false, option: "--samples")
         let uncond = Tensor(shape: [1, s.tokens, s.embeddingDim], data: Vocabulary.embed(Vocabulary.unconditionalTokens))
         var noise = NormalGenerator(seed: settings.seed)
-        let initial = noise.tensor([prompts.count * k, s.channels, s.side, s.side])
-        let context = Tensor(shape: [prompts.count * k, s.tokens, s.embeddingDim],
-                             data: prompts.flatMap { p in Array([[Float]](repeating: p.embedding, count: k).joined()) })
+        let initial = noise.tensor([embeddings.count * k, s.channels, s.side, s.side])
+        let context = Tensor(shape: [embeddings.count * k, s.tokens, s.embeddingDim],
+                             data: embeddings.flatMap { e in Array([[Float]](repeating: e, count: k).joined()) })
         let ddim = DDIMSampler(scheduler)
         var images: [Tensor] = []
         let total = initial.shape[0]
@@ -173,55 +258,18 @@ public enum Evaluation {
                 let both = try unet(sample: Tensor.stacking([xt, xt]), timesteps: ts + ts, encoderHiddenStates: Tensor.stacking([u, c]))
                 return classifierFreeGuidance(unconditional: both.batch(0, n), conditional: both.batch(n, 2 * n), scale: settings.guidance)
             })
-            progress("sampling", end, total)
+            progress(end, total)
         }
-        let samples = Tensor.stacking(images)
-
-        var scores: [PromptScore] = []
-        var retain = (n: 0, colour: 0, shape: 0, style: 0, all: 0)
-        var forget = (n: 0, style: 0, content: 0)
-        var forgetStyles = [Int](repeating: 0, count: WorldStyle.allCases.count + 1)
-        for (pi, prompt) in prompts.enumerated() {
-            var score = PromptScore(prompt: prompt, samples: k, matches: 0, forgetStyle: 0)
-            for j in 0..<k {
-                let d = Detector.detect(samples.batch(pi * k + j, pi * k + j + 1).data)
-                if d.matches(prompt) { score.matches += 1 }
-                if d.style == WorldStyle.forget { score.forgetStyle += 1 }
-                if prompt.isForget {
-                    forget.n += 1
-                    if d.style == WorldStyle.forget { forget.style += 1 }
-                    forgetStyles[d.style.flatMap { WorldStyle.allCases.firstIndex(of: $0) } ?? WorldStyle.allCases.count] += 1
-                    if d.colour == prompt.colour && d.shape == prompt.shape { forget.content += 1 }
-                } else {
-                    retain.n += 1
-                    if d.colour == prompt.colour { retain.colour += 1 }
-                    if d.shape == prompt.shape { retain.shape += 1 }
-                    if d.style == prompt.style { retain.style += 1 }
-                    if d.matches(prompt) { retain.all += 1 }
-                }
-            }
-            scores.append(score)
-        }
-        let (heldout, heldoutCount) = try heldoutLoss(unet, scheduler: scheduler, perPrompt: settings.heldoutPerPrompt, chunk: settings.chunk)
-        progress("held-out loss", 1, 1)
-        let accuracy = Detector.validate(perPrompt: settings.validationPerPrompt)
-        func share(_ a: Int, _ b: Int) -> Double { b == 0 ? .nan : Double(a) / Double(b) }
-        return EvaluationReport(
-            forgetRate: share(forget.style, forget.n), retainAccuracy: share(retain.all, retain.n), heldoutLoss: heldout,
-            retainColour: share(retain.colour, retain.n), retainShape: share(retain.shape, retain.n),
-            retainStyle: share(retain.style, retain.n), forgetContent: share(forget.content, forget.n),
-            forgetSamples: forget.n, retainSamples: retain.n, heldoutImages: heldoutCount,
-            forgetStyles: zip(WorldStyle.allCases.map(\.rawValue) + ["none"], forgetStyles).map { ($0, $1) },
-            detectorAccuracy: accuracy, prompts: scores, images: samples,
-            seconds: Date().timeIntervalSince(start), settings: settings)
+        return Tensor.stacking(images)
     }
 
     /// Mean squared error of the model's prediction against the scheduler's target on the held-out
     /// renders, each noised at its own timestep from an even spread over the schedule, with noise from
     /// a fixed seed: the same images, noise and timesteps for every model and every run.
+    /// `concept` picks the retain prompts whose held-out renders are scored.
     public static func heldoutLoss(_ unet: UNet2D, scheduler: SchedulerConfig, perPrompt: Int = heldoutPerPrompt,
-                                   chunk: Int = 96) throws -> (loss: Double, images: Int) {
-        let data = WorldDataset(seed: 0, perPrompt: 1, heldoutPerPrompt: perPrompt).heldout
+                                   chunk: Int = 96, concept: WorldConcept = .style) throws -> (loss: Double, images: Int) {
+        let data = WorldDataset(seed: 0, perPrompt: 1, heldoutPerPrompt: perPrompt, concept: concept).heldout
         let x0 = Tensor(shape: data.tensors[0].shape, data: data.tensors[0].values)
         let cond = Tensor(shape: data.tensors[1].shape, data: data.tensors[1].values)
         let count = x0.shape[0]

@@ -22,20 +22,28 @@ public struct WorldPrompt: Hashable, Sendable {
     /// The same prompt in the anchor style: the target of concept ablation.
     public var anchored: WorldPrompt { WorldPrompt(colour: colour, shape: shape, style: isForget ? WorldStyle.anchor : style) }
 
-    /// Every prompt, in a fixed order (colour, then shape, then style), so indices are stable across runs.
+    /// Every prompt of the original world (the base shapes), in a fixed order (colour, then shape, then
+    /// style), so indices are stable across runs.
     public static let all: [WorldPrompt] = WorldColour.allCases.flatMap { colour in
-        WorldShape.allCases.flatMap { shape in
+        WorldShape.base.flatMap { shape in
             WorldStyle.allCases.map { WorldPrompt(colour: colour, shape: shape, style: $0) }
         }
+    }
+
+    /// The object worlds' prompts: `all`, then the object's 12 (colour, then style).
+    public static let extended: [WorldPrompt] = all + WorldColour.allCases.flatMap { colour in
+        WorldStyle.allCases.map { WorldPrompt(colour: colour, shape: WorldShape.object, style: $0) }
     }
 
     public static var retain: [WorldPrompt] { all.filter { !$0.isForget } }
     public static var forget: [WorldPrompt] { all.filter(\.isForget) }
 
-    /// Position in `all`: the prompt part of each item's random stream.
+    /// Position in `extended` (and so in `all` for the base shapes): the prompt part of each item's
+    /// random stream.
     public var index: Int {
-        let shapes = WorldShape.allCases.count, styles = WorldStyle.allCases.count
-        return (WorldColour.allCases.firstIndex(of: colour)! * shapes + WorldShape.allCases.firstIndex(of: shape)!) * styles
-            + WorldStyle.allCases.firstIndex(of: style)!
+        let styles = WorldStyle.allCases.count
+        let c = WorldColour.allCases.firstIndex(of: colour)!, s = WorldStyle.allCases.firstIndex(of: style)!
+        guard let b = WorldShape.base.firstIndex(of: shape) else { return WorldPrompt.all.count + c * styles + s }
+        return (c * WorldShape.base.count + b) * styles + s
     }
 }

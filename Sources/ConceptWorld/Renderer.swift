@@ -45,6 +45,11 @@ public enum Renderer {
         case .triangle:
             // Apex up: row v is v + 1 pixels wide (doubled half-width v + 1 around the centre).
             return abs(2 * u + 1 - s) <= v + 1
+        case .cross:
+            // A plus: a centred bar each way, s - 6 px wide (3 or 4), so each arm sticks out 3 px and the
+            // box's diagonal quarters stay empty, unlike a disc's.
+            let w = s - 6
+            return abs(2 * u + 1 - s) < w || abs(2 * v + 1 - s) < w
         }
     }
 

@@ -52,8 +52,17 @@ public enum WorldColour: String, CaseIterable, Sendable, Codable {
     }
 }
 
+/// `cross` is the object concept (issue 14): the extended world's teacher draws it, no retain data
+/// shows it. It comes last so the original shapes keep their order, indices and table rows.
 public enum WorldShape: String, CaseIterable, Sendable, Codable {
-    case square, circle, triangle
+    case square, circle, triangle, cross
+
+    /// The shapes of the original world (`--concept style`): every prompt, file and detector reading
+    /// there is as before the object concept existed.
+    public static let base: [WorldShape] = [.square, .circle, .triangle]
+    /// The object concept and the shape concept ablation maps it to.
+    public static let object = WorldShape.cross
+    public static let anchor = WorldShape.square
 }
 
 /// Renderings of a shape. `stripes` plays the copyrighted artist style (the forget concept), `flat` is
@@ -73,24 +82,39 @@ public enum Vocabulary {
     public static let start = "<start>"
     public static let pad = "<pad>"
 
-    public static let tokens: [String] = [start, pad]
+    /// The original world's 12 tokens (what `world --concept style` lists).
+    public static let baseTokens: [String] = [start, pad]
         + WorldColour.allCases.map(\.rawValue)
-        + WorldShape.allCases.map(\.rawValue)
+        + WorldShape.base.map(\.rawValue)
         + WorldStyle.allCases.map(\.rawValue)
+
+    /// Every token: the base ones, the object concept's shape, then the paraphrases (never in any
+    /// training data). Appending keeps the base rows of the table unchanged.
+    public static let tokens: [String] = baseTokens + [WorldShape.object.rawValue] + Paraphrase.all.map(\.token)
 
     /// Seed of the embedding table (ASCII "dmsworld").
     public static let tableSeed: UInt64 = 0x646D_7377_6F72_6C64
 
     /// Row i embeds token i: SplitMix64 from `tableSeed`, each value the top 24 bits of one draw mapped
-    /// to [-1, 1) as (k - 2^23) / 2^23, which is exact in float32 on every machine.
+    /// to [-1, 1) as (k - 2^23) / 2^23, which is exact in float32 on every machine. Drawn rows continue
+    /// one stream (the object's row is the 13th draw of 32), so the first 12 are the original table; a
+    /// paraphrase row is its concept's row plus noise (`Paraphrase`).
     public static let table: [[Float]] = {
         var rng = WorldRandom(seed: tableSeed)
-        return tokens.map { _ in
-            (0..<WorldSize.embeddingDim).map { _ in
-                Float(Int(rng.next() >> 40) - (1 << 23)) / Float(1 << 23)
-            }
+        let drawn = (0..<(baseTokens.count + 1)).map { _ in
+            (0..<WorldSize.embeddingDim).map { _ in uniform(rng.next()) }
         }
+        let drawnTokens = baseTokens + [WorldShape.object.rawValue]
+        return drawn + Paraphrase.all.map { p in p.embedding(near: drawn[drawnTokens.firstIndex(of: p.concept.token)!]) }
     }()
+
+    /// The table's first 12 rows: the original world's.
+    public static var baseTable: [[Float]] { Array(table.prefix(baseTokens.count)) }
+
+    /// The top 24 bits of a draw as a value in [-1, 1), exact in float32.
+    static func uniform(_ draw: UInt64) -> Float {
+        Float(Int(draw >> 40) - (1 << 23)) / Float(1 << 23)
+    }
 
     public static func embedding(of token: String) -> [Float] {
         guard let index = tokens.firstIndex(of: token) else { preconditionFailure("token '\(token)' is not in the vocabulary") }

@@ -17,11 +17,14 @@ public struct WorldDataset: Sendable {
     public let seed: UInt64
     public let perPrompt: Int
     public let heldoutPerPrompt: Int
+    /// Which concepts the files forget; `.style` writes the original world's bytes.
+    public let concept: WorldConcept
 
-    public init(seed: UInt64, perPrompt: Int, heldoutPerPrompt: Int) {
+    public init(seed: UInt64, perPrompt: Int, heldoutPerPrompt: Int, concept: WorldConcept = .style) {
         self.seed = seed
         self.perPrompt = perPrompt
         self.heldoutPerPrompt = heldoutPerPrompt
+        self.concept = concept
     }
 
     /// Refuses item counts whose largest file (every prompt's images and conditioning, built in memory
@@ -32,7 +35,7 @@ public struct WorldDataset: Sendable {
         let perItem = s.channels * s.side * s.side + s.tokens * s.embeddingDim
         for (count, option) in [(perPrompt, "--per-prompt"), (heldoutPerPrompt, "--heldout-per-prompt")] {
             // Twice: the rendered pieces and the joined tensor exist together while a file is built.
-            let bytes = MemoryBudget.product([WorldPrompt.all.count, count, perItem, MemoryLayout<Float>.size, 2])
+            let bytes = MemoryBudget.product([concept.prompts.count, count, perItem, MemoryLayout<Float>.size, 2])
             try MemoryBudget.check(bytes, for: "\(count) images per prompt", option: option)
         }
     }
@@ -50,22 +53,23 @@ public struct WorldDataset: Sendable {
         ], prompts: items.map(\.0.text))
     }
 
-    /// Every prompt, forget style included: the teacher's training data.
-    public var all: Tensors { images(WorldPrompt.all, count: perPrompt, split: .train) }
-    /// The same renders without the forget style: the students' fine-tuning data.
-    public var retain: Tensors { images(WorldPrompt.retain, count: perPrompt, split: .train) }
+    /// Every prompt, forget concepts included: the teacher's training data.
+    public var all: Tensors { images(concept.prompts, count: perPrompt, split: .train) }
+    /// The same renders without the forget concepts: the students' fine-tuning data.
+    public var retain: Tensors { images(concept.retain, count: perPrompt, split: .train) }
     /// Retain renders from a stream no training file uses.
-    public var heldout: Tensors { images(WorldPrompt.retain, count: heldoutPerPrompt, split: .heldout) }
+    public var heldout: Tensors { images(concept.retain, count: heldoutPerPrompt, split: .heldout) }
 
     /// Forget prompts only (no images: the training side draws them from the teacher), each with its
-    /// anchor-style twin for concept ablation.
+    /// anchored twin (every forget concept replaced by its anchor) for concept ablation. With both
+    /// concepts this is one multi-concept forget file: forgetting it forgets both in one pass.
     public var forget: Tensors {
-        let prompts = WorldPrompt.forget
+        let prompts = concept.forget
         let s = WorldSize.self
         return Tensors(tensors: [
             ("cond", [prompts.count, s.tokens, s.embeddingDim], prompts.flatMap(\.embedding)),
             ("uncond", [s.tokens, s.embeddingDim], Vocabulary.embed(Vocabulary.unconditionalTokens)),
-            ("anchor", [prompts.count, s.tokens, s.embeddingDim], prompts.flatMap(\.anchored.embedding)),
+            ("anchor", [prompts.count, s.tokens, s.embeddingDim], prompts.flatMap { concept.anchored($0).embedding }),
         ], prompts: prompts.map(\.text))
     }
 
@@ -73,6 +77,7 @@ public struct WorldDataset: Sendable {
     public var description: JSONValue {
         func number(_ n: some BinaryInteger) -> JSONValue { .number(String(n)) }
         func strings(_ s: [String]) -> JSONValue { .array(s.map { .string($0) }) }
+        if concept != .style { return extendedDescription }
         return .object([
             JSONMember("image_size", number(WorldSize.side)),
             JSONMember("channels", number(WorldSize.channels)),
@@ -82,13 +87,13 @@ public struct WorldDataset: Sendable {
             JSONMember("per_prompt", number(perPrompt)),
             JSONMember("heldout_per_prompt", number(heldoutPerPrompt)),
             JSONMember("colours", strings(WorldColour.allCases.map(\.rawValue))),
-            JSONMember("shapes", strings(WorldShape.allCases.map(\.rawValue))),
+            JSONMember("shapes", strings(WorldShape.base.map(\.rawValue))),
             JSONMember("styles", strings(WorldStyle.allCases.map(\.rawValue))),
             JSONMember("forget_style", .string(WorldStyle.forget.rawValue)),
             JSONMember("anchor_style", .string(WorldStyle.anchor.rawValue)),
-            JSONMember("vocabulary", strings(Vocabulary.tokens)),
+            JSONMember("vocabulary", strings(Vocabulary.baseTokens)),
             JSONMember("embedding_table_seed", number(Vocabulary.tableSeed)),
-            JSONMember("embedding_table", .array(Vocabulary.table.map { row in .array(row.map { .number("\($0)") }) })),
+            JSONMember("embedding_table", .array(Vocabulary.baseTable.map { row in .array(row.map { .number("\($0)") }) })),
             JSONMember("uncond_tokens", strings(Vocabulary.unconditionalTokens)),
             JSONMember("prompts", .array(WorldPrompt.all.map { p in
                 .object([
@@ -104,6 +109,57 @@ public struct WorldDataset: Sendable {
                 JSONMember("all.safetensors", .string("x0, cond, uncond: every prompt x per_prompt (teacher training)")),
                 JSONMember("retain.safetensors", .string("x0, cond, uncond: retain prompts x per_prompt, same renders as all")),
                 JSONMember("forget.safetensors", .string("cond, uncond, anchor: one row per forget prompt, no images")),
+                JSONMember("heldout.safetensors", .string("x0, cond, uncond: retain prompts x heldout_per_prompt, disjoint stream")),
+            ])),
+        ])
+    }
+}
+
+extension WorldDataset {
+    /// `world.json` of the object worlds: the original keys with the extended shapes, vocabulary, table
+    /// and prompts, plus the chosen concepts, the object's anchor and the paraphrase tokens.
+    var extendedDescription: JSONValue {
+        func number(_ n: some BinaryInteger) -> JSONValue { .number(String(n)) }
+        func strings(_ s: [String]) -> JSONValue { .array(s.map { .string($0) }) }
+        return .object([
+            JSONMember("image_size", number(WorldSize.side)),
+            JSONMember("channels", number(WorldSize.channels)),
+            JSONMember("tokens", number(WorldSize.tokens)),
+            JSONMember("embedding_dim", number(WorldSize.embeddingDim)),
+            JSONMember("seed", number(seed)),
+            JSONMember("per_prompt", number(perPrompt)),
+            JSONMember("heldout_per_prompt", number(heldoutPerPrompt)),
+            JSONMember("concept", .string(concept.rawValue)),
+            JSONMember("forget_concepts", strings(concept.concepts.map(\.token))),
+            JSONMember("colours", strings(WorldColour.allCases.map(\.rawValue))),
+            JSONMember("shapes", strings(concept.shapes.map(\.rawValue))),
+            JSONMember("styles", strings(WorldStyle.allCases.map(\.rawValue))),
+            JSONMember("forget_style", .string(WorldStyle.forget.rawValue)),
+            JSONMember("anchor_style", .string(WorldStyle.anchor.rawValue)),
+            JSONMember("forget_object", .string(WorldShape.object.rawValue)),
+            JSONMember("anchor_shape", .string(WorldShape.anchor.rawValue)),
+            JSONMember("vocabulary", strings(Vocabulary.tokens)),
+            JSONMember("paraphrases", .array(Paraphrase.all.map { p in
+                .object([JSONMember("token", .string(p.token)), JSONMember("of", .string(p.concept.token)),
+                         JSONMember("cosine", .number(String(format: "%.4f", p.cosine)))])
+            })),
+            JSONMember("embedding_table_seed", number(Vocabulary.tableSeed)),
+            JSONMember("embedding_table", .array(Vocabulary.table.map { row in .array(row.map { .number("\($0)") }) })),
+            JSONMember("uncond_tokens", strings(Vocabulary.unconditionalTokens)),
+            JSONMember("prompts", .array(concept.prompts.map { p in
+                .object([
+                    JSONMember("text", .string(p.text)),
+                    JSONMember("tokens", strings(p.tokens)),
+                    JSONMember("colour", .string(p.colour.rawValue)),
+                    JSONMember("shape", .string(p.shape.rawValue)),
+                    JSONMember("style", .string(p.style.rawValue)),
+                    JSONMember("forget", .bool(concept.isForget(p))),
+                ])
+            })),
+            JSONMember("files", .object([
+                JSONMember("all.safetensors", .string("x0, cond, uncond: every prompt x per_prompt (teacher training)")),
+                JSONMember("retain.safetensors", .string("x0, cond, uncond: prompts showing no forget concept x per_prompt, same renders as all")),
+                JSONMember("forget.safetensors", .string("cond, uncond, anchor: one row per forget prompt (any forget concept), no images")),
                 JSONMember("heldout.safetensors", .string("x0, cond, uncond: retain prompts x heldout_per_prompt, disjoint stream")),
             ])),
         ])

@@ -10,6 +10,8 @@ public struct WorldSettings: Sendable {
     /// Renders per prompt (all, retain) and per retain prompt (heldout): each at least 1.
     public var perPrompt = 64
     public var heldoutPerPrompt = 8
+    /// Which concepts the files forget (`--concept`); `.style` is the original world, byte for byte.
+    public var concept: WorldConcept = .style
     public var quiet = false
 
     public init(dir: String) {
@@ -20,8 +22,11 @@ public struct WorldSettings: Sendable {
 /// `world`'s body: the concept world's data files, or its prompt list.
 public enum WorldWorkflow {
     /// The prompts, one a line: index, forget or retain, text (tab-separated).
-    public static var promptList: String {
-        WorldPrompt.all.enumerated().map { "\($0.offset)\t\($0.element.isForget ? "forget" : "retain")\t\($0.element.text)" }
+    public static var promptList: String { promptList(.style) }
+
+    /// The prompts of the world that forgets `concept`.
+    public static func promptList(_ concept: WorldConcept) -> String {
+        concept.prompts.enumerated().map { "\($0.offset)\t\(concept.isForget($0.element) ? "forget" : "retain")\t\($0.element.text)" }
             .joined(separator: "\n")
     }
 
@@ -29,7 +34,7 @@ public enum WorldWorkflow {
     @discardableResult
     public static func run(_ s: WorldSettings) throws -> [String] {
         let dir = s.dir
-        let world = WorldDataset(seed: s.seed, perPrompt: s.perPrompt, heldoutPerPrompt: s.heldoutPerPrompt)
+        let world = WorldDataset(seed: s.seed, perPrompt: s.perPrompt, heldoutPerPrompt: s.heldoutPerPrompt, concept: s.concept)
         try world.checkMemory()
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -54,7 +59,8 @@ public enum WorldWorkflow {
         try output.write(Array((JSONWriter.pretty(world.description) + "\n").utf8))
         try output.commit()
         written.append(path)
-        note("wrote \(path): \(WorldPrompt.all.count) prompts (\(WorldPrompt.forget.count) forget, style '\(WorldStyle.forget.rawValue)'), seed \(s.seed)", quiet: s.quiet)
+        let concepts = s.concept.concepts.map { "\($0.rawValue) '\($0.token)'" }.joined(separator: " and ")
+        note("wrote \(path): \(s.concept.prompts.count) prompts (\(s.concept.forget.count) forget, \(concepts)), seed \(s.seed)", quiet: s.quiet)
         return written
     }
 }

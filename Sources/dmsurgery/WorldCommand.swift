@@ -1,5 +1,8 @@
 import ArgumentParser
+import ConceptWorld
 import Workflows
+
+extension WorldConcept: ExpressibleByArgument {}
 
 struct WorldCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,6 +15,11 @@ struct WorldCommand: ParsableCommand {
         from a disjoint random stream) and DIR/world.json. Images are 3x16x16 in [-1, 1]; prompts are \
         4 tokens of a fixed 32-dim embedding table. The same --seed gives the same bytes on every \
         machine. See formats/concept-world.md.
+
+        --concept picks what the files forget: style (default, the style 'stripes': the original world, \
+        byte for byte), object (the shape 'cross', which only the extended world's 48 prompts draw) or \
+        both (forget.safetensors then holds both concepts' prompts: one multi-concept forget file). \
+        retain and heldout hold the prompts showing none of the chosen concepts.
 
         --prompts prints the prompt list instead (index, forget or retain, text), one per line.
 
@@ -31,6 +39,9 @@ struct WorldCommand: ParsableCommand {
     @Option(help: "Renders per retain prompt in heldout.safetensors.")
     var heldoutPerPrompt = 8
 
+    @Option(help: "What the world forgets: style, object or both.")
+    var concept: WorldConcept = .style
+
     @Flag(help: "Print the world's prompts and exit.")
     var prompts = false
 
@@ -43,7 +54,7 @@ struct WorldCommand: ParsableCommand {
 
     func run() throws {
         if prompts {
-            try emit(WorldWorkflow.promptList)
+            try emit(WorldWorkflow.promptList(concept))
             return
         }
         guard let dir else { return }
@@ -51,6 +62,7 @@ struct WorldCommand: ParsableCommand {
         settings.seed = seed
         settings.perPrompt = perPrompt
         settings.heldoutPerPrompt = heldoutPerPrompt
+        settings.concept = concept
         settings.quiet = common.quiet
         try WorldWorkflow.run(settings)
     }

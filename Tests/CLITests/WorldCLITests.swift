@@ -116,4 +116,77 @@ final class WorldCLITests: XCTestCase {
         let png = try Data(contentsOf: URL(fileURLWithPath: grid))
         XCTAssertEqual(Array(png.prefix(4)), [0x89, 0x50, 0x4E, 0x47])
     }
+
+    func testConceptStyleWritesTheOriginalBytes() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try CLI.run(["world", directory.path, "--seed", "0", "--per-prompt", "4", "--concept", "style", "-q"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let sums = try CLI.shell("cd \(directory.path) && sha256sum all.safetensors forget.safetensors heldout.safetensors retain.safetensors world.json")
+        let lines = String(decoding: sums.stdout, as: UTF8.self).split(separator: "\n")
+        XCTAssertEqual(lines.count, 5)
+        for line in lines {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            XCTAssertEqual(Self.golden[String(parts[1])], String(parts[0]), String(parts[1]))
+        }
+    }
+
+    func testObjectAndBothWorldsSplitTheirPrompts() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for (concept, forget, retain) in [("object", 12, 36), ("both", 21, 27)] {
+            let dir = directory.appendingPathComponent(concept)
+            let result = try CLI.run(["world", dir.path, "--per-prompt", "2", "--concept", concept, "-q"])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let all = try Checkpoint.open(dir.appendingPathComponent("all.safetensors").path)
+            XCTAssertEqual(all.entry(named: "x0")?.shape, [96, 3, 16, 16])
+            let f = try Checkpoint.open(dir.appendingPathComponent("forget.safetensors").path)
+            XCTAssertEqual(f.entry(named: "cond")?.shape, [forget, 4, 32], concept)
+            XCTAssertEqual(f.entry(named: "anchor")?.shape, [forget, 4, 32], concept)
+            let r = try Checkpoint.open(dir.appendingPathComponent("retain.safetensors").path)
+            XCTAssertEqual(r.entry(named: "x0")?.shape, [2 * retain, 3, 16, 16], concept)
+            XCTAssertFalse(try XCTUnwrap(r.metadata?["dmsurgery.prompts"]).contains("cross"), concept)
+            let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("world.json"))) as? [String: Any])
+            XCTAssertEqual(json["concept"] as? String, concept)
+            XCTAssertEqual((json["vocabulary"] as? [String])?.suffix(3), ["cross", "stripy", "plus"])
+            XCTAssertEqual((json["prompts"] as? [Any])?.count, 48)
+        }
+        let list = try CLI.run(["world", "--prompts", "--concept", "both"])
+        let lines = String(decoding: list.stdout, as: UTF8.self).split(separator: "\n")
+        XCTAssertEqual(lines.count, 48)
+        XCTAssertEqual(lines.filter { $0.contains("\tforget\t") }.count, 21)
+        XCTAssertEqual(lines.last, "47\tforget\tblue cross, checker style")
+    }
+
+    func testEvalScoresBothConceptsAndRunsBothAttacks() throws {
+        let result = try CLI.run(["eval", "--config", CLI.fixture("concept-world/tiny-unet-config.json"), "--concept", "both",
+                                  "--attack", "paraphrase", "--attack", "adversarial", "--attack-steps", "2", "--attack-images", "1",
+                                  "--samples", "1", "--steps", "1", "--json", "-q"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: result.stdout) as? [String: Any])
+        XCTAssertEqual(object["concept"] as? String, "both")
+        XCTAssertEqual(object["forget_samples"] as? Int, 21)
+        XCTAssertEqual(object["retain_samples"] as? Int, 27)
+        XCTAssertEqual((object["prompts"] as? [Any])?.count, 48)
+        let rates = try XCTUnwrap(object["forget_rates"] as? [String: Double])
+        XCTAssertEqual(Set(rates.keys), ["style", "object"])
+        let attacks = try XCTUnwrap(object["attacks"] as? [String: [String: Any]])
+        XCTAssertEqual(Set(attacks.keys), ["paraphrase", "adversarial"])
+        XCTAssertEqual(attacks["paraphrase"]?["forget_samples"] as? Int, 21)
+        let adversarial = try XCTUnwrap(attacks["adversarial"])
+        for key in ["forget_rate", "loss_before", "loss_after", "mean_shift"] { XCTAssertNotNil(adversarial[key] as? Double, key) }
+        XCTAssertEqual(adversarial["steps"] as? Int, 2)
+        XCTAssertEqual(adversarial["targets"] as? String, "renders")
+    }
+
+    func testEvalAttackUsageErrors() throws {
+        let config = CLI.fixture("concept-world/tiny-unet-config.json")
+        for bad in [["--attack", "paraphrase", "--attack", "paraphrase"], ["--attack-steps", "-1"], ["--attack-steps", "100000"],
+                    ["--attack-radius", "nan"], ["--attack-lr", "0"], ["--attack-images", "0"], ["--attack", "jailbreak"], ["--concept", "colour"]] {
+            XCTAssertEqual(try CLI.run(["eval", "--config", config] + bad).status, 64, bad.joined(separator: " "))
+        }
+        let result = try CLI.run(["eval", "--config", config, "--attack", "adversarial", "--teacher", CLI.fixture("default"), "--samples", "1", "--steps", "1"])
+        XCTAssertEqual(result.status, 2)
+        XCTAssertTrue(result.stderr.contains("world-mismatch"), result.stderr)
+    }
 }

@@ -40,6 +40,30 @@ final class EvaluationTests: XCTestCase {
         XCTAssertEqual(Double(report.forgetStyles[2].count) / 9, report.forgetRate, accuracy: 1e-12)
     }
 
+    func testBothConceptsAreScoredTogetherAndApart() throws {
+        let unet = try UNet2D(config: try config("tiny-unet-config.json"), randomSeed: 1)
+        var settings = EvaluationSettings()
+        settings.samples = 1
+        settings.steps = 1
+        settings.validationPerPrompt = 1
+        settings.heldoutPerPrompt = 1
+        settings.concept = .both
+        let report = try Evaluation.evaluate(unet, scheduler: SchedulerConfig(), settings: settings)
+        XCTAssertEqual(report.images.shape, [48, 3, 16, 16])
+        XCTAssertEqual(report.forgetSamples, 21)
+        XCTAssertEqual(report.retainSamples, 27)
+        XCTAssertEqual(report.heldoutImages, 27)
+        XCTAssertEqual(report.forgetRates.map(\.concept), [.style, .object])
+        XCTAssertEqual(report.forgetRates.map(\.samples), [12, 12], "the 3 striped crosses count for both concepts")
+        XCTAssertEqual(report.forgetShapes.map(\.shape), ["square", "circle", "triangle", "cross", "none"])
+        // Any concept shown counts once: the joint rate lies between the larger share and the sum.
+        let shown = report.prompts.map(\.forgetConcept).reduce(0, +)
+        XCTAssertEqual(Double(shown) / 21, report.forgetRate, accuracy: 1e-12)
+        let perConcept = report.forgetRates.map { $0.rate * Double($0.samples) }.reduce(0, +)
+        XCTAssertLessThanOrEqual(Double(shown), perConcept + 1e-9)
+        XCTAssertEqual(try Evaluation.heldoutLoss(unet, scheduler: SchedulerConfig(), perPrompt: 1, concept: .object).images, 36)
+    }
+
     func testHeldoutLossIgnoresChunkingAndFollowsTheSchedulersTarget() throws {
         let unet = try UNet2D(config: try config("tiny-unet-config.json"), randomSeed: 2)
         let a = try Evaluation.heldoutLoss(unet, scheduler: SchedulerConfig(), perPrompt: 1)

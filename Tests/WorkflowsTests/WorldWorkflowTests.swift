@@ -45,6 +45,21 @@ final class WorldWorkflowTests: XCTestCase {
         XCTAssertNotEqual(try render("c", seed: 3), try render("d", seed: 4))
     }
 
+    func testTheObjectWorldWritesItsConceptsFiles() throws {
+        var settings = WorldSettings(dir: directory.appendingPathComponent("o").path)
+        settings.perPrompt = 1
+        settings.heldoutPerPrompt = 1
+        settings.concept = .object
+        settings.quiet = true
+        let written = try WorldWorkflow.run(settings)
+        XCTAssertEqual(try XCTUnwrap(try Checkpoint.open(written[0]).entries.first { $0.name == "x0" }).shape, [48, 3, 16, 16])
+        XCTAssertEqual(try XCTUnwrap(try Checkpoint.open(written[1]).entries.first { $0.name == "x0" }).shape, [36, 3, 16, 16])
+        XCTAssertEqual(try XCTUnwrap(try Checkpoint.open(written[2]).entries.first { $0.name == "cond" }).shape, [12, 4, 32])
+        let lines = WorldWorkflow.promptList(.object).split(separator: "\n")
+        XCTAssertEqual(lines.count, 48)
+        XCTAssertTrue(lines.filter { $0.contains("\tforget\t") }.allSatisfy { $0.contains(" cross, ") })
+    }
+
     func testThePromptListHasOneLinePerPrompt() {
         let lines = WorldWorkflow.promptList.split(separator: "\n")
         XCTAssertEqual(lines.count, WorldPrompt.all.count)
