@@ -52,21 +52,27 @@ struct NarrowTensor: Sendable {
         }
     }
 
-    /// The float32 values (exact: every half and bfloat16 value is a float32 value).
+    /// The float32 values (exact: every half and bfloat16 value is a float32 value). A frozen SD-size
+    /// teacher widens all its weights at every forward, so the half path is a table lookup inlined here.
     func widened() -> Tensor {
         Tensor(uninitializedShape: shape) { out in
             bits.withUnsafeBufferPointer { src in
-                Parallel.forParts(count: src.count) { _, range in
-                    if storage == .float16 {
-                        for i in range { out[i] = ElementCodec.float(halfBits: src[i]) }
-                    } else {
-                        for i in range { out[i] = ElementCodec.float(bfloat16Bits: src[i]) }
+                halfValues.withUnsafeBufferPointer { table in
+                    Parallel.forParts(count: src.count) { _, range in
+                        if storage == .float16 {
+                            for i in range { out[i] = table[Int(src[i])] }
+                        } else {
+                            for i in range { out[i] = Float(bitPattern: UInt32(src[i]) << 16) }
+                        }
                     }
                 }
             }
         }
     }
 }
+
+/// Every IEEE half value as float32, indexed by its bits (`ElementCodec`'s exact widening).
+private let halfValues: [Float] = (0..<65536).map { ElementCodec.float(halfBits: UInt16($0)) }
 
 /// The weights layers read by name: float32 tensors, and a frozen model's narrow ones, widened on
 /// each read (a layer's widened copy lives only while that layer computes).
