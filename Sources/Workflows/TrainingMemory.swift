@@ -1,5 +1,4 @@
 import TensorFormats
-import TensorMath
 import UNet
 
 /// How a training command keeps an SD-size model within memory, chosen from the model's size, never
@@ -38,17 +37,6 @@ public struct TrainingMemoryPlan: Sendable, Equatable {
         return checkpoint.parameterCount >= largeModelParameters ? .float16 : .float32
     }
 
-    /// For a large model's training: glibc returns the free memory at the top of its heaps to the
-    /// system once it passes 64 MB instead of 512 MB (`ComputeThreads`' setting, made for inference,
-    /// where it saves page faults): between the phases of a bilevel iteration (teacher forwards, the
-    /// copy's step, the student's two backwards) that slack would otherwise stay resident.
-    public static func returnFreedMemorySooner() {
-        #if os(Linux)
-        ComputeThreads.ensureConfigured()
-        _ = glibcMallopt(-1, 64 << 20)  // M_TRIM_THRESHOLD
-        #endif
-    }
-
     /// Whether `student` recomputes activations: for a large model, or when the tape of one batch
     /// would take more than a quarter of the memory (`MemoryBudget.limit`; the gradients are the same
     /// either way, so this machine-dependent rule cannot change a result).
@@ -58,9 +46,3 @@ public struct TrainingMemoryPlan: Sendable, Equatable {
         return tape > MemoryBudget.limit / 4
     }
 }
-
-#if os(Linux)
-/// glibc's `int mallopt(int param, int value)` from <malloc.h>, which Swift's Glibc module does not export.
-@_silgen_name("mallopt")
-private func glibcMallopt(_ param: Int32, _ value: Int32) -> Int32
-#endif

@@ -122,7 +122,6 @@ public enum TrainingWorkflows {
         let shape = sampleShape(student, data: data)
         guard TrainingMemoryPlan.recomputesActivations(student, batch: batch, height: shape[1], width: shape[2]) else { return }
         student.recomputesActivations = true
-        TrainingMemoryPlan.returnFreedMemorySooner()
         note("recomputing the student's activations block by block in backward (\(student.parameterCount) parameters)", quiet: quiet)
     }
 
