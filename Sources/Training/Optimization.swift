@@ -82,15 +82,17 @@ public struct ModelOptimizer: Sendable {
     /// The learning rate of the next update.
     public var currentRate: Float { schedule.rate(at: updates) }
 
-    /// Clips, sets the scheduled rate and steps every parameter that has a gradient.
-    public mutating func apply(_ gradients: [String: Tensor], to model: inout UNet2D) {
-        var gradients = gradients
+    /// Clips, sets the scheduled rate and steps every parameter that has a gradient, consuming
+    /// `gradients`: they are clipped in place (a copy of a model-sized buffer otherwise) and each is
+    /// freed once its parameter has stepped, so the moments created by a first step take its room.
+    public mutating func apply(_ gradients: inout [String: Tensor], to model: inout UNet2D) {
         if let maxGradNorm { clipGradients(&gradients, maxNorm: maxGradNorm) }
         adam.learningRate = schedule.rate(at: updates)
         updates += 1
         // Stepping self.adam in place: a local copy would share the moment buffers and copy them all.
         model.updateParameters { name, parameter in
-            if let g = gradients[name] { self.adam.step(name, parameter: &parameter, gradient: g) }
+            if let g = gradients.removeValue(forKey: name) { self.adam.step(name, parameter: &parameter, gradient: g) }
         }
+        gradients = [:]
     }
 }

@@ -65,7 +65,7 @@ public struct FinetuneMethod: TrainingMethod {
         var report = StepReport()
         report.learningRate = optimizer.currentRate
         report.add("", value)
-        optimizer.apply(gradients, to: &student)
+        optimizer.apply(&gradients, to: &student)
         return report
     }
 
@@ -110,7 +110,7 @@ public struct EraseMethod: TrainingMethod {
         var report = StepReport()
         report.learningRate = optimizer.currentRate
         report.add("l_cu", loss)
-        optimizer.apply(gradients, to: &student)
+        optimizer.apply(&gradients, to: &student)
         return report
     }
 
@@ -189,7 +189,7 @@ public struct PenaltyMethod: TrainingMethod {
             var gradients: [String: Tensor] = [:]
             let value = try lower.evaluate(lowerCopy, batch, teacher: teacherOut, into: &gradients)
             parallel.average(&gradients)
-            lowerOptimizer.apply(gradients, to: &lowerCopy)
+            lowerOptimizer.apply(&gradients, to: &lowerCopy)
             last = (batch, teacherOut, value)
         }
         let lambda = penalty.lambda(at: index)
@@ -206,7 +206,7 @@ public struct PenaltyMethod: TrainingMethod {
         report.add("l_ft_copy", copyValue)
         report.add("gap", ft.total - copyValue)
         report.add("lambda", lambda)
-        upperOptimizer.apply(gradients, to: &student)
+        upperOptimizer.apply(&gradients, to: &student)
         return report
     }
 
@@ -267,14 +267,14 @@ public struct InterleavedMethod: TrainingMethod {
         var gradients: [String: Tensor] = [:]
         let ft = parallel.average(try lower.evaluate(student, batch, teacher: teacherOut, into: &gradients))
         parallel.average(&gradients)
-        lowerOptimizer.apply(gradients, to: &student)
+        lowerOptimizer.apply(&gradients, to: &student)
         report.add("l_ft", ft)
         if index % upperEvery == upperEvery - 1 {
             let forgetBatch = try upper.drawBatch(from: forget, size: batchSize, shard: shard, teacher: teacher, rng: &rng)
             var upperGradients: [String: Tensor] = [:]
             let cu = parallel.average(try upper.evaluate(student, forgetBatch, into: &upperGradients))
             parallel.average(&upperGradients)
-            upperOptimizer.apply(upperGradients, to: &student)
+            upperOptimizer.apply(&upperGradients, to: &student)
             report.add("l_cu", cu)
         }
         return report

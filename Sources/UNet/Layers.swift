@@ -1,14 +1,8 @@
 import TensorMath
 
 /// The named layers blocks are built from. A layer holds parameter names and widths read from the
-/// weights; the tensors themselves are looked up in the model's parameter dictionary at run time, so
-/// an optimizer can replace them between steps without rebuilding anything.
-typealias Weights = [String: Tensor]
-
-extension Weights {
-    /// The tensor under `name`; building the model checked that it exists.
-    @inline(__always) func at(_ name: String) -> Tensor { self[name]! }
-}
+/// weights; the tensors themselves are looked up in the model's `Weights` at run time, so an optimizer
+/// can replace them between steps without rebuilding anything.
 
 /// `nn.Linear`, or a 1x1 `nn.Conv2d` applied to tokens (same arithmetic, weight viewed as [out, in]).
 struct LinearLayer {

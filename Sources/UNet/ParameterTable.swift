@@ -10,10 +10,15 @@ struct ParameterTable {
     enum Fill { case random, ones, zeros }
 
     private(set) var weights: [String: Tensor]
+    /// A frozen model's weights held in 16 bits (`UNet2D.freeze(as:)`), checked like the others.
+    private(set) var narrow: [String: NarrowTensor] = [:]
     private(set) var used: Set<String> = []
     private var rng: SplitMix64?
 
-    init(_ weights: [String: Tensor]) { self.weights = weights }
+    init(_ weights: [String: Tensor], narrow: [String: NarrowTensor] = [:]) {
+        self.weights = weights
+        self.narrow = narrow
+    }
 
     init(seed: UInt64) {
         weights = [:]
@@ -21,7 +26,7 @@ struct ParameterTable {
     }
 
     /// Whether `name` exists; when generating, whether a dense model has it (`dense`).
-    func has(_ name: String, dense: Bool) -> Bool { rng == nil ? weights[name] != nil : dense }
+    func has(_ name: String, dense: Bool) -> Bool { rng == nil ? weights[name] != nil || narrow[name] != nil : dense }
 
     /// The shape of `name`; `expect` lists the dims that must hold (nil = any), and the rank. When
     /// generating, nil dims take the value in `dense`.
@@ -30,10 +35,9 @@ struct ParameterTable {
             let shape = zip(expect.indices, expect).map { i, e in e ?? dense![i] }
             weights[name] = generate(shape, fill)
         }
-        guard let t = weights[name] else {
+        guard let s = weights[name]?.shape ?? narrow[name]?.shape else {
             throw UNetError(.missingParameter, name, "not in the weights")
         }
-        let s = t.shape
         let fits = s.count == expect.count && zip(s, expect).allSatisfy { $1 == nil || $0 == $1! }
         guard fits else {
             let want = expect.map { $0.map(String.init) ?? "*" }.joined(separator: ", ")
@@ -59,7 +63,7 @@ struct ParameterTable {
     }
 
     /// Names in the weights that no layer claimed, sorted.
-    var unused: [String] { weights.keys.filter { !used.contains($0) }.sorted() }
+    var unused: [String] { (Array(weights.keys) + Array(narrow.keys)).filter { !used.contains($0) }.sorted() }
 }
 
 /// Parameter gradients by name. A frozen model passes `enabled: false`, and then no layer computes or

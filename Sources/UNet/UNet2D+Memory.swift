@@ -17,6 +17,14 @@ extension UNet2D {
         guard height % factor == 0, width % factor == 0 else {
             throw UNetError(.badInput, "sample", "height and width \(height)x\(width) (\(option)) must be multiples of \(factor)")
         }
+        try MemoryBudget.check(activationBytes(batch: batch, height: height, width: width, training: training),
+                               for: "the activations of \(batch) x \(height)x\(width) samples", option: option)
+    }
+
+    /// The lower bound `checkInput` uses, in bytes (nil when it overflows): about four feature maps of
+    /// the widest level for inference; for a recording forward, the inputs of every layer of every
+    /// level's ResNets (six maps each), which is what a tape without recomputation keeps.
+    public func activationBytes(batch: Int, height: Int, width: Int, training: Bool) -> Int? {
         var maps: [Int?] = []
         for (i, c) in config.blockOutChannels.enumerated() {
             let map = MemoryBudget.product([batch, c, height >> i, width >> i])
@@ -24,7 +32,6 @@ extension UNet2D {
             maps.append(map.flatMap { MemoryBudget.product([$0, copies]) })
         }
         let floats = training ? MemoryBudget.sum(maps) : maps.reduce(0 as Int?) { a, b in a.flatMap { a in b.map { max(a, $0) } } }
-        try MemoryBudget.check(floats.flatMap { MemoryBudget.product([$0, MemoryLayout<Float>.size]) },
-                               for: "the activations of \(batch) x \(height)x\(width) samples", option: option)
+        return floats.flatMap { MemoryBudget.product([$0, MemoryLayout<Float>.size]) }
     }
 }

@@ -27,6 +27,14 @@ public struct UNetOutput: Sendable {
     public func block(_ id: BlockOutput) -> Tensor? { blocks.first { $0.0 == id }?.1 }
 }
 
+/// A block's part of the tape: what its backward needs, or, when the model recomputes activations,
+/// only the block's inputs (its input and the skips it consumes), from which backward runs the
+/// block's forward again just before its backward.
+enum BlockRecord<Saved> {
+    case saved(Saved)
+    case inputs(Tensor, skips: [Tensor])
+}
+
 /// What a forward pass kept for its backward. Opaque; pass it back to `UNet2D.backward`.
 public struct UNetTape: @unchecked Sendable {
     fileprivate var sample: Tensor
@@ -36,9 +44,9 @@ public struct UNetTape: @unchecked Sendable {
     fileprivate var a1: Tensor
     fileprivate var temb: Tensor
     fileprivate var tembAct: Tensor
-    fileprivate var down: [DownBlock.Saved]
-    fileprivate var mid: MidBlock.Saved?
-    fileprivate var up: [UpBlock.Saved]
+    fileprivate var down: [BlockRecord<DownBlock.Saved>]
+    fileprivate var mid: BlockRecord<MidBlock.Saved>?
+    fileprivate var up: [BlockRecord<UpBlock.Saved>]
     fileprivate var normOutInput: Tensor
     fileprivate var normOutStats: NormStatistics
     fileprivate var normOut: Tensor
@@ -64,7 +72,9 @@ public struct UNet2D: Sendable {
     public let config: UNetConfig
     /// The weights by diffusers name. Replace tensors (same shape) to update the model, e.g. after an
     /// optimizer step; shapes were validated when the model was built.
-    public private(set) var parameters: [String: Tensor]
+    public internal(set) var parameters: [String: Tensor]
+    /// The weights of a frozen model held in 16 bits (`freeze(as:)`); empty for a model being trained.
+    var narrowParameters: [String: NarrowTensor]
 
     let timeLinear1: LinearLayer
     let timeLinear2: LinearLayer
@@ -79,6 +89,11 @@ public struct UNet2D: Sendable {
     /// (`WinogradWeightCache`: results are bit-identical, a changed weight is never served stale). Nil,
     /// the default, for models being trained.
     public var frozenWeightTransforms: WinogradWeightCache?
+    /// Activation recomputation (gradient checkpointing) per block: a recording forward keeps only
+    /// each down, mid and up block's inputs, and backward runs each block's forward again just before
+    /// its backward. The same kernels run on the same inputs, so gradients are bit-identical; it
+    /// costs about one more forward per backward and bounds the tape to one block's activations.
+    public var recomputesActivations = false
 
     /// Builds the model. Throws when a parameter is missing, has a shape the config rules out, or when
     /// the weights hold parameters the architecture does not use.
@@ -94,7 +109,7 @@ public struct UNet2D: Sendable {
         try self.init(config: config, table: ParameterTable(seed: seed))
     }
 
-    private init(config: UNetConfig, table: ParameterTable) throws {
+    init(config: UNetConfig, table: ParameterTable) throws {
         self.config = config
         var t = table
         let ch = config.blockOutChannels
@@ -206,6 +221,7 @@ public struct UNet2D: Sendable {
                             "not used by this \(config.family.rawValue) config (\(t.unused.count) unused in all)")
         }
         parameters = t.weights
+        narrowParameters = t.narrow
     }
 
     /// Updates parameters in place (an optimizer step); `body` must keep each shape.
@@ -218,7 +234,12 @@ public struct UNet2D: Sendable {
     }
 
     /// Number of parameters (elements).
-    public var parameterCount: Int { parameters.values.reduce(0) { $0 + $1.count } }
+    public var parameterCount: Int {
+        parameters.values.reduce(0) { $0 + $1.count } + narrowParameters.values.reduce(0) { $0 + $1.bits.count }
+    }
+
+    /// What the layers read: the float32 parameters and the narrow ones.
+    var weights: Weights { Weights(floats: parameters, narrow: narrowParameters) }
 
     /// Cross-attention context width (to_k input), nil for the unconditional family.
     public var contextDim: Int? { config.crossAttentionDim }
@@ -236,6 +257,10 @@ public struct UNet2D: Sendable {
         }
         parameters[name] = value
     }
+
+    /// The cache the kernels may use: none for 16-bit weights, which are widened into a fresh array at
+    /// every use and so could only fill the cache with entries that never hit.
+    private var weightTransformCache: WinogradWeightCache? { narrowParameters.isEmpty ? frozenWeightTransforms : nil }
 
     /// Checks inputs and returns the per-item timesteps.
     private func validate(sample: Tensor, timesteps: [Float], context: Tensor?) throws -> [Float] {
@@ -272,7 +297,7 @@ public struct UNet2D: Sendable {
     /// that `backward` needs (activations are kept only then).
     public func forward(sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor? = nil,
                         recording: Bool) throws -> (output: UNetOutput, tape: UNetTape?) {
-        try NN.withWinogradWeightCache(frozenWeightTransforms) {
+        try NN.withWinogradWeightCache(weightTransformCache) {
             try uncachedForward(sample: sample, timesteps: timesteps, encoderHiddenStates: encoderHiddenStates,
                                 recording: recording)
         }
@@ -284,8 +309,9 @@ public struct UNet2D: Sendable {
         // The sample fits in memory (it exists); its activations are estimated before they are made.
         try checkInput(batch: sample.shape[0], height: sample.shape[2], width: sample.shape[3], training: recording,
                        option: "the batch or the image size")
-        let w = parameters
+        let w = weights
         let save = recording
+        let recompute = recording && recomputesActivations
         let tEmb = NN.timestepEmbedding(ts, dim: timeLinear1.inFeatures, flipSinToCos: config.flipSinToCos,
                                         downscaleFreqShift: config.freqShift)
         let l1 = timeLinear1.forward(tEmb, w)
@@ -297,25 +323,32 @@ public struct UNet2D: Sendable {
         var h = convIn.forward(sample, w)
         var skips: [Tensor] = [h]
         var blocks: [(BlockOutput, Tensor)] = []
-        var downSaved: [DownBlock.Saved] = []
+        // Recomputing runs the recording forward too (the same kernels as backward's rerun, so the
+        // outputs match it to the bit) and drops each block's saved state once the block is done.
+        func record<S>(_ saved: S?, input: Tensor, skips consumed: [Tensor] = []) -> BlockRecord<S>? {
+            guard let saved else { return nil }
+            return recompute ? .inputs(input, skips: consumed) : .saved(saved)
+        }
+        var downSaved: [BlockRecord<DownBlock.Saved>] = []
         for (i, block) in down.enumerated() {
             let (y, s) = block.forward(h, tembAct: tembAct, context: context, w, save: save, skips: &skips)
+            if let r = record(s, input: h) { downSaved.append(r) }
             h = y
-            if let s { downSaved.append(s) }
             blocks.append((.down(i), h))
         }
-        var midSaved: MidBlock.Saved?
+        var midSaved: BlockRecord<MidBlock.Saved>?
         if let mid {
             let (y, s) = mid.forward(h, tembAct: tembAct, context: context, w, save: save)
+            midSaved = record(s, input: h)
             h = y
-            midSaved = s
             blocks.append((.mid, h))
         }
-        var upSaved: [UpBlock.Saved] = []
+        var upSaved: [BlockRecord<UpBlock.Saved>] = []
         for (i, block) in up.enumerated() {
+            let consumed = recompute ? Array(skips.suffix(block.layers.count)) : []
             let (y, s) = block.forward(h, skips: &skips, tembAct: tembAct, context: context, w, save: save)
+            if let r = record(s, input: h, skips: consumed) { upSaved.append(r) }
             h = y
-            if let s { upSaved.append(s) }
             blocks.append((.up(i), h))
         }
         let (nOut, stats) = normOut.forward(h, w)
@@ -355,14 +388,14 @@ public struct UNet2D: Sendable {
 
     private func backward(_ tape: UNetTape, outputGradient: Tensor?, blockGradients: [BlockOutput: Tensor],
                           sink: inout GradientSink) -> UNetGradients {
-        NN.withWinogradWeightCache(frozenWeightTransforms) {
+        NN.withWinogradWeightCache(weightTransformCache) {
             uncachedBackward(tape, outputGradient: outputGradient, blockGradients: blockGradients, sink: &sink)
         }
     }
 
     private func uncachedBackward(_ tape: UNetTape, outputGradient: Tensor?, blockGradients: [BlockOutput: Tensor],
                                   sink: inout GradientSink) -> UNetGradients {
-        let w = parameters
+        let w = weights
         let parameterGradients = sink.enabled
         var dContext: Tensor? = tape.context.map { Tensor(zeros: $0.shape) }
         var dTembAct = Tensor(zeros: tape.tembAct.shape)
@@ -388,20 +421,39 @@ public struct UNet2D: Sendable {
         }
         for (i, block) in up.enumerated().reversed() {
             if let g = blockGradients[.up(i)] { d.add(g) }
-            let (dIn, dSk) = block.backward(d, tape.up[i], tembAct: tembAct, dTembAct: &dTembAct,
+            let saved: UpBlock.Saved
+            switch tape.up[i] {
+            case .saved(let s): saved = s
+            case .inputs(let x, let skips):
+                var pending = skips
+                saved = block.forward(x, skips: &pending, tembAct: tembAct, context: tape.context, w, save: true).1!
+            }
+            let (dIn, dSk) = block.backward(d, saved, tembAct: tembAct, dTembAct: &dTembAct,
                                             dContext: &dContext, w, &sink)
             d = dIn
             for (k, g) in dSk.enumerated() { dSkips[ends[i] - 1 - k] = g }
         }
-        if let mid, let s = tape.mid {
+        if let mid, let record = tape.mid {
             if let g = blockGradients[.mid] { d.add(g) }
-            d = mid.backward(d, s, tembAct: tembAct, dTembAct: &dTembAct, dContext: &dContext, w, &sink)
+            let saved: MidBlock.Saved
+            switch record {
+            case .saved(let s): saved = s
+            case .inputs(let x, _): saved = mid.forward(x, tembAct: tembAct, context: tape.context, w, save: true).1!
+            }
+            d = mid.backward(d, saved, tembAct: tembAct, dTembAct: &dTembAct, dContext: &dContext, w, &sink)
         }
         var skipEnd = dSkips.count
         for (i, block) in down.enumerated().reversed() {
             if let g = blockGradients[.down(i)] { d.add(g) }
             let start = skipEnd - block.skipCount
-            d = block.backward(d, dSkips: dSkips[start..<skipEnd], tape.down[i], tembAct: tembAct,
+            let saved: DownBlock.Saved
+            switch tape.down[i] {
+            case .saved(let s): saved = s
+            case .inputs(let x, _):
+                var scratch: [Tensor] = []
+                saved = block.forward(x, tembAct: tembAct, context: tape.context, w, save: true, skips: &scratch).1!
+            }
+            d = block.backward(d, dSkips: dSkips[start..<skipEnd], saved, tembAct: tembAct,
                                dTembAct: &dTembAct, dContext: &dContext, w, &sink)
             skipEnd = start
         }

@@ -56,13 +56,14 @@ final class StopRequest: @unchecked Sendable {
 /// Runs a training method with the shared settings: progress, log, checkpoints, resume, signals, and
 /// the output checkpoint with `dmsurgery.training` metadata. A signal while OUT is written lets the
 /// write finish (OUT is complete, nothing is lost) and then stops with 128 + the signal.
-func train<M: TrainingMethod>(_ method: inout M, run: RunDescription, settings: TrainingSettings, source: TrainableModel,
+func train<M: TrainingMethod>(_ method: inout M, run: RunDescription, settings: TrainingSettings, source: ModelOrigin,
                               output: OutputSettings, stop: StopRequest) throws {
     let command = run.command
     // The data's sides are checked against the model when it is read; this bounds the batch's memory.
-    let factor = 1 << (source.unet.config.blockOutChannels.count - 1)
-    let side = ((source.unet.config.sampleSize ?? 32) + factor - 1) / factor * factor
-    do { try source.unet.checkInput(batch: settings.batch, height: side, width: side, training: true, option: "--batch") } catch let error as UNetError {
+    let config = method.student.config
+    let factor = 1 << (config.blockOutChannels.count - 1)
+    let side = ((config.sampleSize ?? 32) + factor - 1) / factor * factor
+    do { try method.student.checkInput(batch: settings.batch, height: side, width: side, training: true, option: "--batch") } catch let error as UNetError {
         throw located(error, file: output.path)
     }
     let statePath = settings.statePath(output: output.path)

@@ -4,12 +4,12 @@ import TensorFormats
 import Training
 import UNet
 
-/// A model to train with what its output must carry over: the config text and the source metadata.
-struct TrainableModel {
-    var unet: UNet2D
+/// What a trained model's output carries over from its source: the config text and the source
+/// metadata; and the source's sha256 (`InputDigest`) for the run description. Kept apart from the
+/// weights so that the training method holds the only copy of the source model.
+struct ModelOrigin {
     var configJSON: String
     var metadata: Metadata
-    /// The input's sha256 (`InputDigest`), for the run description.
     var sha256: String
 }
 
@@ -17,32 +17,39 @@ struct TrainableModel {
 let trainingMetadataKey = "dmsurgery.training"
 
 /// Loads a checkpoint for training (any format `UNet2D(checkpoint:)` reads; `-` is standard input).
-func loadTrainable(_ path: String, open: OpenOptions) throws -> TrainableModel {
+/// A frozen model (the teacher) passes `frozen: nil` to let `TrainingMemoryPlan` pick its storage
+/// from the file, and is told which one was picked when it is not float32.
+func loadTrainable(_ path: String, open: OpenOptions, frozen: Bool = false,
+                   quiet: Bool = true) throws -> (unet: UNet2D, origin: ModelOrigin) {
     do {
         let checkpoint = try openCheckpoint(path, open, randomAccess: true)
-        let unet = try UNet2D(checkpoint: checkpoint)
+        let storage = frozen ? TrainingMemoryPlan.teacherStorage(for: checkpoint) : .float32
+        let unet = try UNet2D(checkpoint: checkpoint, frozen: storage)
+        if storage != .float32 {
+            note("holding the teacher's \(unet.parameterCount) weights as \(storage.rawValue), computing in float32", quiet: quiet)
+        }
         guard let configJSON = checkpoint.configJSON else {
             throw TensorFormatError(.invalidConfig, "no diffusers config to carry into the output", file: path)
         }
         var metadata = checkpoint.metadata ?? Metadata()
         metadata[MetadataKey.config] = nil
         metadata[trainingMetadataKey] = nil
-        return TrainableModel(unet: unet, configJSON: configJSON, metadata: metadata,
-                              sha256: try InputDigest.sha256(path, checkpoint: checkpoint))
+        return (unet, ModelOrigin(configJSON: configJSON, metadata: metadata,
+                                  sha256: try InputDigest.sha256(path, checkpoint: checkpoint)))
     } catch let error as UNetError {
         throw located(error, file: path)
     }
 }
 
 /// Fresh weights of a diffusers config.json, seeded.
-func initialModel(config path: String, seed: UInt64) throws -> TrainableModel {
+func initialModel(config path: String, seed: UInt64) throws -> (unet: UNet2D, origin: ModelOrigin) {
     let text: String
     do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
         throw TensorFormatError(.notFound, "cannot read the config", file: path)
     }
     do {
-        return TrainableModel(unet: try UNet2D(config: try UNetConfig(json: text), randomSeed: seed), configJSON: text,
-                              metadata: Metadata(), sha256: try InputDigest.sha256(file: path))
+        return (try UNet2D(config: try UNetConfig(json: text), randomSeed: seed),
+                ModelOrigin(configJSON: text, metadata: Metadata(), sha256: try InputDigest.sha256(file: path)))
     } catch let error as UNetError { throw located(error, file: path) }
 }
 

@@ -14,28 +14,30 @@ public enum TrainingWorkflows {
                                                (teacher, "--teacher"), (training.scheduler, "--scheduler")], retain: data)
         let stop = StopRequest()
         try checkOutputTarget(output)
-        let source: TrainableModel
+        var studentModel: UNet2D
+        let source: ModelOrigin
         let schedulerHome: String
         if let initConfig {
-            source = try initialModel(config: initConfig, seed: training.seed)
+            (studentModel, source) = try initialModel(config: initConfig, seed: training.seed)
             schedulerHome = URL(fileURLWithPath: initConfig).deletingLastPathComponent().path
         } else {
-            source = try loadTrainable(student ?? "-", open: open)
+            (studentModel, source) = try loadTrainable(student ?? "-", open: open)
             schedulerHome = teacher ?? student ?? "-"
         }
-        let teacherModel = try teacher.map { try loadTrainable($0, open: open) }
-        if let teacherModel, let teacher { try checkCompatible(student: source.unet, teacher: teacherModel.unet, teacherPath: teacher) }
+        let teacherModel = try teacher.map { try loadTrainable($0, open: open, frozen: true, quiet: output.quiet) }
+        if let teacherModel, let teacher { try checkCompatible(student: studentModel, teacher: teacherModel.unet, teacherPath: teacher) }
         let scheduler = try loadSchedulerConfig(model: schedulerHome, explicit: training.scheduler)
-        let retain = try data.load(open, lower: lower, model: source.unet,
+        let retain = try data.load(open, lower: lower, model: studentModel,
                                    teacher: teacherModel.flatMap { model in teacher.map { (model.unet, $0) } },
                                    scheduler: scheduler, seed: training.seed, output: output)
         let trainingData = retain.data
-        var method = FinetuneMethod(student: source.unet, teacher: teacherModel?.unet, data: trainingData,
+        planMemory(&studentModel, batch: training.batch, data: trainingData, quiet: output.quiet)
+        var method = FinetuneMethod(student: consume studentModel, teacher: teacherModel?.unet, data: trainingData,
                                     objective: lower.objective(NoiseSchedule(scheduler)), batchSize: training.batch,
                                     optimizer: training.optimizer())
         let inputs = RunDescription.Inputs(student: initConfig == nil ? source.sha256 : nil,
                                            initConfig: initConfig == nil ? nil : source.sha256,
-                                           teacher: teacherModel?.sha256, data: retain.sha256, retainPrompts: retain.prompts)
+                                           teacher: teacherModel?.origin.sha256, data: retain.sha256, retainPrompts: retain.prompts)
         var run = training.describe("finetune", scheduler: scheduler, inputs: inputs)
         lower.describe(into: &run)
         try train(&method, run: run, settings: training, source: source, output: output, stop: stop)
@@ -48,17 +50,20 @@ public enum TrainingWorkflows {
                                                (training.scheduler, "--scheduler")], retain: nil)
         let stop = StopRequest()
         try checkOutputTarget(output)
-        let source = try loadTrainable(model, open: open)
-        let teacherModel = try loadTrainable(teacher, open: open)
-        try checkCompatible(student: source.unet, teacher: teacherModel.unet, teacherPath: teacher)
+        var studentModel: UNet2D
+        let source: ModelOrigin
+        (studentModel, source) = try loadTrainable(model, open: open)
+        let teacherModel = try loadTrainable(teacher, open: open, frozen: true, quiet: output.quiet)
+        try checkCompatible(student: studentModel, teacher: teacherModel.unet, teacherPath: teacher)
         let scheduler = try loadSchedulerConfig(model: teacher, explicit: training.scheduler)
-        let forgotten = try forget.load(open, model: source.unet, teacher: teacherModel.unet, teacherPath: teacher, scheduler: scheduler,
-                                        seed: training.seed, sampleShape: sampleShape(source.unet, data: nil), quiet: output.quiet)
-        var method = EraseMethod(student: source.unet, teacher: teacherModel.unet, forget: forgotten.data,
+        let forgotten = try forget.load(open, model: studentModel, teacher: teacherModel.unet, teacherPath: teacher, scheduler: scheduler,
+                                        seed: training.seed, sampleShape: sampleShape(studentModel, data: nil), quiet: output.quiet)
+        planMemory(&studentModel, batch: training.batch, data: forgotten.data, quiet: output.quiet)
+        var method = EraseMethod(student: consume studentModel, teacher: teacherModel.unet, forget: forgotten.data,
                                  objective: forget.objective(NoiseSchedule(scheduler)), batchSize: training.batch,
                                  optimizer: training.optimizer())
         var run = training.describe("erase", scheduler: scheduler,
-                                    inputs: .init(student: source.sha256, teacher: teacherModel.sha256, forget: forgotten.sha256,
+                                    inputs: .init(student: source.sha256, teacher: teacherModel.origin.sha256, forget: forgotten.sha256,
                                                   forgetPrompts: forgotten.prompts))
         forget.describe(into: &run)
         try train(&method, run: run, settings: training, source: source, output: output, stop: stop)
@@ -72,21 +77,24 @@ public enum TrainingWorkflows {
                                                (forget.forget, "--forget"), (training.scheduler, "--scheduler")], retain: data)
         let stop = StopRequest()
         try checkOutputTarget(output)
-        let source = try loadTrainable(student, open: open)
-        let teacherModel = try loadTrainable(teacher, open: open)
-        try checkCompatible(student: source.unet, teacher: teacherModel.unet, teacherPath: teacher)
+        var studentModel: UNet2D
+        let source: ModelOrigin
+        (studentModel, source) = try loadTrainable(student, open: open)
+        let teacherModel = try loadTrainable(teacher, open: open, frozen: true, quiet: output.quiet)
+        try checkCompatible(student: studentModel, teacher: teacherModel.unet, teacherPath: teacher)
         let scheduler = try loadSchedulerConfig(model: teacher, explicit: training.scheduler)
         let noise = NoiseSchedule(scheduler)
-        let retained = try data.load(open, lower: lower, model: source.unet, teacher: (teacherModel.unet, teacher),
+        let retained = try data.load(open, lower: lower, model: studentModel, teacher: (teacherModel.unet, teacher),
                                      scheduler: scheduler, seed: training.seed, output: output)
         let retain = retained.data
-        let forgotten = try forget.load(open, model: source.unet, teacher: teacherModel.unet, teacherPath: teacher, scheduler: scheduler,
-                                        seed: training.seed, sampleShape: sampleShape(source.unet, data: retain), quiet: output.quiet)
+        let forgotten = try forget.load(open, model: studentModel, teacher: teacherModel.unet, teacherPath: teacher, scheduler: scheduler,
+                                        seed: training.seed, sampleShape: sampleShape(studentModel, data: retain), quiet: output.quiet)
         let forgetData = forgotten.data
+        planMemory(&studentModel, batch: training.batch, data: retain, quiet: output.quiet)
         let lowerOptimizer = training.optimizer()
         let upperOptimizer = training.optimizer(learningRate: settings.upperLr, warmup: settings.upperWarmup)
         var run = training.describe("unlearn", scheduler: scheduler,
-                                    inputs: .init(student: source.sha256, teacher: teacherModel.sha256, data: retained.sha256,
+                                    inputs: .init(student: source.sha256, teacher: teacherModel.origin.sha256, data: retained.sha256,
                                                   forget: forgotten.sha256, forgetPrompts: forgotten.prompts,
                                                   retainPrompts: retained.prompts))
         lower.describe(into: &run)
@@ -94,19 +102,27 @@ public enum TrainingWorkflows {
         settings.describe(into: &run)
         switch settings.schedule {
         case .penalty:
-            var method = PenaltyMethod(student: source.unet, teacher: teacherModel.unet, data: retain, forget: forgetData,
+            var method = PenaltyMethod(student: consume studentModel, teacher: teacherModel.unet, data: retain, forget: forgetData,
                                        lower: lower.objective(noise), upper: forget.objective(noise), batchSize: training.batch,
                                        innerSteps: settings.innerSteps,
                                        penalty: PenaltySchedule(value: settings.lambda, ramp: settings.lambdaRamp),
                                        lowerOptimizer: lowerOptimizer, upperOptimizer: upperOptimizer)
             try train(&method, run: run, settings: training, source: source, output: output, stop: stop)
         case .interleaved:
-            var method = InterleavedMethod(student: source.unet, teacher: teacherModel.unet, data: retain, forget: forgetData,
+            var method = InterleavedMethod(student: consume studentModel, teacher: teacherModel.unet, data: retain, forget: forgetData,
                                            lower: lower.objective(noise), upper: forget.objective(noise), batchSize: training.batch,
                                            upperEvery: settings.upperEvery, lowerOptimizer: lowerOptimizer,
                                            upperOptimizer: upperOptimizer)
             try train(&method, run: run, settings: training, source: source, output: output, stop: stop)
         }
+    }
+
+    /// Turns on activation recomputation when `TrainingMemoryPlan` asks for it at the size of `data`.
+    private static func planMemory(_ student: inout UNet2D, batch: Int, data: TrainingData, quiet: Bool) {
+        let shape = sampleShape(student, data: data)
+        guard TrainingMemoryPlan.recomputesActivations(student, batch: batch, height: shape[1], width: shape[2]) else { return }
+        student.recomputesActivations = true
+        note("recomputing the student's activations block by block in backward (\(student.parameterCount) parameters)", quiet: quiet)
     }
 
     /// The output rule for a training command: OUT, the state, the log and the retain cache are none of its inputs.

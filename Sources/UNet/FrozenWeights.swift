@@ -1,0 +1,103 @@
+import TensorFormats
+import TensorMath
+
+/// How a frozen model (a teacher) holds its weights between forwards. Compute is float32 either way:
+/// a narrow weight is widened (exactly) at each use, one tensor at a time, so only the layer being
+/// computed has a float32 copy.
+public enum FrozenStorage: String, Sendable, CaseIterable {
+    /// float32, as read: nothing widened per use.
+    case float32
+    /// IEEE half: exact for weights read from F16 files, rounded to nearest even from F32 ones.
+    case float16
+    /// bfloat16: exact for weights read from BF16 files.
+    case bfloat16
+
+    /// The storage that holds `dtype` exactly in at most its size: half and bfloat16 files keep their
+    /// 16 bits, every other dtype is widened to float32.
+    public static func exact(for dtype: DType) -> FrozenStorage {
+        switch dtype {
+        case .f16: .float16
+        case .bf16: .bfloat16
+        default: .float32
+        }
+    }
+
+    /// Bytes per element held.
+    public var elementBytes: Int { self == .float32 ? 4 : 2 }
+}
+
+/// A weight held in 16 bits (IEEE half or bfloat16), widened to float32 when a layer reads it.
+struct NarrowTensor: Sendable {
+    let shape: [Int]
+    let storage: FrozenStorage
+    let bits: [UInt16]
+
+    /// Rounds `tensor` to nearest even, as torch's casts do (`ElementCodec`).
+    init(_ tensor: Tensor, storage: FrozenStorage) {
+        precondition(storage != .float32, "a narrow tensor holds 16-bit floats")
+        shape = tensor.shape
+        self.storage = storage
+        let values = tensor.data
+        bits = [UInt16](unsafeUninitializedCapacity: values.count) { out, initialized in
+            values.withUnsafeBufferPointer { src in
+                Parallel.forParts(count: src.count) { _, range in
+                    if storage == .float16 {
+                        for i in range { out[i] = ElementCodec.halfBits(src[i]) }
+                    } else {
+                        for i in range { out[i] = ElementCodec.bfloat16Bits(src[i]) }
+                    }
+                }
+            }
+            initialized = values.count
+        }
+    }
+
+    /// The float32 values (exact: every half and bfloat16 value is a float32 value). A frozen SD-size
+    /// teacher widens all its weights at every forward, so the half path is a table lookup inlined here.
+    func widened() -> Tensor {
+        Tensor(uninitializedShape: shape) { out in
+            bits.withUnsafeBufferPointer { src in
+                halfValues.withUnsafeBufferPointer { table in
+                    Parallel.forParts(count: src.count) { _, range in
+                        if storage == .float16 {
+                            for i in range { out[i] = table[Int(src[i])] }
+                        } else {
+                            for i in range { out[i] = Float(bitPattern: UInt32(src[i]) << 16) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every IEEE half value as float32, indexed by its bits (`ElementCodec`'s exact widening).
+private let halfValues: [Float] = (0..<65536).map { ElementCodec.float(halfBits: UInt16($0)) }
+
+/// The weights layers read by name: float32 tensors, and a frozen model's narrow ones, widened on
+/// each read (a layer's widened copy lives only while that layer computes).
+struct Weights {
+    var floats: [String: Tensor]
+    var narrow: [String: NarrowTensor] = [:]
+
+    /// The tensor under `name`; building the model checked that it exists.
+    @inline(__always) func at(_ name: String) -> Tensor { floats[name] ?? narrow[name]!.widened() }
+}
+
+extension UNet2D {
+    /// Holds every weight in `storage` from now on (a frozen model: a teacher, a sampler's UNet);
+    /// float32 keeps them as they are. Widened values are exact, so a model whose float32 weights
+    /// were already 16-bit values (read from an F16 file) computes the same outputs to the bit.
+    /// The model can no longer be trained or written: `parameters` is then empty.
+    public mutating func freeze(as storage: FrozenStorage) {
+        guard storage != .float32 else { return }
+        for name in parameters.keys.sorted() {
+            narrowParameters[name] = NarrowTensor(parameters.removeValue(forKey: name)!, storage: storage)
+        }
+    }
+
+    /// Bytes the weights take as held now.
+    public var weightBytes: Int {
+        parameters.values.reduce(0) { $0 + 4 * $1.count } + narrowParameters.values.reduce(0) { $0 + 2 * $1.bits.count }
+    }
+}
