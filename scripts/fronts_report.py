@@ -2,7 +2,7 @@
 """Reads a fronts.json (formats/fronts.md): the plot, each method's chosen point, and the README's
 paragraph about the fronts, all computed from the data.
 
-Usage: scripts/fronts_report.py FRONTS.json [--plot PNG] [--chosen] [--paragraph]
+Usage: scripts/fronts_report.py FRONTS.json [--plot PNG] [--chosen] [--chosen-table] [--paragraph]
        scripts/fronts_report.py FRONTS.json --check FILE   (exit 1 unless FILE holds the paragraphs as made now)
        (with a convergence.json next to FRONTS.json: --convergence-plot PNG, and its paragraph too)
 
@@ -108,15 +108,20 @@ def paragraph(fronts):
                          else f"{LABELS[m]}: no setting")
         lines.append(f"- With retain accuracy within {level} points of the distilled student's (≥ {pct(d['retain'][0] - level / 100)}), "
                      "the lowest forget rates are: " + "; ".join(parts) + ".")
-    lines += ["", "| method | chosen setting | forget_rate | retain_accuracy | heldout_loss | seconds |", "|---|---|---:|---:|---:|---:|"]
+    lines += ["", *chosen_table(fronts), END.format(concept=concept)]
+    return "\n".join(lines)
+
+
+def chosen_table(fronts):
+    """Each method's chosen point (mean ± sd over seeds) as markdown table lines."""
+    lines = ["| method | chosen setting | forget_rate | retain_accuracy | heldout_loss | seconds |", "|---|---|---:|---:|---:|---:|"]
     for m in METHODS:
         c = chosen(fronts, m)
         if c:
             s, sm, _ = c
             lines.append(f"| {m} | {setting_text(s)} | {pct(sm['forget'][0])} ± {100 * sm['forget'][1]:.1f} | "
                          f"{pct(sm['retain'][0])} ± {100 * sm['retain'][1]:.1f} | {sm['heldout'][0]:.4f} | {sm['seconds']:.0f} |")
-    lines.append(END.format(concept=concept))
-    return "\n".join(lines)
+    return lines
 
 
 def chosen_json(fronts):
@@ -244,6 +249,7 @@ def main():
     ap.add_argument("fronts")
     ap.add_argument("--plot")
     ap.add_argument("--chosen", action="store_true")
+    ap.add_argument("--chosen-table", action="store_true")
     ap.add_argument("--paragraph", action="store_true")
     ap.add_argument("--check")
     ap.add_argument("--convergence-plot")
@@ -258,6 +264,8 @@ def main():
         plot(fronts, a.plot)
     if a.chosen:
         print(json.dumps(chosen_json(fronts), indent=1))
+    if a.chosen_table:
+        print("\n".join(chosen_table(fronts)))
     convergence = load_convergence(a.fronts)
     if a.convergence_plot and convergence:
         plot_convergence(fronts, convergence, a.convergence_plot)
