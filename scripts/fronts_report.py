@@ -4,6 +4,7 @@ paragraph about the fronts, all computed from the data.
 
 Usage: scripts/fronts_report.py FRONTS.json [--plot PNG] [--chosen] [--chosen-table] [--paragraph]
        scripts/fronts_report.py FRONTS.json --check FILE   (exit 1 unless FILE holds the paragraphs as made now)
+       scripts/fronts_report.py FRONTS.json --update FILE  (replace FILE's paragraphs, between their markers, by these)
        (with a convergence.json next to FRONTS.json: --convergence-plot PNG, and its paragraph too)
 
 The rule (nothing tuned per method): a method's settings are averaged over the seeds; at a retain level
@@ -253,6 +254,7 @@ def main():
     ap.add_argument("--paragraph", action="store_true")
     ap.add_argument("--check")
     ap.add_argument("--convergence-plot")
+    ap.add_argument("--update")
     a = ap.parse_args()
     try:
         with open(a.fronts) as f:
@@ -271,6 +273,8 @@ def main():
         plot_convergence(fronts, convergence, a.convergence_plot)
     if a.paragraph:
         print(paragraphs(fronts, convergence))
+    if a.update:
+        update(a.update, [paragraph(fronts)] + ([convergence_paragraph(fronts, convergence)] if convergence else []))
     if a.check:
         text = open(a.check).read()
         for part in (paragraph(fronts), convergence_paragraph(fronts, convergence) if convergence else ""):
@@ -278,6 +282,20 @@ def main():
                 print(f"{a.check}: its paragraph {part.splitlines()[0]} is not the one {a.fronts} gives now; "
                       f"regenerate it with scripts/fronts_report.py {a.fronts} --paragraph", file=sys.stderr)
                 sys.exit(1)
+
+
+def update(path, parts):
+    """Replaces each part's marked block in the file (the markers are the part's first and last lines)."""
+    text = open(path).read()
+    for part in parts:
+        lines = part.splitlines()
+        begin, end = text.find(lines[0]), text.find(lines[-1])
+        if begin < 0 or end < begin:
+            print(f"{path}: no block {lines[0]} ... {lines[-1]} to replace", file=sys.stderr)
+            sys.exit(1)
+        text = text[:begin] + part + text[end + len(lines[-1]):]
+    with open(path, "w") as f:
+        f.write(text)
 
 
 def load_convergence(fronts_path):
