@@ -106,7 +106,7 @@ def paragraph(fronts):
         for m in METHODS:
             b = best(fronts, m, level)
             parts.append(f"{LABELS[m]} {pct(b[1]['forget'][0])} ± {100 * b[1]['forget'][1]:.1f} ({setting_text(b[0])})" if b
-                         else f"{LABELS[m]}: no setting")
+                         else f"{LABELS[m]}: no setting qualifies")
         lines.append(f"- With retain accuracy within {level} points of the distilled student's (≥ {pct(d['retain'][0] - level / 100)}), "
                      "the lowest forget rates are: " + "; ".join(parts) + ".")
     lines += ["", *chosen_table(fronts), END.format(concept=concept)]
@@ -115,12 +115,12 @@ def paragraph(fronts):
 
 def chosen_table(fronts):
     """Each method's chosen point (mean ± sd over seeds) as markdown table lines."""
-    lines = ["| method | chosen setting | forget_rate | retain_accuracy | heldout_loss | seconds |", "|---|---|---:|---:|---:|---:|"]
+    lines = ["| method | chosen setting | seeds | forget_rate | retain_accuracy | heldout_loss | seconds |", "|---|---|---:|---:|---:|---:|---:|"]
     for m in METHODS:
         c = chosen(fronts, m)
         if c:
             s, sm, _ = c
-            lines.append(f"| {m} | {setting_text(s)} | {pct(sm['forget'][0])} ± {100 * sm['forget'][1]:.1f} | "
+            lines.append(f"| {m} | {setting_text(s)} | {sm['n']} | {pct(sm['forget'][0])} ± {100 * sm['forget'][1]:.1f} | "
                          f"{pct(sm['retain'][0])} ± {100 * sm['retain'][1]:.1f} | {sm['heldout'][0]:.4f} | {sm['seconds']:.0f} |")
     return lines
 
@@ -236,7 +236,7 @@ def plot(fronts, path):
                     marker=marker, ms=10, color="black", capsize=2, linestyle="none",
                     label="teacher" if arm == "teacher" else "distilled student")
     ax.set_xlabel("retain accuracy (%)")
-    ax.set_ylabel("forget rate (%)  (lower: more forgotten)")
+    ax.set_ylabel("forget rate (%)  (best: bottom right)")
     ax.set_title(f"Concept '{fronts['concept']}': fronts at 600 L_ft + 150 L_CU steps, seeds {fronts['seeds']}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
