@@ -2,7 +2,7 @@
 """Reads a fronts.json (formats/fronts.md): the plot, each method's chosen point, and the README's
 paragraph about the fronts, all computed from the data.
 
-Usage: scripts/fronts_report.py FRONTS.json [--plot PNG] [--chosen] [--chosen-table] [--paragraph]
+Usage: scripts/fronts_report.py FRONTS.json [--plot PNG] [--chosen] [--chosen-table] [--points-table] [--paragraph]
        scripts/fronts_report.py FRONTS.json --check FILE   (exit 1 unless FILE holds the paragraphs as made now)
        scripts/fronts_report.py FRONTS.json --update FILE  (replace FILE's paragraphs, between their markers, by these)
        (with a convergence.json next to FRONTS.json: --convergence-plot PNG, and its paragraph too)
@@ -120,6 +120,21 @@ def chosen_table(fronts):
         c = chosen(fronts, m)
         if c:
             s, sm, _ = c
+            lines.append(f"| {m} | {setting_text(s)} | {sm['n']} | {pct(sm['forget'][0])} ± {100 * sm['forget'][1]:.1f} | "
+                         f"{pct(sm['retain'][0])} ± {100 * sm['retain'][1]:.1f} | {sm['heldout'][0]:.4f} | {sm['seconds']:.0f} |")
+    return lines
+
+
+def points_table(fronts):
+    """Every setting of every method, mean ± sd over its seeds, as markdown table lines (BENCHMARKS.md)."""
+    lines = ["| method | setting | seeds | forget_rate | retain_accuracy | heldout_loss | seconds |", "|---|---|---:|---:|---:|---:|---:|"]
+    for arm in ("teacher", "distill"):
+        sm = reference(fronts, arm)
+        lines.append(f"| {arm} | | {sm['n']} | {pct(sm['forget'][0])} ± {100 * sm['forget'][1]:.1f} | "
+                     f"{pct(sm['retain'][0])} ± {100 * sm['retain'][1]:.1f} | {sm['heldout'][0]:.4f} | {sm['seconds']:.0f} |")
+    for m in METHODS:
+        for s, ps in settings_of(fronts, m):
+            sm = summary(ps)
             lines.append(f"| {m} | {setting_text(s)} | {sm['n']} | {pct(sm['forget'][0])} ± {100 * sm['forget'][1]:.1f} | "
                          f"{pct(sm['retain'][0])} ± {100 * sm['retain'][1]:.1f} | {sm['heldout'][0]:.4f} | {sm['seconds']:.0f} |")
     return lines
@@ -251,6 +266,7 @@ def main():
     ap.add_argument("--plot")
     ap.add_argument("--chosen", action="store_true")
     ap.add_argument("--chosen-table", action="store_true")
+    ap.add_argument("--points-table", action="store_true")
     ap.add_argument("--paragraph", action="store_true")
     ap.add_argument("--check")
     ap.add_argument("--convergence-plot")
@@ -266,6 +282,8 @@ def main():
         plot(fronts, a.plot)
     if a.chosen:
         print(json.dumps(chosen_json(fronts), indent=1))
+    if a.points_table:
+        print("\n".join(points_table(fronts)))
     if a.chosen_table:
         print("\n".join(chosen_table(fronts)))
     convergence = load_convergence(a.fronts)
