@@ -14,11 +14,12 @@ among them (with that setting's spread over seeds). A method's chosen point is i
 else at 5, else at 10, else its setting of highest mean retain accuracy.
 
 Convergence (convergence.json, made by scripts/fronts from the training logs' heldout_loss): distillation
-alone against bilevel interleaved at its chosen point, per seed and on the same held-out renders at fixed
-noise. Reached: the first probe step at which a run's held-out loss is within 5% of the distillation's
-final value (mean over seeds of the step; a seed that never gets there counts as past the last step).
-The sentence says the lower level converges as fast with the upper level on when the bilevel reaches it
-no more than one probe interval later than distillation alone and ends within 5% of it.
+alone against bilevel interleaved at its chosen point, per seed, on the same held-out renders at fixed
+noise. Per seed, the ratio of the bilevel's mean held-out loss over all probes to distillation's (the
+area under the curve: a slower descent shows as a larger area), and the ratio over the last 4 probes;
+both averaged over seeds. The sentence says the lower level converges as fast with the upper level on
+when the area ratio is at most 1.05. (The mean over probes is used rather than the first step below a
+threshold, which the probe-to-probe noise of a few percent makes unstable.)
 """
 import argparse
 import json
@@ -152,6 +153,7 @@ def chosen_json(fronts):
 
 CONVERGENCE_BEGIN, CONVERGENCE_END = "<!-- convergence:{concept} begin -->", "<!-- convergence:{concept} end -->"
 TOLERANCE = 0.05
+LAST = 4
 
 
 def convergence_runs(fronts, convergence):
@@ -170,36 +172,28 @@ def convergence_runs(fronts, convergence):
     return setting, out
 
 
-def reached(curve, target, past):
-    return next((s for s, v in curve if v <= target), past)
-
-
 def convergence_paragraph(fronts, convergence):
     concept = fronts["concept"]
     setting, runs = convergence_runs(fronts, convergence)
     if not runs:
         return ""
     every = convergence["probe_every"]
-    last = max(s for s, _ in next(iter(runs.values()))[0])
-    d_steps, b_steps, ratios, d_final, b_final = [], [], [], [], []
+    area, end, d_end = [], [], []
     for d, b in runs.values():
-        target = d[-1][1] * (1 + TOLERANCE)
-        d_steps.append(reached(d, target, last + every))
-        b_steps.append(reached(b, target, last + every))
-        ratios.append(b[-1][1] / d[-1][1])
-        d_final.append(d[-1][1])
-        b_final.append(b[-1][1])
-    ds, bs, ratio = statistics.fmean(d_steps), statistics.fmean(b_steps), statistics.fmean(ratios)
-    holds = bs <= ds + every and ratio <= 1 + TOLERANCE
-    verdict = ("the lower level converges as fast with the upper level on" if holds
+        dv, bv = [v for _, v in d], [v for _, v in b]
+        area.append(statistics.fmean(bv) / statistics.fmean(dv))
+        end.append(statistics.fmean(bv[-LAST:]) / statistics.fmean(dv[-LAST:]))
+        d_end.append(statistics.fmean(dv[-LAST:]))
+    a, e = statistics.fmean(area), statistics.fmean(end)
+    verdict = ("the lower level converges as fast with the upper level on" if a <= 1 + TOLERANCE
                else "the lower level converges more slowly with the upper level on")
     return "\n".join([
         CONVERGENCE_BEGIN.format(concept=concept),
-        f"Convergence, concept `{concept}`, seeds {', '.join(str(s) for s in runs)}: held-out loss measured every {every} lower-level "
-        f"steps. Distillation alone comes within {100 * TOLERANCE:.0f}% of its final held-out loss ({statistics.fmean(d_final):.4f}) "
-        f"at step {ds:.0f} on average; bilevel interleaved ({setting_text(setting)}, its chosen point) at step {bs:.0f}, and it ends "
-        f"at {statistics.fmean(b_final):.4f}, {ratio:.2f}x distillation's: {verdict} here "
-        f"(criterion: reached at most {every} steps later and ending within {100 * TOLERANCE:.0f}%).",
+        f"Convergence, concept `{concept}`, seeds {', '.join(str(s) for s in runs)}, held-out loss every {every} lower-level steps: "
+        f"over the whole run, bilevel interleaved ({setting_text(setting)}, its chosen point) has {a:.2f}x the mean held-out loss of "
+        f"distillation alone (the area under the curve; min–max over seeds {min(area):.2f}–{max(area):.2f}), and over the last "
+        f"{LAST * every} steps {e:.2f}x (distillation: {statistics.fmean(d_end):.4f}): {verdict} here "
+        f"(criterion: the area ratio at most {1 + TOLERANCE:.2f}).",
         CONVERGENCE_END.format(concept=concept)])
 
 
