@@ -101,13 +101,16 @@ def paragraph(fronts):
     lines = [BEGIN.format(concept=concept),
              f"Concept `{concept}`, seeds {seeds} (mean ± sd over seeds). Teacher: forget rate {pct(t['forget'][0])}, "
              f"retain accuracy {pct(t['retain'][0])}; distilled student: forget rate {pct(d['forget'][0])} ± {100 * d['forget'][1]:.1f}, "
-             f"retain accuracy {pct(d['retain'][0])} ± {100 * d['retain'][1]:.1f}.", ""]
+             f"retain accuracy {pct(d['retain'][0])} ± {100 * d['retain'][1]:.1f}. Settings run: "
+             + ", ".join(f"{LABELS[m]} {len(settings_of(fronts, m))}" for m in METHODS) + ".", ""]
     for level in LEVELS:
         parts = []
         for m in METHODS:
             b = best(fronts, m, level)
-            parts.append(f"{LABELS[m]} {pct(b[1]['forget'][0])} ± {100 * b[1]['forget'][1]:.1f} ({setting_text(b[0])})" if b
-                         else f"{LABELS[m]}: no setting qualifies")
+            if b:
+                parts.append(f"{LABELS[m]} {pct(b[1]['forget'][0])} ± {100 * b[1]['forget'][1]:.1f} ({setting_text(b[0])})")
+            else:
+                parts.append(f"{LABELS[m]}: {'no setting qualifies' if settings_of(fronts, m) else 'not run'}")
         lines.append(f"- With retain accuracy within {level} points of the distilled student's (≥ {pct(d['retain'][0] - level / 100)}), "
                      "the lowest forget rates are: " + "; ".join(parts) + ".")
     lines += ["", *chosen_table(fronts), END.format(concept=concept)]
