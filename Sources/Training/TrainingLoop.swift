@@ -11,6 +11,8 @@ public struct StepRecord: Sendable {
     public var seconds: Double
     /// The MPI world size (1 in one process).
     public var ranks = 1
+    /// The held-out probe's loss after this iteration, when it measured (`TrainingLoop.heldout`).
+    public var heldoutLoss: Double?
 }
 
 /// Drives a `TrainingMethod`: the random stream, the EMA, periodic and interrupt checkpoints, and
@@ -27,6 +29,8 @@ public struct TrainingLoop {
     public var run: RunDescription
     /// The ranks training together: all step, only the root writes the state.
     public var parallel = DataParallel.solo
+    /// Measures the student on held-out data every few iterations (the log's `heldout_loss`).
+    public var heldout: HeldoutProbe?
 
     public init(steps: Int, seed: UInt64, emaDecay: Float?, statePath: String?, checkpointEvery: Int?, run: RunDescription) {
         self.steps = steps
@@ -95,8 +99,10 @@ public struct TrainingLoop {
             ema?.update(with: method.student)
             step += 1
             last = report
-            try observe(StepRecord(step: step, total: steps, report: report, seconds: Date().timeIntervalSince(start),
-                                   ranks: parallel.size))
+            var record = StepRecord(step: step, total: steps, report: report, seconds: Date().timeIntervalSince(start),
+                                    ranks: parallel.size)
+            if let heldout, heldout.measures(after: step, of: steps) { record.heldoutLoss = try heldout.loss(method.student) }
+            try observe(record)
             if let every = checkpointEvery, step % every == 0 || step == steps { try save() }
         }
         let model = try ema?.applied(to: method.student) ?? method.student
@@ -144,6 +150,7 @@ public final class TrainingLog {
         var fields = ["\"step\": \(record.step)"]
         for (name, value) in record.report.losses { fields.append("\"\(name)\": \(jsonNumber(value))") }
         fields.append("\"lr\": \(record.report.learningRate)")
+        if let heldout = record.heldoutLoss { fields.append("\"heldout_loss\": \(jsonNumber(heldout))") }
         fields.append("\"seconds\": \(jsonNumber(record.seconds))")
         fields.append("\"ranks\": \(record.ranks)")
         do {

@@ -1,3 +1,4 @@
+import Diffusion
 import Foundation
 import TensorFormats
 import Training
@@ -57,7 +58,7 @@ final class StopRequest: @unchecked Sendable {
 /// the output checkpoint with `dmsurgery.training` metadata. A signal while OUT is written lets the
 /// write finish (OUT is complete, nothing is lost) and then stops with 128 + the signal.
 func train<M: TrainingMethod>(_ method: inout M, run: RunDescription, settings: TrainingSettings, source: ModelOrigin,
-                              output: OutputSettings, stop: StopRequest) throws {
+                              output: OutputSettings, stop: StopRequest, open: OpenOptions) throws {
     let command = run.command
     // The data's sides are checked against the model when it is read; this bounds the batch's memory.
     let config = method.student.config
@@ -75,6 +76,10 @@ func train<M: TrainingMethod>(_ method: inout M, run: RunDescription, settings: 
     var loop = TrainingLoop(steps: settings.steps, seed: settings.seed, emaDecay: settings.ema, statePath: statePath,
                             checkpointEvery: settings.checkpointEvery, run: run)
     loop.parallel = parallel
+    if let heldout = settings.heldout {
+        let (data, _) = try loadTrainingData(heldout, role: .data, model: method.student, open: open)
+        loop.heldout = HeldoutProbe(data: data, schedule: NoiseSchedule(run.scheduler), every: settings.heldoutEvery)
+    }
     if parallel.size > 1 { stop.listenForSIGUSR1() }
     let log = parallel.isRoot ? try settings.log.map { try TrainingLog(path: $0) } : nil
     let bar = ProgressBar(command, total: settings.steps, quiet: quiet)

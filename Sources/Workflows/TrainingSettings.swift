@@ -17,6 +17,10 @@ public struct TrainingSettings: Sendable {
     public var checkpointEvery: Int?
     public var resume = false
     public var state: String?
+    /// `--heldout`: a data file the student is measured on every `heldoutEvery` iterations (the log's
+    /// `heldout_loss`; formats/training.md).
+    public var heldout: String?
+    public var heldoutEvery = 50
 
     public init() {}
 

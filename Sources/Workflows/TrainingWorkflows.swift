@@ -40,7 +40,7 @@ public enum TrainingWorkflows {
                                            teacher: teacherModel?.origin.sha256, data: retain.sha256, retainPrompts: retain.prompts)
         var run = training.describe("finetune", scheduler: scheduler, inputs: inputs)
         lower.describe(into: &run)
-        try train(&method, run: run, settings: training, source: source, output: output, stop: stop)
+        try train(&method, run: run, settings: training, source: source, output: output, stop: stop, open: open)
     }
 
     /// erase: L_CU alone (ESD or ablation) against a frozen teacher.
@@ -66,7 +66,7 @@ public enum TrainingWorkflows {
                                     inputs: .init(student: source.sha256, teacher: teacherModel.origin.sha256, forget: forgotten.sha256,
                                                   forgetPrompts: forgotten.prompts))
         forget.describe(into: &run)
-        try train(&method, run: run, settings: training, source: source, output: output, stop: stop)
+        try train(&method, run: run, settings: training, source: source, output: output, stop: stop, open: open)
     }
 
     /// unlearn: the bilevel problem, penalty or interleaved.
@@ -107,13 +107,13 @@ public enum TrainingWorkflows {
                                        innerSteps: settings.innerSteps,
                                        penalty: PenaltySchedule(value: settings.lambda, ramp: settings.lambdaRamp),
                                        lowerOptimizer: lowerOptimizer, upperOptimizer: upperOptimizer)
-            try train(&method, run: run, settings: training, source: source, output: output, stop: stop)
+            try train(&method, run: run, settings: training, source: source, output: output, stop: stop, open: open)
         case .interleaved:
             var method = InterleavedMethod(student: consume studentModel, teacher: teacherModel.unet, data: retain, forget: forgetData,
                                            lower: lower.objective(noise), upper: forget.objective(noise), batchSize: training.batch,
                                            upperEvery: settings.upperEvery, lowerOptimizer: lowerOptimizer,
                                            upperOptimizer: upperOptimizer)
-            try train(&method, run: run, settings: training, source: source, output: output, stop: stop)
+            try train(&method, run: run, settings: training, source: source, output: output, stop: stop, open: open)
         }
     }
 
@@ -128,7 +128,7 @@ public enum TrainingWorkflows {
     /// The output rule for a training command: OUT, the state, the log and the retain cache are none of its inputs.
     private static func declare(_ output: OutputSettings, _ training: TrainingSettings,
                                 inputs: [(path: String?, role: String)], retain: RetainSettings?) throws {
-        try InputSet.declare(inputs: inputs, outputs: [(output.path, "OUT"), (training.statePath(output: output.path), "--state"),
+        try InputSet.declare(inputs: inputs + [(training.heldout, "--heldout")], outputs: [(output.path, "OUT"), (training.statePath(output: output.path), "--state"),
                                                        (training.log, "--log"), (retain?.cachePath(output: output.path), "--retain-cache")])
     }
 }

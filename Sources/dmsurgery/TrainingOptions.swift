@@ -34,6 +34,12 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Append one JSON line per iteration (step, losses, lr, seconds) to this file.", valueName: "file"))
     var log: String?
 
+    @Option(help: ArgumentHelp("Data file (x0, cond) to measure the student on during training: the log's heldout_loss, denoising MSE at fixed noise.", valueName: "file"))
+    var heldout: String?
+
+    @Option(name: .customLong("heldout-every"), help: "Measure on --heldout every N iterations (and after the last).")
+    var heldoutEvery = 50
+
     @Option(name: .customLong("checkpoint-every"), help: "Write the resumable state every N iterations (and at the end).")
     var checkpointEvery: Int?
 
@@ -51,6 +57,7 @@ struct TrainingOptions: ParsableArguments {
         }
         if let ema, !(ema > 0 && ema < 1) { throw ValidationError("--ema must be between 0 and 1 (exclusive)") }
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
+        guard heldoutEvery >= 1 else { throw ValidationError("--heldout-every must be at least 1") }
         try checkBatch(ranks: DataParallel.announcedSize)
         if statePath(output: output) == nil && (resume || checkpointEvery != nil) {
             throw ValidationError("--resume and --checkpoint-every need --state FILE when OUT is standard output")
@@ -92,6 +99,8 @@ struct TrainingOptions: ParsableArguments {
         s.checkpointEvery = checkpointEvery
         s.resume = resume
         s.state = state
+        s.heldout = heldout
+        s.heldoutEvery = heldoutEvery
         return s
     }
 }

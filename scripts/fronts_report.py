@@ -1,0 +1,333 @@
+#!/usr/bin/env python3
+"""Reads a fronts.json (formats/fronts.md): the plot, each method's chosen point, and the README's
+paragraph about the fronts, all computed from the data.
+
+Usage: scripts/fronts_report.py FRONTS.json [--plot PNG] [--chosen] [--chosen-table] [--points-table] [--paragraph]
+       scripts/fronts_report.py FRONTS.json --check FILE   (exit 1 unless FILE holds the paragraphs as made now)
+       scripts/fronts_report.py FRONTS.json --update FILE  (replace FILE's paragraphs, between their markers, by these)
+       (with a convergence.json next to FRONTS.json: --convergence-plot PNG, and its paragraph too)
+
+The rule (nothing tuned per method): a method's settings are averaged over the seeds; at a retain level
+of P points (P = 2, 5, 10) the settings whose mean retain_accuracy is at least the distilled student's
+mean minus P points qualify, and the method's best forget rate there is the lowest mean forget_rate
+among them (with that setting's spread over seeds). A method's chosen point is its best at 2 points,
+else at 5, else at 10, else its setting of highest mean retain accuracy.
+
+Convergence (convergence.json, made by scripts/fronts from the training logs' heldout_loss): distillation
+alone against bilevel interleaved at its chosen point, per seed, on the same held-out renders at fixed
+noise. Per seed, the ratio of the bilevel's mean held-out loss over all probes to distillation's (the
+area under the curve: a slower descent shows as a larger area), and the ratio over the last 4 probes;
+both averaged over seeds. The sentence says the lower level converges as fast with the upper level on
+when the area ratio is at most 1.05. (The mean over probes is used rather than the first step below a
+threshold, which the probe-to-probe noise of a few percent makes unstable.)
+"""
+import argparse
+import json
+import statistics
+import sys
+
+METHODS = ["two_stage", "bilevel_interleaved", "bilevel_penalty", "ablation"]
+LABELS = {"two_stage": "two-stage (ESD after distillation)", "bilevel_interleaved": "bilevel, interleaved",
+          "bilevel_penalty": "bilevel, penalty", "ablation": "concept ablation after distillation"}
+LEVELS = [2, 5, 10]
+BEGIN, END = "<!-- fronts:{concept} begin -->", "<!-- fronts:{concept} end -->"
+
+
+def mean_sd(values):
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def settings_of(fronts, method):
+    """[(setting, [points over seeds])] in the order of the grid."""
+    out = []
+    for p in fronts["points"]:
+        if p["method"] != method:
+            continue
+        for s, ps in out:
+            if s == p["setting"]:
+                ps.append(p)
+                break
+        else:
+            out.append((p["setting"], [p]))
+    return out
+
+
+def summary(points):
+    f = mean_sd([p["forget_rate"] for p in points])
+    r = mean_sd([p["retain_accuracy"] for p in points])
+    h = mean_sd([p["heldout_loss"] for p in points])
+    return {"forget": f, "retain": r, "heldout": h, "seconds": statistics.fmean(p["seconds"] for p in points), "n": len(points)}
+
+
+def reference(fronts, arm):
+    ms = list(fronts[arm].values())
+    return summary(ms)
+
+
+def best(fronts, method, level):
+    """(setting, summary) of the lowest mean forget rate with mean retain >= distilled - level points, or None."""
+    floor = reference(fronts, "distill")["retain"][0] - level / 100
+    ok = [(s, summary(ps)) for s, ps in settings_of(fronts, method)]
+    ok = [(s, m) for s, m in ok if m["retain"][0] >= floor - 1e-12]
+    return min(ok, key=lambda sm: (sm[1]["forget"][0], -sm[1]["retain"][0])) if ok else None
+
+
+def chosen(fronts, method):
+    for level in LEVELS:
+        b = best(fronts, method, level)
+        if b:
+            return b[0], b[1], f"best forget rate within {level} points of the distilled student's retain accuracy"
+    all_ = [(s, summary(ps)) for s, ps in settings_of(fronts, method)]
+    if not all_:
+        return None
+    s, m = max(all_, key=lambda sm: sm[1]["retain"][0])
+    return s, m, "no setting within 10 points: the one of highest retain accuracy"
+
+
+def setting_text(setting):
+    names = {"upper_lr": "upper lr", "lr": "lr", "lambda": "λ", "inner_steps": "K"}
+    return ", ".join(f"{names.get(k, k)} {v:g}" for k, v in setting.items())
+
+
+def pct(x):
+    return f"{100 * x:.1f}%"
+
+
+def paragraph(fronts):
+    """The README's text about these fronts: every number from the data."""
+    concept = fronts["concept"]
+    seeds = ", ".join(str(s) for s in fronts["seeds"])
+    d, t = reference(fronts, "distill"), reference(fronts, "teacher")
+    lines = [BEGIN.format(concept=concept),
+             f"Concept `{concept}`, seeds {seeds} (mean ± sd over seeds). Teacher: forget rate {pct(t['forget'][0])}, "
+             f"retain accuracy {pct(t['retain'][0])}; distilled student: forget rate {pct(d['forget'][0])} ± {100 * d['forget'][1]:.1f}, "
+             f"retain accuracy {pct(d['retain'][0])} ± {100 * d['retain'][1]:.1f}. Settings run: "
+             + ", ".join(f"{LABELS[m]} {len(settings_of(fronts, m))}" for m in METHODS) + ".", ""]
+    for level in LEVELS:
+        parts = []
+        for m in METHODS:
+            b = best(fronts, m, level)
+            if b:
+                parts.append(f"{LABELS[m]} {pct(b[1]['forget'][0])} ± {100 * b[1]['forget'][1]:.1f} ({setting_text(b[0])})")
+            else:
+                parts.append(f"{LABELS[m]}: {'no setting qualifies' if settings_of(fronts, m) else 'not run'}")
+        lines.append(f"- With retain accuracy within {level} points of the distilled student's (≥ {pct(d['retain'][0] - level / 100)}), "
+                     "the lowest forget rates are: " + "; ".join(parts) + ".")
+    lines += ["", *chosen_table(fronts), END.format(concept=concept)]
+    return "\n".join(lines)
+
+
+def chosen_table(fronts):
+    """Each method's chosen point (mean ± sd over seeds) as markdown table lines."""
+    lines = ["| method | chosen setting | seeds | forget_rate | retain_accuracy | heldout_loss | seconds |", "|---|---|---:|---:|---:|---:|---:|"]
+    for m in METHODS:
+        c = chosen(fronts, m)
+        if c:
+            s, sm, _ = c
+            lines.append(f"| {m} | {setting_text(s)} | {sm['n']} | {pct(sm['forget'][0])} ± {100 * sm['forget'][1]:.1f} | "
+                         f"{pct(sm['retain'][0])} ± {100 * sm['retain'][1]:.1f} | {sm['heldout'][0]:.4f} | {sm['seconds']:.0f} |")
+    return lines
+
+
+def points_table(fronts):
+    """Every setting of every method, mean ± sd over its seeds, as markdown table lines (BENCHMARKS.md)."""
+    lines = ["| method | setting | seeds | forget_rate | retain_accuracy | heldout_loss | seconds |", "|---|---|---:|---:|---:|---:|---:|"]
+    for arm in ("teacher", "distill"):
+        sm = reference(fronts, arm)
+        lines.append(f"| {arm} | | {sm['n']} | {pct(sm['forget'][0])} ± {100 * sm['forget'][1]:.1f} | "
+                     f"{pct(sm['retain'][0])} ± {100 * sm['retain'][1]:.1f} | {sm['heldout'][0]:.4f} | {sm['seconds']:.0f} |")
+    for m in METHODS:
+        for s, ps in settings_of(fronts, m):
+            sm = summary(ps)
+            lines.append(f"| {m} | {setting_text(s)} | {sm['n']} | {pct(sm['forget'][0])} ± {100 * sm['forget'][1]:.1f} | "
+                         f"{pct(sm['retain'][0])} ± {100 * sm['retain'][1]:.1f} | {sm['heldout'][0]:.4f} | {sm['seconds']:.0f} |")
+    return lines
+
+
+def chosen_json(fronts):
+    out = {}
+    for m in METHODS:
+        c = chosen(fronts, m)
+        if c:
+            s, sm, why = c
+            out[m] = {"setting": s, "why": why, "forget_rate": sm["forget"][0], "retain_accuracy": sm["retain"][0]}
+    return out
+
+
+CONVERGENCE_BEGIN, CONVERGENCE_END = "<!-- convergence:{concept} begin -->", "<!-- convergence:{concept} end -->"
+TOLERANCE = 0.05
+LAST = 4
+
+
+def convergence_runs(fronts, convergence):
+    """{seed: (distill curve, bilevel curve)} for the bilevel interleaved chosen setting; a curve is [(step, loss)]."""
+    c = chosen(fronts, "bilevel_interleaved")
+    if not c:
+        return None, {}
+    setting = c[0]
+    out = {}
+    for seed in fronts["seeds"]:
+        runs = [r for r in convergence["runs"] if r["seed"] == seed]
+        d = next((r for r in runs if r["method"] == "distill"), None)
+        b = next((r for r in runs if r["method"] == "bilevel_interleaved" and r["setting"] == setting), None)
+        if d and b:
+            out[seed] = (list(zip(d["steps"], d["heldout_loss"])), list(zip(b["steps"], b["heldout_loss"])))
+    return setting, out
+
+
+def convergence_paragraph(fronts, convergence):
+    concept = fronts["concept"]
+    setting, runs = convergence_runs(fronts, convergence)
+    if not runs:
+        return ""
+    every = convergence["probe_every"]
+    area, end, d_end = [], [], []
+    for d, b in runs.values():
+        dv, bv = [v for _, v in d], [v for _, v in b]
+        area.append(statistics.fmean(bv) / statistics.fmean(dv))
+        end.append(statistics.fmean(bv[-LAST:]) / statistics.fmean(dv[-LAST:]))
+        d_end.append(statistics.fmean(dv[-LAST:]))
+    a, e = statistics.fmean(area), statistics.fmean(end)
+    verdict = ("the lower level converges as fast with the upper level on" if a <= 1 + TOLERANCE
+               else "the lower level converges more slowly with the upper level on")
+    return "\n".join([
+        CONVERGENCE_BEGIN.format(concept=concept),
+        f"Convergence, concept `{concept}`, seeds {', '.join(str(s) for s in runs)}, held-out loss every {every} lower-level steps: "
+        f"over the whole run, bilevel interleaved ({setting_text(setting)}, its chosen point) has {a:.2f}x the mean held-out loss of "
+        f"distillation alone (the area under the curve; min–max over seeds {min(area):.2f}–{max(area):.2f}), and over the last "
+        f"{LAST * every} steps {e:.2f}x (distillation: {statistics.fmean(d_end):.4f}): {verdict} here "
+        f"(criterion: the area ratio at most {1 + TOLERANCE:.2f}).",
+        CONVERGENCE_END.format(concept=concept)])
+
+
+def plot_convergence(fronts, convergence, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    setting, _ = convergence_runs(fronts, convergence)
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    styles = {"distill": ("black", "distillation alone"), "bilevel_interleaved": ("tab:blue", "bilevel interleaved"),
+              "bilevel_penalty": ("tab:green", "bilevel penalty")}
+    for r in convergence["runs"]:
+        if r["method"] not in styles or (r["method"] == "bilevel_interleaved" and r["setting"] != setting):
+            continue
+        colour, label = styles[r["method"]]
+        label = f"{label} ({setting_text(r['setting'])})" if r["setting"] else label
+        ax.plot(r["steps"], r["heldout_loss"], color=colour, alpha=0.8, lw=1.2, label=f"{label}, seed {r['seed']}",
+                linestyle=["-", "--", ":"][fronts["seeds"].index(r["seed"]) % 3])
+    ax.set_xlabel("lower-level (L_ft) steps")
+    ax.set_ylabel("held-out denoising loss (fixed noise)")
+    ax.set_yscale("log")
+    ax.set_title(f"Concept '{fronts['concept']}': held-out loss during training")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def plot(fronts, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=100)
+    for m, colour in zip(METHODS, ["tab:red", "tab:blue", "tab:green", "tab:purple"]):
+        rows = [summary(ps) for _, ps in settings_of(fronts, m)]
+        if not rows:
+            continue
+        rows.sort(key=lambda r: r["retain"][0])
+        xs = [100 * r["retain"][0] for r in rows]
+        ys = [100 * r["forget"][0] for r in rows]
+        ax.errorbar(xs, ys, xerr=[100 * r["retain"][1] for r in rows], yerr=[100 * r["forget"][1] for r in rows],
+                    marker="o", ms=4, capsize=2, color=colour, label=LABELS[m])
+    for arm, marker in (("teacher", "*"), ("distill", "s")):
+        r = reference(fronts, arm)
+        ax.errorbar([100 * r["retain"][0]], [100 * r["forget"][0]], xerr=[100 * r["retain"][1]], yerr=[100 * r["forget"][1]],
+                    marker=marker, ms=10, color="black", capsize=2, linestyle="none",
+                    label="teacher" if arm == "teacher" else "distilled student")
+    ax.set_xlabel("retain accuracy (%)")
+    ax.set_ylabel("forget rate (%)  (best: bottom right)")
+    ax.set_title(f"Concept '{fronts['concept']}': fronts at 600 L_ft + 150 L_CU steps, seeds {fronts['seeds']}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("fronts")
+    ap.add_argument("--plot")
+    ap.add_argument("--chosen", action="store_true")
+    ap.add_argument("--chosen-table", action="store_true")
+    ap.add_argument("--points-table", action="store_true")
+    ap.add_argument("--paragraph", action="store_true")
+    ap.add_argument("--check")
+    ap.add_argument("--convergence-plot")
+    ap.add_argument("--update")
+    a = ap.parse_args()
+    try:
+        with open(a.fronts) as f:
+            fronts = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"{a.fronts}: {e}", file=sys.stderr)
+        sys.exit(1)
+    if a.plot:
+        plot(fronts, a.plot)
+    if a.chosen:
+        print(json.dumps(chosen_json(fronts), indent=1))
+    if a.points_table:
+        print("\n".join(points_table(fronts)))
+    if a.chosen_table:
+        print("\n".join(chosen_table(fronts)))
+    convergence = load_convergence(a.fronts)
+    if a.convergence_plot and convergence:
+        plot_convergence(fronts, convergence, a.convergence_plot)
+    if a.paragraph:
+        print(paragraphs(fronts, convergence))
+    if a.update:
+        update(a.update, [paragraph(fronts)] + ([convergence_paragraph(fronts, convergence)] if convergence else []))
+    if a.check:
+        text = open(a.check).read()
+        for part in (paragraph(fronts), convergence_paragraph(fronts, convergence) if convergence else ""):
+            if part not in text:
+                print(f"{a.check}: its paragraph {part.splitlines()[0]} is not the one {a.fronts} gives now; "
+                      f"regenerate it with scripts/fronts_report.py {a.fronts} --paragraph", file=sys.stderr)
+                sys.exit(1)
+
+
+def update(path, parts):
+    """Replaces each part's marked block in the file (the markers are the part's first and last lines)."""
+    text = open(path).read()
+    for part in parts:
+        lines = part.splitlines()
+        begin, end = text.find(lines[0]), text.find(lines[-1])
+        if begin < 0 or end < begin:
+            print(f"{path}: no block {lines[0]} ... {lines[-1]} to replace", file=sys.stderr)
+            sys.exit(1)
+        text = text[:begin] + part + text[end + len(lines[-1]):]
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def load_convergence(fronts_path):
+    import os
+    path = os.path.join(os.path.dirname(fronts_path), "convergence.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def paragraphs(fronts, convergence):
+    parts = [paragraph(fronts)]
+    if convergence:
+        parts.append(convergence_paragraph(fronts, convergence))
+    return "\n\n".join(p for p in parts if p)
+
+
+if __name__ == "__main__":
+    main()
