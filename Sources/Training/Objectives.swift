@@ -115,7 +115,7 @@ public struct ConceptObjective: Sendable {
     public init(schedule: NoiseSchedule) { self.schedule = schedule }
 
     /// Draws forget items with replacement, then their timesteps and noise, and sets the target from
-    /// the frozen teacher (one batched forward for ESD's unconditional and conditional predictions)
+    /// the frozen teacher (per item, one forward for ESD's unconditional and conditional predictions)
     /// for items `shard` (all when nil) only.
     public func drawBatch(from forget: TrainingData, size: Int, shard: Range<Int>? = nil, teacher: UNet2D,
                           rng: inout TrainingRandom) throws -> NoisedBatch {
@@ -129,18 +129,22 @@ public struct ConceptObjective: Sendable {
         let clean = x0.items(indices)
         let sample = schedule.addNoise(original: clean, noise: noise, timesteps: timesteps)
         let cond = forget.cond!.items(indices)
-        let ts = timesteps.map(Float.init)
-        let target: Tensor
-        switch method {
-        case .esd:
-            let empty = forget.uncond!.repeatedItem(indices.count)
-            let both = try teacher(sample: Tensor.joined([sample, sample]), timesteps: ts + ts,
-                                   encoderHiddenStates: Tensor.joined([empty, cond]))
-            let (u, c) = both.halves()
-            target = Losses.erasureTarget(unconditional: u, conditional: c, eta: eta)
-        case .ablation:
-            target = try teacher(sample: sample, timesteps: ts, encoderHiddenStates: forget.anchor!.items(indices))
+        // One teacher call per item, so an item's target is the same computation whatever the shard
+        // (DataParallel: the result must not depend on how the batch is split among ranks).
+        var targets: [Tensor] = []
+        for i in indices.indices {
+            let x = sample.items([i]), c = cond.items([i]), t = Float(timesteps[i])
+            switch method {
+            case .esd:
+                let both = try teacher(sample: Tensor.joined([x, x]), timesteps: [t, t],
+                                       encoderHiddenStates: Tensor.joined([forget.uncond!.repeatedItem(1), c]))
+                let (u, v) = both.halves()
+                targets.append(Losses.erasureTarget(unconditional: u, conditional: v, eta: eta))
+            case .ablation:
+                targets.append(try teacher(sample: x, timesteps: [t], encoderHiddenStates: forget.anchor!.items([indices[i]])))
+            }
         }
+        let target = Tensor.joined(targets)
         return NoisedBatch(sample: sample, timesteps: timesteps, cond: cond, target: target)
     }
 
