@@ -3,7 +3,7 @@
  * staging size). Prints the median seconds per call and the effective bytes per second of gradient.
  *
  *   mpicc -O2 -o /tmp/mpi_allreduce scripts/bench/mpi_allreduce.c
- *   mpirun -np 2 --bind-to core /tmp/mpi_allreduce [CALLS]
+ *   mpirun -np 2 --bind-to core /tmp/mpi_allreduce [CALLS] [COUNT]
  */
 #include <mpi.h>
 #include <stdio.h>
@@ -19,9 +19,10 @@ int main(int argc, char **argv) {
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    const int count = 1 << 22;
     int calls = argc > 1 ? atoi(argv[1]) : 20;
+    int count = argc > 2 ? atoi(argv[2]) : 1 << 22;
     if (calls < 1) calls = 1;
+    if (count < 1 || count > 1 << 26) count = 1 << 22;
     double *buffer = malloc(sizeof(double) * count), *times = malloc(sizeof(double) * calls);
     for (int i = 0; i < count; i++) buffer[i] = rank + i * 1e-9;
     MPI_Allreduce(MPI_IN_PLACE, buffer, count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD); /* warm-up */
