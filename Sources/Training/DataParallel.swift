@@ -5,7 +5,7 @@ import UNet
 
 /// Data-parallel training over MPI ranks: every rank holds the models, draws the randomness of the
 /// whole global batch from the one stream (so the stream, not the rank count, decides which samples
-/// exist) and evaluates its contiguous slice of it; gradients and losses are averaged over the ranks
+/// exist) and evaluates its contiguous slice of it; gradients and losses are summed over the ranks
 /// before the optimizer step, so every rank applies the same update and holds the same weights.
 ///
 /// Equivalence with one process: every loss is a mean over the batch's items (the UNet has no
