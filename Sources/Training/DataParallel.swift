@@ -56,13 +56,26 @@ public struct DataParallel: Sendable {
         return rank * per..<(rank + 1) * per
     }
 
-    /// The batch means of the items' gradients and values summed on every rank (`ItemSums`): the
-    /// float64 sums are added across the ranks with `MPI_Allreduce`, divided by `batch` and rounded to
-    /// float32 once. The reduction runs over `model`'s parameters in sorted-name order, packed into
+    /// How many items of a slice are evaluated together: the batch split into at most 8 equal chunks
+    /// (the largest divisor of `batch` up to 8), chosen from the batch size alone so that one process
+    /// and every rank count dividing that number of chunks evaluate the same chunks (the weights are then
+    /// identical bit for bit); other rank counts use the largest common divisor with their slice. One
+    /// item at a time would be exact for every rank count but costs small models their batched GEMMs.
+    public func chunk(of batch: Int) -> Int {
+        let chunks = (1...Swift.min(8, batch)).last { batch % $0 == 0 }!
+        var a = batch / chunks, b = batch / size
+        while b != 0 { (a, b) = (b, a % b) }
+        return a
+    }
+
+    /// The batch means of the chunks' gradients and values summed on every rank (`ItemSums`, one entry
+    /// per chunk of `chunk(of:)` items, each a mean over its chunk): the float64 sums are added across
+    /// the ranks with `MPI_Allreduce`, divided by the number of `chunks` in the whole batch and rounded
+    /// to float32 once. The reduction runs over `model`'s parameters in sorted-name order, packed into
     /// buffers of at most 2^22 values (one call per buffer, not per tensor: latency grows with the
     /// number of calls); a parameter is in the result when any rank has a gradient for it.
-    public func mean(_ items: consuming ItemSums, batch: Int, layout model: UNet2D) -> (gradients: [String: Tensor], values: [Double]) {
-        let scale = 1 / Double(batch)
+    public func mean(_ items: consuming ItemSums, chunks: Int, layout model: UNet2D) -> (gradients: [String: Tensor], values: [Double]) {
+        let scale = 1 / Double(chunks)
         var values = items.values
         if let mpi {
             let count = values.count

@@ -2,6 +2,8 @@ import TensorMath
 import UNet
 
 /// Gradients and loss values of a batch-mean loss, gathered one item at a time and added in float64.
+/// An item here is one evaluation: a chunk of `DataParallel.chunk(of:)` batch items, fixed by the batch
+/// size so that one process and the ranks evaluate the same chunks.
 ///
 /// Why item by item: the engine adds a batch's contributions to a weight gradient inside its GEMMs, in
 /// an order set by the batch's size, so a rank holding half the batch would add its half in another
@@ -64,10 +66,12 @@ public struct ItemSums {
 }
 
 extension NoisedBatch {
-    /// The batch as one-item batches, in order.
-    var itemBatches: [NoisedBatch] {
-        (0..<timesteps.count).map { i in
-            NoisedBatch(sample: sample.items([i]), timesteps: [timesteps[i]], cond: cond?.items([i]), target: target.items([i]))
+    /// The batch as consecutive batches of `size` items (a divisor of the batch), in order.
+    func chunks(of size: Int) -> [NoisedBatch] {
+        stride(from: 0, to: timesteps.count, by: size).map { start in
+            let items = Array(start..<(start + size))
+            return NoisedBatch(sample: sample.items(items), timesteps: Array(timesteps[start..<(start + size)]),
+                               cond: cond?.items(items), target: target.items(items))
         }
     }
 }

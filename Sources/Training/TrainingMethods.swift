@@ -59,13 +59,13 @@ public struct FinetuneMethod: TrainingMethod {
     public mutating func step(_ index: Int, rng: inout TrainingRandom) throws -> StepReport {
         let batch = objective.drawBatch(from: data, size: batchSize, shard: parallel.shard(of: batchSize), rng: &rng)
         var items = ItemSums()
-        for item in batch.itemBatches {
+        for item in batch.chunks(of: parallel.chunk(of: batchSize)) {
             let teacherOut = try teacher.map { try objective.teacherOutput($0, item) }
             var gradients: [String: Tensor] = [:]
             let value = try objective.evaluate(student, item, teacher: teacherOut, into: &gradients)
             items.add(gradients, values: value.parts)
         }
-        let (gradients, means) = parallel.mean(items, batch: batchSize, layout: student)
+        let (gradients, means) = parallel.mean(items, chunks: batchSize / parallel.chunk(of: batchSize), layout: student)
         let value = LowerLevelValue(parts: means, distilled: teacher != nil)
         var report = StepReport()
         report.learningRate = optimizer.currentRate
@@ -108,14 +108,14 @@ public struct EraseMethod: TrainingMethod {
 
     public mutating func step(_ index: Int, rng: inout TrainingRandom) throws -> StepReport {
         let batch = try objective.drawBatch(from: forget, size: batchSize, shard: parallel.shard(of: batchSize),
-                                            teacher: teacher, rng: &rng)
+                                            chunk: parallel.chunk(of: batchSize), teacher: teacher, rng: &rng)
         var items = ItemSums()
-        for item in batch.itemBatches {
+        for item in batch.chunks(of: parallel.chunk(of: batchSize)) {
             var gradients: [String: Tensor] = [:]
             let loss = try objective.evaluate(student, item, into: &gradients)
             items.add(gradients, values: [Double(loss)])
         }
-        let (gradients, means) = parallel.mean(items, batch: batchSize, layout: student)
+        let (gradients, means) = parallel.mean(items, chunks: batchSize / parallel.chunk(of: batchSize), layout: student)
         var report = StepReport()
         report.learningRate = optimizer.currentRate
         report.add("l_cu", Float(means[0]))
@@ -193,7 +193,7 @@ public struct PenaltyMethod: TrainingMethod {
         var last: (items: [NoisedBatch], teachers: [UNetOutput], total: Float)?
         let shard = parallel.shard(of: batchSize)
         for _ in 0..<innerSteps {
-            let batch = lower.drawBatch(from: data, size: batchSize, shard: shard, rng: &rng).itemBatches
+            let batch = lower.drawBatch(from: data, size: batchSize, shard: shard, rng: &rng).chunks(of: parallel.chunk(of: batchSize))
             let teacherOuts = try batch.map { try lower.teacherOutput(teacher, $0) }
             var items = ItemSums()
             for (item, teacherOut) in zip(batch, teacherOuts) {
@@ -201,21 +201,21 @@ public struct PenaltyMethod: TrainingMethod {
                 let value = try lower.evaluate(lowerCopy, item, teacher: teacherOut, into: &gradients)
                 items.add(gradients, values: value.parts)
             }
-            let (gradients, means) = parallel.mean(items, batch: batchSize, layout: lowerCopy)
+            let (gradients, means) = parallel.mean(items, chunks: batchSize / parallel.chunk(of: batchSize), layout: lowerCopy)
             lowerOptimizer.apply(gradients, to: &lowerCopy)
             last = (batch, teacherOuts, Float(means[0]))
         }
         let lambda = penalty.lambda(at: index)
-        let forgetBatch = try upper.drawBatch(from: forget, size: batchSize, shard: shard, teacher: teacher, rng: &rng)
+        let forgetBatch = try upper.drawBatch(from: forget, size: batchSize, shard: shard, chunk: parallel.chunk(of: batchSize), teacher: teacher, rng: &rng)
         var items = ItemSums()
-        for (i, forgetItem) in forgetBatch.itemBatches.enumerated() {
+        for (i, forgetItem) in forgetBatch.chunks(of: parallel.chunk(of: batchSize)).enumerated() {
             // Both levels' gradients of one item go into one buffer, as the single-process step did.
             var gradients: [String: Tensor] = [:]
             let cuItem = try upper.evaluate(student, forgetItem, into: &gradients)
             let ftItem = try lower.evaluate(student, last!.items[i], teacher: last!.teachers[i], scale: lambda, into: &gradients)
             items.add(gradients, values: [Double(cuItem)] + ftItem.parts)
         }
-        let (gradients, means) = parallel.mean(items, batch: batchSize, layout: student)
+        let (gradients, means) = parallel.mean(items, chunks: batchSize / parallel.chunk(of: batchSize), layout: student)
         let cu = Float(means[0])
         let ft = LowerLevelValue(parts: means.dropFirst(), distilled: true)
         let copyValue = last!.total
@@ -284,24 +284,24 @@ public struct InterleavedMethod: TrainingMethod {
         let shard = parallel.shard(of: batchSize)
         let batch = lower.drawBatch(from: data, size: batchSize, shard: shard, rng: &rng)
         var items = ItemSums()
-        for item in batch.itemBatches {
+        for item in batch.chunks(of: parallel.chunk(of: batchSize)) {
             let teacherOut = try lower.teacherOutput(teacher, item)
             var gradients: [String: Tensor] = [:]
             let value = try lower.evaluate(student, item, teacher: teacherOut, into: &gradients)
             items.add(gradients, values: value.parts)
         }
-        let (gradients, means) = parallel.mean(items, batch: batchSize, layout: student)
+        let (gradients, means) = parallel.mean(items, chunks: batchSize / parallel.chunk(of: batchSize), layout: student)
         lowerOptimizer.apply(gradients, to: &student)
         report.add("l_ft", LowerLevelValue(parts: means, distilled: true))
         if index % upperEvery == upperEvery - 1 {
-            let forgetBatch = try upper.drawBatch(from: forget, size: batchSize, shard: shard, teacher: teacher, rng: &rng)
+            let forgetBatch = try upper.drawBatch(from: forget, size: batchSize, shard: shard, chunk: parallel.chunk(of: batchSize), teacher: teacher, rng: &rng)
             var upperItems = ItemSums()
-            for item in forgetBatch.itemBatches {
+            for item in forgetBatch.chunks(of: parallel.chunk(of: batchSize)) {
                 var upperGradients: [String: Tensor] = [:]
                 let loss = try upper.evaluate(student, item, into: &upperGradients)
                 upperItems.add(upperGradients, values: [Double(loss)])
             }
-            let (upperGradients, cu) = parallel.mean(upperItems, batch: batchSize, layout: student)
+            let (upperGradients, cu) = parallel.mean(upperItems, chunks: batchSize / parallel.chunk(of: batchSize), layout: student)
             upperOptimizer.apply(upperGradients, to: &student)
             report.add("l_cu", Float(cu[0]))
         }

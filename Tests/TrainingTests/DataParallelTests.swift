@@ -67,6 +67,12 @@ final class DataParallelTests: XCTestCase {
         XCTAssertFalse(DataParallel.solo.any(false))
     }
 
+    /// Chunks come from the batch size alone: at most 8 per batch, so one process and 2, 4 or 8 ranks
+    /// evaluate the same chunks of a batch of 32.
+    func testChunksDependOnTheBatchSizeOnly() {
+        XCTAssertEqual([1, 2, 4, 6, 12, 16, 32, 64, 9].map { DataParallel.solo.chunk(of: $0) }, [1, 1, 1, 1, 2, 2, 4, 8, 3])
+    }
+
     /// The batch mean is the float64 sum of the items' float32 gradients, rounded once: adding the items
     /// in another grouping (as ranks do) gives the same bits, where float32 partial sums would not.
     func testItemGradientsAreAddedInFloat64AndRoundedOnce() throws {
@@ -78,7 +84,7 @@ final class DataParallelTests: XCTestCase {
         var sums = ItemSums()
         for (i, g) in items.enumerated() { sums.add([name: g], values: [Double(i)]) }
         XCTAssertEqual(sums.items, 6)
-        let (gradients, values) = DataParallel.solo.mean(sums, batch: 6, layout: model)
+        let (gradients, values) = DataParallel.solo.mean(sums, chunks: 6, layout: model)
         XCTAssertEqual(values, [2.5])
         let expected = (0..<n).map { j in Float(items.reduce(0.0) { $0 + Double($1.data[j]) } / 6) }
         XCTAssertEqual(gradients[name]!.data, expected)
@@ -91,6 +97,6 @@ final class DataParallelTests: XCTestCase {
         XCTAssertEqual(Set(gradients.keys), [name], "only parameters that have a gradient")
         var one = ItemSums()
         one.add([name: items[1]], values: [1])
-        XCTAssertEqual(DataParallel.solo.mean(one, batch: 1, layout: model).gradients[name]!.data, items[1].data)
+        XCTAssertEqual(DataParallel.solo.mean(one, chunks: 1, layout: model).gradients[name]!.data, items[1].data)
     }
 }
