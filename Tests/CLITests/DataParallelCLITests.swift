@@ -85,6 +85,18 @@ final class DataParallelCLITests: XCTestCase {
         }
     }
 
+    /// A batch of 16 is evaluated in 8 chunks of 2 items (DataParallel.chunk), by one process and by
+    /// each of two ranks alike.
+    func testChunksOfSeveralItemsGiveTheSingleProcessWeightsPerTensor() throws {
+        let arguments = "erase \(model) OUT --teacher \(teacher) --forget \(forget) --seed 10 --steps 6 --batch 16 -q"
+        let one = path("one.safetensors"), two = path("two.safetensors")
+        let a = try single(arguments.replacingOccurrences(of: "OUT", with: one))
+        XCTAssertEqual(a.status, 0, a.stderr)
+        let b = try mpirun(2, arguments.replacingOccurrences(of: "OUT", with: two))
+        XCTAssertEqual(b.status, 0, b.stderr)
+        XCTAssertLessThanOrEqual(try relativeError(two, one), 1e-5)
+    }
+
     /// Three ranks of two items each: a rank count whose all-reduce adds three partial sums.
     func testThreeRanksGiveTheSingleProcessWeightsPerTensor() throws {
         let arguments = "unlearn \(model) OUT --teacher \(teacher) --data \(data) --forget \(forget) --inner-steps 1 --seed 9 --steps 6 --batch 6 -q"
