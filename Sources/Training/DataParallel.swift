@@ -1,19 +1,20 @@
 import Foundation
 import TensorFormats
 import TensorMath
+import UNet
 
 /// Data-parallel training over MPI ranks: every rank holds the models, draws the randomness of the
 /// whole global batch from the one stream (so the stream, not the rank count, decides which samples
-/// exist) and evaluates its contiguous slice of it; gradients and losses are averaged over the ranks
+/// exist) and evaluates its contiguous slice of it; gradients and losses are summed over the ranks
 /// before the optimizer step, so every rank applies the same update and holds the same weights.
 ///
 /// Equivalence with one process: every loss is a mean over the batch's items (the UNet has no
-/// cross-item statistics), so the mean of the N slice means (equal slices) is the batch mean; the
-/// result differs from a single process by float rounding only. The reduction is `MPI_Allreduce`
-/// on one buffer laid out in sorted parameter-name order: Open MPI picks its algorithm from the rank
-/// count and the message size alone, so for a given N the summation order is fixed (it does not
-/// depend on timing), and each element's sum is computed once and distributed, so all ranks get the
-/// same bits.
+/// cross-item statistics), so the batch mean is the sum of the items' values over the batch size.
+/// Every item is evaluated alone and the items' gradients are added in float64 (`ItemSums`), on each
+/// rank and then across the ranks, so the weights do not depend on the rank count beyond the rare
+/// float64 rounding that reaches float32. The reduction is `MPI_Allreduce`: Open MPI picks its
+/// algorithm from the rank count and the message size alone (the order does not depend on timing),
+/// and each element's sum is computed once and distributed, so all ranks get the same bits.
 public struct DataParallel: Sendable {
     public let rank: Int
     public let size: Int
@@ -55,45 +56,92 @@ public struct DataParallel: Sendable {
         return rank * per..<(rank + 1) * per
     }
 
-    /// Averages each gradient over the ranks (each rank's are the mean over its slice).
-    public func average(_ gradients: inout [String: Tensor]) {
-        guard let mpi else { return }
-        let names = gradients.keys.sorted()
-        var buffer = [Float]()
-        buffer.reserveCapacity(names.reduce(0) { $0 + gradients[$1]!.count })
-        for name in names { buffer.append(contentsOf: gradients[name]!.data) }
-        let total = buffer.count
-        buffer.withUnsafeMutableBytes { raw in
-            let chunk = 1 << 30
+    /// How many items of a slice are evaluated together: the batch split into at most 8 equal chunks
+    /// (the largest divisor of `batch` up to 8), chosen from the batch size alone so that one process
+    /// and every rank count dividing that number of chunks evaluate the same chunks (the weights are then
+    /// identical bit for bit); other rank counts use the largest common divisor with their slice. One
+    /// item at a time would be exact for every rank count but costs small models their batched GEMMs.
+    public func chunk(of batch: Int) -> Int {
+        let chunks = (1...Swift.min(8, batch)).last { batch % $0 == 0 }!
+        var a = batch / chunks, b = batch / size
+        while b != 0 { (a, b) = (b, a % b) }
+        return a
+    }
+
+    /// The batch means of the chunks' gradients and values summed on every rank (`ItemSums`, one entry
+    /// per chunk of `chunk(of:)` items, each a mean over its chunk): the float64 sums are added across
+    /// the ranks with `MPI_Allreduce`, divided by the number of `chunks` in the whole batch and rounded
+    /// to float32 once. The reduction runs over `model`'s parameters in sorted-name order, packed into
+    /// buffers of at most 2^22 values (one call per buffer, not per tensor: latency grows with the
+    /// number of calls); a parameter is in the result when any rank has a gradient for it.
+    public func mean(_ items: consuming ItemSums, chunks: Int, layout model: UNet2D) -> (gradients: [String: Tensor], values: [Double]) {
+        let scale = 1 / Double(chunks)
+        var values = items.values
+        if let mpi {
+            let count = values.count
+            values.withUnsafeMutableBytes { mpi.allreduce($0.baseAddress!, count: count, type: mpi.double, op: mpi.sum) }
+        }
+        let parameters = model.parameters
+        var names = items.names.sorted()
+        if let mpi {
+            let all = parameters.keys.sorted(), local = items.names
+            var present = all.map { Int32(local.contains($0) ? 1 : 0) }
+            let count = all.count
+            present.withUnsafeMutableBytes { mpi.allreduce($0.baseAddress!, count: count, type: mpi.int, op: mpi.max) }
+            names = zip(all, present).filter { $0.1 != 0 }.map(\.0)
+        }
+        // The results, in the first item's float32 buffers where there is one (no second copy of the
+        // model's gradients), else in new ones, filled from the float64 sums when there is no MPI.
+        var outputs: [Tensor] = names.map { name in
+            if var t = items.takeFirst(name) {
+                if mpi == nil { t.data.withUnsafeMutableBufferPointer { g in for i in 0..<g.count { g[i] = Float(Double(g[i]) * scale) } } }
+                return t
+            }
+            let shape = parameters[name]?.shape ?? [items.sum(name)?.count ?? 0]
+            if mpi == nil, let s = items.sum(name) { return Tensor(shape: shape, data: s.map { Float($0 * scale) }) }
+            return Tensor(shape: shape, data: [Float](repeating: 0, count: shape.reduce(1, *)))
+        }
+        if let mpi { reduce(&outputs, names: names, items: items, scale: scale, mpi: mpi) }
+        return (Dictionary(uniqueKeysWithValues: zip(names, outputs)), values.map { $0 * scale })
+    }
+
+    /// Sums `outputs` (each rank's float32 first item, or its float64 `items` sums) across the ranks in
+    /// float64, packed into buffers of at most 2^22 values in `names` order, and stores sum × `scale`.
+    private func reduce(_ outputs: inout [Tensor], names: [String], items: ItemSums, scale: Double, mpi: OpenMPI) {
+        let capacity = 1 << 22
+        var staging = [Double](repeating: 0, count: capacity)
+        var pending: [(tensor: Int, range: Range<Int>, at: Int)] = []
+        var used = 0
+        func flush() {
+            guard used > 0 else { return }
+            let count = used
+            staging.withUnsafeMutableBytes { mpi.allreduce($0.baseAddress!, count: count, type: mpi.double, op: mpi.sum) }
+            for part in pending {
+                outputs[part.tensor].data.withUnsafeMutableBufferPointer { out in
+                    for (j, i) in part.range.enumerated() { out[i] = Float(staging[part.at + j] * scale) }
+                }
+            }
+            pending.removeAll(keepingCapacity: true)
+            used = 0
+        }
+        for (t, name) in names.enumerated() {
+            let sum = items.sum(name)
+            let count = outputs[t].count
             var start = 0
-            while start < total {
-                let n = Swift.min(chunk, total - start)
-                mpi.allreduce(raw.baseAddress! + start * MemoryLayout<Float>.stride, count: n, type: mpi.float, op: mpi.sum)
+            while start < count {
+                let n = Swift.min(count - start, capacity - used)
+                if let sum {
+                    for j in 0..<n { staging[used + j] = sum[start + j] }
+                } else {
+                    outputs[t].data.withUnsafeBufferPointer { g in for j in 0..<n { staging[used + j] = Double(g[start + j]) } }
+                }
+                pending.append((t, start..<(start + n), used))
+                used += n
                 start += n
+                if used == capacity { flush() }
             }
         }
-        let scale = 1 / Float(size)
-        var offset = 0
-        for name in names {
-            let n = gradients[name]!.count
-            gradients[name]!.data.withUnsafeMutableBufferPointer { g in
-                for i in 0..<n { g[i] = buffer[offset + i] * scale }
-            }
-            offset += n
-        }
-    }
-
-    /// The mean over the ranks of per-rank values (losses, each a mean over its slice).
-    public func average(_ values: [Double]) -> [Double] {
-        guard let mpi, !values.isEmpty else { return values }
-        var buffer = values
-        buffer.withUnsafeMutableBytes { mpi.allreduce($0.baseAddress!, count: values.count, type: mpi.double, op: mpi.sum) }
-        return buffer.map { $0 / Double(size) }
-    }
-
-    public func average(_ value: Float) -> Float {
-        guard mpi != nil else { return value }
-        return Float(average([Double(value)])[0])
+        flush()
     }
 
     /// True on every rank when it is true on any: ranks stop at the same step.
@@ -114,17 +162,6 @@ public struct DataParallel: Sendable {
     public static func abortIfJoined(_ code: Int32) {
         guard let mpi = current?.mpi else { return }
         mpi.abort(code)
-    }
-}
-
-extension DataParallel {
-    /// The rank-mean of a lower-level value.
-    func average(_ value: LowerLevelValue) -> LowerLevelValue {
-        guard mpi != nil else { return value }
-        let parts = [value.total, value.diffusion, value.outputKD ?? 0, value.featureKD ?? 0].map(Double.init)
-        let mean = average(parts).map(Float.init)
-        return LowerLevelValue(total: mean[0], diffusion: mean[1], outputKD: value.outputKD.map { _ in mean[2] },
-                               featureKD: value.featureKD.map { _ in mean[3] })
     }
 }
 

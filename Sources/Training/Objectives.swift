@@ -115,10 +115,10 @@ public struct ConceptObjective: Sendable {
     public init(schedule: NoiseSchedule) { self.schedule = schedule }
 
     /// Draws forget items with replacement, then their timesteps and noise, and sets the target from
-    /// the frozen teacher (one batched forward for ESD's unconditional and conditional predictions)
+    /// the frozen teacher (per `chunk` items, one forward for ESD's unconditional and conditional predictions)
     /// for items `shard` (all when nil) only.
-    public func drawBatch(from forget: TrainingData, size: Int, shard: Range<Int>? = nil, teacher: UNet2D,
-                          rng: inout TrainingRandom) throws -> NoisedBatch {
+    public func drawBatch(from forget: TrainingData, size: Int, shard: Range<Int>? = nil, chunk: Int = 1,
+                          teacher: UNet2D, rng: inout TrainingRandom) throws -> NoisedBatch {
         let x0 = forget.x0!
         let drawn = rng.integers(size, below: x0.shape[0])
         let allTimesteps = rng.integers(size, below: schedule.config.numTrainTimesteps)
@@ -129,18 +129,23 @@ public struct ConceptObjective: Sendable {
         let clean = x0.items(indices)
         let sample = schedule.addNoise(original: clean, noise: noise, timesteps: timesteps)
         let cond = forget.cond!.items(indices)
-        let ts = timesteps.map(Float.init)
-        let target: Tensor
-        switch method {
-        case .esd:
-            let empty = forget.uncond!.repeatedItem(indices.count)
-            let both = try teacher(sample: Tensor.joined([sample, sample]), timesteps: ts + ts,
-                                   encoderHiddenStates: Tensor.joined([empty, cond]))
-            let (u, c) = both.halves()
-            target = Losses.erasureTarget(unconditional: u, conditional: c, eta: eta)
-        case .ablation:
-            target = try teacher(sample: sample, timesteps: ts, encoderHiddenStates: forget.anchor!.items(indices))
+        // One teacher call per `chunk` items (DataParallel.chunk), so a chunk's targets are the same
+        // computation whatever the shard: the result must not depend on how the batch is split among ranks.
+        var targets: [Tensor] = []
+        for start in stride(from: 0, to: indices.count, by: chunk) {
+            let part = Array(start..<Swift.min(indices.count, start + chunk))
+            let x = sample.items(part), c = cond.items(part), t = part.map { Float(timesteps[$0]) }
+            switch method {
+            case .esd:
+                let both = try teacher(sample: Tensor.joined([x, x]), timesteps: t + t,
+                                       encoderHiddenStates: Tensor.joined([forget.uncond!.repeatedItem(part.count), c]))
+                let (u, v) = both.halves()
+                targets.append(Losses.erasureTarget(unconditional: u, conditional: v, eta: eta))
+            case .ablation:
+                targets.append(try teacher(sample: x, timesteps: t, encoderHiddenStates: forget.anchor!.items(part.map { indices[$0] })))
+            }
         }
+        let target = Tensor.joined(targets)
         return NoisedBatch(sample: sample, timesteps: timesteps, cond: cond, target: target)
     }
 

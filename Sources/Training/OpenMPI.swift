@@ -27,7 +27,6 @@ final class OpenMPI: @unchecked Sendable {
     private static var inPlace: UnsafeRawPointer? { UnsafeRawPointer(bitPattern: 1) }
 
     let world: Handle
-    let float: Handle
     let double: Handle
     let int: Handle
     let sum: Handle
@@ -72,7 +71,6 @@ final class OpenMPI: @unchecked Sendable {
         abortFn = unsafeBitCast(try symbol("MPI_Abort"), to: AbortFn.self)
         finalizeFn = unsafeBitCast(try symbol("MPI_Finalize"), to: VoidFn.self)
         world = try symbol("ompi_mpi_comm_world")
-        float = try symbol("ompi_mpi_float")
         double = try symbol("ompi_mpi_double")
         int = try symbol("ompi_mpi_int")
         sum = try symbol("ompi_mpi_op_sum")

@@ -58,10 +58,15 @@ public struct FinetuneMethod: TrainingMethod {
 
     public mutating func step(_ index: Int, rng: inout TrainingRandom) throws -> StepReport {
         let batch = objective.drawBatch(from: data, size: batchSize, shard: parallel.shard(of: batchSize), rng: &rng)
-        let teacherOut = try teacher.map { try objective.teacherOutput($0, batch) }
-        var gradients: [String: Tensor] = [:]
-        let value = parallel.average(try objective.evaluate(student, batch, teacher: teacherOut, into: &gradients))
-        parallel.average(&gradients)
+        var items = ItemSums()
+        for item in batch.chunks(of: parallel.chunk(of: batchSize)) {
+            let teacherOut = try teacher.map { try objective.teacherOutput($0, item) }
+            var gradients: [String: Tensor] = [:]
+            let value = try objective.evaluate(student, item, teacher: teacherOut, into: &gradients)
+            items.add(gradients, values: value.parts)
+        }
+        var (gradients, means) = parallel.mean(items, chunks: batchSize / parallel.chunk(of: batchSize), layout: student)
+        let value = LowerLevelValue(parts: means, distilled: teacher != nil)
         var report = StepReport()
         report.learningRate = optimizer.currentRate
         report.add("", value)
@@ -103,13 +108,17 @@ public struct EraseMethod: TrainingMethod {
 
     public mutating func step(_ index: Int, rng: inout TrainingRandom) throws -> StepReport {
         let batch = try objective.drawBatch(from: forget, size: batchSize, shard: parallel.shard(of: batchSize),
-                                            teacher: teacher, rng: &rng)
-        var gradients: [String: Tensor] = [:]
-        let loss = parallel.average(try objective.evaluate(student, batch, into: &gradients))
-        parallel.average(&gradients)
+                                            chunk: parallel.chunk(of: batchSize), teacher: teacher, rng: &rng)
+        var items = ItemSums()
+        for item in batch.chunks(of: parallel.chunk(of: batchSize)) {
+            var gradients: [String: Tensor] = [:]
+            let loss = try objective.evaluate(student, item, into: &gradients)
+            items.add(gradients, values: [Double(loss)])
+        }
+        var (gradients, means) = parallel.mean(items, chunks: batchSize / parallel.chunk(of: batchSize), layout: student)
         var report = StepReport()
         report.learningRate = optimizer.currentRate
-        report.add("l_cu", loss)
+        report.add("l_cu", Float(means[0]))
         optimizer.apply(&gradients, to: &student)
         return report
     }
@@ -181,24 +190,35 @@ public struct PenaltyMethod: TrainingMethod {
     }
 
     public mutating func step(_ index: Int, rng: inout TrainingRandom) throws -> StepReport {
-        var last: (batch: NoisedBatch, teacher: UNetOutput, value: LowerLevelValue)?
+        var last: (items: [NoisedBatch], teachers: [UNetOutput], total: Float)?
         let shard = parallel.shard(of: batchSize)
         for _ in 0..<innerSteps {
-            let batch = lower.drawBatch(from: data, size: batchSize, shard: shard, rng: &rng)
-            let teacherOut = try lower.teacherOutput(teacher, batch)
-            var gradients: [String: Tensor] = [:]
-            let value = try lower.evaluate(lowerCopy, batch, teacher: teacherOut, into: &gradients)
-            parallel.average(&gradients)
+            let batch = lower.drawBatch(from: data, size: batchSize, shard: shard, rng: &rng).chunks(of: parallel.chunk(of: batchSize))
+            let teacherOuts = try batch.map { try lower.teacherOutput(teacher, $0) }
+            var items = ItemSums()
+            for (item, teacherOut) in zip(batch, teacherOuts) {
+                var gradients: [String: Tensor] = [:]
+                let value = try lower.evaluate(lowerCopy, item, teacher: teacherOut, into: &gradients)
+                items.add(gradients, values: value.parts)
+            }
+            var (gradients, means) = parallel.mean(items, chunks: batchSize / parallel.chunk(of: batchSize), layout: lowerCopy)
             lowerOptimizer.apply(&gradients, to: &lowerCopy)
-            last = (batch, teacherOut, value)
+            last = (batch, teacherOuts, Float(means[0]))
         }
         let lambda = penalty.lambda(at: index)
-        let forgetBatch = try upper.drawBatch(from: forget, size: batchSize, shard: shard, teacher: teacher, rng: &rng)
-        var gradients: [String: Tensor] = [:]
-        let cu = parallel.average(try upper.evaluate(student, forgetBatch, into: &gradients))
-        let ft = parallel.average(try lower.evaluate(student, last!.batch, teacher: last!.teacher, scale: lambda, into: &gradients))
-        parallel.average(&gradients)
-        let copyValue = parallel.average(last!.value.total)
+        let forgetBatch = try upper.drawBatch(from: forget, size: batchSize, shard: shard, chunk: parallel.chunk(of: batchSize), teacher: teacher, rng: &rng)
+        var items = ItemSums()
+        for (i, forgetItem) in forgetBatch.chunks(of: parallel.chunk(of: batchSize)).enumerated() {
+            // Both levels' gradients of one item go into one buffer, as the single-process step did.
+            var gradients: [String: Tensor] = [:]
+            let cuItem = try upper.evaluate(student, forgetItem, into: &gradients)
+            let ftItem = try lower.evaluate(student, last!.items[i], teacher: last!.teachers[i], scale: lambda, into: &gradients)
+            items.add(gradients, values: [Double(cuItem)] + ftItem.parts)
+        }
+        var (gradients, means) = parallel.mean(items, chunks: batchSize / parallel.chunk(of: batchSize), layout: student)
+        let cu = Float(means[0])
+        let ft = LowerLevelValue(parts: means.dropFirst(), distilled: true)
+        let copyValue = last!.total
         var report = StepReport()
         report.learningRate = upperOptimizer.currentRate
         report.add("l_cu", cu)
@@ -263,19 +283,27 @@ public struct InterleavedMethod: TrainingMethod {
         report.learningRate = lowerOptimizer.currentRate
         let shard = parallel.shard(of: batchSize)
         let batch = lower.drawBatch(from: data, size: batchSize, shard: shard, rng: &rng)
-        let teacherOut = try lower.teacherOutput(teacher, batch)
-        var gradients: [String: Tensor] = [:]
-        let ft = parallel.average(try lower.evaluate(student, batch, teacher: teacherOut, into: &gradients))
-        parallel.average(&gradients)
+        var items = ItemSums()
+        for item in batch.chunks(of: parallel.chunk(of: batchSize)) {
+            let teacherOut = try lower.teacherOutput(teacher, item)
+            var gradients: [String: Tensor] = [:]
+            let value = try lower.evaluate(student, item, teacher: teacherOut, into: &gradients)
+            items.add(gradients, values: value.parts)
+        }
+        var (gradients, means) = parallel.mean(items, chunks: batchSize / parallel.chunk(of: batchSize), layout: student)
         lowerOptimizer.apply(&gradients, to: &student)
-        report.add("l_ft", ft)
+        report.add("l_ft", LowerLevelValue(parts: means, distilled: true))
         if index % upperEvery == upperEvery - 1 {
-            let forgetBatch = try upper.drawBatch(from: forget, size: batchSize, shard: shard, teacher: teacher, rng: &rng)
-            var upperGradients: [String: Tensor] = [:]
-            let cu = parallel.average(try upper.evaluate(student, forgetBatch, into: &upperGradients))
-            parallel.average(&upperGradients)
+            let forgetBatch = try upper.drawBatch(from: forget, size: batchSize, shard: shard, chunk: parallel.chunk(of: batchSize), teacher: teacher, rng: &rng)
+            var upperItems = ItemSums()
+            for item in forgetBatch.chunks(of: parallel.chunk(of: batchSize)) {
+                var upperGradients: [String: Tensor] = [:]
+                let loss = try upper.evaluate(student, item, into: &upperGradients)
+                upperItems.add(upperGradients, values: [Double(loss)])
+            }
+            var (upperGradients, cu) = parallel.mean(upperItems, chunks: batchSize / parallel.chunk(of: batchSize), layout: student)
             upperOptimizer.apply(&upperGradients, to: &student)
-            report.add("l_cu", cu)
+            report.add("l_cu", Float(cu[0]))
         }
         return report
     }

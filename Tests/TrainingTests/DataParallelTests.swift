@@ -56,19 +56,47 @@ final class DataParallelTests: XCTestCase {
         }
         XCTAssertEqual(parts.flatMap(\.timesteps), full.timesteps)
         XCTAssertEqual(Tensor.joined(parts.map(\.sample)).data, full.sample.data)
-        // The teacher's targets, computed per slice, differ from the whole batch's by rounding only.
-        let joined = Tensor.joined(parts.map(\.target)).data
-        let scale = full.target.data.map(abs).max()!
-        XCTAssertLessThanOrEqual(zip(joined, full.target.data).map { abs($0 - $1) }.max()! / scale, 1e-5)
+        // The teacher's targets are computed item by item, so a slice's are the whole batch's bits.
+        XCTAssertEqual(Tensor.joined(parts.map(\.target)).data, full.target.data)
     }
 
     func testOneProcessIsSolo() throws {
         XCTAssertEqual(DataParallel.solo.size, 1)
         XCTAssertEqual(DataParallel.solo.shard(of: 8), 0..<8)
-        var gradients = ["w": Tensor(shape: [2], data: [1, 2])]
-        DataParallel.solo.average(&gradients)
-        XCTAssertEqual(gradients["w"]!.data, [1, 2])
         XCTAssertTrue(DataParallel.solo.any(true))
         XCTAssertFalse(DataParallel.solo.any(false))
+    }
+
+    /// Chunks come from the batch size alone: at most 8 per batch, so one process and 2, 4 or 8 ranks
+    /// evaluate the same chunks of a batch of 32.
+    func testChunksDependOnTheBatchSizeOnly() {
+        XCTAssertEqual([1, 2, 4, 6, 12, 16, 32, 64, 9].map { DataParallel.solo.chunk(of: $0) }, [1, 1, 1, 1, 2, 2, 4, 8, 3])
+    }
+
+    /// The batch mean is the float64 sum of the items' float32 gradients, rounded once: adding the items
+    /// in another grouping (as ranks do) gives the same bits, where float32 partial sums would not.
+    func testItemGradientsAreAddedInFloat64AndRoundedOnce() throws {
+        let model = try Fixtures.model("engine/cond_small")
+        let name = model.parameters.keys.sorted()[0]
+        let shape = model.parameters[name]!.shape, n = model.parameters[name]!.count
+        var rng = TrainingRandom(seed: 21)
+        let items = (0..<6).map { i in Tensor(shape: shape, data: rng.tensor([n]).data.map { $0 * Float(1 << (3 * i)) }) }
+        var sums = ItemSums()
+        for (i, g) in items.enumerated() { sums.add([name: g], values: [Double(i)]) }
+        XCTAssertEqual(sums.items, 6)
+        let (gradients, values) = DataParallel.solo.mean(sums, chunks: 6, layout: model)
+        XCTAssertEqual(values, [2.5])
+        let expected = (0..<n).map { j in Float(items.reduce(0.0) { $0 + Double($1.data[j]) } / 6) }
+        XCTAssertEqual(gradients[name]!.data, expected)
+        XCTAssertEqual(gradients[name]!.shape, shape)
+        // Two halves of three, then the halves: the float32 way differs somewhere, the float64 way does not.
+        let halves = [0..<3, 3..<6].map { r in (0..<n).map { j in items[r].reduce(0.0) { $0 + Double($1.data[j]) } } }
+        XCTAssertEqual((0..<n).map { Float((halves[0][$0] + halves[1][$0]) / 6) }, expected)
+        let float32 = (0..<n).map { j in (items[0..<3].reduce(Float(0)) { $0 + $1.data[j] } + items[3..<6].reduce(Float(0)) { $0 + $1.data[j] }) / 6 }
+        XCTAssertNotEqual(float32, expected)
+        XCTAssertEqual(Set(gradients.keys), [name], "only parameters that have a gradient")
+        var one = ItemSums()
+        one.add([name: items[1]], values: [1])
+        XCTAssertEqual(DataParallel.solo.mean(one, chunks: 1, layout: model).gradients[name]!.data, items[1].data)
     }
 }
