@@ -75,8 +75,6 @@ public struct WorldDataset: Sendable {
 
     /// The world's description (`world.json`): sizes, vocabulary and table, prompts, seeds, files.
     public var description: JSONValue {
-        func number(_ n: some BinaryInteger) -> JSONValue { .number(String(n)) }
-        func strings(_ s: [String]) -> JSONValue { .array(s.map { .string($0) }) }
         if concept != .style { return extendedDescription }
         return .object([
             JSONMember("image_size", number(WorldSize.side)),
@@ -95,16 +93,7 @@ public struct WorldDataset: Sendable {
             JSONMember("embedding_table_seed", number(Vocabulary.tableSeed)),
             JSONMember("embedding_table", .array(Vocabulary.baseTable.map { row in .array(row.map { .number("\($0)") }) })),
             JSONMember("uncond_tokens", strings(Vocabulary.unconditionalTokens)),
-            JSONMember("prompts", .array(WorldPrompt.all.map { p in
-                .object([
-                    JSONMember("text", .string(p.text)),
-                    JSONMember("tokens", strings(p.tokens)),
-                    JSONMember("colour", .string(p.colour.rawValue)),
-                    JSONMember("shape", .string(p.shape.rawValue)),
-                    JSONMember("style", .string(p.style.rawValue)),
-                    JSONMember("forget", .bool(p.isForget)),
-                ])
-            })),
+            JSONMember("prompts", .array(WorldPrompt.all.map { promptDescription($0, forget: $0.isForget) })),
             JSONMember("files", .object([
                 JSONMember("all.safetensors", .string("x0, cond, uncond: every prompt x per_prompt (teacher training)")),
                 JSONMember("retain.safetensors", .string("x0, cond, uncond: retain prompts x per_prompt, same renders as all")),
@@ -119,8 +108,6 @@ extension WorldDataset {
     /// `world.json` of the object worlds: the original keys with the extended shapes, vocabulary, table
     /// and prompts, plus the chosen concepts, the object's anchor and the paraphrase tokens.
     var extendedDescription: JSONValue {
-        func number(_ n: some BinaryInteger) -> JSONValue { .number(String(n)) }
-        func strings(_ s: [String]) -> JSONValue { .array(s.map { .string($0) }) }
         return .object([
             JSONMember("image_size", number(WorldSize.side)),
             JSONMember("channels", number(WorldSize.channels)),
@@ -146,16 +133,7 @@ extension WorldDataset {
             JSONMember("embedding_table_seed", number(Vocabulary.tableSeed)),
             JSONMember("embedding_table", .array(Vocabulary.table.map { row in .array(row.map { .number("\($0)") }) })),
             JSONMember("uncond_tokens", strings(Vocabulary.unconditionalTokens)),
-            JSONMember("prompts", .array(concept.prompts.map { p in
-                .object([
-                    JSONMember("text", .string(p.text)),
-                    JSONMember("tokens", strings(p.tokens)),
-                    JSONMember("colour", .string(p.colour.rawValue)),
-                    JSONMember("shape", .string(p.shape.rawValue)),
-                    JSONMember("style", .string(p.style.rawValue)),
-                    JSONMember("forget", .bool(concept.isForget(p))),
-                ])
-            })),
+            JSONMember("prompts", .array(concept.prompts.map { promptDescription($0, forget: concept.isForget($0)) })),
             JSONMember("files", .object([
                 JSONMember("all.safetensors", .string("x0, cond, uncond: every prompt x per_prompt (teacher training)")),
                 JSONMember("retain.safetensors", .string("x0, cond, uncond: prompts showing no forget concept x per_prompt, same renders as all")),
@@ -164,6 +142,21 @@ extension WorldDataset {
             ])),
         ])
     }
+}
+
+private func number(_ n: some BinaryInteger) -> JSONValue { .number(String(n)) }
+private func strings(_ s: [String]) -> JSONValue { .array(s.map { .string($0) }) }
+
+/// One prompt's entry in `world.json`, the same for every concept choice.
+private func promptDescription(_ p: WorldPrompt, forget: Bool) -> JSONValue {
+    .object([
+        JSONMember("text", .string(p.text)),
+        JSONMember("tokens", strings(p.tokens)),
+        JSONMember("colour", .string(p.colour.rawValue)),
+        JSONMember("shape", .string(p.shape.rawValue)),
+        JSONMember("style", .string(p.style.rawValue)),
+        JSONMember("forget", .bool(forget)),
+    ])
 }
 
 /// Metadata keys of the world's data files.

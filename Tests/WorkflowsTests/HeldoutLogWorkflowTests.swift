@@ -55,7 +55,7 @@ final class HeldoutLogWorkflowTests: XCTestCase {
     }
 
     func testAHeldoutFileThatIsAnOutputIsRefused() throws {
-        FileManager.default.createFile(atPath: path("log.jsonl"), contents: Data())
+        _ = FileManager.default.createFile(atPath: path("log.jsonl"), contents: Data())
         XCTAssertThrowsError(try finetune(output: path("out.safetensors"), log: path("log.jsonl"), heldout: path("log.jsonl"))) { error in
             XCTAssertEqual((error as? ToolError)?.code, .sameFile, "\(error)")
         }
