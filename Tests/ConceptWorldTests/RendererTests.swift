@@ -26,9 +26,16 @@ final class RendererTests: XCTestCase {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         z ^= z >> 31
         XCTAssertEqual(Vocabulary.table[0][0], Float(Int(z >> 40) - (1 << 23)) / Float(1 << 23))
-        XCTAssertEqual(Vocabulary.table.count, 12)
-        XCTAssertTrue(Vocabulary.table.allSatisfy { $0.count == 32 && $0.allSatisfy { $0 >= -1 && $0 < 1 } })
-        XCTAssertEqual(Set(Vocabulary.table.map { $0 }).count, 12, "tokens must embed differently")
+        // The original world's 12 rows come first and are unchanged by the extension (the object token
+        // and the paraphrase tokens are appended), so every model trained before it reads the same table.
+        XCTAssertEqual(Vocabulary.baseTable.count, 12)
+        XCTAssertEqual(Vocabulary.table.count, Vocabulary.tokens.count)
+        XCTAssertEqual(Vocabulary.table.count, 12 + 1 + Paraphrase.all.count)
+        XCTAssertTrue(Vocabulary.table.allSatisfy { $0.count == 32 && $0.allSatisfy(\.isFinite) })
+        // Drawn rows (the base tokens and the object) are uniform in [-1, 1); paraphrase rows are their
+        // concept's row plus noise, so only they may leave that range.
+        XCTAssertTrue(Vocabulary.table.prefix(13).allSatisfy { $0.allSatisfy { $0 >= -1 && $0 < 1 } })
+        XCTAssertEqual(Set(Vocabulary.table.map { $0 }).count, Vocabulary.table.count, "tokens must embed differently")
     }
 
     func testPromptIndexMatchesOrder() {
