@@ -76,14 +76,7 @@ public struct WorldDataset: Sendable {
     /// The world's description (`world.json`): sizes, vocabulary and table, prompts, seeds, files.
     public var description: JSONValue {
         if concept != .style { return extendedDescription }
-        return .object([
-            JSONMember("image_size", number(WorldSize.side)),
-            JSONMember("channels", number(WorldSize.channels)),
-            JSONMember("tokens", number(WorldSize.tokens)),
-            JSONMember("embedding_dim", number(WorldSize.embeddingDim)),
-            JSONMember("seed", number(seed)),
-            JSONMember("per_prompt", number(perPrompt)),
-            JSONMember("heldout_per_prompt", number(heldoutPerPrompt)),
+        return .object(sizeMembers + [
             JSONMember("colours", strings(WorldColour.allCases.map(\.rawValue))),
             JSONMember("shapes", strings(WorldShape.base.map(\.rawValue))),
             JSONMember("styles", strings(WorldStyle.allCases.map(\.rawValue))),
@@ -105,10 +98,9 @@ public struct WorldDataset: Sendable {
 }
 
 extension WorldDataset {
-    /// `world.json` of the object worlds: the original keys with the extended shapes, vocabulary, table
-    /// and prompts, plus the chosen concepts, the object's anchor and the paraphrase tokens.
-    var extendedDescription: JSONValue {
-        return .object([
+    /// The leading keys of every `world.json`: image and prompt sizes, seed and counts.
+    var sizeMembers: [JSONMember] {
+        [
             JSONMember("image_size", number(WorldSize.side)),
             JSONMember("channels", number(WorldSize.channels)),
             JSONMember("tokens", number(WorldSize.tokens)),
@@ -116,6 +108,13 @@ extension WorldDataset {
             JSONMember("seed", number(seed)),
             JSONMember("per_prompt", number(perPrompt)),
             JSONMember("heldout_per_prompt", number(heldoutPerPrompt)),
+        ]
+    }
+
+    /// `world.json` of the object worlds: the original keys with the extended shapes, vocabulary, table
+    /// and prompts, plus the chosen concepts, the object's anchor and the paraphrase tokens.
+    var extendedDescription: JSONValue {
+        return .object(sizeMembers + [
             JSONMember("concept", .string(concept.rawValue)),
             JSONMember("forget_concepts", strings(concept.concepts.map(\.token))),
             JSONMember("colours", strings(WorldColour.allCases.map(\.rawValue))),
