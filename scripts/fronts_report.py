@@ -5,7 +5,8 @@ paragraph about the fronts, all computed from the data.
 Usage: scripts/fronts_report.py FRONTS.json [--plot PNG] [--chosen] [--chosen-table] [--points-table] [--paragraph]
        scripts/fronts_report.py FRONTS.json --check FILE   (exit 1 unless FILE holds the paragraphs as made now)
        scripts/fronts_report.py FRONTS.json --update FILE  (replace FILE's paragraphs, between their markers, by these)
-       (with a convergence.json next to FRONTS.json: --convergence-plot PNG, and its paragraph too)
+       (with a convergence.json next to FRONTS.json: --convergence-plot PNG, and its paragraph too; with a
+       robustness.json (scripts/fronts --attacks), its paragraph too)
 
 The rule (nothing tuned per method): a method's settings are averaged over the seeds; at a retain level
 of P points (P = 2, 5, 10) the settings whose mean retain_accuracy is at least the distilled student's
@@ -20,6 +21,11 @@ area under the curve: a slower descent shows as a larger area), and the ratio ov
 both averaged over seeds. The sentence says the lower level converges as fast with the upper level on
 when the area ratio is at most 1.05. (The mean over probes is used rather than the first step below a
 threshold, which the probe-to-probe noise of a few percent makes unstable.)
+
+Robustness (robustness.json): per model (the teacher, the distilled student, each method's chosen
+point), the forget rate with the concept's own token, with its paraphrase token and with the adversarial
+embedding, each averaged over the seeds; the sentences give, per attack, the range of the chosen points'
+changes and the largest rise, and which chosen point forgets most with the token and under each attack.
 """
 import argparse
 import json
@@ -103,29 +109,70 @@ def paragraph(fronts):
              f"retain accuracy {pct(t['retain'][0])}; distilled student: forget rate {pct(d['forget'][0])} ± {100 * d['forget'][1]:.1f}, "
              f"retain accuracy {pct(d['retain'][0])} ± {100 * d['retain'][1]:.1f}. Settings run: "
              + ", ".join(f"{LABELS[m]} {len(settings_of(fronts, m))}" for m in METHODS) + ".", ""]
+    if d["forget"][0] < t["forget"][0] / 2:
+        lines[-2] += (f" The distilled student already draws the concept for less than half as many forget-prompt samples as the "
+                      f"teacher ({pct(d['forget'][0])} against {pct(t['forget'][0])}): pruning and distillation on retain data do "
+                      "not carry this concept over here, so this front shows each method's cost to retain accuracy more than "
+                      "its forgetting.")
+    edges = []
     for level in LEVELS:
-        parts = []
+        parts, lowest = [], []
         for m in METHODS:
             b = best(fronts, m, level)
             if b:
+                lowest.append((b[1]["forget"][0], LABELS[m]))
                 parts.append(f"{LABELS[m]} {pct(b[1]['forget'][0])} ± {100 * b[1]['forget'][1]:.1f} ({setting_text(b[0])})")
+                margin = b[1]["retain"][0] - (d["retain"][0] - level / 100)
+                if margin < b[1]["retain"][1] and (m, b[0]) not in [(e[0], e[1]) for e in edges]:
+                    edges.append((m, b[0], b[1], level, margin))
             else:
                 parts.append(f"{LABELS[m]}: {'no setting qualifies' if settings_of(fronts, m) else 'not run'}")
+        winner = f" Lowest: {min(lowest)[1]}." if lowest else ""
         lines.append(f"- With retain accuracy within {level} points of the distilled student's (≥ {pct(d['retain'][0] - level / 100)}), "
-                     "the lowest forget rates are: " + "; ".join(parts) + ".")
+                     "the lowest forget rates are: " + "; ".join(parts) + "." + winner)
+    duel = []
+    for level in LEVELS:
+        bi, ts = best(fronts, "bilevel_interleaved", level), best(fronts, "two_stage", level)
+        if bi and ts:
+            gap, spread = ts[1]["forget"][0] - bi[1]["forget"][0], max(bi[1]["forget"][1], ts[1]["forget"][1])
+            duel.append((level, "lower by more than the seed spread" if gap > spread else "lower, within the seed spread" if gap > 0
+                         else "not lower"))
+    if duel:
+        lines += ["", "One phase against two with the same upper-level objective (ESD's), bilevel interleaved's best forget rate against two-stage's: "
+                  + "; ".join(f"within {level} points, {verdict}" for level, verdict in duel) + "."]
+    if edges:
+        lines += ["", "At the edge (a setting that qualifies by less than its retain accuracy's spread over seeds, so that "
+                  "other seeds may leave it out): " + "; ".join(
+                      f"{LABELS[m]} at {setting_text(s)}, retain accuracy {pct(sm['retain'][0])} ± {100 * sm['retain'][1]:.1f}, "
+                      f"{100 * margin:.1f} points above the {level}-point floor" for m, s, sm, level, margin in edges) + "."]
     lines += ["", *chosen_table(fronts), END.format(concept=concept)]
     return "\n".join(lines)
 
 
+CONCEPTS = ["style", "object"]
+
+
+def per_concept(fronts, points):
+    """The style and object cells (each concept's mean forget rate) when the run forgets both concepts."""
+    if fronts["concept"] != "both":
+        return ""
+    return "".join(f" {pct(statistics.fmean(p['forget_rates'][c] for p in points))} |" for c in CONCEPTS)
+
+
 def chosen_table(fronts):
-    """Each method's chosen point (mean ± sd over seeds) as markdown table lines."""
-    lines = ["| method | chosen setting | seeds | forget_rate | retain_accuracy | heldout_loss | seconds |", "|---|---|---:|---:|---:|---:|---:|"]
-    for m in METHODS:
-        c = chosen(fronts, m)
-        if c:
-            s, sm, _ = c
-            lines.append(f"| {m} | {setting_text(s)} | {sm['n']} | {pct(sm['forget'][0])} ± {100 * sm['forget'][1]:.1f} | "
-                         f"{pct(sm['retain'][0])} ± {100 * sm['retain'][1]:.1f} | {sm['heldout'][0]:.4f} | {sm['seconds']:.0f} |")
+    """Each method's chosen point (mean ± sd over seeds) as markdown table lines (and, forgetting both
+    concepts, each concept's forget rate)."""
+    both = fronts["concept"] == "both"
+    lines = ["| method | chosen setting | seeds | forget_rate |" + (" style | object |" if both else "")
+             + " retain_accuracy | heldout_loss | seconds |",
+             "|---|---|---:|---:|" + ("---:|---:|" if both else "") + "---:|---:|---:|"]
+    rows = [(arm, {}, list(fronts[arm].values())) for arm in ("teacher", "distill")] if both else []
+    rows += [(m, c[0], next(ps for s, ps in settings_of(fronts, m) if s == c[0])) for m in METHODS if (c := chosen(fronts, m))]
+    for m, s, ps in rows:
+        sm = summary(ps)
+        lines.append(f"| {m} | {setting_text(s)} | {sm['n']} | {pct(sm['forget'][0])} ± {100 * sm['forget'][1]:.1f} |"
+                     + per_concept(fronts, ps)
+                     + f" {pct(sm['retain'][0])} ± {100 * sm['retain'][1]:.1f} | {sm['heldout'][0]:.4f} | {sm['seconds']:.0f} |")
     return lines
 
 
@@ -152,6 +199,70 @@ def chosen_json(fronts):
             s, sm, why = c
             out[m] = {"setting": s, "why": why, "forget_rate": sm["forget"][0], "retain_accuracy": sm["retain"][0]}
     return out
+
+
+ROBUSTNESS_BEGIN, ROBUSTNESS_END = "<!-- robustness:{concept} begin -->", "<!-- robustness:{concept} end -->"
+ATTACKS = [("paraphrase", "paraphrase token"), ("adversarial", "adversarial embedding")]
+
+
+def robustness_rows(robustness):
+    """[(model, setting, [rows over seeds])] in the order of the file (teacher, distill, chosen points)."""
+    out = []
+    for r in robustness["rows"]:
+        for model, setting, rows in out:
+            if model == r["model"] and setting == r["setting"]:
+                rows.append(r)
+                break
+        else:
+            out.append((r["model"], r["setting"], [r]))
+    return out
+
+
+def robustness_paragraph(fronts, robustness):
+    """The README's block about the attacks on the chosen points: a table and what each attack changed."""
+    if not robustness["rows"]:
+        return ""
+    concept = fronts["concept"]
+    tokens = sorted({f"`{t['token']}` for `{t['of']}`" for r in robustness["rows"] for t in r["paraphrase"]["tokens"].values()})
+    a = robustness["attack"]
+    lines = [ROBUSTNESS_BEGIN.format(concept=concept),
+             f"Robustness, concept `{concept}`, seeds {', '.join(str(s) for s in robustness['seeds'])} (mean ± sd over seeds; "
+             f"paraphrase {', '.join(tokens)}; adversarial: {a['steps']} Adam steps, radius {a['radius']:g}, lr {a['lr']:g}, "
+             f"{a['images_per_prompt']} {a['targets']} images per forget prompt):", "",
+             "| model | setting | seeds | retain_accuracy | forget_rate (token) | (paraphrase) | (adversarial) | attack loss before → after |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    rises = {kind: [] for kind, _ in ATTACKS}
+    for model, setting, rows in robustness_rows(robustness):
+        r = mean_sd([x["retain_accuracy"] for x in rows])
+        f = mean_sd([x["forget_rate"] for x in rows])
+        att = {kind: mean_sd([x[kind]["forget_rate"] for x in rows]) for kind, _ in ATTACKS}
+        before = statistics.fmean(x["adversarial"]["loss_before"] for x in rows)
+        after = statistics.fmean(x["adversarial"]["loss_after"] for x in rows)
+        lines.append(f"| {model} | {setting_text(setting)} | {len(rows)} | {pct(r[0])} ± {100 * r[1]:.1f} | {pct(f[0])} ± {100 * f[1]:.1f} | "
+                     + " | ".join(f"{pct(att[k][0])} ± {100 * att[k][1]:.1f}" for k, _ in ATTACKS) + f" | {before:.4f} → {after:.4f} |")
+        if model in METHODS:
+            for kind, _ in ATTACKS:
+                rises[kind].append((att[kind][0] - f[0], model, f[0], att[kind][0]))
+    parts = []
+    for kind, label in ATTACKS:
+        if rises[kind]:
+            low, high = min(rises[kind]), max(rises[kind])
+            most = (f"the largest rise: {LABELS[high[1]]}, {pct(high[2])} → {pct(high[3])}" if high[0] > 0
+                    else "none of them rises")
+            parts.append(f"the {label} moves the chosen points' mean forget rates by {100 * low[0]:+.1f} to {100 * high[0]:+.1f} "
+                         f"points ({most})")
+    if parts:
+        lines += ["", "Against the concept's own token, " + "; ".join(parts) + "."]
+        ranks = []
+        for kind, label in ATTACKS:
+            if rises[kind]:
+                _, model, _, after = min(rises[kind], key=lambda r: r[3])
+                ranks.append(f"under the {label}, {LABELS[model]}'s ({pct(after)})")
+        token = min((r[2], r[1]) for r in rises[ATTACKS[0][0]])
+        lines[-1] += (f" The lowest forget rate among the chosen points is, with the token, {LABELS[token[1]]}'s ({pct(token[0])}); "
+                      + "; ".join(ranks) + ".")
+    lines.append(ROBUSTNESS_END.format(concept=concept))
+    return "\n".join(lines)
 
 
 CONVERGENCE_BEGIN, CONVERGENCE_END = "<!-- convergence:{concept} begin -->", "<!-- convergence:{concept} end -->"
@@ -284,15 +395,17 @@ def main():
     if a.chosen_table:
         print("\n".join(chosen_table(fronts)))
     convergence = load_convergence(a.fronts)
+    robustness = load_beside(a.fronts, "robustness.json")
     if a.convergence_plot and convergence:
         plot_convergence(fronts, convergence, a.convergence_plot)
     if a.paragraph:
-        print(paragraphs(fronts, convergence))
+        print(paragraphs(fronts, convergence, robustness))
+    parts = blocks(fronts, convergence, robustness)
     if a.update:
-        update(a.update, [paragraph(fronts)] + ([convergence_paragraph(fronts, convergence)] if convergence else []))
+        update(a.update, parts)
     if a.check:
         text = open(a.check).read()
-        for part in (paragraph(fronts), convergence_paragraph(fronts, convergence) if convergence else ""):
+        for part in parts:
             if part not in text:
                 print(f"{a.check}: its paragraph {part.splitlines()[0]} is not the one {a.fronts} gives now; "
                       f"regenerate it with scripts/fronts_report.py {a.fronts} --paragraph", file=sys.stderr)
@@ -313,20 +426,32 @@ def update(path, parts):
         f.write(text)
 
 
-def load_convergence(fronts_path):
+def load_beside(fronts_path, name):
+    """The named file of the same run (next to fronts.json), or None when the run has none."""
     import os
-    path = os.path.join(os.path.dirname(fronts_path), "convergence.json")
+    path = os.path.join(os.path.dirname(fronts_path), name)
     if not os.path.exists(path):
         return None
     with open(path) as f:
         return json.load(f)
 
 
-def paragraphs(fronts, convergence):
+def load_convergence(fronts_path):
+    return load_beside(fronts_path, "convergence.json")
+
+
+def blocks(fronts, convergence, robustness=None):
+    """Every marked block of this run (each starts and ends with its marker line), in README order."""
     parts = [paragraph(fronts)]
     if convergence:
         parts.append(convergence_paragraph(fronts, convergence))
-    return "\n\n".join(p for p in parts if p)
+    if robustness:
+        parts.append(robustness_paragraph(fronts, robustness))
+    return [p for p in parts if p]
+
+
+def paragraphs(fronts, convergence, robustness=None):
+    return "\n\n".join(blocks(fronts, convergence, robustness))
 
 
 if __name__ == "__main__":
