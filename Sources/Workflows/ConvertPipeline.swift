@@ -20,7 +20,7 @@ extension ConvertWorkflow {
         return !lower.hasSuffix(".safetensors") && !lower.hasSuffix(".zst")
     }
 
-    static func convertPipeline(_ settings: ConvertSettings) throws -> (result: ConvertResult, casts: Int) {
+    static func convertPipeline(_ settings: ConvertSettings) throws -> ConvertOutcome {
         let selection = settings.selection
         guard selection.only.isEmpty, selection.exclude.isEmpty, selection.renames.isEmpty, settings.shardBytes == nil, settings.compression == nil else {
             throw TensorFormatError(.invalidArgument, "a whole pipeline is converted with --dtype and --variant only (no --only, --exclude, --rename, --shard-size or --compress)",
@@ -75,7 +75,7 @@ extension ConvertWorkflow {
             try copyFiles(of: folder, to: target, skippingWeights: weightsBase != nil, copy: copy)
         }
         for output in pending { try output.commit() }
-        return (result, casts)
+        return ConvertOutcome(result: result, casts: casts)
     }
 
     /// Copies a component folder's regular files (and sub-folders, as a tokenizer may have), leaving out

@@ -2,13 +2,6 @@ import Foundation
 import Surgery
 import TensorFormats
 
-/// Output formats `convert` can write.
-public enum OutputFormat: String, CaseIterable, Sendable {
-    case safetensors
-    case hdf5
-    case gguf
-}
-
 /// What `convert` is told, as plain values.
 public struct ConvertSettings: Sendable {
     public var input: String
@@ -22,8 +15,12 @@ public struct ConvertSettings: Sendable {
     /// zstd of a whole safetensors output, or an HDF5 dataset filter.
     public var compression: OutputCompression?
     public var hdf5Layout = HDF5WriteLayout.dmsurgery
-    /// GGUF output: the type of the bulk of the weights (nil: each tensor's own float type).
-    public var quant: GGMLType?
+    /// The bulk of the weights in this type (`OutputFormat.quant(named:)`; nil: each tensor's own type).
+    public var quant: WeightQuant?
+    /// A single file <-> pipeline conversion instead of a format conversion (formats/ldm.md).
+    public var pipelineLayout: PipelineLayout?
+    /// Options of a pipeline-layout conversion (EMA, prediction type, tokenizer).
+    public var ldm = LDMConversionOptions()
     /// How inputs are read (`hdf5Layout` there is the input's layout).
     public var open = OpenOptions()
     public var force = false
@@ -35,25 +32,119 @@ public struct ConvertSettings: Sendable {
     }
 }
 
-/// `convert`'s body and its output placement: one file or stream, a folder (weights + config.json),
-/// shards with an index, or HDF5.
+/// What `convert` wrote.
+public struct ConvertOutcome: Sendable {
+    public var result = ConvertResult()
+    /// Tensors whose dtype changed.
+    public var casts = 0
+    /// Set by pipeline-layout conversions: the family, its components and the input tensors left out.
+    public var layout: LDMConversionResult?
+}
+
+/// `convert`'s one path: every output format and layout is decided here from the settings (the CLI only
+/// parses), and each writer places its output: one file or stream, a folder (weights + config.json),
+/// shards with an index, HDF5, GGUF, a whole pipeline, or a single file <-> pipeline layout change.
 public enum ConvertWorkflow {
-    /// Converts; returns what was written and how many tensors were cast.
-    public static func run(_ settings: ConvertSettings) throws -> (result: ConvertResult, casts: Int) {
+    public static func run(_ settings: ConvertSettings) throws -> ConvertOutcome {
         try InputSet.declare(inputs: [(settings.input, "INPUT")],
                              outputs: [(settings.output, "OUT"), (shardFolder(settings), "OUT (its shards)")])
+        try check(settings)
+        if let layout = settings.pipelineLayout { return try convertLayout(layout, settings) }
         if isPipelineConversion(input: settings.input, output: settings.output, format: settings.format) {
             return try convertPipeline(settings)
         }
-        var checkpoint = try Checkpoint.open(settings.input, options: settings.open)
+        var checkpoint = try Checkpoint.open(settings.input, options: readOptions(settings))
         var plan = try ConvertPlan(checkpoint: checkpoint, dtype: settings.dtype, selection: settings.selection)
-        let result: ConvertResult
+        var outcome = ConvertOutcome()
         switch settings.format {
-        case .hdf5: result = try writeHDF5(plan, settings)
-        case .gguf: result = try writeGGUF(plan, settings)
-        case .safetensors: result = try writeSafetensors(&plan, checkpoint: &checkpoint, settings)
+        case .hdf5: outcome.result = try writeHDF5(plan, settings)
+        case .gguf: outcome.result = try writeGGUF(plan, settings)
+        case .safetensors: outcome.result = try writeSafetensors(&plan, checkpoint: &checkpoint, settings)
         }
-        return (result, plan.tensors.filter { $0.dtype != $0.source.dtype }.count)
+        outcome.casts = plan.tensors.filter { $0.dtype != $0.source.dtype }.count
+        return outcome
+    }
+
+    /// `--variant` names the files convert writes, and the files it reads when the input folder has them;
+    /// a folder without them is read from its plain files, so that a variant can be made from it.
+    static func readOptions(_ settings: ConvertSettings) -> OpenOptions {
+        var options = settings.open
+        if let variant = options.variant, isDirectory(settings.input),
+           !PipelineFolder.weightNames(variant: variant).contains(where: { FileManager.default.fileExists(atPath: (settings.input as NSString).appendingPathComponent($0)) }) {
+            options.variant = nil
+        }
+        return options
+    }
+
+    /// The option combinations no writer takes, refused before anything is opened (the CLI checks the
+    /// same table at parse time; library callers get the same answer here).
+    public static func check(_ settings: ConvertSettings) throws {
+        func refuse(_ message: String) throws -> Never { throw TensorFormatError(.invalidArgument, message, file: settings.output) }
+        if let quant = settings.quant, !settings.format.quantChoices.contains(quant) {
+            try refuse("--quant \(quant.name) does not apply to \(settings.format.rawValue) output")
+        }
+        if settings.format == .gguf && settings.dtype != nil { try refuse("--dtype does not apply to GGUF output: use --quant") }
+        if settings.format != .safetensors && settings.shardBytes != nil { try refuse("--shard-size applies to safetensors output only") }
+        if settings.format == .gguf && settings.compression != nil { try refuse("GGUF output is not compressed: use --quant") }
+        if settings.pipelineLayout != nil, !settings.selection.only.isEmpty || !settings.selection.exclude.isEmpty || !settings.selection.renames.isEmpty
+            || settings.shardBytes != nil || settings.compression != nil || settings.dtype != nil {
+            try refuse("--pipeline-layout conversions take no --dtype, --only, --exclude, --rename, --shard-size or --compress")
+        }
+        if settings.pipelineLayout == nil, isPipelineConversion(input: settings.input, output: settings.output, format: settings.format),
+           !settings.selection.only.isEmpty || !settings.selection.exclude.isEmpty || !settings.selection.renames.isEmpty
+            || settings.shardBytes != nil || settings.compression != nil {
+            try refuse("a whole pipeline is converted with --dtype and --variant only (no --only, --exclude, --rename, --shard-size or --compress)")
+        }
+        if settings.pipelineLayout == .diffusers && settings.format != .safetensors {
+            try refuse("--pipeline-layout diffusers writes a safetensors pipeline folder, not \(settings.format.rawValue)")
+        }
+        if settings.pipelineLayout == .ldm && settings.format == .hdf5 {
+            try refuse("--pipeline-layout ldm writes a safetensors single file or a GGUF UNet, not hdf5")
+        }
+    }
+
+    /// `--pipeline-layout`: an original single file -> a diffusers pipeline folder, or a pipeline (UNet)
+    /// folder -> the single file (a ComfyUI-GGUF UNet for GGUF output), formats/ldm.md and gguf.md.
+    private static func convertLayout(_ layout: PipelineLayout, _ settings: ConvertSettings) throws -> ConvertOutcome {
+        var options = settings.ldm
+        options.variant = settings.open.variant
+        let randomAccess = OpenOptions(randomAccess: true, allowUnsafeHDF5: settings.open.allowUnsafeHDF5, variant: settings.open.variant)
+        let result: LDMConversionResult
+        switch layout {
+        case .diffusers:
+            result = try LDMConversion.toDiffusers(try Checkpoint.open(settings.input, options: randomAccess), folder: settings.output, options: options)
+        case .ldm where settings.format == .gguf:
+            result = try unetToComfyGGUF(settings, options: randomAccess)
+        case .ldm where PipelineFolder.isPipeline(settings.input):
+            result = try LDMConversion.toLDM(try PipelineFolder(path: settings.input, variant: settings.open.variant), output: settings.output, options: options)
+        case .ldm:
+            // A UNet model folder (or file with its config) becomes a UNet-only original file.
+            result = try LDMConversion.unetToLDM(try Checkpoint.open(settings.input, options: randomAccess), output: settings.output)
+        }
+        var outcome = ConvertOutcome(layout: result)
+        outcome.result.files = result.files
+        outcome.result.tensors = result.tensors
+        outcome.result.bytesWritten = result.bytesWritten
+        return outcome
+    }
+
+    /// The UNet (a pipeline's unet/) with original names, as ComfyUI-GGUF's convert.py and llama-quantize
+    /// lay SD UNets out (formats/gguf.md).
+    private static func unetToComfyGGUF(_ settings: ConvertSettings, options: OpenOptions) throws -> LDMConversionResult {
+        let unet: Checkpoint
+        if PipelineFolder.isPipeline(settings.input) {
+            guard let opened = try PipelineFolder(path: settings.input, variant: settings.open.variant).open("unet", options: options) else {
+                throw TensorFormatError(.ldmMissingTensor, "the pipeline has no unet/ with safetensors weights", file: settings.input)
+            }
+            unet = opened
+        } else {
+            unet = try Checkpoint.open(settings.input, options: options)
+        }
+        let out = try OutputFile(path: settings.output, force: settings.force)
+        let result = try LDMConversion.unetToGGUF(unet, output: out, quant: settings.quant?.ggmlType)
+        try unet.finish()
+        try out.commit()
+        return result
     }
 
     /// Where shards are written (OUT's folder), when they are.
@@ -82,7 +173,7 @@ public enum ConvertWorkflow {
         defer { bar.finish() }
         var result = ConvertResult()
         let out = try OutputFile(path: settings.output, force: settings.force)
-        try Converter.writeGGUF(plan, quant: settings.quant, metadata: plan.metadata(embedConfig: true), to: out,
+        try Converter.writeGGUF(plan, quant: settings.quant?.ggmlType, metadata: plan.metadata(embedConfig: true), to: out,
                                 progress: bar.update, result: &result)
         try plan.checkpoint.finish()
         try out.commit()
@@ -137,11 +228,6 @@ public enum ConvertWorkflow {
     private static func folderWeights(_ folder: String, hasConfig: Bool, variant: String?) -> String {
         (folder.hasSuffix("/") ? folder : folder + "/") + LDMConversion.weightsName(hasConfig ? "diffusion_pytorch_model" : "model", variant: variant)
     }
-}
-
-public func hasHDF5Suffix(_ path: String) -> Bool {
-    let lower = path.lowercased()
-    return lower.hasSuffix(".h5") || lower.hasSuffix(".hdf5")
 }
 
 func isDirectory(_ path: String) -> Bool {

@@ -1,9 +1,5 @@
 import ArgumentParser
-import Diffusion
-import Foundation
 import TensorFormats
-import TensorMath
-import UNet
 import Workflows
 
 /// What a benchmark runs on, shared by its subcommands.
@@ -28,6 +24,14 @@ struct BenchSubject: ParsableArguments {
     func validate() throws {
         guard (model == nil) != (config == nil) else { throw ValidationError("give exactly one of --model and --config") }
     }
+
+    func settings(quiet: Bool) -> BenchSubjectSettings {
+        var settings = BenchSubjectSettings(model: model, config: config)
+        settings.size = size
+        settings.open = input.open
+        settings.quiet = quiet
+        return settings
+    }
 }
 
 struct BenchCommand: ParsableCommand {
@@ -38,46 +42,7 @@ struct BenchCommand: ParsableCommand {
     )
 }
 
-/// The process's peak resident set (getrusage; Linux reports kilobytes).
-func peakResidentBytes() -> Int {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return usage.ru_maxrss * 1024
-}
-
-/// The compute configuration a timing was taken with: OpenBLAS's core (and whether the engine corrected
-/// the library's choice), TensorMath's kernel set and the CPU's vector features, for --json, the table
-/// and --verbose.
-struct EngineSetup {
-    let blas = BLASCore.current
-    let kernels = KernelSet.active
-    let features = CPUFeatures.host
-
-    var blasDescription: String {
-        switch blas.origin {
-        case .engine: return "\(blas.active) (library chose \(blas.replaced ?? "?"), corrected)"
-        case .user: return "\(blas.active) (OPENBLAS_CORETYPE)"
-        case .libraryFixed: return "\(blas.active) (lesser than this CPU supports; library cannot switch)"
-        case .library: return blas.active
-        }
-    }
-
-    var jsonMembers: [JSONMember] {
-        [JSONMember("blas_core", .string(blas.active)), JSONMember("blas_core_origin", .string(blas.origin.rawValue)),
-         JSONMember("blas_core_replaced", blas.replaced.map { .string($0) } ?? .null),
-         JSONMember("kernels", .string(kernels.rawValue)),
-         JSONMember("cpu_features", .array(features.names.map { .string($0) }))]
-    }
-
-    var tableRows: [[String]] { [["BLAS core", blasDescription], ["kernel set", kernelDescription]] }
-
-    var kernelDescription: String {
-        let forced = ProcessInfo.processInfo.environment[KernelSet.environmentVariable]
-        return kernels.rawValue + (forced.map { " (\(KernelSet.environmentVariable)=\($0))" } ?? "")
-    }
-
-    func describe(verbose: Bool, quiet: Bool) {
-        guard verbose else { return }
-        note("BLAS core: \(blasDescription); kernel set: \(kernelDescription); CPU features: \(features.names.joined(separator: " "))", quiet: quiet)
-    }
+/// Prints a benchmark's report: one JSON object, or the table.
+func printReport(_ report: BenchReport, json: Bool) throws {
+    try emit(json ? JSONWriter.pretty(.object(report.json)) : table(report.rows))
 }

@@ -1,25 +1,5 @@
 import ArgumentParser
-import CLIP
-import Diffusion
-import Foundation
-import TensorFormats
-import TensorMath
-import VAE
 import Workflows
-
-/// Median seconds of `steps` timed runs of `body` after one warm-up run.
-func medianSeconds(steps: Int, quiet: Bool, _ body: () throws -> Void) rethrows -> Double {
-    var times: [Double] = []
-    for step in 0...steps {
-        let start = DispatchTime.now()
-        try body()
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-        if step > 0 { times.append(seconds) }
-        note("pass \(step)\(step == 0 ? " (warm-up)" : ""): \(String(format: "%.3f", seconds)) s", quiet: quiet)
-    }
-    times.sort()
-    return times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
-}
 
 struct TextEncoderBench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -39,12 +19,7 @@ struct TextEncoderBench: ParsableCommand {
     }
 
     func run() throws {
-        let encoder = try CLIPTextModel(path: PipelineParts(model).part("text_encoder") ?? model)
-        let length = min(77, encoder.config.maxPositions)
-        let vocabulary = Int32(encoder.config.vocabularySize)
-        let ids = (0..<batch).map { b in (0..<length).map { Int32((b * 7919 + $0 * 104_729) % Int(vocabulary)) } }
-        let median = try medianSeconds(steps: steps, quiet: common.quiet) { _ = try encoder.forward(ids) }
-        try report(median: median, shape: "\(batch) x \(length) tokens", json: json)
+        try printReport(try BenchWorkflow.textEncoder(model: model, batch: batch, steps: steps, quiet: common.quiet), json: json)
     }
 }
 
@@ -67,26 +42,6 @@ struct VAEBench: ParsableCommand {
     }
 
     func run() throws {
-        let vae = try AutoencoderKL(path: PipelineParts(model).vae)
-        var rng = NormalGenerator(seed: 0)
-        let f = vae.config.downscale
-        let median: Double
-        if encode {
-            let images = rng.tensor([1, vae.config.inChannels, size, size])
-            median = try medianSeconds(steps: steps, quiet: common.quiet) { _ = try vae.encode(images) }
-        } else {
-            let latents = rng.tensor([1, vae.config.latentChannels, size / f, size / f])
-            median = try medianSeconds(steps: steps, quiet: common.quiet) { _ = try vae.decode(latents) }
-        }
-        try report(median: median, shape: "1 x \(size) x \(size) \(encode ? "encode" : "decode")", json: json)
-    }
-}
-
-private func report(median: Double, shape: String, json: Bool) throws {
-    let peak = peakResidentBytes()
-    if json {
-        try emit(JSONWriter.pretty(.object([JSONMember("median_seconds", .double(median)), JSONMember("peak_rss_bytes", .int(peak))])))
-    } else {
-        try emit(table([["median seconds", String(format: "%.3f", median)], ["input", shape], ["peak resident memory", formatBytes(peak)]]))
+        try printReport(try BenchWorkflow.vae(model: model, size: size, encode: encode, steps: steps, quiet: common.quiet), json: json)
     }
 }

@@ -17,8 +17,9 @@ enum ExitStatus {
 }
 
 /// The one place errors become exit statuses: a tool error is printed as its one line and exits 2, an
-/// interrupted command 128 + the signal, anything else unexpected exits 2 with its text; the argument
-/// parser's own errors (usage 64, `--help` whose command only throws, `ExitCode`) pass through.
+/// interrupted command 128 + the signal, a workflow's `UsageError` is a usage error (64) like the argument
+/// parser's own, which pass through (usage 64, `--help` whose command only throws, `ExitCode`); anything
+/// else unexpected exits 2 with its text.
 func exitError(for error: Error) -> Error {
     if String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {  // usage, help, ExitCode
         // A usage error seen by one rank of an MPI job stops them all.
@@ -29,6 +30,8 @@ func exitError(for error: Error) -> Error {
         return error
     }
     switch error {
+    case let usage as UsageError:
+        return ValidationError(usage.message)
     case let error as any ToolError:
         printError(error.oneLine)
         DataParallel.abortIfJoined(2)

@@ -5,31 +5,39 @@ import TensorFormats
 import Workflows
 
 extension OutputFormat: ExpressibleByArgument {}
+extension PipelineLayout: ExpressibleByArgument {}
+extension HDF5WriteLayout: ExpressibleByArgument {}
 
 struct ConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
-        abstract: "Convert a checkpoint: cast dtypes, select and rename tensors, shard, change format.",
+        abstract: "Convert a checkpoint: cast dtypes, select and rename tensors, shard, change format or layout.",
         discussion: """
-        Casts apply to floating-point tensors only and round to nearest even as torch does; values that \
-        overflow the target are reported. The output format follows OUT's suffix or --to; a stream (-) is \
-        safetensors. OUT may be a folder (an existing directory or a path ending in /): it receives \
-        diffusion_pytorch_model.safetensors and config.json when the input has a model config, else \
-        model.safetensors. With --shard-size, shards and an index are written as huggingface_hub does. \
-        A model config travels inside single-file and stream outputs as the dmsurgery.config metadata key. \
-        Outputs are written to a temporary file, fsynced and renamed: an error or interrupt leaves nothing. \
-        HDF5 output (.h5, .hdf5 or --to hdf5) uses --layout dmsurgery (default, round-trips exactly) or \
-        keras3, and --compress gzip[:LEVEL] or zstd[:LEVEL] for its datasets; GGUF output (.gguf or --to gguf) takes \
-        --quant and keeps small and 1-D tensors in float as ComfyUI-GGUF does (formats/gguf.md); safetensors output takes \
-        --compress zstd[:LEVEL] or a .zst suffix (formats/hdf5.md, formats/zstd.md). Inputs compressed \
-        with zstd are read transparently. --layout diffusers turns an original single-file Stable Diffusion \
-        checkpoint (SD 1.x, 2.x, XL) into a diffusers pipeline folder, --layout ldm a pipeline folder into the \
-        single file (formats/ldm.md); with a .gguf OUT, --layout ldm writes the UNet with its original names \
-        as ComfyUI-GGUF's convert.py and llama-quantize do (sd1/sdxl, formats/gguf.md). A pipeline folder converted to a folder without --layout is re-saved \
-        whole: every component's weights converted (--dtype) under --variant's names, model_index.json, \
-        configs, scheduler/ and tokenizer/ copied (formats/ldm.md, "Re-saving a pipeline").
+        The output format follows --to, else OUT's suffix (a trailing .zst aside), else safetensors (a \
+        stream, a folder, a name without a known suffix). A suffix that names a format convert does not \
+        write (.ckpt, .pt, .pth, .bin, .mlpackage, ...) is refused (exit 2) rather than given the wrong \
+        bytes. The formats:
+        \(OutputFormat.allCases.map { "  \($0.rawValue) (\($0.suffixes.joined(separator: ", "))): \($0.summary)" }.joined(separator: "\n"))
 
-        Exit status: 0 success; 2 invalid or unreadable input, or an I/O error; 64 usage error.
+        Casts apply to floating-point tensors only and round to nearest even as torch does; values that \
+        overflow the target are reported. OUT may be a folder (an existing directory or a path ending in /): \
+        it receives diffusion_pytorch_model.safetensors and config.json when the input has a model config, \
+        else model.safetensors (with --variant's name). With --shard-size, shards and an index are written as \
+        huggingface_hub does. A model config travels inside single-file and stream outputs as the \
+        dmsurgery.config metadata key. Outputs are written to a temporary file, fsynced and renamed: an error \
+        or interrupt leaves nothing. Inputs compressed with zstd are read transparently (formats/hdf5.md, \
+        formats/zstd.md, formats/gguf.md).
+
+        --pipeline-layout diffusers turns an original single-file Stable Diffusion checkpoint (SD 1.x, 2.x, \
+        XL) into a diffusers pipeline folder, --pipeline-layout ldm a pipeline folder into the single file \
+        (formats/ldm.md); with a .gguf OUT it writes the UNet with its original names as ComfyUI-GGUF's \
+        convert.py and llama-quantize do (sd1/sdxl, formats/gguf.md). A pipeline folder converted to a folder \
+        is re-saved whole: every component's weights converted (--dtype) under --variant's names, \
+        model_index.json, configs, scheduler/ and tokenizer/ copied (formats/ldm.md, "Re-saving a \
+        pipeline"). --layout, the old name of --input-layout, --hdf5-layout and --pipeline-layout, is \
+        accepted for one more release.
+
+        Exit status: 0 success; 2 invalid or unreadable input, an unwritable suffix, or an I/O error; 64 usage error.
         """
     )
 
@@ -61,9 +69,16 @@ struct ConvertCommand: ParsableCommand {
                                valueName: "codec[:level]"))
     var compress: String?
 
-    @Option(help: ArgumentHelp("GGUF output: store the bulk of the weights as f32, f16, bf16, q8_0, q4_0, q4_1, q5_0 or q5_1 (default: each tensor's own type).",
-                               valueName: "type"))
+    @Option(help: ArgumentHelp("Store the bulk of the weights in this type: "
+                               + OutputFormat.allCases.filter { !$0.quantNames.isEmpty }.map { "\($0.rawValue) \($0.quantNames.joined(separator: "|"))" }.joined(separator: "; ")
+                               + " (default: each tensor's own type).", valueName: "type"))
     var quant: String?
+
+    @Option(name: .customLong("hdf5-layout"), help: "HDF5 output: dmsurgery (default, round-trips exactly) or keras3.")
+    var hdf5Layout: HDF5WriteLayout?
+
+    @Option(name: .customLong("pipeline-layout"), help: "diffusers: an original single file to a pipeline folder; ldm: a pipeline (or UNet) folder to the single file.")
+    var pipelineLayout: PipelineLayout?
 
     @OptionGroup var inputOptions: InputOptions
     @OptionGroup var layoutOptions: LayoutOptions
@@ -88,29 +103,42 @@ struct ConvertCommand: ParsableCommand {
         if let compress, OutputCompression(parsing: compress) == nil {
             throw ValidationError("--compress takes zstd[:1-22] or gzip[:0-9] (got '\(compress)')")
         }
-        if outputFormat == .gguf || quant != nil { try validateGGUF() }
-        if inputOptions.hdf5Layout.flatMap(PipelineLayout.init(rawValue:)) == nil,
-           ConvertWorkflow.isPipelineConversion(input: input, output: output, format: outputFormat),
-           !only.isEmpty || !exclude.isEmpty || !rename.isEmpty || shardSize != nil || compress != nil {
-            throw ValidationError("a whole pipeline is converted with --dtype and --variant only (no --only, --exclude, --rename, --shard-size or --compress)")
+        if inputOptions.layout != nil && (hdf5Layout != nil || pipelineLayout != nil) {
+            throw ValidationError("--layout is the old name of --hdf5-layout and --pipeline-layout: give only the new options")
         }
-        if outputFormat == .hdf5 && inputOptions.hdf5Layout.flatMap(PipelineLayout.init(rawValue:)) == nil {
-            if let layout = inputOptions.hdf5Layout, HDF5WriteLayout(rawValue: layout) == nil {
-                throw ValidationError("--layout for HDF5 output is one of \(HDF5WriteLayout.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(layout)')")
+        // Usage errors the workflow would also find, reported at parse time with exit 64. A suffix naming
+        // a format convert does not write is not a usage error: run() refuses it (exit 2).
+        do {
+            var settings = try settings()
+            do { settings.format = try OutputFormat.resolve(output: output, to: to) } catch let error as TensorFormatError where error.code == .unsupported {
+                settings.format = to ?? .safetensors
             }
-            if shardSize != nil { throw ValidationError("--shard-size applies to safetensors output only") }
-            if output.lowercased().hasSuffix(".zst") { throw ValidationError("HDF5 output is compressed inside the file: use --compress, not a .zst suffix") }
-        } else if let compression = outputCompression, compression.codec != .zstd {
+            settings.quant = try quant.map(settings.format.quant(named:))
+            try ConvertWorkflow.check(settings)
+        } catch let error as TensorFormatError where error.code == .invalidArgument {
+            throw ValidationError(error.message)
+        }
+        if legacyLayout.hdf5 != nil || hdf5Layout != nil, !isHDF5Output {
+            throw ValidationError("--hdf5-layout applies to HDF5 output only (a .h5 or .hdf5 OUT or --to hdf5)")
+        }
+        if isHDF5Output && output.lowercased().hasSuffix(".zst") {
+            throw ValidationError("HDF5 output is compressed inside the file: use --compress, not a .zst suffix")
+        }
+        if !isHDF5Output, let compression = outputCompression, compression.codec != .zstd {
             throw ValidationError("safetensors output is compressed with zstd only (got '\(compress!)')")
-        } else if outputCompression != nil, shardSize != nil {
+        }
+        if outputCompression != nil, shardSize != nil {
             throw ValidationError("--compress does not apply to sharded output")
         }
     }
 
-    /// The output format: --to, else OUT's suffix (a trailing .zst aside).
-    var outputFormat: OutputFormat {
-        let plain = output.lowercased().hasSuffix(".zst") ? String(output.dropLast(4)) : output
-        return to ?? (hasHDF5Suffix(plain) ? .hdf5 : plain.lowercased().hasSuffix(".gguf") ? .gguf : .safetensors)
+    private var isHDF5Output: Bool { (try? OutputFormat.resolve(output: output, to: to)) == .hdf5 }
+
+    /// The deprecated `--layout` value read as the option that replaces it.
+    private var legacyLayout: (pipeline: PipelineLayout?, hdf5: String?, input: String?) {
+        guard let layout = inputOptions.layout else { return (nil, nil, nil) }
+        if let pipeline = PipelineLayout(rawValue: layout) { return (pipeline, nil, nil) }
+        return isHDF5Output ? (nil, layout, nil) : (nil, nil, layout)
     }
 
     /// --compress, or zstd at the default level for a .zst output.
@@ -119,28 +147,64 @@ struct ConvertCommand: ParsableCommand {
         return output.lowercased().hasSuffix(".zst") ? OutputCompression(codec: .zstd, level: Zstd.defaultLevel) : nil
     }
 
-    func run() throws {
-        if try convertLayout() { return }
+    /// Every option as the workflow takes it; the format is resolved by the caller.
+    private func settings() throws -> ConvertSettings {
         var settings = ConvertSettings(input: input, output: output)
         settings.dtype = dtype.flatMap(DType.init(userName:))
         settings.selection = TensorSelection(only: only, exclude: exclude, renames: rename.compactMap(RenameRule.init(argument:)))
         settings.shardBytes = shardSize.flatMap(parseByteSize)
-        settings.format = outputFormat
         settings.compression = outputCompression
         settings.open = inputOptions.open
-        if outputFormat == .hdf5 {
-            // With HDF5 output, --layout names the output layout, so the input's is recognised.
-            settings.open.hdf5Layout = nil
-            settings.hdf5Layout = inputOptions.hdf5Layout.flatMap(HDF5WriteLayout.init(rawValue:)) ?? .dmsurgery
+        let legacy = legacyLayout
+        settings.open.hdf5Layout = inputOptions.inputLayout ?? legacy.input
+        settings.pipelineLayout = pipelineLayout ?? legacy.pipeline
+        if let name = hdf5Layout?.rawValue ?? legacy.hdf5 {
+            guard let layout = HDF5WriteLayout(rawValue: name) else {
+                throw TensorFormatError(.invalidArgument, "--hdf5-layout is one of \(HDF5WriteLayout.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(name)')")
+            }
+            settings.hdf5Layout = layout
         }
-        settings.quant = quant.flatMap(GGMLType.init(userName:))
+        settings.ldm = LDMConversionOptions(ema: layoutOptions.ema, prediction: layoutOptions.predictionType, tokenizer: layoutOptions.tokenizer)
         settings.force = binary.force
         settings.quiet = common.quiet
-        let (result, casts) = try ConvertWorkflow.run(settings)
+        return settings
+    }
+
+    func run() throws {
+        var settings = try settings()
+        settings.format = try OutputFormat.resolve(output: output, to: to)
+        settings.quant = try quant.map(settings.format.quant(named:))
+        let outcome = try ConvertWorkflow.run(settings)
+        let result = outcome.result
         for overflow in result.overflows {
             note("warning: \(formatCount(overflow.count)) values overflowed \(settings.dtype?.rawValue ?? "the target type") (tensor '\(overflow.tensor)')", quiet: common.quiet)
         }
+        if let layout = outcome.layout {
+            if !layout.skipped.isEmpty {
+                note("left out \(layout.skipped.count) tensors no component holds (e.g. '\(layout.skipped[0])')", quiet: common.quiet)
+            }
+            note("wrote \(output) (\(layout.family.rawValue): \(layout.components.joined(separator: ", "))): \(formatCount(result.tensors)) tensors, \(formatBytes(result.bytesWritten))", quiet: common.quiet)
+            return
+        }
         note("wrote \(result.files.joined(separator: ", ")): \(formatCount(result.tensors)) tensors, \(formatBytes(result.bytesWritten))"
-             + (casts > 0 ? ", \(casts) cast to \(settings.dtype!.rawValue)" : ""), quiet: common.quiet)
+             + (outcome.casts > 0 ? ", \(outcome.casts) cast to \(settings.dtype!.rawValue)" : ""), quiet: common.quiet)
+    }
+}
+
+/// Options of `convert --pipeline-layout diffusers|ldm` (original single files <-> diffusers pipeline folders).
+struct LayoutOptions: ParsableArguments {
+    @Flag(help: "With --pipeline-layout diffusers: take the UNet from the model_ema.* weights.")
+    var ema = false
+
+    @Option(name: .customLong("prediction-type"), help: ArgumentHelp("With --pipeline-layout diffusers: epsilon or v_prediction (the weights cannot tell; default: SD2 v_prediction, others epsilon).", valueName: "type"))
+    var predictionType: String?
+
+    @Option(help: ArgumentHelp("With --pipeline-layout diffusers: CLIP's BPE file (bpe_simple_vocab_16e6.txt, gunzipped from open_clip) to build tokenizer/ (and tokenizer_2/) from, or a tokenizer folder to copy.", valueName: "file-or-folder"))
+    var tokenizer: String?
+
+    func validate() throws {
+        if let predictionType, !["epsilon", "v_prediction"].contains(predictionType) {
+            throw ValidationError("--prediction-type is epsilon or v_prediction (got '\(predictionType)')")
+        }
     }
 }

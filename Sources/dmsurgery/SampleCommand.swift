@@ -1,9 +1,5 @@
 import ArgumentParser
-import Diffusion
-import Foundation
 import TensorFormats
-import TensorMath
-import UNet
 import Workflows
 
 struct SampleCommand: ParsableCommand {
@@ -32,8 +28,8 @@ struct SampleCommand: ParsableCommand {
     @Option(help: "Output PNG path (- for standard output).")
     var out: String
 
-    @Option(help: "Images per row.")
-    var count = 4
+    @Option(help: "Images per row (default 4, or with --latents its batch over the prompts).")
+    var count: Int?
 
     @Option(help: "DDIM steps.")
     var steps = 50
@@ -56,72 +52,45 @@ struct SampleCommand: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
-        guard count >= 1, steps >= 1 else { throw ValidationError("--count and --steps must be at least 1") }
+        guard count.map({ $0 >= 1 }) ?? true, steps >= 1 else { throw ValidationError("--count and --steps must be at least 1") }
         try requireFinite(["--guidance": guidance])
     }
 
     func run() throws {
-        if !latent.prompts.isEmpty { return try sampleLatentPipeline(self) }
-        try InputSet.declare(inputs: [(model, "MODEL"), (scheduler, "--scheduler")] + cond.map { ($0, "--cond") },
-                             outputs: [(out, "--out")])
-        var unet = try loadUNet(model: model, input: input)
-        unet.frozenWeightTransforms = WinogradWeightCache()
-        let cfg = unet.config
-        guard cfg.outChannels == 1 || cfg.outChannels == 3 else {
-            throw ValidationError("sample draws pixel-space models (1 or 3 output channels); this one has \(cfg.outChannels)")
-        }
-        if unet.contextDim != nil && cond.isEmpty {
-            throw ValidationError("a conditional model needs at least one --cond file")
-        }
-        if unet.contextDim == nil && !cond.isEmpty {
-            throw ValidationError("--cond is only for conditional models")
-        }
-        let ddim = DDIMSampler(try loadSchedulerConfig(model: model, explicit: scheduler))
-        let side = size ?? cfg.sampleSize ?? 32
-        do { try unet.checkInput(batch: count, height: side, width: side, training: false, option: "--count or --size") } catch let error as UNetError {
-            throw located(error, file: model)
-        }
-        var rng = NormalGenerator(seed: seed)
-        var rows: [Tensor] = []
-        let conditions: [(Tensor, Tensor)?] = unet.contextDim == nil ? [nil] : try cond.map { try loadCondition($0, unet) }
-        for (i, condition) in conditions.enumerated() {
-            let noise = rng.tensor([count, cfg.inChannels, side, side])
-            let image = try ddim.sample(from: noise, steps: steps) { x, t in
-                let ts = [Float](repeating: Float(t), count: count)
-                guard let (c, u) = condition else { return try unet(sample: x, timesteps: ts) }
-                let one = [Int](repeating: 0, count: count)
-                let cb = c.items(one), ub = u.items(one)
-                if guidance == 1 { return try unet(sample: x, timesteps: ts, encoderHiddenStates: cb) }
-                let both = try unet(sample: Tensor.joined([x, x]), timesteps: ts + ts,
-                                    encoderHiddenStates: Tensor.joined([ub, cb]))
-                let half = both.count / 2
-                let uncond = Tensor(shape: x.shape, data: Array(both.data[..<half]))
-                let condOut = Tensor(shape: x.shape, data: Array(both.data[half...]))
-                return classifierFreeGuidance(unconditional: uncond, conditional: condOut, scale: guidance)
-            }
-            rows.append(image)
-            note("row \(i + 1)/\(conditions.count) done", quiet: common.quiet)
-        }
-        let png = try PNGImage.grid(Tensor.joined(rows), columns: count)
-        try writeBytes(png, to: out, force: binary.force)
+        var settings = SampleSettings(model: model, out: out)
+        settings.cond = cond
+        settings.count = count
+        settings.steps = steps
+        settings.guidance = guidance
+        settings.seed = seed
+        settings.scheduler = scheduler
+        settings.size = size
+        settings.prompts = latent.prompts
+        settings.negativePrompt = latent.negativePrompt
+        settings.unet = latent.unet
+        settings.latents = latent.latents
+        settings.saveLatents = latent.saveLatents
+        settings.open = input.open
+        settings.force = binary.force
+        settings.quiet = common.quiet
+        try SampleWorkflow.run(settings)
     }
+}
 
-    private func loadCondition(_ path: String, _ unet: UNet2D) throws -> (Tensor, Tensor) {
-        let file = try openCheckpoint(path, input, randomAccess: true).withRandomAccess()
-        guard let entry = file.entry(named: "encoder_hidden_states") else {
-            throw located(UNetError(.badInput, "encoder_hidden_states", "missing"), file: path)
-        }
-        let c = Tensor(shape: entry.shape, data: try file.floats(of: entry))
-        guard c.rank == 3, c.shape[0] == 1, c.shape[2] == unet.contextDim else {
-            throw located(UNetError(.badInput, "encoder_hidden_states", "shape \(c.shape), expected [1, S, \(unet.contextDim ?? 0)]"), file: path)
-        }
-        var u = Tensor(zeros: c.shape)
-        if let ue = file.entry(named: "uncond_encoder_hidden_states") {
-            u = Tensor(shape: ue.shape, data: try file.floats(of: ue))
-            guard u.shape == c.shape else {
-                throw located(UNetError(.badInput, "uncond_encoder_hidden_states", "shape \(u.shape) differs from \(c.shape)"), file: path)
-            }
-        }
-        return (c, u)
-    }
+/// The options of `sample` on a latent pipeline (prompts in, pictures out).
+struct LatentSampleOptions: ParsableArguments {
+    @Option(name: .customLong("prompt"), help: "Prompt (repeat for more; one grid row each). Makes --model a latent pipeline folder.")
+    var prompts: [String] = []
+
+    @Option(help: "Negative prompt for classifier-free guidance (default: the empty prompt, as diffusers).")
+    var negativePrompt: String?
+
+    @Option(help: "UNet to use instead of the pipeline's unet/ (a pruned or unlearned student).")
+    var unet: String?
+
+    @Option(help: "Safetensors file whose `latents` [N,C,h,w] is the initial noise (N = prompts x --count; without --count, N / prompts images per row).")
+    var latents: String?
+
+    @Option(help: "Write the final latents (before decoding) to this safetensors file.")
+    var saveLatents: String?
 }

@@ -18,18 +18,29 @@ struct InputOptions: ParsableArguments {
     @Flag(name: .customLong("allow-unsafe-h5"), help: "Read HDF5 files Keras would refuse (external links, virtual datasets, huge declared sizes).")
     var allowUnsafeH5 = false
 
-    /// `--layout`: the HDF5 layout an input is read with instead of recognising it; for `convert` with
-    /// HDF5 output it names the output's layout instead (then the input's is recognised).
-    @Option(name: .customLong("layout"), help: "Force the HDF5 layout instead of recognising it (keras2, keras3, generic, dmsurgery); convert: diffusers or ldm (single-file Stable Diffusion).")
-    var hdf5Layout: String?
+    @Option(name: .customLong("input-layout"), help: ArgumentHelp("Read HDF5 input with this layout instead of recognising it (keras2, keras3, generic, dmsurgery).", valueName: "layout"))
+    var inputLayout: String?
+
+    /// `--layout`, which named three things at once (an HDF5 input's layout, `convert`'s HDF5 output
+    /// layout, `convert`'s pipeline layout); an alias kept for one release, read as the option that
+    /// replaces it (`deprecatedLayout`), with a warning.
+    @Option(name: .customLong("layout"), help: ArgumentHelp("Deprecated alias of --input-layout (convert: of --hdf5-layout or --pipeline-layout); removed in the next release.", valueName: "layout"))
+    var layout: String?
 
     @Option(help: ArgumentHelp("Read (and, for convert, write) diffusers weight variant files: diffusion_pytorch_model.VARIANT.safetensors.", valueName: "variant"))
     var variant: String?
 
-    /// The options as the readers take them (`--layout diffusers|ldm` names convert's output layout, not
-    /// an HDF5 one).
+    /// The options as the readers take them.
     var open: OpenOptions {
-        OpenOptions(allowUnsafeHDF5: allowUnsafeH5, hdf5Layout: hdf5Layout.flatMap { PipelineLayout(rawValue: $0) == nil ? $0 : nil },
-                    variant: variant)
+        OpenOptions(allowUnsafeHDF5: allowUnsafeH5, hdf5Layout: inputLayout ?? layout, variant: variant)
+    }
+
+    func validate() throws {
+        if inputLayout != nil && layout != nil { throw ValidationError("--layout is the old name of --input-layout: give one of them") }
+        if layout != nil {
+            // The one warning for the old spelling (formats/cli.md, "Deprecated options").
+            StandardStreams.writeError("dmsurgery: warning: --layout is deprecated and goes in the next release: use --input-layout"
+                                       + " (convert: --hdf5-layout for HDF5 output, --pipeline-layout diffusers|ldm)\n")
+        }
     }
 }

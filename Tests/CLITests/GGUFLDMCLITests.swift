@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// `convert UNET OUT.gguf --layout ldm`: ComfyUI-GGUF's layout for SD UNets, checked against files made
+/// `convert UNET OUT.gguf --pipeline-layout ldm`: ComfyUI-GGUF's layout for SD UNets, checked against files made
 /// the way its convert.py and patched llama-quantize make them (fixtures/gguf-ldm, gguf-py 0.19.0), against
 /// its loader logic and diffusers' converter (gguf_ldm_check.py), and read back by dmsurgery.
 final class GGUFLDMCLITests: XCTestCase {
@@ -23,7 +23,7 @@ final class GGUFLDMCLITests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: directory) }
         for quant in [nil, "f16"] {
             let out = directory.appendingPathComponent("\(quant ?? "default").gguf").path
-            let convert = try CLI.run(["convert", unet, out, "--layout", "ldm", "-q"] + (quant.map { ["--quant", $0] } ?? []))
+            let convert = try CLI.run(["convert", unet, out, "--pipeline-layout", "ldm", "-q"] + (quant.map { ["--quant", $0] } ?? []))
             XCTAssertEqual(convert.status, 0, convert.stderr)
             XCTAssertEqual(try data(out), try data(CLI.fixture("gguf-ldm/comfy-f16.gguf")), quant ?? "default")
         }
@@ -33,7 +33,7 @@ final class GGUFLDMCLITests: XCTestCase {
         let directory = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let out = directory.appendingPathComponent("q4_0.gguf").path
-        let convert = try CLI.run(["convert", unet, out, "--layout", "ldm", "--quant", "q4_0", "-q"])
+        let convert = try CLI.run(["convert", unet, out, "--pipeline-layout", "ldm", "--quant", "q4_0", "-q"])
         XCTAssertEqual(convert.status, 0, convert.stderr)
         XCTAssertEqual(try data(out), try data(CLI.fixture("gguf-ldm/comfy-q4_0.gguf")))
     }
@@ -44,7 +44,7 @@ final class GGUFLDMCLITests: XCTestCase {
         var pairs: [String] = []
         for quant in ["none", "q8_0", "q5_0", "q5_1", "q4_1", "q4_0", "f32", "bf16"] {
             let out = directory.appendingPathComponent("\(quant).gguf").path
-            let convert = try CLI.run(["convert", unet, out, "--layout", "ldm", "-q"] + (quant == "none" ? [] : ["--quant", quant]))
+            let convert = try CLI.run(["convert", unet, out, "--pipeline-layout", "ldm", "-q"] + (quant == "none" ? [] : ["--quant", quant]))
             XCTAssertEqual(convert.status, 0, convert.stderr)
             pairs.append("\(out):\(quant)")
         }
@@ -56,17 +56,17 @@ final class GGUFLDMCLITests: XCTestCase {
         let directory = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let f32 = directory.appendingPathComponent("f32.gguf").path
-        XCTAssertEqual(try CLI.run(["convert", unet, f32, "--layout", "ldm", "--quant", "f32", "-q"]).status, 0)
+        XCTAssertEqual(try CLI.run(["convert", unet, f32, "--pipeline-layout", "ldm", "--quant", "f32", "-q"]).status, 0)
         let back = directory.appendingPathComponent("back").path
-        let toDiffusers = try CLI.run(["convert", f32, back, "--layout", "diffusers", "-q"])
+        let toDiffusers = try CLI.run(["convert", f32, back, "--pipeline-layout", "diffusers", "-q"])
         XCTAssertEqual(toDiffusers.status, 0, toDiffusers.stderr)
         let same = try CLI.run(["diff", back, unet])
         XCTAssertEqual(same.status, 0, String(decoding: same.stdout, as: UTF8.self))
         // Quantized: dequantized on read, every tensor close to the original, the bulk not equal to it.
         let q8 = directory.appendingPathComponent("q8.gguf").path
-        XCTAssertEqual(try CLI.run(["convert", unet, q8, "--layout", "ldm", "--quant", "q8_0", "-q"]).status, 0)
+        XCTAssertEqual(try CLI.run(["convert", unet, q8, "--pipeline-layout", "ldm", "--quant", "q8_0", "-q"]).status, 0)
         let back8 = directory.appendingPathComponent("back8").path
-        XCTAssertEqual(try CLI.run(["convert", q8, back8, "--layout", "diffusers", "-q"]).status, 0)
+        XCTAssertEqual(try CLI.run(["convert", q8, back8, "--pipeline-layout", "diffusers", "-q"]).status, 0)
         let close = try CLI.run(["diff", back8, unet, "--ignore-dtype", "--rtol", "0.02", "--atol", "0.002"])
         XCTAssertEqual(close.status, 0, String(decoding: close.stdout, as: UTF8.self))
         XCTAssertEqual(try CLI.run(["diff", back8, unet, "--ignore-dtype"]).status, 1)
@@ -78,7 +78,7 @@ final class GGUFLDMCLITests: XCTestCase {
         for (family, arch) in [("sdxl", "sdxl"), ("sd2", "sd1"), ("sd1", "sd1")] {
             let out = directory.appendingPathComponent("\(family).gguf").path
             // A pipeline folder gives its unet/.
-            let convert = try CLI.run(["convert", CLI.fixture("ldm/\(family)"), out, "--layout", "ldm", "--quant", "q8_0", "-q"])
+            let convert = try CLI.run(["convert", CLI.fixture("ldm/\(family)"), out, "--pipeline-layout", "ldm", "--quant", "q8_0", "-q"])
             XCTAssertEqual(convert.status, 0, convert.stderr)
             let read = try CLI.shell("""
                 python3 -c "import gguf; r = gguf.GGUFReader('\(out)'); \
@@ -94,7 +94,7 @@ final class GGUFLDMCLITests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: directory) }
         let out = directory.appendingPathComponent("x.gguf").path
         // Per-block layers_per_block (a depth-pruned UNet) has no original layout.
-        let result = try CLI.run(["convert", CLI.fixture("engine/cond_heads"), out, "--layout", "ldm"])
+        let result = try CLI.run(["convert", CLI.fixture("engine/cond_heads"), out, "--pipeline-layout", "ldm"])
         XCTAssertEqual(result.status, 2, result.stderr)
         XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
@@ -112,8 +112,8 @@ final class GGUFLDMCLITests: XCTestCase {
         XCTAssertEqual(make.status, 0, make.stderr)
         let f32 = directory.appendingPathComponent("f32.gguf").path
         let q8 = directory.appendingPathComponent("q8.gguf").path
-        XCTAssertEqual(try CLI.run(["convert", unet, f32, "--layout", "ldm", "--quant", "f32", "-q"]).status, 0)
-        XCTAssertEqual(try CLI.run(["convert", unet, q8, "--layout", "ldm", "--quant", "q8_0", "-q"]).status, 0)
+        XCTAssertEqual(try CLI.run(["convert", unet, f32, "--pipeline-layout", "ldm", "--quant", "f32", "-q"]).status, 0)
+        XCTAssertEqual(try CLI.run(["convert", unet, q8, "--pipeline-layout", "ldm", "--quant", "q8_0", "-q"]).status, 0)
         var outputs: [String] = []
         for (index, model) in [unet, f32, q8].enumerated() {
             let out = directory.appendingPathComponent("out\(index).safetensors").path

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// `convert --layout ldm|diffusers` on SD1-, SD2- and SDXL-shaped pipelines saved by diffusers itself
+/// `convert --pipeline-layout ldm|diffusers` on SD1-, SD2- and SDXL-shaped pipelines saved by diffusers itself
 /// (fixtures/ldm/generate.py), checked by diffusers 0.42.1 offline (Tests/CLITests/ldm_check.py):
 /// the single file we write reads back through `from_single_file` to the original tensors, and the
 /// folder we make of it loads with `from_pretrained` with no missing or unexpected keys, tensor for tensor.
@@ -25,9 +25,9 @@ final class LDMLayoutTests: XCTestCase {
             let pipeline = CLI.fixture("ldm/\(family)")
             let single = directory.appendingPathComponent("\(family).safetensors").path
             let folder = directory.appendingPathComponent("\(family)-pipeline").path
-            let toLDM = try CLI.run(["convert", pipeline, single, "--layout", "ldm", "-q"])
+            let toLDM = try CLI.run(["convert", pipeline, single, "--pipeline-layout", "ldm", "-q"])
             XCTAssertEqual(toLDM.status, 0, toLDM.stderr)
-            let back = try CLI.run(["convert", single, folder, "--layout", "diffusers", "-q"])
+            let back = try CLI.run(["convert", single, folder, "--pipeline-layout", "diffusers", "-q"])
             XCTAssertEqual(back.status, 0, back.stderr)
             for (mode, path) in [("single", single), ("folder", folder)] {
                 let check = try CLI.shell("python3 \(script) \(mode) \(pipeline) \(path) 2>/dev/null")
@@ -40,9 +40,9 @@ final class LDMLayoutTests: XCTestCase {
         let directory = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let single = directory.appendingPathComponent("sdxl.safetensors").path
-        XCTAssertEqual(try CLI.run(["convert", CLI.fixture("ldm/sdxl"), single, "--layout", "ldm", "-q"]).status, 0)
+        XCTAssertEqual(try CLI.run(["convert", CLI.fixture("ldm/sdxl"), single, "--pipeline-layout", "ldm", "-q"]).status, 0)
         let folder = directory.appendingPathComponent("out").path
-        let run = try CLI.run(["convert", single, folder, "--layout", "diffusers"])
+        let run = try CLI.run(["convert", single, folder, "--pipeline-layout", "diffusers"])
         XCTAssertEqual(run.status, 0, run.stderr)
         XCTAssertTrue(run.stderr.contains("sdxl"), run.stderr)
         let config = try String(contentsOfFile: folder + "/unet/config.json", encoding: .utf8)
@@ -57,19 +57,19 @@ final class LDMLayoutTests: XCTestCase {
         let directory = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let single = directory.appendingPathComponent("sd1.safetensors").path
-        XCTAssertEqual(try CLI.run(["convert", CLI.fixture("ldm/sd1"), single, "--layout", "ldm", "-q"]).status, 0)
+        XCTAssertEqual(try CLI.run(["convert", CLI.fixture("ldm/sd1"), single, "--pipeline-layout", "ldm", "-q"]).status, 0)
         let unetOnly = directory.appendingPathComponent("unet-only.safetensors").path
         let strip = try CLI.run(["convert", single, unetOnly, "--only", "model.diffusion_model.*", "--rename", "model.diffusion_model.=", "-q"])
         XCTAssertEqual(strip.status, 0, strip.stderr)
         let folder = directory.appendingPathComponent("unet").path
-        let run = try CLI.run(["convert", unetOnly, folder, "--layout", "diffusers", "-q"])
+        let run = try CLI.run(["convert", unetOnly, folder, "--pipeline-layout", "diffusers", "-q"])
         XCTAssertEqual(run.status, 0, run.stderr)
         // The UNet's tensors are the original diffusers tensors, byte for byte.
         let diff = try CLI.run(["diff", CLI.fixture("ldm/sd1/unet"), folder])
         XCTAssertEqual(diff.status, 0, String(decoding: diff.stdout, as: UTF8.self) + diff.stderr)
         // And a UNet folder becomes the same UNet-only file.
         let back = directory.appendingPathComponent("back.safetensors").path
-        let toLDM = try CLI.run(["convert", CLI.fixture("ldm/sd1/unet"), back, "--layout", "ldm", "-q"])
+        let toLDM = try CLI.run(["convert", CLI.fixture("ldm/sd1/unet"), back, "--pipeline-layout", "ldm", "-q"])
         XCTAssertEqual(toLDM.status, 0, toLDM.stderr)
         XCTAssertEqual(try CLI.run(["diff", unetOnly, back]).status, 0)
     }
@@ -77,7 +77,7 @@ final class LDMLayoutTests: XCTestCase {
     func testAFileWithoutAUNetIsRefusedNamingTheRuleAndTensor() throws {
         let directory = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let run = try CLI.run(["convert", CLI.fixture("default/diffusion_pytorch_model.safetensors"), directory.appendingPathComponent("x").path, "--layout", "diffusers"])
+        let run = try CLI.run(["convert", CLI.fixture("default/diffusion_pytorch_model.safetensors"), directory.appendingPathComponent("x").path, "--pipeline-layout", "diffusers"])
         XCTAssertEqual(run.status, 2)
         XCTAssertTrue(run.stderr.contains("ldm-unknown-family"), run.stderr)
         XCTAssertTrue(run.stderr.contains("model.diffusion_model.input_blocks.0.0.weight"), run.stderr)
@@ -88,10 +88,10 @@ final class LDMLayoutTests: XCTestCase {
         let directory = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let single = directory.appendingPathComponent("sd1.safetensors").path
-        XCTAssertEqual(try CLI.run(["convert", CLI.fixture("ldm/sd1"), single, "--layout", "ldm", "-q"]).status, 0)
+        XCTAssertEqual(try CLI.run(["convert", CLI.fixture("ldm/sd1"), single, "--pipeline-layout", "ldm", "-q"]).status, 0)
         let broken = directory.appendingPathComponent("broken.safetensors").path
         XCTAssertEqual(try CLI.run(["convert", single, broken, "--exclude", "model.diffusion_model.out.2.weight", "-q"]).status, 0)
-        let run = try CLI.run(["convert", broken, directory.appendingPathComponent("out").path, "--layout", "diffusers"])
+        let run = try CLI.run(["convert", broken, directory.appendingPathComponent("out").path, "--pipeline-layout", "diffusers"])
         XCTAssertEqual(run.status, 2)
         XCTAssertTrue(run.stderr.contains("ldm-missing-tensor") && run.stderr.contains("model.diffusion_model.out.2.weight"), run.stderr)
         XCTAssertTrue(run.stderr.contains(broken), run.stderr)
@@ -101,16 +101,16 @@ final class LDMLayoutTests: XCTestCase {
         let directory = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let single = directory.appendingPathComponent("sd1.safetensors").path
-        XCTAssertEqual(try CLI.run(["convert", CLI.fixture("ldm/sd1"), single, "--layout", "ldm", "-q"]).status, 0)
+        XCTAssertEqual(try CLI.run(["convert", CLI.fixture("ldm/sd1"), single, "--pipeline-layout", "ldm", "-q"]).status, 0)
         let folder = directory.appendingPathComponent("fp16").path
-        XCTAssertEqual(try CLI.run(["convert", single, folder, "--layout", "diffusers", "--variant", "fp16", "-q"]).status, 0)
+        XCTAssertEqual(try CLI.run(["convert", single, folder, "--pipeline-layout", "diffusers", "--variant", "fp16", "-q"]).status, 0)
         XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/unet/diffusion_pytorch_model.fp16.safetensors"))
         XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/text_encoder/model.fp16.safetensors"))
         XCTAssertNotEqual(try CLI.run(["inspect", folder + "/unet"]).status, 0)
         let inspect = try CLI.run(["inspect", folder + "/unet", "--variant", "fp16"])
         XCTAssertEqual(inspect.status, 0, inspect.stderr)
         let again = directory.appendingPathComponent("again.safetensors").path
-        let back = try CLI.run(["convert", folder, again, "--layout", "ldm", "--variant", "fp16", "-q"])
+        let back = try CLI.run(["convert", folder, again, "--pipeline-layout", "ldm", "--variant", "fp16", "-q"])
         XCTAssertEqual(back.status, 0, back.stderr)
         XCTAssertEqual(try CLI.run(["diff", single, again]).status, 0)
     }
@@ -135,23 +135,23 @@ final class LDMLayoutTests: XCTestCase {
         let directory = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let single = directory.appendingPathComponent("sd2.safetensors").path
-        XCTAssertEqual(try CLI.run(["convert", CLI.fixture("ldm/sd2"), single, "--layout", "ldm", "-q"]).status, 0)
+        XCTAssertEqual(try CLI.run(["convert", CLI.fixture("ldm/sd2"), single, "--pipeline-layout", "ldm", "-q"]).status, 0)
         for (flag, prediction, size) in [([String](), "v_prediction", 96), (["--prediction-type", "epsilon"], "epsilon", 64)] {
             let folder = directory.appendingPathComponent("out-\(prediction)").path
-            XCTAssertEqual(try CLI.run(["convert", single, folder, "--layout", "diffusers", "-q"] + flag).status, 0)
+            XCTAssertEqual(try CLI.run(["convert", single, folder, "--pipeline-layout", "diffusers", "-q"] + flag).status, 0)
             let scheduler = try String(contentsOfFile: folder + "/scheduler/scheduler_config.json", encoding: .utf8)
             XCTAssertTrue(scheduler.contains("\"prediction_type\": \"\(prediction)\""), scheduler)
             let unet = try String(contentsOfFile: folder + "/unet/config.json", encoding: .utf8)
             XCTAssertTrue(unet.contains("\"sample_size\": \(size)"), unet)
         }
-        XCTAssertEqual(try CLI.run(["convert", single, directory.appendingPathComponent("x").path, "--layout", "diffusers", "--prediction-type", "sample"]).status, 64)
+        XCTAssertEqual(try CLI.run(["convert", single, directory.appendingPathComponent("x").path, "--pipeline-layout", "diffusers", "--prediction-type", "sample"]).status, 64)
     }
 
     func testEMATakesTheModelEMAWeights() throws {
         let directory = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let single = directory.appendingPathComponent("sd1.safetensors").path
-        XCTAssertEqual(try CLI.run(["convert", CLI.fixture("ldm/sd1"), single, "--layout", "ldm", "-q"]).status, 0)
+        XCTAssertEqual(try CLI.run(["convert", CLI.fixture("ldm/sd1"), single, "--pipeline-layout", "ldm", "-q"]).status, 0)
         // The EMA copies as LDM training writes them: model_ema. + the name after model. without dots, other values.
         let withEMA = directory.appendingPathComponent("ema.safetensors").path
         let make = try CLI.shell("""
@@ -164,13 +164,13 @@ final class LDMLayoutTests: XCTestCase {
         XCTAssertEqual(make.status, 0, make.stderr)
         let plain = directory.appendingPathComponent("plain").path
         let ema = directory.appendingPathComponent("ema").path
-        XCTAssertEqual(try CLI.run(["convert", withEMA, plain, "--layout", "diffusers", "-q"]).status, 0)
-        XCTAssertEqual(try CLI.run(["convert", withEMA, ema, "--layout", "diffusers", "--ema", "-q"]).status, 0)
+        XCTAssertEqual(try CLI.run(["convert", withEMA, plain, "--pipeline-layout", "diffusers", "-q"]).status, 0)
+        XCTAssertEqual(try CLI.run(["convert", withEMA, ema, "--pipeline-layout", "diffusers", "--ema", "-q"]).status, 0)
         XCTAssertEqual(try CLI.run(["diff", CLI.fixture("ldm/sd1/unet"), plain + "/unet"]).status, 0)
         let differs = try CLI.run(["diff", CLI.fixture("ldm/sd1/unet"), ema + "/unet"])
         XCTAssertEqual(differs.status, 1)
         XCTAssertTrue(String(decoding: differs.stdout, as: UTF8.self).contains("304"), String(decoding: differs.stdout, as: UTF8.self))
-        let refused = try CLI.run(["convert", single, directory.appendingPathComponent("no").path, "--layout", "diffusers", "--ema"])
+        let refused = try CLI.run(["convert", single, directory.appendingPathComponent("no").path, "--pipeline-layout", "diffusers", "--ema"])
         XCTAssertEqual(refused.status, 2)
         XCTAssertTrue(refused.stderr.contains("ldm-missing-tensor"), refused.stderr)
     }
@@ -179,10 +179,10 @@ final class LDMLayoutTests: XCTestCase {
         let directory = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let single = directory.appendingPathComponent("sd1.safetensors").path
-        XCTAssertEqual(try CLI.run(["convert", CLI.fixture("ldm/sd1"), single, "--layout", "ldm", "-q"]).status, 0)
+        XCTAssertEqual(try CLI.run(["convert", CLI.fixture("ldm/sd1"), single, "--pipeline-layout", "ldm", "-q"]).status, 0)
         let broken = directory.appendingPathComponent("broken.safetensors").path
         XCTAssertEqual(try CLI.run(["convert", single, broken, "--exclude", "model.diffusion_model.output_blocks.5.*", "-q"]).status, 0)
-        let run = try CLI.run(["convert", broken, directory.appendingPathComponent("out").path, "--layout", "diffusers"])
+        let run = try CLI.run(["convert", broken, directory.appendingPathComponent("out").path, "--pipeline-layout", "diffusers"])
         XCTAssertEqual(run.status, 2)
         XCTAssertTrue(run.stderr.contains("\(broken): ldm-shape-contradiction"), run.stderr)
         XCTAssertTrue(run.stderr.contains("(tensor 'model.diffusion_model.output_blocks."), run.stderr)
@@ -200,9 +200,9 @@ final class LDMLayoutTests: XCTestCase {
         let script = CLI.repository.appendingPathComponent("Tests/CLITests/clip_tokenizer_check.py").path
         for family in ["sd1", "sdxl"] {
             let single = directory.appendingPathComponent("\(family).safetensors").path
-            XCTAssertEqual(try CLI.run(["convert", CLI.fixture("ldm/\(family)"), single, "--layout", "ldm", "-q"]).status, 0)
+            XCTAssertEqual(try CLI.run(["convert", CLI.fixture("ldm/\(family)"), single, "--pipeline-layout", "ldm", "-q"]).status, 0)
             let folder = directory.appendingPathComponent(family).path
-            let run = try CLI.run(["convert", single, folder, "--layout", "diffusers", "--tokenizer", bpe, "-q"])
+            let run = try CLI.run(["convert", single, folder, "--pipeline-layout", "diffusers", "--tokenizer", bpe, "-q"])
             XCTAssertEqual(run.status, 0, run.stderr)
             let check = try CLI.shell("python3 \(script) \(folder) 2>/dev/null")
             XCTAssertEqual(check.status, 0, "\(family): \(String(decoding: check.stdout, as: UTF8.self))")

@@ -1,4 +1,4 @@
-"""Checks a `convert UNET OUT.gguf --layout ldm [--quant Q]` output against ComfyUI-GGUF's route and loader.
+"""Checks a `convert UNET OUT.gguf --pipeline-layout ldm [--quant Q]` output against ComfyUI-GGUF's route and loader.
 
 usage: gguf_ldm_check.py UNET_FOLDER OURS.gguf:QUANT...    (QUANT: none, f16, f32, bf16, q8_0, q4_0, ...)
 

@@ -135,7 +135,7 @@ final class HDF5WriterTests: XCTestCase {
         }
     }
 
-    /// `--layout keras3` output loads into the Keras model the fixture came from, variables equal.
+    /// `--hdf5-layout keras3` output loads into the Keras model the fixture came from, variables equal.
     func testKeras3LayoutLoadsIntoKeras() throws {
         let directory = try HDF5TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
