@@ -42,7 +42,7 @@ let package = Package(
                 exclude: ["onnx.proto"]),
         .target(
             name: "TensorFormats",
-            dependencies: ["CZstd", "CHDF5", "CLinux", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["CZstd", "CHDF5", "CLinux", "CZlib", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .target(name: "TensorMath", dependencies: ["CBLAS"] + kernelTargets.map { .target(name: $0.name) },
                 swiftSettings: tensorMathSettings),
@@ -53,7 +53,7 @@ let package = Package(
         .target(name: "ConceptWorld", dependencies: ["Diffusion", "UNet", "TensorMath", "TensorFormats"]),
         // CLIP tokenizer and text encoder, the VAE: prompts in, pictures out on latent pipelines.
         .target(name: "CLIP", dependencies: ["TensorFormats", "TensorMath", "CZlib"], swiftSettings: tensorMathSettings),
-        .target(name: "VAE", dependencies: ["CLIP", "Diffusion", "TensorFormats", "TensorMath"]),
+        .target(name: "VAE", dependencies: ["CLIP", "TensorFormats", "TensorMath"]),
         .target(
             name: "Surgery",
             dependencies: ["TensorFormats", "TensorMath", "UNet", "Diffusion", .product(name: "Crypto", package: "swift-crypto")]

@@ -1,4 +1,5 @@
 import Diffusion
+import TensorMath
 
 /// Accuracy of each detector on images whose truth is known.
 public struct DetectorAccuracy: Equatable, Sendable {

@@ -1,5 +1,5 @@
-import Diffusion
+import TensorMath
 
 /// Every random draw of a training run (batch indices, timesteps, noise, CFG dropout) comes from one
-/// stream, Diffusion's `NormalGenerator`, whose state a checkpoint stores as one integer.
+/// stream, TensorMath's `NormalGenerator`, whose state a checkpoint stores as one integer.
 public typealias TrainingRandom = NormalGenerator

@@ -1,5 +1,4 @@
 import CLIP
-import Diffusion
 import Foundation
 import TensorFormats
 import TensorMath

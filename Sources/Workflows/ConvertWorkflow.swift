@@ -11,7 +11,11 @@ public struct ConvertSettings: Sendable {
     public var selection = TensorSelection()
     /// Write shards of at most this many bytes plus an index.
     public var shardBytes: Int?
-    public var format = OutputFormat.safetensors
+    /// `--to`: the output format when OUT's suffix does not say (it may not contradict it).
+    public var to: OutputFormat?
+    /// The format written: `to`, else OUT's suffix, else safetensors (`OutputFormat.resolve`), set by
+    /// `ConvertWorkflow.run` once OUT is known not to be an input.
+    public internal(set) var format = OutputFormat.safetensors
     /// zstd of a whole safetensors output, or an HDF5 dataset filter.
     public var compression: OutputCompression?
     public var hdf5Layout = HDF5WriteLayout.dmsurgery
@@ -45,9 +49,11 @@ public struct ConvertOutcome: Sendable {
 /// parses), and each writer places its output: one file or stream, a folder (weights + config.json),
 /// shards with an index, HDF5, GGUF, a whole pipeline, or a single file <-> pipeline layout change.
 public enum ConvertWorkflow {
-    public static func run(_ settings: ConvertSettings) throws -> ConvertOutcome {
-        try InputSet.declare(inputs: [(settings.input, "INPUT")],
-                             outputs: [(settings.output, "OUT"), (shardFolder(settings), "OUT (its shards)")])
+    public static func run(_ request: ConvertSettings) throws -> ConvertOutcome {
+        try InputSet.declare(inputs: [(request.input, "INPUT")],
+                             outputs: [(request.output, "OUT"), (shardFolder(request), "OUT (its shards)")])
+        var settings = request
+        settings.format = try OutputFormat.resolve(output: settings.output, to: settings.to)
         try check(settings)
         if let layout = settings.pipelineLayout { return try convertLayout(layout, settings) }
         if isPipelineConversion(input: settings.input, output: settings.output, format: settings.format) {
@@ -59,6 +65,7 @@ public enum ConvertWorkflow {
         switch settings.format {
         case .hdf5: outcome.result = try writeHDF5(plan, settings)
         case .gguf: outcome.result = try writeGGUF(plan, settings)
+        case .torch: outcome.result = try writeTorch(plan, settings)
         case .safetensors: outcome.result = try writeSafetensors(&plan, checkpoint: &checkpoint, settings)
         }
         outcome.casts = plan.tensors.filter { $0.dtype != $0.source.dtype }.count
@@ -78,7 +85,13 @@ public enum ConvertWorkflow {
 
     /// The option combinations no writer takes, refused before anything is opened (the CLI checks the
     /// same table at parse time; library callers get the same answer here).
-    public static func check(_ settings: ConvertSettings) throws {
+    public static func check(_ request: ConvertSettings) throws {
+        var settings = request
+        // A suffix convert does not write is refused by `run` (exit 2); the combinations are checked here
+        // as if it were safetensors.
+        do { settings.format = try OutputFormat.resolve(output: settings.output, to: settings.to) } catch let error as TensorFormatError where error.code == .unsupported {
+            settings.format = settings.to ?? .safetensors
+        }
         func refuse(_ message: String) throws -> Never { throw TensorFormatError(.invalidArgument, message, file: settings.output) }
         if let quant = settings.quant, !settings.format.quantChoices.contains(quant) {
             try refuse("--quant \(quant.name) does not apply to \(settings.format.rawValue) output")
@@ -86,6 +99,10 @@ public enum ConvertWorkflow {
         if settings.format == .gguf && settings.dtype != nil { try refuse("--dtype does not apply to GGUF output: use --quant") }
         if settings.format != .safetensors && settings.shardBytes != nil { try refuse("--shard-size applies to safetensors output only") }
         if settings.format == .gguf && settings.compression != nil { try refuse("GGUF output is not compressed: use --quant") }
+        if settings.format == .torch && settings.compression != nil { try refuse("torch output is not compressed") }
+        if settings.format == .torch && settings.pipelineLayout == nil && (settings.output.hasSuffix("/") || isDirectory(settings.output)) {
+            try refuse("torch output is one file, not a folder")
+        }
         if settings.pipelineLayout != nil, !settings.selection.only.isEmpty || !settings.selection.exclude.isEmpty || !settings.selection.renames.isEmpty
             || settings.shardBytes != nil || settings.compression != nil || settings.dtype != nil {
             try refuse("--pipeline-layout conversions take no --dtype, --only, --exclude, --rename, --shard-size or --compress")
@@ -98,8 +115,8 @@ public enum ConvertWorkflow {
         if settings.pipelineLayout == .diffusers && settings.format != .safetensors {
             try refuse("--pipeline-layout diffusers writes a safetensors pipeline folder, not \(settings.format.rawValue)")
         }
-        if settings.pipelineLayout == .ldm && settings.format == .hdf5 {
-            try refuse("--pipeline-layout ldm writes a safetensors single file or a GGUF UNet, not hdf5")
+        if settings.pipelineLayout == .ldm && settings.format != .safetensors && settings.format != .gguf {
+            try refuse("--pipeline-layout ldm writes a safetensors single file or a GGUF UNet, not \(settings.format.rawValue)")
         }
     }
 
@@ -175,6 +192,22 @@ public enum ConvertWorkflow {
         let out = try OutputFile(path: settings.output, force: settings.force)
         try Converter.writeGGUF(plan, quant: settings.quant?.ggmlType, metadata: plan.metadata(embedConfig: true), to: out,
                                 progress: bar.update, result: &result)
+        try plan.checkpoint.finish()
+        try out.commit()
+        result.files.append(settings.output)
+        return result
+    }
+
+    /// A `torch.save` zip (formats/pickle.md, "Writing"), one file or stream.
+    private static func writeTorch(_ plan: ConvertPlan, _ settings: ConvertSettings) throws -> ConvertResult {
+        let bar = ProgressBar("convert", total: plan.tensors.reduce(0) { $0 + $1.source.byteCount }, quiet: settings.quiet)
+        defer { bar.finish() }
+        if plan.checkpoint.configJSON != nil {
+            note("note: torch files hold no metadata; the model's config.json does not travel with \(settings.output)", quiet: settings.quiet)
+        }
+        var result = ConvertResult()
+        let out = try OutputFile(path: settings.output, force: settings.force)
+        try Converter.writeTorch(plan, to: out, progress: bar.update, result: &result)
         try plan.checkpoint.finish()
         try out.commit()
         result.files.append(settings.output)

@@ -1,17 +1,13 @@
 import Crypto
 import Foundation
 import TensorFormats
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The sha256 that identifies a training input in the run description (formats/training.md): a regular
 /// file's bytes; for a folder, a shard index or standard input, the content the checkpoint presents
 /// (every tensor's name, dtype, shape and bytes in storage order, then its config.json).
 enum InputDigest {
     static func sha256(_ path: String, checkpoint: Checkpoint) throws -> String {
-        var st = stat()
-        if path != "-", stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG {
+        if path != "-", Files.isRegularFile(path) {
             return try sha256(file: path)
         }
         var hasher = SHA256()

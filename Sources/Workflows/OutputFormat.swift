@@ -8,6 +8,7 @@ public enum OutputFormat: String, CaseIterable, Sendable {
     case safetensors
     case hdf5
     case gguf
+    case torch
 
     /// Lower-case suffixes that name the format (a trailing `.zst` is looked through first).
     public var suffixes: [String] {
@@ -15,6 +16,7 @@ public enum OutputFormat: String, CaseIterable, Sendable {
         case .safetensors: return [".safetensors"]
         case .hdf5: return [".h5", ".hdf5"]
         case .gguf: return [".gguf"]
+        case .torch: return [".pt", ".pth", ".ckpt", ".bin"]
         }
     }
 
@@ -24,6 +26,7 @@ public enum OutputFormat: String, CaseIterable, Sendable {
         case .safetensors: return "safetensors (the default; also sharded, zstd-compressed, a folder or a stream)"
         case .hdf5: return "HDF5 (--hdf5-layout dmsurgery|keras3, --compress gzip|zstd for its datasets)"
         case .gguf: return "GGUF (--quant \(quantNames.joined(separator: "|")); small and 1-D tensors stay float as ComfyUI-GGUF keeps them)"
+        case .torch: return "a torch.save zip that torch.load(weights_only=True) and A1111-era tools read (one file; no metadata, so no config)"
         }
     }
 
@@ -33,14 +36,13 @@ public enum OutputFormat: String, CaseIterable, Sendable {
     var quantChoices: [WeightQuant] {
         switch self {
         case .gguf: return GGMLType.writable.map(WeightQuant.ggml)
-        case .safetensors, .hdf5: return []
+        case .safetensors, .hdf5, .torch: return []
         }
     }
 
     /// Suffixes of formats dmsurgery reads or knows but does not write: an OUT with one of them is refused
     /// rather than given safetensors bytes that every other tool would then misread.
     static let foreignSuffixes: [(suffix: String, format: String)] = [
-        (".ckpt", "a PyTorch pickle"), (".pt", "a PyTorch pickle"), (".pth", "a PyTorch pickle"), (".bin", "a PyTorch pickle"),
         (".pkl", "a Python pickle"), (".onnx", "ONNX"), (".mlpackage", "a Core ML package"), (".mlmodel", "a Core ML model"),
         (".msgpack", "Flax msgpack"), (".npz", "a NumPy archive"), (".npy", "a NumPy array"), (".keras", "a Keras 3 archive"),
         (".tflite", "TensorFlow Lite"), (".pb", "a TensorFlow graph"), (".json", "JSON text"), (".zip", "a zip archive"),

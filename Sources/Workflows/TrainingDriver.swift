@@ -38,7 +38,7 @@ final class StopRequest: @unchecked Sendable {
     /// Under mpirun, SIGUSR1 too: mpirun forwards it to every rank as is, whereas it turns SIGINT and
     /// SIGTERM into a kill one second later, too soon for a long step to end and its state to be saved.
     func listenForSIGUSR1() {
-        Glibc.signal(SIGUSR1, SIG_IGN)
+        Files.ignore(signal: SIGUSR1)
         let source = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
         source.setEventHandler { [self] in
             lock.lock(); defer { lock.unlock() }

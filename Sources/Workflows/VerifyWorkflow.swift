@@ -138,7 +138,4 @@ public enum VerifyWorkflow {
 }
 
 /// Whether a descriptor is a regular file (a pipe is hashed as it is read instead of read twice).
-func isRegularFile(_ fd: Int32) -> Bool {
-    var st = stat()
-    return fstat(fd, &st) == 0 && st.st_mode & S_IFMT == S_IFREG
-}
+func isRegularFile(_ fd: Int32) -> Bool { Files.isRegularFile(descriptor: fd) }

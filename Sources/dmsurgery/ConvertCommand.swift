@@ -110,10 +110,7 @@ struct ConvertCommand: ParsableCommand {
         // a format convert does not write is not a usage error: run() refuses it (exit 2).
         do {
             var settings = try settings()
-            do { settings.format = try OutputFormat.resolve(output: output, to: to) } catch let error as TensorFormatError where error.code == .unsupported {
-                settings.format = to ?? .safetensors
-            }
-            settings.quant = try quant.map(settings.format.quant(named:))
+            settings.quant = try quant.map(quantFormat.quant(named:))
             try ConvertWorkflow.check(settings)
         } catch let error as TensorFormatError where error.code == .invalidArgument {
             throw ValidationError(error.message)
@@ -133,6 +130,9 @@ struct ConvertCommand: ParsableCommand {
     }
 
     private var isHDF5Output: Bool { (try? OutputFormat.resolve(output: output, to: to)) == .hdf5 }
+
+    /// The format whose `--quant` types apply (OUT's suffix refused later is read as --to or safetensors).
+    private var quantFormat: OutputFormat { (try? OutputFormat.resolve(output: output, to: to)) ?? to ?? .safetensors }
 
     /// The deprecated `--layout` value read as the option that replaces it.
     private var legacyLayout: (pipeline: PipelineLayout?, hdf5: String?, input: String?) {
@@ -154,6 +154,7 @@ struct ConvertCommand: ParsableCommand {
         settings.selection = TensorSelection(only: only, exclude: exclude, renames: rename.compactMap(RenameRule.init(argument:)))
         settings.shardBytes = shardSize.flatMap(parseByteSize)
         settings.compression = outputCompression
+        settings.to = to
         settings.open = inputOptions.open
         let legacy = legacyLayout
         settings.open.hdf5Layout = inputOptions.inputLayout ?? legacy.input
@@ -172,8 +173,7 @@ struct ConvertCommand: ParsableCommand {
 
     func run() throws {
         var settings = try settings()
-        settings.format = try OutputFormat.resolve(output: output, to: to)
-        settings.quant = try quant.map(settings.format.quant(named:))
+        settings.quant = try quant.map(quantFormat.quant(named:))
         let outcome = try ConvertWorkflow.run(settings)
         let result = outcome.result
         for overflow in result.overflows {

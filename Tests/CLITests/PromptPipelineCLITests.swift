@@ -145,7 +145,8 @@ final class PromptPipelineCLITests: XCTestCase {
         XCTAssertEqual(reference.status, 0, reference.stderr)
         let saved = directory.appendingPathComponent("final.safetensors").path
         let png = directory.appendingPathComponent("grid.png").path
-        let run = try CLI.run(["sample", "--model", "\(root)/sd", "--prompt", prompts[0], "--prompt", prompts[1], "--count", "1",
+        // No --count: the image count comes from the latents' batch, as diffusers takes it.
+        let run = try CLI.run(["sample", "--model", "\(root)/sd", "--prompt", prompts[0], "--prompt", prompts[1],
                                "--steps", "4", "--guidance", "7.5", "--latents", noise, "--save-latents", saved, "--out", png, "-q"])
         XCTAssertEqual(run.status, 0, run.stderr)
         XCTAssertLessThan(relativeMaxError(try floats(saved)["latents"]!.data, try floats(expectedPath)["latents"]!.data), 1e-3)
@@ -169,5 +170,25 @@ final class PromptPipelineCLITests: XCTestCase {
         let run = try CLI.run(["sample", "--model", pipeline, "--prompt", "a cat", "--steps", "1", "--out", directory.appendingPathComponent("x.png").path])
         XCTAssertEqual(run.status, 2)
         XCTAssertTrue(run.stderr.contains("\(pipeline)/vae/config.json: model-bad-config"), run.stderr)
+    }
+
+    func testLatentsThatDoNotFitThePromptsAndLatentOptionsOnPixelModelsAreRefused() throws {
+        let root = try Self.pipelines.get()
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let png = directory.appendingPathComponent("x.png").path
+        for (name, shape) in [("odd", [3, 4, 8, 8]), ("flat", [4, 8, 8]), ("channels", [2, 3, 8, 8])] {
+            let path = directory.appendingPathComponent(name + ".safetensors").path
+            try SafetensorsWriter.writeFloats([("latents", shape, [Float](repeating: 0.5, count: shape.reduce(1, *)))], to: path)
+            let run = try CLI.run(["sample", "--model", "\(root)/sd", "--prompt", "a", "--prompt", "b", "--steps", "1", "--latents", path, "--out", png])
+            XCTAssertEqual(run.status, 2, "\(name): \(run.stderr)")
+            XCTAssertTrue(run.stderr.contains("invalid-shape") && run.stderr.contains("latents"), run.stderr)
+        }
+        let odd = directory.appendingPathComponent("odd.safetensors").path
+        for extra in [["--latents", odd], ["--save-latents", odd], ["--negative-prompt", "x"], ["--unet", CLI.fixture("default")]] {
+            let run = try CLI.run(["sample", "--model", CLI.fixture("default"), "--steps", "1", "--out", png] + extra)
+            XCTAssertEqual(run.status, 64, "\(extra): \(run.stderr)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: png))
     }
 }

@@ -27,7 +27,8 @@ final class ConvertPipelineWorkflowTests: XCTestCase {
         settings.dtype = .bf16
         settings.open.variant = "bf16"
         settings.quiet = true
-        let (result, casts) = try ConvertWorkflow.run(settings)
+        let outcome = try ConvertWorkflow.run(settings)
+        let (result, casts) = (outcome.result, outcome.casts)
         let written = Set(result.files.map { String($0.dropFirst(out.count + 1)) })
         XCTAssertEqual(written, ["model_index.json", "scheduler/scheduler_config.json",
                                  "text_encoder/model.bf16.safetensors", "text_encoder/config.json",
@@ -59,7 +60,7 @@ final class ConvertPipelineWorkflowTests: XCTestCase {
 
     func testAFileOutputStillTakesTheUNetAlone() throws {
         let out = directory.appendingPathComponent("unet.safetensors").path
-        let (result, _) = try ConvertWorkflow.run(ConvertSettings(input: pipeline, output: out))
+        let result = try ConvertWorkflow.run(ConvertSettings(input: pipeline, output: out)).result
         XCTAssertEqual(result.files, [out])
         XCTAssertEqual(try Checkpoint.open(out).entries.count, try Checkpoint.open(pipeline + "/unet").entries.count)
     }

@@ -23,7 +23,8 @@ final class ConvertWorkflowTests: XCTestCase {
 
     func testAFolderOutputGetsWeightsAndConfig() throws {
         let out = directory.path + "/model/"
-        let (result, casts) = try ConvertWorkflow.run(ConvertSettings(input: model, output: out))
+        let outcome = try ConvertWorkflow.run(ConvertSettings(input: model, output: out))
+        let (result, casts) = (outcome.result, outcome.casts)
         XCTAssertEqual(casts, 0)
         XCTAssertEqual(result.files.map { URL(fileURLWithPath: $0).lastPathComponent },
                        ["diffusion_pytorch_model.safetensors", "config.json"])
@@ -34,7 +35,8 @@ final class ConvertWorkflowTests: XCTestCase {
         var settings = ConvertSettings(input: model, output: directory.appendingPathComponent("m.safetensors").path)
         settings.shardBytes = 300_000
         settings.dtype = .bf16
-        let (result, casts) = try ConvertWorkflow.run(settings)
+        let outcome = try ConvertWorkflow.run(settings)
+        let (result, casts) = (outcome.result, outcome.casts)
         XCTAssertGreaterThan(result.files.count, 2)
         XCTAssertGreaterThan(casts, 0)
         let back = try Checkpoint.open(directory.appendingPathComponent("m.safetensors.index.json").path)

@@ -135,6 +135,9 @@ enum Sys {
 
     static func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
 
+    /// `signal(n, SIG_IGN)`.
+    static func ignore(signal number: Int32) { _ = signal(number, SIG_IGN) }
+
     static func realPath(_ path: String) -> String? {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }
