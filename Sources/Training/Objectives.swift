@@ -137,10 +137,8 @@ public struct ConceptObjective: Sendable {
             let x = sample.items(part), c = cond.items(part), t = part.map { Float(timesteps[$0]) }
             switch method {
             case .esd:
-                let both = try teacher(sample: Tensor.joined([x, x]), timesteps: t + t,
-                                       encoderHiddenStates: Tensor.joined([forget.uncond!.repeatedItem(part.count), c]))
-                let (u, v) = both.halves()
-                targets.append(Losses.erasureTarget(unconditional: u, conditional: v, eta: eta))
+                targets.append(try guidedPrediction(teacher, sample: x, timesteps: t, unconditional: forget.uncond!.repeatedItem(part.count),
+                                                    conditional: c, scale: -eta))
             case .ablation:
                 targets.append(try teacher(sample: x, timesteps: t, encoderHiddenStates: forget.anchor!.items(part.map { indices[$0] })))
             }

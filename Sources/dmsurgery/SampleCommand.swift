@@ -92,12 +92,7 @@ struct SampleCommand: ParsableCommand {
                 let one = [Int](repeating: 0, count: count)
                 let cb = c.items(one), ub = u.items(one)
                 if guidance == 1 { return try unet(sample: x, timesteps: ts, encoderHiddenStates: cb) }
-                let both = try unet(sample: Tensor.joined([x, x]), timesteps: ts + ts,
-                                    encoderHiddenStates: Tensor.joined([ub, cb]))
-                let half = both.count / 2
-                let uncond = Tensor(shape: x.shape, data: Array(both.data[..<half]))
-                let condOut = Tensor(shape: x.shape, data: Array(both.data[half...]))
-                return classifierFreeGuidance(unconditional: uncond, conditional: condOut, scale: guidance)
+                return try guidedPrediction(unet, sample: x, timesteps: ts, unconditional: ub, conditional: cb, scale: guidance)
             }
             rows.append(image)
             note("row \(i + 1)/\(conditions.count) done", quiet: common.quiet)

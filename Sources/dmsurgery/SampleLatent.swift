@@ -75,10 +75,7 @@ func sampleLatentPipeline(_ command: SampleCommand) throws {
     let final = try ddim.sample(from: noise, steps: command.steps) { x, t in
         let ts = [Float](repeating: Float(t), count: n)
         if command.guidance == 1 { return try unet(sample: x, timesteps: ts, encoderHiddenStates: cond) }
-        let both = try unet(sample: Tensor.joined([x, x]), timesteps: ts + ts, encoderHiddenStates: Tensor.joined([uncond, cond]))
-        let half = both.count / 2
-        return classifierFreeGuidance(unconditional: Tensor(shape: x.shape, data: Array(both.data[..<half])),
-                                      conditional: Tensor(shape: x.shape, data: Array(both.data[half...])), scale: command.guidance)
+        return try guidedPrediction(unet, sample: x, timesteps: ts, unconditional: uncond, conditional: cond, scale: command.guidance)
     }
     if let path = options.saveLatents {
         try SafetensorsWriter.writeFloats([("latents", final.shape, final.data)], to: path, force: command.binary.force)
