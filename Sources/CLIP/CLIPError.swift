@@ -1,25 +1,12 @@
 import TensorFormats
 
-/// Why a tokenizer, text encoder or VAE could not be loaded or run: the rule broken and where.
-///
-/// One error type for the CLIP module (tokenizer and text encoder) so the executable prints it through
-/// the shared `ToolError` path; the codes are listed in formats/tokenizer.md and formats/text-encoder.md.
-public struct CLIPError: ToolError, Equatable {
-    public var code: ErrorCode
-    public var message: String
-    public var file: String?
-    /// The config key, parameter or token concerned.
-    public var tensor: String?
+/// Why a tokenizer, text encoder or VAE could not be loaded or run: the CLIP module's `ModuleError`
+/// (the config key, parameter or token concerned is its `tensor`); the codes are listed in
+/// formats/tokenizer.md and formats/text-encoder.md.
+public typealias CLIPError = ModuleError<CLIPErrors>
 
-    public init(_ code: ErrorCode, _ message: String, file: String? = nil, tensor: String? = nil) {
-        self.code = code
-        self.message = message
-        self.file = file
-        self.tensor = tensor
-    }
-
-    public var description: String { oneLine }
-}
+/// The tag of the CLIP module's errors.
+public enum CLIPErrors: ErrorModule {}
 
 extension ErrorCode {
     // Tokenizer folders and vocabularies (formats/tokenizer.md)

@@ -161,9 +161,8 @@ public enum Evaluation {
         guard unet.contextDim == WorldSize.embeddingDim else {
             throw WorldModelMismatch(key: "cross_attention_dim", message: "\(unet.contextDim.map(String.init) ?? "none (unconditional)"); the world's prompts embed in \(WorldSize.embeddingDim)")
         }
-        let downsamples = max(0, c.blockOutChannels.count - 1)
-        guard WorldSize.side % (1 << downsamples) == 0 else {
-            throw WorldModelMismatch(key: "block_out_channels", message: "\(downsamples) downsamplings do not divide the world's \(WorldSize.side)-pixel images")
+        guard WorldSize.side % c.downsampleFactor == 0 else {
+            throw WorldModelMismatch(key: "block_out_channels", message: "\(c.downsampleFactor.trailingZeroBitCount) downsamplings do not divide the world's \(WorldSize.side)-pixel images")
         }
     }
 
@@ -255,12 +254,11 @@ public enum Evaluation {
             images.append(try ddim.sample(from: x, steps: settings.steps) { xt, t in
                 let ts = [Float](repeating: Float(t), count: n)
                 if settings.guidance == 1 { return try unet(sample: xt, timesteps: ts, encoderHiddenStates: c) }
-                let both = try unet(sample: Tensor.stacking([xt, xt]), timesteps: ts + ts, encoderHiddenStates: Tensor.stacking([u, c]))
-                return classifierFreeGuidance(unconditional: both.batch(0, n), conditional: both.batch(n, 2 * n), scale: settings.guidance)
+                return try guidedPrediction(unet, sample: xt, timesteps: ts, unconditional: u, conditional: c, scale: settings.guidance)
             })
             progress(end, total)
         }
-        return Tensor.stacking(images)
+        return Tensor.joined(images)
     }
 
     /// Mean squared error of the model's prediction against the scheduler's target on the held-out
@@ -299,10 +297,5 @@ extension Tensor {
     func batch(_ begin: Int, _ end: Int) -> Tensor {
         let item = shape.dropFirst().reduce(1, *)
         return Tensor(shape: [end - begin] + shape.dropFirst(), data: Array(data[begin * item..<end * item]))
-    }
-
-    /// Concatenation along dim 0.
-    static func stacking(_ parts: [Tensor]) -> Tensor {
-        Tensor(shape: [parts.reduce(0) { $0 + $1.shape[0] }] + parts[0].shape.dropFirst(), data: Array(parts.map(\.data).joined()))
     }
 }

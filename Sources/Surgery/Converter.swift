@@ -29,10 +29,10 @@ public struct ConvertPlan {
         for entry in checkpoint.entries where selection.includes(entry.name) {
             let name = selection.rename(entry.name)
             guard !name.isEmpty else {
-                throw TensorFormatError(.nameCollision, "renaming leaves an empty name", file: checkpoint.name, tensor: entry.name)
+                throw SurgeryError(.nameCollision, "renaming leaves an empty name", file: checkpoint.name, tensor: entry.name)
             }
             if let other = seen.updateValue(entry.name, forKey: ByteKey(name)) {
-                throw TensorFormatError(.nameCollision, "'\(other)' and '\(entry.name)' would both be named '\(name)'", file: checkpoint.name, tensor: name)
+                throw SurgeryError(.nameCollision, "'\(other)' and '\(entry.name)' would both be named '\(name)'", file: checkpoint.name, tensor: name)
             }
             let target = (dtype != nil && entry.dtype.isFloatingPoint) ? dtype! : entry.dtype
             planned.append(PlannedTensor(source: entry, name: name, dtype: target))
@@ -102,7 +102,7 @@ public enum Converter {
         let chosen = subset.map { names in plan.tensors.filter { names.contains(ByteKey($0.name)) } } ?? plan.tensors
         let writer = SafetensorsWriter(tensors: chosen.map { ($0.name, $0.dtype, $0.shape) }, metadata: metadata)
         if plan.checkpoint.isSequential && plan.needsReordering(for: writer.header) {
-            throw TensorFormatError(.unsupported, "output order differs from the stream's order; open it with random access", file: plan.checkpoint.name)
+            throw SurgeryError(.unsupported, "output order differs from the stream's order; open it with random access", file: plan.checkpoint.name)
         }
         let byName = Dictionary(uniqueKeysWithValues: chosen.map { (ByteKey($0.name), $0) })
         var localResult = result

@@ -87,11 +87,11 @@ public enum Manifest {
             let rest = line.dropFirst(64)
             guard digest.count == 64, digest.allSatisfy({ $0.isHexDigit }), rest.count >= 2,
                   rest.first == " ", rest.dropFirst().first == " " || rest.dropFirst().first == "*" else {
-                throw TensorFormatError(.invalidArgument, "line \(number + 1) is not '<sha256>  <path>'", file: file)
+                throw SurgeryError(.invalidArgument, "line \(number + 1) is not '<sha256>  <path>'", file: file)
             }
             let name = rest.dropFirst(2)
             guard let path = escaped ? ManifestEntry.unescape(name) : String(name) else {
-                throw TensorFormatError(.invalidArgument, "line \(number + 1) has an unknown escape in its path", file: file)
+                throw SurgeryError(.invalidArgument, "line \(number + 1) has an unknown escape in its path", file: file)
             }
             entries.append(ManifestEntry(digest: digest.lowercased(), path: path))
         }

@@ -19,10 +19,8 @@ public func generateForgetImages(teacher: UNet2D, forget: TrainingData, schedule
         let c = cond.items(indices), u = uncond.repeatedItem(n)
         let noise = rng.tensor([n] + sampleShape)
         parts.append(try ddim.sample(from: noise, steps: steps) { x, t in
-            let ts = [Float](repeating: Float(t), count: 2 * n)
-            let both = try teacher(sample: Tensor.joined([x, x]), timesteps: ts, encoderHiddenStates: Tensor.joined([u, c]))
-            let (un, co) = both.halves()
-            return classifierFreeGuidance(unconditional: un, conditional: co, scale: guidance)
+            try guidedPrediction(teacher, sample: x, timesteps: [Float](repeating: Float(t), count: n),
+                                 unconditional: u, conditional: c, scale: guidance)
         })
         start += n
     }

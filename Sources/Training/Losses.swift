@@ -55,16 +55,4 @@ public enum Losses {
         }
         return (loss, gradients)
     }
-
-    /// The ESD target with teacher guidance: f_T(x_t, t, ∅) − η·[f_T(x_t, t, c) − f_T(x_t, t, ∅)].
-    public static func erasureTarget(unconditional: Tensor, conditional: Tensor, eta: Float) -> Tensor {
-        precondition(unconditional.shape == conditional.shape, "ESD target shapes differ")
-        return Tensor(uninitializedShape: conditional.shape) { out in
-            unconditional.data.withUnsafeBufferPointer { pu in
-                conditional.data.withUnsafeBufferPointer { pc in
-                    for i in 0..<out.count { out[i] = pu[i] - eta * (pc[i] - pu[i]) }
-                }
-            }
-        }
-    }
 }

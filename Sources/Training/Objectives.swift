@@ -31,13 +31,22 @@ public struct LowerLevelValue: Sendable {
 /// The lower level, L_ft = w_diff L_diff + w_out L_outKD + w_feat L_featKD (the paper's code defaults
 /// 1, 2, 0.1); without a teacher it is plain diffusion training.
 public struct LowerLevelObjective: Sendable {
+    /// The defaults, written once: the objective's initial values, which the training settings (and
+    /// through them the CLI's help) start from.
+    public enum Default {
+        public static let diffusionWeight: Float = 1
+        public static let outputWeight: Float = 2
+        public static let featureWeight: Float = 0.1
+        public static let uncondProbability: Float = 0
+    }
+
     public var schedule: NoiseSchedule
-    public var diffusionWeight: Float = 1
-    public var outputWeight: Float = 2
-    public var featureWeight: Float = 0.1
+    public var diffusionWeight = Default.diffusionWeight
+    public var outputWeight = Default.outputWeight
+    public var featureWeight = Default.featureWeight
     public var minSNRGamma: Float?
     /// Probability of replacing an item's prompt by the empty prompt (classifier-free-guidance dropout).
-    public var uncondProbability: Float = 0
+    public var uncondProbability = Default.uncondProbability
 
     public init(schedule: NoiseSchedule) { self.schedule = schedule }
 
@@ -108,9 +117,15 @@ public enum ErasureMethod: String, Sendable, CaseIterable {
 
 /// The upper level, L_CU = MSE(f_s(x_t,t,c), target(teacher)) over noised forget images.
 public struct ConceptObjective: Sendable {
+    /// The defaults, written once (see `LowerLevelObjective.Default`).
+    public enum Default {
+        public static let method = ErasureMethod.esd
+        public static let eta: Float = 1
+    }
+
     public var schedule: NoiseSchedule
-    public var method: ErasureMethod = .esd
-    public var eta: Float = 1
+    public var method = Default.method
+    public var eta = Default.eta
 
     public init(schedule: NoiseSchedule) { self.schedule = schedule }
 
@@ -137,10 +152,8 @@ public struct ConceptObjective: Sendable {
             let x = sample.items(part), c = cond.items(part), t = part.map { Float(timesteps[$0]) }
             switch method {
             case .esd:
-                let both = try teacher(sample: Tensor.joined([x, x]), timesteps: t + t,
-                                       encoderHiddenStates: Tensor.joined([forget.uncond!.repeatedItem(part.count), c]))
-                let (u, v) = both.halves()
-                targets.append(Losses.erasureTarget(unconditional: u, conditional: v, eta: eta))
+                targets.append(try guidedPrediction(teacher, sample: x, timesteps: t, unconditional: forget.uncond!.repeatedItem(part.count),
+                                                    conditional: c, scale: -eta))
             case .ablation:
                 targets.append(try teacher(sample: x, timesteps: t, encoderHiddenStates: forget.anchor!.items(part.map { indices[$0] })))
             }

@@ -61,7 +61,7 @@ public struct TrainingData: Sendable {
         let x0 = try read("x0"), cond = try read("cond"), uncond = try read("uncond"), anchor = try read("anchor")
         if let x0 {
             guard x0.rank == 4 else { throw fail(.badShape, "shape \(shape(x0.shape)), expected [N, C, H, W]", "x0") }
-            let factor = 1 << (config.blockOutChannels.count - 1)
+            let factor = config.downsampleFactor
             guard x0.shape[1] == config.inChannels, x0.shape[2] >= 1, x0.shape[3] >= 1,
                   x0.shape[2] % factor == 0, x0.shape[3] % factor == 0 else {
                 throw fail(.badShape, "shape \(shape(x0.shape)): the model takes \(config.inChannels) channels and sides that are positive multiples of \(factor)", "x0")

@@ -21,16 +21,14 @@ public struct StepReport: Sendable {
     }
 }
 
-/// One way of updating a student, driven step by step by `TrainingLoop`.
-public protocol TrainingMethod {
+/// One way of updating a student, driven step by step by `TrainingLoop`: each iteration is made of
+/// `DataParallel.descend` steps (BatchStep.swift), and the state it resumes from is the models and
+/// optimizers it lists (`CheckpointedMethod`).
+public protocol TrainingMethod: CheckpointedMethod {
     /// The model that gets written.
     var student: UNet2D { get }
     /// Iteration `index` (0-based): draws what it needs from `rng` and updates the model(s).
     mutating func step(_ index: Int, rng: inout TrainingRandom) throws -> StepReport
-    /// Adds the method's models and optimizers to a resumable state.
-    func store(into state: inout TrainingState) throws
-    /// Reads them back from a state written by `store(into:)`.
-    mutating func restore(from state: TrainingState, file: String) throws
     /// The ranks that share each batch (DataParallel.swift).
     var parallel: DataParallel { get set }
 }
@@ -57,32 +55,20 @@ public struct FinetuneMethod: TrainingMethod {
     }
 
     public mutating func step(_ index: Int, rng: inout TrainingRandom) throws -> StepReport {
-        let batch = objective.drawBatch(from: data, size: batchSize, shard: parallel.shard(of: batchSize), rng: &rng)
-        var items = ItemSums()
-        for item in batch.chunks(of: parallel.chunk(of: batchSize)) {
-            let teacherOut = try teacher.map { try objective.teacherOutput($0, item) }
-            var gradients: [String: Tensor] = [:]
-            let value = try objective.evaluate(student, item, teacher: teacherOut, into: &gradients)
-            items.add(gradients, values: value.parts)
-        }
-        var (gradients, means) = parallel.mean(items, chunks: batchSize / parallel.chunk(of: batchSize), layout: student)
-        let value = LowerLevelValue(parts: means, distilled: teacher != nil)
+        let (objective, teacher) = (self.objective, self.teacher)
         var report = StepReport()
         report.learningRate = optimizer.currentRate
-        report.add("", value)
-        optimizer.apply(&gradients, to: &student)
+        let chunks = objective.drawChunks(from: data, size: batchSize, parallel: parallel, rng: &rng)
+        let means = try parallel.descend(&student, with: &optimizer, over: chunks, batchSize: batchSize) { model, item, gradients in
+            let teacherOut = try teacher.map { try objective.teacherOutput($0, item) }
+            return try objective.evaluate(model, item, teacher: teacherOut, into: &gradients).parts
+        }
+        report.add("", LowerLevelValue(parts: means, distilled: teacher != nil))
         return report
     }
 
-    public func store(into state: inout TrainingState) throws {
-        state.store(student, as: "model")
-        try state.store(optimizer, as: "adam")
-    }
-
-    public mutating func restore(from state: TrainingState, file: String) throws {
-        try state.restore(&student, from: "model", file: file)
-        try state.restore(&optimizer, from: "adam", for: student, file: file)
-    }
+    public static var models: [(prefix: String, model: WritableKeyPath<Self, UNet2D>)] { [("model", \.student)] }
+    public static var optimizers: [(prefix: String, optimizer: WritableKeyPath<Self, ModelOptimizer>)] { [("adam", \.optimizer)] }
 }
 
 /// `erase`: the upper level alone (ESD with teacher guidance, or concept ablation).
@@ -107,31 +93,19 @@ public struct EraseMethod: TrainingMethod {
     }
 
     public mutating func step(_ index: Int, rng: inout TrainingRandom) throws -> StepReport {
-        let batch = try objective.drawBatch(from: forget, size: batchSize, shard: parallel.shard(of: batchSize),
-                                            chunk: parallel.chunk(of: batchSize), teacher: teacher, rng: &rng)
-        var items = ItemSums()
-        for item in batch.chunks(of: parallel.chunk(of: batchSize)) {
-            var gradients: [String: Tensor] = [:]
-            let loss = try objective.evaluate(student, item, into: &gradients)
-            items.add(gradients, values: [Double(loss)])
-        }
-        var (gradients, means) = parallel.mean(items, chunks: batchSize / parallel.chunk(of: batchSize), layout: student)
+        let objective = self.objective
         var report = StepReport()
         report.learningRate = optimizer.currentRate
+        let chunks = try objective.drawChunks(from: forget, size: batchSize, parallel: parallel, teacher: teacher, rng: &rng)
+        let means = try parallel.descend(&student, with: &optimizer, over: chunks, batchSize: batchSize) { model, item, gradients in
+            [Double(try objective.evaluate(model, item, into: &gradients))]
+        }
         report.add("l_cu", Float(means[0]))
-        optimizer.apply(&gradients, to: &student)
         return report
     }
 
-    public func store(into state: inout TrainingState) throws {
-        state.store(student, as: "model")
-        try state.store(optimizer, as: "adam")
-    }
-
-    public mutating func restore(from state: TrainingState, file: String) throws {
-        try state.restore(&student, from: "model", file: file)
-        try state.restore(&optimizer, from: "adam", for: student, file: file)
-    }
+    public static var models: [(prefix: String, model: WritableKeyPath<Self, UNet2D>)] { [("model", \.student)] }
+    public static var optimizers: [(prefix: String, optimizer: WritableKeyPath<Self, ModelOptimizer>)] { [("adam", \.optimizer)] }
 }
 
 /// lambda at outer iteration i: `value` * min(1, (i + 1) / ramp), constant when ramp is 0.
@@ -190,58 +164,41 @@ public struct PenaltyMethod: TrainingMethod {
     }
 
     public mutating func step(_ index: Int, rng: inout TrainingRandom) throws -> StepReport {
-        var last: (items: [NoisedBatch], teachers: [UNetOutput], total: Float)?
-        let shard = parallel.shard(of: batchSize)
+        let (lower, upper, teacher) = (self.lower, self.upper, self.teacher)
+        var last: (items: [(NoisedBatch, UNetOutput)], total: Float) = ([], 0)
         for _ in 0..<innerSteps {
-            let batch = lower.drawBatch(from: data, size: batchSize, shard: shard, rng: &rng).chunks(of: parallel.chunk(of: batchSize))
-            let teacherOuts = try batch.map { try lower.teacherOutput(teacher, $0) }
-            var items = ItemSums()
-            for (item, teacherOut) in zip(batch, teacherOuts) {
-                var gradients: [String: Tensor] = [:]
-                let value = try lower.evaluate(lowerCopy, item, teacher: teacherOut, into: &gradients)
-                items.add(gradients, values: value.parts)
+            let chunks = lower.drawChunks(from: data, size: batchSize, parallel: parallel, rng: &rng)
+            let items = try chunks.map { ($0, try lower.teacherOutput(teacher, $0)) }
+            let means = try parallel.descend(&lowerCopy, with: &lowerOptimizer, over: items, batchSize: batchSize) { model, item, gradients in
+                try lower.evaluate(model, item.0, teacher: item.1, into: &gradients).parts
             }
-            var (gradients, means) = parallel.mean(items, chunks: batchSize / parallel.chunk(of: batchSize), layout: lowerCopy)
-            lowerOptimizer.apply(&gradients, to: &lowerCopy)
-            last = (batch, teacherOuts, Float(means[0]))
+            last = (items, Float(means[0]))
         }
         let lambda = penalty.lambda(at: index)
-        let forgetBatch = try upper.drawBatch(from: forget, size: batchSize, shard: shard, chunk: parallel.chunk(of: batchSize), teacher: teacher, rng: &rng)
-        var items = ItemSums()
-        for (i, forgetItem) in forgetBatch.chunks(of: parallel.chunk(of: batchSize)).enumerated() {
-            // Both levels' gradients of one item go into one buffer, as the single-process step did.
-            var gradients: [String: Tensor] = [:]
-            let cuItem = try upper.evaluate(student, forgetItem, into: &gradients)
-            let ftItem = try lower.evaluate(student, last!.items[i], teacher: last!.teachers[i], scale: lambda, into: &gradients)
-            items.add(gradients, values: [Double(cuItem)] + ftItem.parts)
-        }
-        var (gradients, means) = parallel.mean(items, chunks: batchSize / parallel.chunk(of: batchSize), layout: student)
-        let cu = Float(means[0])
-        let ft = LowerLevelValue(parts: means.dropFirst(), distilled: true)
-        let copyValue = last!.total
         var report = StepReport()
         report.learningRate = upperOptimizer.currentRate
-        report.add("l_cu", cu)
+        let forgetChunks = try upper.drawChunks(from: forget, size: batchSize, parallel: parallel, teacher: teacher, rng: &rng)
+        let means = try parallel.descend(&student, with: &upperOptimizer, over: Array(zip(forgetChunks, last.items)),
+                                         batchSize: batchSize) { model, item, gradients in
+            // Both levels' gradients of one item go into one buffer, as the single-process step did.
+            let cuItem = try upper.evaluate(model, item.0, into: &gradients)
+            let ftItem = try lower.evaluate(model, item.1.0, teacher: item.1.1, scale: lambda, into: &gradients)
+            return [Double(cuItem)] + ftItem.parts
+        }
+        let ft = LowerLevelValue(parts: means.dropFirst(), distilled: true)
+        report.add("l_cu", Float(means[0]))
         report.add("l_ft", ft)
-        report.add("l_ft_copy", copyValue)
-        report.add("gap", ft.total - copyValue)
+        report.add("l_ft_copy", last.total)
+        report.add("gap", ft.total - last.total)
         report.add("lambda", lambda)
-        upperOptimizer.apply(&gradients, to: &student)
         return report
     }
 
-    public func store(into state: inout TrainingState) throws {
-        state.store(student, as: "model")
-        state.store(lowerCopy, as: "copy")
-        try state.store(lowerOptimizer, as: "adam-lower")
-        try state.store(upperOptimizer, as: "adam-upper")
+    public static var models: [(prefix: String, model: WritableKeyPath<Self, UNet2D>)] {
+        [("model", \.student), ("copy", \.lowerCopy)]
     }
-
-    public mutating func restore(from state: TrainingState, file: String) throws {
-        try state.restore(&student, from: "model", file: file)
-        try state.restore(&lowerCopy, from: "copy", file: file)
-        try state.restore(&lowerOptimizer, from: "adam-lower", for: student, file: file)
-        try state.restore(&upperOptimizer, from: "adam-upper", for: student, file: file)
+    public static var optimizers: [(prefix: String, optimizer: WritableKeyPath<Self, ModelOptimizer>)] {
+        [("adam-lower", \.lowerOptimizer), ("adam-upper", \.upperOptimizer)]
     }
 }
 
@@ -279,44 +236,26 @@ public struct InterleavedMethod: TrainingMethod {
     }
 
     public mutating func step(_ index: Int, rng: inout TrainingRandom) throws -> StepReport {
+        let (lower, upper, teacher) = (self.lower, self.upper, self.teacher)
         var report = StepReport()
         report.learningRate = lowerOptimizer.currentRate
-        let shard = parallel.shard(of: batchSize)
-        let batch = lower.drawBatch(from: data, size: batchSize, shard: shard, rng: &rng)
-        var items = ItemSums()
-        for item in batch.chunks(of: parallel.chunk(of: batchSize)) {
-            let teacherOut = try lower.teacherOutput(teacher, item)
-            var gradients: [String: Tensor] = [:]
-            let value = try lower.evaluate(student, item, teacher: teacherOut, into: &gradients)
-            items.add(gradients, values: value.parts)
+        let chunks = lower.drawChunks(from: data, size: batchSize, parallel: parallel, rng: &rng)
+        let means = try parallel.descend(&student, with: &lowerOptimizer, over: chunks, batchSize: batchSize) { model, item, gradients in
+            try lower.evaluate(model, item, teacher: try lower.teacherOutput(teacher, item), into: &gradients).parts
         }
-        var (gradients, means) = parallel.mean(items, chunks: batchSize / parallel.chunk(of: batchSize), layout: student)
-        lowerOptimizer.apply(&gradients, to: &student)
         report.add("l_ft", LowerLevelValue(parts: means, distilled: true))
         if index % upperEvery == upperEvery - 1 {
-            let forgetBatch = try upper.drawBatch(from: forget, size: batchSize, shard: shard, chunk: parallel.chunk(of: batchSize), teacher: teacher, rng: &rng)
-            var upperItems = ItemSums()
-            for item in forgetBatch.chunks(of: parallel.chunk(of: batchSize)) {
-                var upperGradients: [String: Tensor] = [:]
-                let loss = try upper.evaluate(student, item, into: &upperGradients)
-                upperItems.add(upperGradients, values: [Double(loss)])
+            let forgetChunks = try upper.drawChunks(from: forget, size: batchSize, parallel: parallel, teacher: teacher, rng: &rng)
+            let cu = try parallel.descend(&student, with: &upperOptimizer, over: forgetChunks, batchSize: batchSize) { model, item, gradients in
+                [Double(try upper.evaluate(model, item, into: &gradients))]
             }
-            var (upperGradients, cu) = parallel.mean(upperItems, chunks: batchSize / parallel.chunk(of: batchSize), layout: student)
-            upperOptimizer.apply(&upperGradients, to: &student)
             report.add("l_cu", Float(cu[0]))
         }
         return report
     }
 
-    public func store(into state: inout TrainingState) throws {
-        state.store(student, as: "model")
-        try state.store(lowerOptimizer, as: "adam-lower")
-        try state.store(upperOptimizer, as: "adam-upper")
-    }
-
-    public mutating func restore(from state: TrainingState, file: String) throws {
-        try state.restore(&student, from: "model", file: file)
-        try state.restore(&lowerOptimizer, from: "adam-lower", for: student, file: file)
-        try state.restore(&upperOptimizer, from: "adam-upper", for: student, file: file)
+    public static var models: [(prefix: String, model: WritableKeyPath<Self, UNet2D>)] { [("model", \.student)] }
+    public static var optimizers: [(prefix: String, optimizer: WritableKeyPath<Self, ModelOptimizer>)] {
+        [("adam-lower", \.lowerOptimizer), ("adam-upper", \.upperOptimizer)]
     }
 }

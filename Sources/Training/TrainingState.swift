@@ -25,7 +25,7 @@ public struct TrainingState: Sendable {
                 throw TensorFormatError(.missingTensor, "the state does not hold this parameter", file: file, tensor: "\(prefix)/\(name)")
             }
             do { try model.setParameter(name, t) } catch {
-                throw TensorFormatError(.badShape, "\(error)", file: file, tensor: "\(prefix)/\(name)")
+                throw TensorFormatError(.badShape, "\(error)", file: file, tensor: "\(prefix)/\(name)", cause: error)
             }
             guard t.data.allSatisfy(\.isFinite) else {
                 throw TensorFormatError(.nonFinite, "a weight is not finite", file: file, tensor: "\(prefix)/\(name)")

@@ -13,7 +13,7 @@ extension UNet2D {
         guard height >= 1, width >= 1 else {
             throw UNetError(.badInput, "sample", "height and width \(height)x\(width) (\(option)): both must be at least 1")
         }
-        let factor = 1 << (config.blockOutChannels.count - 1)
+        let factor = config.downsampleFactor
         guard height % factor == 0, width % factor == 0 else {
             throw UNetError(.badInput, "sample", "height and width \(height)x\(width) (\(option)) must be multiples of \(factor)")
         }

@@ -55,6 +55,10 @@ public struct UNetConfig: Sendable, Equatable {
     /// Whether the unconditional mid block has its attention (`add_attention`).
     public var midBlockAttention: Bool
 
+    /// How much the down blocks shrink a side: every down block but the last halves it, so a sample's
+    /// height and width must be multiples of this (and a latent's, times the VAE's own factor).
+    public var downsampleFactor: Int { 1 << Swift.max(0, blockOutChannels.count - 1) }
+
     /// The largest channel count, head count or context width a config may declare (SD-XL's widest is
     /// 2,048; 10^9-wide layers would overflow the products sized from them).
     public static let maximumWidth = 1 << 16

@@ -21,20 +21,13 @@ public struct UNetError: ToolError, Equatable {
     public var subject: String
     /// What is wrong with the subject.
     public var reason: String
-    /// The checkpoint or config file, once a caller that knows it has set it (`inFile`).
+    /// The checkpoint or config file, once a caller that knows it has set it (`inFile`, the one rule).
     public var file: String?
 
     public init(_ kind: Kind, _ subject: String, _ reason: String) {
         self.kind = kind
         self.subject = subject
         self.reason = reason
-    }
-
-    /// The same error, attributed to `file`.
-    public func inFile(_ file: String) -> UNetError {
-        var copy = self
-        copy.file = file
-        return copy
     }
 
     public var code: ErrorCode {

@@ -57,7 +57,7 @@ enum DepthPruneWorkflow {
 
     private static func createFolder(_ path: String) throws {
         do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-            throw TensorFormatError(.io, "cannot create the folder: \(error.localizedDescription)", file: path)
+            throw TensorFormatError(.io, "cannot create the folder: \(error.localizedDescription)", file: path, cause: error)
         }
     }
 

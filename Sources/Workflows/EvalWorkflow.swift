@@ -61,9 +61,7 @@ public enum EvalWorkflow {
         do throws(WorldModelMismatch) {
             try Evaluation.checkFits(unet)
         } catch {
-            var located = error
-            located.file = source
-            throw located
+            throw error.inFile(source)
         }
         let schedulerConfig = try loadSchedulerConfig(model: model ?? config ?? "", explicit: s.scheduler)
         var settings = EvaluationSettings()
@@ -77,9 +75,7 @@ public enum EvalWorkflow {
             do throws(WorldModelMismatch) {
                 try Evaluation.checkFits(t)
             } catch {
-                var located = error
-                located.file = path
-                throw located
+                throw error.inFile(path)
             }
             return t
         }

@@ -29,7 +29,7 @@ enum InputDigest {
         do {
             while let piece = try handle.read(upToCount: 4 << 20), !piece.isEmpty { hasher.update(data: piece) }
         } catch {
-            throw TensorFormatError(.io, "cannot read to hash: \(error.localizedDescription)", file: path)
+            throw TensorFormatError(.io, "cannot read to hash: \(error.localizedDescription)", file: path, cause: error)
         }
         return hex(hasher.finalize())
     }

@@ -22,10 +22,7 @@ public func loadSchedulerConfig(model: String, explicit: String?) throws -> Sche
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw TensorFormatError(.notFound, "cannot read the scheduler config", file: path)
         }
-        do { return try SchedulerConfig(json: text) } catch var error as SchedulerConfigError {
-            error.file = path
-            throw error
-        }
+        do { return try SchedulerConfig(json: text) } catch let error as SchedulerConfigError { throw error.inFile(path) }
     }
     if let explicit { return try read(explicit) }
     var isDir: ObjCBool = false

@@ -15,19 +15,19 @@ extension PNGImage {
         UnsafeMutableRawPointer(image).initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<png_image>.size)
         image.pointee.version = UInt32(PNG_IMAGE_VERSION)
         let begun = bytes.withUnsafeBytes { png_image_begin_read_from_memory(image, $0.baseAddress, $0.count) }
-        guard begun != 0 else { throw Failure(description: "libpng: \(message(image.pointee))", code: .pngDecode, file: file) }
+        guard begun != 0 else { throw Failure(.pngDecode, "libpng: \(message(image.pointee))", file: file) }
         defer { png_image_free(image) }
         let width = Int(image.pointee.width), height = Int(image.pointee.height)
         let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
         guard width > 0, height > 0, !overflow, pixels <= maximumPixels else {
-            throw Failure(description: "\(width)x\(height) exceeds \(maximumPixels) pixels", code: .tooLarge, file: file)
+            throw Failure(.tooLarge, "\(width)x\(height) exceeds \(maximumPixels) pixels", file: file)
         }
         image.pointee.format = UInt32(PNG_FORMAT_RGB)
         var rgb = [UInt8](repeating: 0, count: pixels * 3)
         let finished = bytes.withUnsafeBytes { _ in
             rgb.withUnsafeMutableBytes { png_image_finish_read(image, nil, $0.baseAddress, Int32(width * 3), nil) }
         }
-        guard finished != 0 else { throw Failure(description: "libpng: \(message(image.pointee))", code: .pngDecode, file: file) }
+        guard finished != 0 else { throw Failure(.pngDecode, "libpng: \(message(image.pointee))", file: file) }
         return Tensor(uninitializedShape: [1, 3, height, width]) { out in
             for c in 0..<3 {
                 for i in 0..<pixels { out[c * pixels + i] = Float(rgb[i * 3 + c]) / 127.5 - 1 }

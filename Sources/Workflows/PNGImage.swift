@@ -7,19 +7,10 @@ import TensorMath
 /// dmsurgery touches libpng.
 public enum PNGImage {
     /// An image libpng cannot encode or decode, or a grid of images that are not gray or RGB.
-    public struct Failure: ToolError {
-        public var message: String
-        public var file: String?
-        public var tensor: String? { nil }
-        public var code: ErrorCode
-        public var description: String { oneLine }
+    public typealias Failure = ModuleError<PNGErrors>
 
-        init(description: String, code: ErrorCode = .pngEncode, file: String? = nil) {
-            message = description
-            self.code = code
-            self.file = file
-        }
-    }
+    /// The tag of PNG coding errors.
+    public enum PNGErrors: ErrorModule {}
 
     /// Encodes `pixels` (row-major, `channels` bytes per pixel: 1 gray, 3 RGB) as PNG bytes.
     public static func encode(width: Int, height: Int, channels: Int, pixels: [UInt8]) throws -> [UInt8] {
@@ -37,14 +28,14 @@ public enum PNGImage {
         let measured = pixels.withUnsafeBytes { p in
             png_image_write_to_memory(image, nil, &size, 0, p.baseAddress, Int32(width * channels), nil)
         }
-        guard measured != 0 else { throw Failure(description: "libpng: \(message(image.pointee))") }
+        guard measured != 0 else { throw Failure(.pngEncode, "libpng: \(message(image.pointee))") }
         var out = [UInt8](repeating: 0, count: size)
         let written = out.withUnsafeMutableBytes { o in
             pixels.withUnsafeBytes { p in
                 png_image_write_to_memory(image, o.baseAddress, &size, 0, p.baseAddress, Int32(width * channels), nil)
             }
         }
-        guard written != 0 else { throw Failure(description: "libpng: \(message(image.pointee))") }
+        guard written != 0 else { throw Failure(.pngEncode, "libpng: \(message(image.pointee))") }
         png_image_free(image)
         return Array(out.prefix(size))
     }
@@ -63,7 +54,7 @@ public enum PNGImage {
         guard let h = MemoryBudget.product([images.shape[2], scale]), let w = MemoryBudget.product([images.shape[3], scale]) else {
             throw TensorFormatError(.tooLarge, "a grid scaled \(scale) times overflows; lower --grid-scale")
         }
-        guard c == 1 || c == 3 else { throw Failure(description: "images have \(c) channels; PNG grids need 1 or 3") }
+        guard c == 1 || c == 3 else { throw Failure(.pngEncode, "images have \(c) channels; PNG grids need 1 or 3") }
         let cols = max(1, min(columns, n)), rows = (n + cols - 1) / cols
         try MemoryBudget.check(MemoryBudget.product([cols, w + 1, rows, h + 1, c]), for: "the PNG grid", option: "--grid-scale")
         let gw = cols * w + (cols - 1), gh = rows * h + (rows - 1)

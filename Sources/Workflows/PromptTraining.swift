@@ -96,7 +96,7 @@ enum PromptData {
                 throw TensorFormatError(.countMismatch, "\(prompts.count) prompts for \(pngs.count) PNG files (one non-empty line per image)", file: sidecar)
             }
         }
-        let factor = vae.config.downscale * (1 << (model.config.blockOutChannels.count - 1))
+        let factor = vae.config.downscale * model.config.downsampleFactor
         var latents: [Tensor] = []
         var first: (path: String, height: Int, width: Int)?
         for name in pngs {

@@ -99,7 +99,7 @@ public enum PruneWorkflow {
                 text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
             } else {
                 do { text = try String(contentsOfFile: mask, encoding: .utf8) } catch {
-                    throw TensorFormatError(.io, "cannot read the mask: \(error.localizedDescription)", file: mask)
+                    throw TensorFormatError(.io, "cannot read the mask: \(error.localizedDescription)", file: mask, cause: error)
                 }
             }
             let given = try PruningMask(json: text, file: mask)

@@ -94,9 +94,7 @@ public enum SampleWorkflow {
                 let ts = [Float](repeating: Float(t), count: count)
                 guard let (c, u) = condition else { return try unet(sample: x, timesteps: ts) }
                 let one = [Int](repeating: 0, count: count)
-                return try guidedPrediction(x, ts, conditional: c.items(one), unconditional: u.items(one), scale: settings.guidance) {
-                    try unet(sample: $0, timesteps: $1, encoderHiddenStates: $2)
-                }
+                return try guided(unet, x, ts, conditional: c.items(one), unconditional: u.items(one), scale: settings.guidance)
             }
             rows.append(image)
             note("row \(i + 1)/\(conditions.count) done", quiet: settings.quiet)
@@ -183,9 +181,7 @@ public enum SampleWorkflow {
         let ddim = DDIMSampler(try loadSchedulerConfig(model: unetPath, explicit: settings.scheduler))
         let final = try ddim.sample(from: noise, steps: settings.steps) { x, t in
             let ts = [Float](repeating: Float(t), count: n)
-            return try guidedPrediction(x, ts, conditional: cond, unconditional: uncond, scale: settings.guidance) {
-                try unet(sample: $0, timesteps: $1, encoderHiddenStates: $2)
-            }
+            return try guided(unet, x, ts, conditional: cond, unconditional: uncond, scale: settings.guidance)
         }
         if let path = settings.saveLatents {
             try SafetensorsWriter.writeFloats([("latents", final.shape, final.data)], to: path, force: settings.force)
@@ -209,13 +205,11 @@ public enum SampleWorkflow {
         return latents
     }
 
-    /// One denoising prediction with classifier-free guidance: unconditional and conditional halves run
-    /// as one doubled batch, then guided; a scale of 1 runs the conditional half alone.
-    static func guidedPrediction(_ x: Tensor, _ timesteps: [Float], conditional: Tensor, unconditional: Tensor, scale: Float,
-                                 model: (Tensor, [Float], Tensor) throws -> Tensor) throws -> Tensor {
-        if scale == 1 { return try model(x, timesteps, conditional) }
-        let both = try model(Tensor.joined([x, x]), timesteps + timesteps, Tensor.joined([unconditional, conditional]))
-        let (uncond, cond) = both.halves()
-        return classifierFreeGuidance(unconditional: uncond, conditional: cond, scale: scale)
+    /// One denoising prediction with classifier-free guidance (`guidedPrediction`); a scale of 1 is the
+    /// conditional prediction alone, so it runs the conditional half only, as diffusers does.
+    private static func guided(_ unet: UNet2D, _ x: Tensor, _ timesteps: [Float], conditional: Tensor, unconditional: Tensor,
+                               scale: Float) throws -> Tensor {
+        if scale == 1 { return try unet(sample: x, timesteps: timesteps, encoderHiddenStates: conditional) }
+        return try guidedPrediction(unet, sample: x, timesteps: timesteps, unconditional: unconditional, conditional: conditional, scale: scale)
     }
 }

@@ -25,12 +25,3 @@ public func readTensor(_ name: String, from path: String, options: OpenOptions) 
     }
     return Tensor(shape: entry.shape, data: try checkpoint.floats(of: entry))
 }
-
-extension CLIPError {
-    /// The same error, attributed to `file` unless it already names one.
-    func inFile(_ file: String) -> CLIPError {
-        var copy = self
-        if copy.file == nil { copy.file = file }
-        return copy
-    }
-}

@@ -62,7 +62,7 @@ func train<M: TrainingMethod>(_ method: inout M, run: RunDescription, settings: 
     let command = run.command
     // The data's sides are checked against the model when it is read; this bounds the batch's memory.
     let config = method.student.config
-    let factor = 1 << (config.blockOutChannels.count - 1)
+    let factor = config.downsampleFactor
     let side = ((config.sampleSize ?? 32) + factor - 1) / factor * factor
     do { try method.student.checkInput(batch: settings.batch, height: side, width: side, training: true, option: "--batch") } catch let error as UNetError {
         throw located(error, file: output.path)

@@ -1,7 +1,9 @@
 import Diffusion
 import Training
 
-/// What every training subcommand (finetune, erase, unlearn) is told, as plain values.
+/// What every training subcommand (finetune, erase, unlearn) is told, as plain values. The initial
+/// values of these settings types are the options' defaults, written once: the CLI's options start
+/// from them (and its help shows them), and the objectives' defaults come from Training.
 public struct TrainingSettings: Sendable {
     public var steps = 1000
     public var batch = 8
@@ -41,11 +43,11 @@ public struct TrainingSettings: Sendable {
 
 /// The lower level's loss weights (finetune, unlearn).
 public struct LowerLevelSettings: Sendable {
-    public var wDiff: Float = 1
-    public var wOut: Float = 2
-    public var wFeat: Float = 0.1
+    public var wDiff = LowerLevelObjective.Default.diffusionWeight
+    public var wOut = LowerLevelObjective.Default.outputWeight
+    public var wFeat = LowerLevelObjective.Default.featureWeight
     public var minSnrGamma: Float?
-    public var uncondProb: Float = 0
+    public var uncondProb = LowerLevelObjective.Default.uncondProbability
 
     public init() {}
 
@@ -75,8 +77,8 @@ public struct ForgetSettings: Sendable {
     /// `--forget-prompt`: prompts encoded by the teacher pipeline's text encoder, used as a forget file of
     /// those prompts without x0 would be.
     public var prompts: [String] = []
-    public var method: ErasureMethod = .esd
-    public var eta: Float = 1
+    public var method = ConceptObjective.Default.method
+    public var eta = ConceptObjective.Default.eta
     public var forgetSampleSteps = 25
     public var forgetGuidance: Float = 5
 

@@ -39,7 +39,7 @@ public enum WorldWorkflow {
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         } catch {
-            throw TensorFormatError(.io, "cannot create the directory: \(error.localizedDescription)", file: dir)
+            throw TensorFormatError(.io, "cannot create the directory: \(error.localizedDescription)", file: dir, cause: error)
         }
         var written: [String] = []
         let files: [(String, () -> WorldDataset.Tensors)] = [

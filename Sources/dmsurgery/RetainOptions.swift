@@ -3,6 +3,9 @@ import Workflows
 
 /// The lower level's data (finetune, unlearn): a data file, or data made with the --teacher pipeline.
 struct RetainOptions: ParsableArguments {
+    /// The defaults the options start from (and the help shows): the settings' own.
+    private static let defaults = RetainSettings(data: "")
+
     @Option(help: ArgumentHelp("Training data: x0 [N,C,H,W], cond [N,S,D], uncond [S,D] (formats/training-data.md).", valueName: "file"))
     var data: String?
 
@@ -16,13 +19,13 @@ struct RetainOptions: ParsableArguments {
     var retainCache: String?
 
     @Option(name: .customLong("retain-samples"), help: "Teacher samples per prompt of --retain-prompts.")
-    var retainSamples = 1
+    var retainSamples = Self.defaults.samplesPerPrompt
 
     @Option(name: .customLong("retain-sample-steps"), help: "DDIM steps of those samples.")
-    var retainSampleSteps = 25
+    var retainSampleSteps = Self.defaults.sampleSteps
 
     @Option(name: .customLong("retain-guidance"), help: "Guidance scale of those samples.")
-    var retainGuidance: Float = 5
+    var retainGuidance = Self.defaults.guidance
 
     @Option(name: .customLong("retain-size"), help: "Latent side of those samples (default the UNet's sample_size).")
     var retainSize: Int?

@@ -4,29 +4,32 @@ import Workflows
 
 /// Options every training subcommand (finetune, erase, unlearn) shares.
 struct TrainingOptions: ParsableArguments {
+    /// The defaults the options start from (and the help shows): the settings' own.
+    private static let defaults = TrainingSettings()
+
     @Option(help: "Iterations to run (unlearn: outer iterations).")
-    var steps = 1000
+    var steps = Self.defaults.steps
 
     @Option(help: "Items per batch.")
-    var batch = 8
+    var batch = Self.defaults.batch
 
     @Option(help: "AdamW learning rate (unlearn: the lower level's).")
-    var lr: Float = 1e-4
+    var lr = Self.defaults.lr
 
     @Option(help: "Linear warmup over this many updates, then constant.")
-    var warmup = 0
+    var warmup = Self.defaults.warmup
 
     @Option(name: .customLong("weight-decay"), help: "AdamW decoupled weight decay.")
-    var weightDecay: Float = 1e-2
+    var weightDecay = Self.defaults.weightDecay
 
     @Option(help: "Keep an exponential moving average of the weights with this decay and write it instead of the raw weights.")
     var ema: Float?
 
     @Option(name: .customLong("max-grad-norm"), help: "Clip the global gradient norm to this value (0 disables).")
-    var maxGradNorm: Float = 1
+    var maxGradNorm = Self.defaults.maxGradNorm
 
     @Option(help: "Seed of every random draw (batches, timesteps, noise, dropout, generated forget images).")
-    var seed: UInt64 = 0
+    var seed = Self.defaults.seed
 
     @Option(help: "scheduler_config.json to train with instead of the model's.")
     var scheduler: String?
@@ -38,7 +41,7 @@ struct TrainingOptions: ParsableArguments {
     var heldout: String?
 
     @Option(name: .customLong("heldout-every"), help: "Measure on --heldout every N iterations (and after the last).")
-    var heldoutEvery = 50
+    var heldoutEvery = Self.defaults.heldoutEvery
 
     @Option(name: .customLong("checkpoint-every"), help: "Write the resumable state every N iterations (and at the end).")
     var checkpointEvery: Int?
@@ -107,20 +110,22 @@ struct TrainingOptions: ParsableArguments {
 
 /// The lower-level loss options (finetune, unlearn).
 struct LowerLevelOptions: ParsableArguments {
+    private static let defaults = LowerLevelSettings()
+
     @Option(name: .customLong("w-diff"), help: "Weight of the denoising loss L_diff.")
-    var wDiff: Float = 1
+    var wDiff = Self.defaults.wDiff
 
     @Option(name: .customLong("w-out"), help: "Weight of output distillation L_outKD (with a teacher).")
-    var wOut: Float = 2
+    var wOut = Self.defaults.wOut
 
     @Option(name: .customLong("w-feat"), help: "Weight of feature distillation L_featKD over every block output (with a teacher).")
-    var wFeat: Float = 0.1
+    var wFeat = Self.defaults.wFeat
 
     @Option(name: .customLong("min-snr-gamma"), help: "Weight L_diff per sample by min-SNR-gamma (the paper uses 5).")
     var minSnrGamma: Float?
 
     @Option(name: .customLong("uncond-prob"), help: "Replace a prompt by the data file's uncond with this probability (classifier-free-guidance dropout).")
-    var uncondProb: Float = 0
+    var uncondProb = Self.defaults.uncondProb
 
     func validate() throws {
         try requireFinite(["--w-diff": wDiff, "--w-out": wOut, "--w-feat": wFeat, "--min-snr-gamma": minSnrGamma, "--uncond-prob": uncondProb])
@@ -144,6 +149,8 @@ extension ErasureMethod: ExpressibleByArgument {}
 
 /// The upper-level options (erase, unlearn).
 struct ForgetOptions: ParsableArguments {
+    private static let defaults = ForgetSettings(prompts: [])
+
     @Option(help: ArgumentHelp("Forget file: cond [M,S,D] and uncond [S,D]; optional x0 [M,C,H,W] and anchor [M,S,D] (formats/training-data.md).", valueName: "file"))
     var forget: String?
 
@@ -151,16 +158,16 @@ struct ForgetOptions: ParsableArguments {
     var forgetPrompts: [String] = []
 
     @Option(help: "How the concept is removed: esd (teacher-guided ESD) or ablation (toward the anchor prompts).")
-    var method: ErasureMethod = .esd
+    var method = Self.defaults.method
 
     @Option(help: "ESD guidance strength eta.")
-    var eta: Float = 1
+    var eta = Self.defaults.eta
 
     @Option(name: .customLong("forget-sample-steps"), help: "DDIM steps for the teacher's forget images when the forget file has no x0.")
-    var forgetSampleSteps = 25
+    var forgetSampleSteps = Self.defaults.forgetSampleSteps
 
     @Option(name: .customLong("forget-guidance"), help: "Guidance scale of those images.")
-    var forgetGuidance: Float = 5
+    var forgetGuidance = Self.defaults.forgetGuidance
 
     func validate() throws {
         try requireFinite(["--eta": eta, "--forget-guidance": forgetGuidance])

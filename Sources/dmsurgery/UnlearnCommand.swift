@@ -26,6 +26,9 @@ struct UnlearnCommand: ParsableCommand {
         """
     )
 
+    /// The defaults the options start from (and the help shows): the settings' own.
+    private static let defaults = UnlearnSettings()
+
     @Argument(help: "Student to unlearn (a checkpoint, folder, or -).")
     var student: String
 
@@ -38,16 +41,16 @@ struct UnlearnCommand: ParsableCommand {
     @OptionGroup var retain: RetainOptions
 
     @Option(help: "penalty (the paper's first-order penalty method) or interleaved (the authors' code).")
-    var schedule: UnlearnSchedule = .penalty
+    var schedule = Self.defaults.schedule
 
     @Option(name: .customLong("inner-steps"), help: "Penalty: lower-level steps of the copy per outer iteration (K).")
-    var innerSteps = 20
+    var innerSteps = Self.defaults.innerSteps
 
     @Option(help: "Penalty: weight lambda of the lower-level objective in the student's step.")
-    var lambda: Float = 100
+    var lambda = Self.defaults.lambda
 
     @Option(name: .customLong("lambda-ramp"), help: "Penalty: iterations over which lambda grows linearly from 0 (0: constant).")
-    var lambdaRamp = 0
+    var lambdaRamp = Self.defaults.lambdaRamp
 
     @Option(name: .customLong("upper-lr"), help: "Learning rate of the upper-level optimizer (default --lr).")
     var upperLr: Float?
@@ -56,7 +59,7 @@ struct UnlearnCommand: ParsableCommand {
     var upperWarmup: Int?
 
     @Option(name: .customLong("upper-every"), help: "Interleaved: an upper step every k-th iteration.")
-    var upperEvery = 10
+    var upperEvery = Self.defaults.upperEvery
 
     @OptionGroup var forget: ForgetOptions
     @OptionGroup var lower: LowerLevelOptions

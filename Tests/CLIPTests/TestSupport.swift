@@ -1,8 +1,8 @@
 import Foundation
 import XCTest
 
-/// Paths and Python helpers shared by the CLIP tests. Tests that need the reference packages install
-/// fixtures/requirements.txt when they are missing, as CI does.
+/// Paths and Python helpers shared by the CLIP tests. The reference packages come from
+/// `scripts/bootstrap --python`.
 enum TestSupport {
     static let repository = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -31,10 +31,14 @@ enum TestSupport {
         return Output(status: process.terminationStatus, stdout: stdout, stderr: String(decoding: stderr, as: UTF8.self))
     }
 
+    /// Refuses to run a cross-check without its Python packages, naming the fix: they are installed
+    /// once, pinned, by `scripts/bootstrap --python` (fixtures/requirements*.txt; CI runs it first),
+    /// never by a test.
     static func requirePython(_ modules: String) throws {
-        if try shell("python3 -c 'import \(modules)'").status != 0 {
-            let install = try shell("python3 -m pip install -q -r fixtures/requirements.txt")
-            XCTAssertEqual(install.status, 0, install.stderr)
+        let probe = try shell("python3 -c 'import \(modules)'")
+        guard probe.status == 0 else {
+            throw NSError(domain: "the reference packages are missing (\(modules)): run scripts/bootstrap --python", code: 1,
+                          userInfo: [NSLocalizedDescriptionKey: probe.stderr])
         }
     }
 

@@ -53,6 +53,17 @@ enum CLI {
         return try collect(process) {}
     }
 
+    /// Refuses to run a reference check without its Python packages, naming the fix: they are installed
+    /// once, pinned, by `scripts/bootstrap --python` (fixtures/requirements*.txt; CI runs it first), never
+    /// by a test. `statement` is the import line probed (`import diffusers, torch`).
+    static func requirePython(_ statement: String) throws {
+        let probe = try shell("python3 -c '\(statement)'")
+        guard probe.status == 0 else {
+            throw NSError(domain: "the reference packages are missing (\(statement)): run scripts/bootstrap --python", code: 1,
+                          userInfo: [NSLocalizedDescriptionKey: probe.stderr])
+        }
+    }
+
     /// Starts `process` in the repository root, feeds it, and reads stdout and stderr concurrently to the end.
     private static func collect(_ process: Process, feed: () -> Void) throws -> CLIResult {
         process.currentDirectoryURL = repository

@@ -82,10 +82,7 @@ final class DepthPruneCLITests: XCTestCase {
     }
 
     func testDiffusersLoadsEveryVariantWithNoMissingUnexpectedOrMismatchedKeys() throws {
-        if try CLI.shell("python3 -c 'import diffusers, torch, safetensors'").status != 0 {
-            let install = try CLI.shell("python3 -m pip install -q -r fixtures/requirements.txt")
-            XCTAssertEqual(install.status, 0, install.stderr)
-        }
+        try CLI.requirePython("import diffusers, torch, safetensors")
         let script = CLI.repository.appendingPathComponent("Tests/CLITests/depth_check.py").path
         // The fixtures' teachers and the embedded concept-world teacher (another config).
         let teachers = cases.map { (CLI.fixture("depth/\($0.teacher)/teacher"), $0.variants) }

@@ -13,17 +13,64 @@ final class FrontsReportTests: XCTestCase {
             .filter { FileManager.default.fileExists(atPath: $0) }
     }
 
-    func testEveryConceptsFrontsAreCommitted() {
+    private func json(_ concept: String, _ name: String) throws -> [String: Any] {
+        let url = CLI.repository.appendingPathComponent("fixtures/fronts/\(concept)/\(name)")
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any], url.path)
+    }
+
+    /// A point's identity: method, setting (keys sorted) and seed.
+    private func key(_ method: Any?, _ setting: Any?, _ seed: Any?) throws -> String {
+        let settingText = String(decoding: try JSONSerialization.data(withJSONObject: setting ?? [:], options: .sortedKeys), as: UTF8.self)
+        return "\(method ?? "?") \(settingText) seed \(seed ?? "?")"
+    }
+
+    /// Every concept's sweep is whole: its fronts.json names its concept, and its points are the grid
+    /// run once at every seed (none missing, none twice), each with rates in 0...1.
+    func testEveryConceptsSweepIsTheGridAtEverySeed() throws {
         for concept in ["style", "object", "both"] {
-            XCTAssertTrue(fronts.contains { $0.hasSuffix("fixtures/fronts/\(concept)/fronts.json") }, "\(concept): \(fronts)")
+            let fronts = try json(concept, "fronts.json")
+            XCTAssertEqual(fronts["concept"] as? String, concept)
+            let grid = try XCTUnwrap(fronts["grid"] as? [[String: Any]], concept)
+            let seeds = try XCTUnwrap(fronts["seeds"] as? [Int], concept)
+            let points = try XCTUnwrap(fronts["points"] as? [[String: Any]], concept)
+            let expected = try grid.flatMap { g in try seeds.map { try key(g["method"], g["setting"], $0) } }
+            let found = try points.map { try key($0["method"], $0["setting"], $0["seed"]) }
+            XCTAssertEqual(found.sorted(), expected.sorted(), concept)
+            for point in points {
+                for rate in ["forget_rate", "retain_accuracy"] {
+                    let value = try XCTUnwrap(point[rate] as? Double, "\(concept) \(rate)")
+                    XCTAssertTrue((0...1).contains(value), "\(concept) \(rate) \(value)")
+                }
+            }
         }
     }
 
-    /// The attacks ran on the chosen points of both single-concept runs.
-    func testTheAttacksOnTheChosenPointsAreCommitted() {
+    /// The attacks ran on models of the sweep: every attacked row of robustness.json, before its attack,
+    /// scores what fronts.json recorded for that method, setting and seed (teacher and distilled
+    /// student included), under the same evaluation settings and seeds.
+    func testTheAttackedModelsAreTheSweepsModels() throws {
         for concept in ["style", "object"] {
-            let file = CLI.repository.appendingPathComponent("fixtures/fronts/\(concept)/robustness.json").path
-            XCTAssertTrue(FileManager.default.fileExists(atPath: file), file)
+            let fronts = try json(concept, "fronts.json"), robustness = try json(concept, "robustness.json")
+            XCTAssertEqual(robustness["concept"] as? String, concept)
+            XCTAssertEqual(robustness["seeds"] as? [Int], fronts["seeds"] as? [Int], concept)
+            XCTAssertEqual(robustness["eval"] as? NSDictionary, fronts["eval"] as? NSDictionary, concept)
+            var recorded: [String: (Double?, Double?)] = [:]
+            for point in fronts["points"] as? [[String: Any]] ?? [] {
+                recorded[try key(point["method"], point["setting"], point["seed"])] = (point["forget_rate"] as? Double, point["retain_accuracy"] as? Double)
+            }
+            for model in ["teacher", "distill"] {
+                for (seed, value) in fronts[model] as? [String: [String: Any]] ?? [:] {
+                    recorded[try key(model, [String: Any](), Int(seed) ?? -1)] = (value["forget_rate"] as? Double, value["retain_accuracy"] as? Double)
+                }
+            }
+            let rows = try XCTUnwrap(robustness["rows"] as? [[String: Any]], concept)
+            XCTAssertFalse(rows.isEmpty, concept)
+            for row in rows {
+                let k = try key(row["model"], row["setting"], row["seed"])
+                let scores = try XCTUnwrap(recorded[k], "\(concept): \(k) is not a model of the sweep")
+                XCTAssertEqual(scores.0, row["forget_rate"] as? Double, "\(concept) \(k)")
+                XCTAssertEqual(scores.1, row["retain_accuracy"] as? Double, "\(concept) \(k)")
+            }
         }
     }
 

@@ -7,11 +7,7 @@ final class GGUFCLITests: XCTestCase {
     let source = CLI.fixture("gguf/source.safetensors")
 
     override func setUpWithError() throws {
-        let probe = try CLI.shell("python3 -c 'import gguf, safetensors, numpy'")
-        if probe.status != 0 {
-            let install = try CLI.shell("python3 -m pip install -q -r fixtures/requirements.txt")
-            XCTAssertEqual(install.status, 0, install.stderr)
-        }
+        try CLI.requirePython("import gguf, safetensors, numpy")
     }
 
     func testEveryQuantTypeEqualsGGUFPyAndLoadsInItsReader() throws {

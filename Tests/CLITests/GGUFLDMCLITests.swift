@@ -9,11 +9,7 @@ final class GGUFLDMCLITests: XCTestCase {
     let script = CLI.repository.appendingPathComponent("Tests/CLITests/gguf_ldm_check.py").path
 
     override func setUpWithError() throws {
-        let probe = try CLI.shell("python3 -c 'import gguf, diffusers, safetensors'")
-        if probe.status != 0 {
-            let install = try CLI.shell("python3 -m pip install -q -r fixtures/requirements.txt")
-            XCTAssertEqual(install.status, 0, install.stderr)
-        }
+        try CLI.requirePython("import gguf, diffusers, safetensors")
     }
 
     private func data(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }

@@ -9,11 +9,7 @@ final class LDMLayoutTests: XCTestCase {
     private let families = ["sd1", "sd2", "sdxl"]
 
     private func requirePython() throws {
-        let probe = try CLI.shell("python3 -c 'import sys; sys.modules.setdefault(\"torchvision\", None); import diffusers, transformers, torch'")
-        if probe.status != 0 {
-            let install = try CLI.shell("python3 -m pip install -q -r fixtures/requirements.txt")
-            XCTAssertEqual(install.status, 0, install.stderr)
-        }
+        try CLI.requirePython("import sys; sys.modules.setdefault(\"torchvision\", None); import diffusers, transformers, torch")
     }
 
     func testSingleFilesWeWriteReadBackThroughDiffusersFromSingleFileAndOurFoldersLoadInDiffusers() throws {

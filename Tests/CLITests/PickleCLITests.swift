@@ -6,11 +6,7 @@ import XCTest
 /// result with `torch.load(weights_only=True)`.
 final class PickleCLITests: XCTestCase {
     override func setUpWithError() throws {
-        let probe = try CLI.shell("python3 -c 'import safetensors, torch'")
-        if probe.status != 0 {
-            let install = try CLI.shell("python3 -m pip install -q -r fixtures/requirements.txt")
-            XCTAssertEqual(install.status, 0, install.stderr)
-        }
+        try CLI.requirePython("import safetensors, torch")
     }
 
     func testConvertedTorchFilesHoldWhatTorchLoadReturns() throws {

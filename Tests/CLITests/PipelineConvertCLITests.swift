@@ -6,11 +6,7 @@ import XCTest
 /// `from_pretrained(..., variant="fp16")` and compares every tensor with the original cast by torch.
 final class PipelineConvertCLITests: XCTestCase {
     private func requirePython() throws {
-        let probe = try CLI.shell("python3 -c 'import sys; sys.modules.setdefault(\"torchvision\", None); import diffusers, transformers, torch'")
-        if probe.status != 0 {
-            let install = try CLI.shell("python3 -m pip install -q -r fixtures/requirements.txt")
-            XCTAssertEqual(install.status, 0, install.stderr)
-        }
+        try CLI.requirePython("import sys; sys.modules.setdefault(\"torchvision\", None); import diffusers, transformers, torch")
     }
 
     func testAnFP16VariantOfEveryFamilyLoadsInDiffusersWithTheOriginalTensorsCast() throws {

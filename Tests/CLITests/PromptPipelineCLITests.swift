@@ -6,11 +6,7 @@ import XCTest
 /// fixtures/clip/tiny_pipeline.py (real CLIP vocabulary; saved by transformers 5, so tokenizer.json).
 final class PromptPipelineCLITests: XCTestCase {
     static let pipelines: Result<String, Error> = Result {
-        let probe = try CLI.shell("python3 -c 'import diffusers, transformers, tokenizers'")
-        if probe.status != 0 {
-            let install = try CLI.shell("python3 -m pip install -q -r fixtures/requirements.txt")
-            guard install.status == 0 else { throw NSError(domain: install.stderr, code: 1) }
-        }
+        try CLI.requirePython("import diffusers, transformers, tokenizers")
         let root = try CLI.temporaryDirectory().path
         for kind in ["sd", "sdxl"] {
             let built = try CLI.shell("python3 fixtures/clip/tiny_pipeline.py build \(root)/\(kind) \(kind)")

@@ -5,11 +5,7 @@ import XCTest
 /// torch itself computes. CI installs the pinned packages (.ci/run); the test installs them if missing.
 final class ReferenceCrossCheckTests: XCTestCase {
     override func setUpWithError() throws {
-        let probe = try CLI.shell("python3 -c 'import safetensors, torch, numpy'")
-        if probe.status != 0 {
-            let install = try CLI.shell("python3 -m pip install -q -r fixtures/requirements.txt")
-            XCTAssertEqual(install.status, 0, install.stderr)
-        }
+        try CLI.requirePython("import safetensors, torch, numpy")
     }
 
     func testConvertedFilesLoadInTheReferenceWithTorchValues() throws {

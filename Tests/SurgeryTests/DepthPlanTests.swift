@@ -61,7 +61,7 @@ final class DepthPlanTests: XCTestCase {
     func testTinyIsRefusedWhenTheInnermostWidthsDiffer() throws {
         let json = #"{"_class_name": "UNet2DConditionModel", "block_out_channels": [32, 64], "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"], "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"], "attention_head_dim": 4}"#
         XCTAssertThrowsError(try DepthPlan(variant: .tiny, configJSON: json, config: try UNetConfig(json: json), names: [], file: "m")) { error in
-            XCTAssertEqual((error as? TensorFormatError)?.code, .depthUnsupported)
+            XCTAssertEqual((error as? SurgeryError)?.code, .depthUnsupported)
         }
     }
 }

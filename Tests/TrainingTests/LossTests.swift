@@ -124,7 +124,7 @@ final class LossTests: XCTestCase {
         let tc = try teacher(sample: b.sample, timesteps: ts, encoderHiddenStates: b.cond)
         let objective = ConceptObjective(schedule: schedule)
         for (eta, name) in [(Float(1), "l_cu_esd"), (2, "l_cu_esd_eta2")] {
-            b.target = Losses.erasureTarget(unconditional: tu, conditional: tc, eta: eta)
+            b.target = classifierFreeGuidance(unconditional: tu, conditional: tc, scale: -eta)
             var gradients: [String: Tensor] = [:]
             assertClose(try objective.evaluate(student, b, into: &gradients), value(name), name)
             if eta == 1 {

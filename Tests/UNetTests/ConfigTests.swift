@@ -18,6 +18,23 @@ final class ConfigTests: XCTestCase {
         }
     }
 
+    /// Every down block but the last halves a side: 1, 2 or 3 blocks give 1, 2 or 4, the multiple the
+    /// input check asks of a sample's sides.
+    func testDownsampleFactorIsTheDownBlocksHalvings() throws {
+        var config = try config("")
+        XCTAssertEqual(config.downsampleFactor, 2)
+        config.blockOutChannels = [32, 64, 64]
+        XCTAssertEqual(config.downsampleFactor, 4)
+        config.blockOutChannels = [32]
+        XCTAssertEqual(config.downsampleFactor, 1)
+        let model = try ParityTests.load("ddpm_small").model
+        XCTAssertEqual(model.config.downsampleFactor, 2)
+        XCTAssertNoThrow(try model.checkInput(batch: 1, height: 6, width: 4, training: false, option: "--size"))
+        XCTAssertThrowsError(try model.checkInput(batch: 1, height: 6, width: 5, training: false, option: "--size")) { error in
+            XCTAssertTrue("\(error)".contains("multiples of 2"), "\(error)")
+        }
+    }
+
     func testReadsHeadCountsFromIntAndList() throws {
         XCTAssertEqual(try config(#", "attention_head_dim": 8"#).attentionHeads, [8, 8])
         XCTAssertEqual(try config(#", "attention_head_dim": [2, 4]"#).attentionHeads, [2, 4])

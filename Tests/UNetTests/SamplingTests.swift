@@ -4,7 +4,8 @@ import TensorMath
 import XCTest
 @testable import UNet
 
-/// Whole DDIM chains (scheduler + UNet + classifier-free guidance) against diffusers' loop.
+/// Whole DDIM chains (scheduler + UNet + classifier-free guidance through `guidedPrediction`, the one
+/// every sampler uses) against diffusers' loop.
 final class SamplingTests: XCTestCase {
     func testDDIMChainsMatchDiffusers() throws {
         let golden = try FixtureReader.read("sampling.safetensors")
@@ -20,14 +21,11 @@ final class SamplingTests: XCTestCase {
         let c = golden["cond_small.cond"]!, u = golden["cond_small.uncond"]!
         let n = golden["cond_small.noise"]!.shape[0]
         func repeated(_ t: Tensor, _ k: Int) -> [Float] { Array([[Float]](repeating: t.data, count: k).joined()) }
-        let context = Tensor(shape: [2 * n] + c.shape.dropFirst(), data: repeated(u, n) + repeated(c, n))
+        let unconditional = Tensor(shape: [n] + c.shape.dropFirst(), data: repeated(u, n))
+        let conditional = Tensor(shape: [n] + c.shape.dropFirst(), data: repeated(c, n))
         let guided = try sampler.sample(from: golden["cond_small.noise"]!, steps: 5) { x, t in
-            let both = try cond(sample: Tensor(shape: [2 * n] + x.shape.dropFirst(), data: x.data + x.data),
-                                timesteps: [Float(t)], encoderHiddenStates: context)
-            let half = both.count / 2
-            return classifierFreeGuidance(unconditional: Tensor(shape: x.shape, data: Array(both.data[..<half])),
-                                          conditional: Tensor(shape: x.shape, data: Array(both.data[half...])),
-                                          scale: 3)
+            try guidedPrediction(cond, sample: x, timesteps: [Float](repeating: Float(t), count: n),
+                                 unconditional: unconditional, conditional: conditional, scale: 3)
         }
         XCTAssertLessThanOrEqual(relativeMaxError(guided, golden["cond_small.result"]!), 1e-4)
     }

@@ -10,7 +10,7 @@ public struct ConfigReader {
         do {
             json = try JSONParser.parse(text)
         } catch {
-            throw CLIPError(.modelBadConfig, "config is not valid JSON: \(error.message)", file: file)
+            throw CLIPError(.modelBadConfig, "config is not valid JSON: \(error.message)", file: file, cause: error)
         }
         guard case .object = json else { throw CLIPError(.modelBadConfig, "config is not a JSON object", file: file) }
         self.file = file

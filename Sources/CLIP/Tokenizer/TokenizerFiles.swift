@@ -17,7 +17,7 @@ enum TokenizerFiles {
     static func bytes(_ path: String) throws(CLIPError) -> [UInt8] {
         let file: MappedFile
         do { file = try MappedFile(path: path) } catch {
-            throw CLIPError(.tokenizerMissingFile, "cannot read: \(error.message)", file: path)
+            throw CLIPError(.tokenizerMissingFile, "cannot read: \(error.message)", file: path, cause: error)
         }
         guard file.size <= maximumFileBytes else {
             throw CLIPError(.tokenizerBadConfig, "file of \(file.size) bytes is larger than the \(maximumFileBytes)-byte limit", file: path)
@@ -46,7 +46,7 @@ enum TokenizerFiles {
                 try JSONParser.parse(raw, rejectDuplicateKeys: false)
             }
         } catch let error as JSONParseError {
-            throw CLIPError(.tokenizerInvalidJSON, "invalid JSON at byte \(error.offset): \(error.message)", file: path)
+            throw CLIPError(.tokenizerInvalidJSON, "invalid JSON at byte \(error.offset): \(error.message)", file: path, cause: error)
         } catch {
             throw CLIPError(.tokenizerInvalidJSON, "invalid JSON", file: path)
         }

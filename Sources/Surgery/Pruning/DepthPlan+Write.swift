@@ -11,7 +11,7 @@ extension DepthPlan {
         var source: [String: TensorEntry] = [:]
         for (student, teacher) in copies {
             guard let entry = checkpoint.entry(named: teacher) else {
-                throw TensorFormatError(.notFound, "the copy map names a tensor the checkpoint lacks", file: checkpoint.name, tensor: teacher)
+                throw SurgeryError(.notFound, "the copy map names a tensor the checkpoint lacks", file: checkpoint.name, tensor: teacher)
             }
             specs.append((student, entry.dtype, entry.shape))
             source[student] = entry

@@ -42,8 +42,8 @@ public struct DepthPlan: Sendable {
     public init(variant: DepthVariant, configJSON: String, config: UNetConfig, names: [String], file: String) throws {
         self.variant = variant
         let n = config.blockOutChannels.count
-        func refuse(_ message: String) -> TensorFormatError {
-            TensorFormatError(.depthUnsupported, "--depth \(variant.rawValue): " + message, file: file)
+        func refuse(_ message: String) -> SurgeryError {
+            SurgeryError(.depthUnsupported, "--depth \(variant.rawValue): " + message, file: file)
         }
         if variant.dropsInnermostStage {
             guard n >= 2 else { throw refuse("a UNet with one stage has no innermost stage pair to drop") }

@@ -50,7 +50,7 @@ public struct MagnitudeImportance: ImportanceCriterion {
         for entry in checkpoint.entries {
             guard let (layer, tensor) = index[entry.name] else { continue }
             guard entry.dtype.isFloatingPoint else {
-                throw TensorFormatError(.unsupported, "magnitude importance needs a real floating-point tensor, not \(entry.dtype.rawValue)",
+                throw SurgeryError(.unsupported, "magnitude importance needs a real floating-point tensor, not \(entry.dtype.rawValue)",
                                         file: checkpoint.name, tensor: entry.name)
             }
             var offset = 0

@@ -95,7 +95,7 @@ public enum Pruner {
             let bits = entry.dtype.bitsPerElement
             let ranges = try tensor.keptElementRanges(kept[layer]).map { r -> Range<Int> in
                 guard (r.lowerBound * bits) % 8 == 0, (r.upperBound * bits) % 8 == 0 else {
-                    throw TensorFormatError(.unsupported, "a kept slice does not start on a byte boundary in \(entry.dtype.rawValue)",
+                    throw SurgeryError(.unsupported, "a kept slice does not start on a byte boundary in \(entry.dtype.rawValue)",
                                             file: checkpoint.name, tensor: entry.name)
                 }
                 return (r.lowerBound * bits / 8)..<(r.upperBound * bits / 8)

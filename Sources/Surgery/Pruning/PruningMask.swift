@@ -88,8 +88,8 @@ public struct PruningMask: Sendable, Equatable {
     /// Parses a mask file or metadata value; every problem is a `bad-mask` error naming the layer when
     /// it is about one.
     public init(json text: String, file: String) throws {
-        func bad(_ message: String, layer: String? = nil) -> TensorFormatError {
-            TensorFormatError(.badMask, (layer.map { "layer '\($0)': " } ?? "") + message, file: file)
+        func bad(_ message: String, layer: String? = nil) -> SurgeryError {
+            SurgeryError(.badMask, (layer.map { "layer '\($0)': " } ?? "") + message, file: file)
         }
         let value: JSONValue
         do { value = try JSONParser.parse(text) } catch { throw bad("not valid JSON (\(error.message))") }
@@ -149,12 +149,12 @@ public struct PruningMask: Sendable, Equatable {
         let byName = Dictionary(uniqueKeysWithValues: layers.map { ($0.name, $0) })
         let known = Set(units.layers.map(\.name))
         if let unknown = layers.first(where: { !known.contains($0.name) }) {
-            throw TensorFormatError(.badMask, "layer '\(unknown.name)': the model has no such prunable layer", file: file)
+            throw SurgeryError(.badMask, "layer '\(unknown.name)': the model has no such prunable layer", file: file)
         }
         return try units.layers.map { layer in
             guard let m = byName[layer.name] else { return Array(0..<layer.units) }
-            func bad(_ message: String) -> TensorFormatError {
-                TensorFormatError(.badMask, "layer '\(layer.name)': " + message, file: file)
+            func bad(_ message: String) -> SurgeryError {
+                SurgeryError(.badMask, "layer '\(layer.name)': " + message, file: file)
             }
             guard m.kind == layer.kind else { throw bad("kind \(m.kind.rawValue), the model's layer is \(layer.kind.rawValue)") }
             guard m.units == layer.units else { throw bad("\(m.units) units, the model's layer has \(layer.units)") }

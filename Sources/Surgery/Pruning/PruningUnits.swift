@@ -81,20 +81,20 @@ public struct PrunableLayer: Sendable, Equatable {
 public struct PruningUnits: Sendable {
     public var layers: [PrunableLayer]
 
-    /// Throws `TensorFormatError` naming the tensor when a coupled tensor is missing or its shape does
+    /// Throws `SurgeryError` naming the tensor when a coupled tensor is missing or its shape does
     /// not split into whole units.
     public init(config: UNetConfig, shapes: [String: [Int]], file: String) throws {
         func shape(_ name: String, rank: Int? = nil) throws -> [Int] {
             guard let s = shapes[name] else {
-                throw TensorFormatError(.missingParameter, "a prunable layer needs it", file: file, tensor: name)
+                throw SurgeryError(.missingParameter, "a prunable layer needs it", file: file, tensor: name)
             }
             if let rank, s.count != rank {
-                throw TensorFormatError(.badShape, "rank \(s.count), expected \(rank)", file: file, tensor: name)
+                throw SurgeryError(.badShape, "rank \(s.count), expected \(rank)", file: file, tensor: name)
             }
             return s
         }
-        func badShape(_ name: String, _ message: String) -> TensorFormatError {
-            TensorFormatError(.badShape, message, file: file, tensor: name)
+        func badShape(_ name: String, _ message: String) -> SurgeryError {
+            SurgeryError(.badShape, message, file: file, tensor: name)
         }
         /// The config block a module prefix sits in: heads and head sizes are per block.
         func block(of prefix: String) -> Int {

@@ -26,7 +26,7 @@ public enum CLIPVocabulary {
     public static func tokenizerFiles(bpe text: String, padToken: String, file: String) throws -> [(String, String)] {
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         guard lines.count > mergeCount else {
-            throw TensorFormatError(.invalidConfig, "a CLIP BPE file has \(mergeCount) merges after its first line; this one has \(max(0, lines.count - 1)) lines", file: file)
+            throw SurgeryError(.invalidConfig, "a CLIP BPE file has \(mergeCount) merges after its first line; this one has \(max(0, lines.count - 1)) lines", file: file)
         }
         let merges = Array(lines[1...mergeCount])
         var vocabulary = byteCharacters()
@@ -34,7 +34,7 @@ public enum CLIPVocabulary {
         for (number, merge) in merges.enumerated() {
             let pair = merge.split(separator: " ", omittingEmptySubsequences: false)
             guard pair.count == 2, !pair[0].isEmpty, !pair[1].isEmpty else {
-                throw TensorFormatError(.invalidConfig, "line \(number + 2) is not a merge of two symbols", file: file)
+                throw SurgeryError(.invalidConfig, "line \(number + 2) is not a merge of two symbols", file: file)
             }
             vocabulary.append(String(pair[0] + pair[1]))
         }

@@ -6,7 +6,7 @@ extension LDMConversion {
     /// `from_single_file` reads (formats/ldm.md).
     public static func toLDM(_ pipeline: PipelineFolder, output: String, options: LDMConversionOptions = LDMConversionOptions()) throws -> LDMConversionResult {
         guard let unet = try pipeline.open("unet", options: OpenOptions(randomAccess: true)) else {
-            throw TensorFormatError(.ldmMissingTensor, "the pipeline has no unet/ with safetensors weights\(pipeline.variant.map { " of variant \($0)" } ?? "")", file: pipeline.path)
+            throw SurgeryError(.ldmMissingTensor, "the pipeline has no unet/ with safetensors weights\(pipeline.variant.map { " of variant \($0)" } ?? "")", file: pipeline.path)
         }
         let unetConfig = try config(of: unet)
         let vae = try pipeline.open("vae", options: OpenOptions(randomAccess: true))
@@ -35,7 +35,7 @@ extension LDMConversion {
                 let name = normalize(entry.name)
                 if name.hasSuffix("position_ids") { continue }
                 guard let mapped = rules.ldmName(ofDiffusers: name) else {
-                    throw TensorFormatError(.ldmNoRule, "no row of the key table (formats/ldm.md) maps this tensor", file: checkpoint.name, tensor: entry.name)
+                    throw SurgeryError(.ldmNoRule, "no row of the key table (formats/ldm.md) maps this tensor", file: checkpoint.name, tensor: entry.name)
                 }
                 var tensor: LDMOutputTensor
                 switch mapped.transform {
@@ -57,7 +57,7 @@ extension LDMConversion {
                 let parts = fused[name]!
                 guard let q = parts[0], let k = parts[1], let v = parts[2] else {
                     let missing = ["q", "k", "v"][parts.firstIndex(where: { $0 == nil })!]
-                    throw TensorFormatError(.ldmMissingTensor, "a fused in_proj needs q, k and v; \(missing) is missing", file: checkpoint.name, tensor: name)
+                    throw SurgeryError(.ldmMissingTensor, "a fused in_proj needs q, k and v; \(missing) is missing", file: checkpoint.name, tensor: name)
                 }
                 var joined = try LDMOutputTensor.joinQKV([q, k, v], name: prefix + name, file: checkpoint.name)
                 joined.source = source
@@ -71,7 +71,7 @@ extension LDMConversion {
             let vaeConfig = try config(of: vae)
             let blocks = vaeConfig["block_out_channels"].flatMap(intArray)?.count ?? 0
             guard blocks > 0, let layers = vaeConfig["layers_per_block"]?.intValue, layers > 0, layers < 1 << 10 else {
-                throw TensorFormatError(.invalidConfig, "VAE config needs block_out_channels and layers_per_block", file: vae.name, tensor: "layers_per_block")
+                throw SurgeryError(.invalidConfig, "VAE config needs block_out_channels and layers_per_block", file: vae.name, tensor: "layers_per_block")
             }
             try add(vae, rules: LDMLayout.vae(.init(blocks: blocks, layersPerBlock: layers)), prefix: LDMKeyTable.vaePrefix)
         }
@@ -80,7 +80,7 @@ extension LDMConversion {
             guard let checkpoint else { continue }
             let layers = Set(checkpoint.entries.compactMap { layerIndex(stripTextModel($0.name)) }).count
             guard layers <= 1024 else {
-                throw TensorFormatError(.ldmShapeContradiction, "text encoder has \(layers) layers, beyond any CLIP (at most 1024)", file: checkpoint.name)
+                throw SurgeryError(.ldmShapeContradiction, "text encoder has \(layers) layers, beyond any CLIP (at most 1024)", file: checkpoint.name)
             }
             let rules = encoder.openCLIP
                 ? LDMLayout.openCLIP(prefix: "", base: encoder.base, layers: layers, projection: encoder.projection)
@@ -99,10 +99,10 @@ extension LDMConversion {
 
     static func config(of checkpoint: Checkpoint) throws -> JSONValue {
         guard let text = checkpoint.configJSON else {
-            throw TensorFormatError(.invalidConfig, "component has no config.json", file: checkpoint.name)
+            throw SurgeryError(.invalidConfig, "component has no config.json", file: checkpoint.name)
         }
         do { return try JSONParser.parse(text) } catch {
-            throw TensorFormatError(.invalidConfig, "config.json is not valid JSON: \(error.message)", file: checkpoint.name)
+            throw SurgeryError(.invalidConfig, "config.json is not valid JSON: \(error.message)", file: checkpoint.name, cause: error)
         }
     }
 
@@ -124,15 +124,15 @@ extension LDMConversion {
             guard case .array(let items) = v else { return nil }
             return items.compactMap(\.stringValue)
         }), !down.isEmpty, down.count < 64 else {
-            throw TensorFormatError(.invalidConfig, "UNet config needs down_block_types", file: file, tensor: "down_block_types")
+            throw SurgeryError(.invalidConfig, "UNet config needs down_block_types", file: file, tensor: "down_block_types")
         }
         let up: [String]
         if case .array(let items)? = config["up_block_types"] { up = items.compactMap(\.stringValue) } else { up = [] }
         guard up.count == down.count else {
-            throw TensorFormatError(.invalidConfig, "up_block_types has \(up.count) entries, down_block_types \(down.count)", file: file, tensor: "up_block_types")
+            throw SurgeryError(.invalidConfig, "up_block_types has \(up.count) entries, down_block_types \(down.count)", file: file, tensor: "up_block_types")
         }
         guard let layers = config["layers_per_block"]?.intValue, layers >= 1, layers < 1 << 10 else {
-            throw TensorFormatError(.invalidConfig, "layers_per_block must be one positive integer for an LDM layout", file: file, tensor: "layers_per_block")
+            throw SurgeryError(.invalidConfig, "layers_per_block must be one positive integer for an LDM layout", file: file, tensor: "layers_per_block")
         }
         let mid = config["mid_block_type"]?.stringValue ?? "UNetMidBlock2DCrossAttn"
         return LDMLayout.UNetStructure(blocks: down.count, layersPerBlock: layers,
@@ -167,7 +167,7 @@ extension LDMConversion {
         var tensors: [(entry: TensorEntry, name: String)] = []
         for entry in unet.entries {
             guard let mapped = rules.ldmName(ofDiffusers: entry.name), mapped.transform == .copy else {
-                throw TensorFormatError(.ldmNoRule, "no row of the UNet key table (formats/ldm.md) maps this tensor", file: unet.name, tensor: entry.name)
+                throw SurgeryError(.ldmNoRule, "no row of the UNet key table (formats/ldm.md) maps this tensor", file: unet.name, tensor: entry.name)
             }
             tensors.append((entry, mapped.name))
         }

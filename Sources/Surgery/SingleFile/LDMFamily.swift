@@ -68,10 +68,10 @@ struct TensorIndex {
 
     func require(_ name: String, rank: Int? = nil, rule: String) throws -> TensorEntry {
         guard let entry = byName[name] else {
-            throw TensorFormatError(.ldmMissingTensor, "\(rule) needs this tensor", file: checkpoint.name, tensor: name)
+            throw SurgeryError(.ldmMissingTensor, "\(rule) needs this tensor", file: checkpoint.name, tensor: name)
         }
         if let rank, entry.shape.count != rank {
-            throw TensorFormatError(.ldmShapeContradiction, "\(rule): expected rank \(rank), found shape \(entry.shape)", file: checkpoint.name, tensor: name)
+            throw SurgeryError(.ldmShapeContradiction, "\(rule): expected rank \(rank), found shape \(entry.shape)", file: checkpoint.name, tensor: name)
         }
         return entry
     }
@@ -88,8 +88,8 @@ struct TensorIndex {
         return found
     }
 
-    func contradiction(_ message: String, tensor: String? = nil) -> TensorFormatError {
-        TensorFormatError(.ldmShapeContradiction, message, file: checkpoint.name, tensor: tensor)
+    func contradiction(_ message: String, tensor: String? = nil) -> SurgeryError {
+        SurgeryError(.ldmShapeContradiction, message, file: checkpoint.name, tensor: tensor)
     }
 }
 
@@ -103,7 +103,7 @@ enum LDMInference {
             throw index.contradiction("UNet structure: input block index \(last) is beyond any UNet (at most 4096)", tensor: p + "input_blocks.\(last)")
         }
         guard let last = inputs.max(), last >= 1 else {
-            throw TensorFormatError(.ldmMissingTensor, "UNet structure: no input_blocks beyond conv_in", file: index.checkpoint.name, tensor: p + "input_blocks.1.0.in_layers.0.weight")
+            throw SurgeryError(.ldmMissingTensor, "UNet structure: no input_blocks beyond conv_in", file: index.checkpoint.name, tensor: p + "input_blocks.1.0.in_layers.0.weight")
         }
         // The first downsampler ends block 0: it sits at index layers_per_block + 1.
         let firstDown = (1...last).first { index.byName[p + "input_blocks.\($0).0.op.weight"] != nil }
@@ -131,7 +131,7 @@ enum LDMInference {
     static func unetFamily(_ index: TensorIndex, prefix p: String, structure s: LDMLayout.UNetStructure) throws -> LDMFamily {
         if s.addition { return .sdxl }
         guard let proj = index.byName.first(where: { $0.key.hasPrefix(p) && $0.key.hasSuffix(".proj_in.weight") })?.value else {
-            throw TensorFormatError(.ldmUnknownFamily, "the UNet has no transformer blocks (proj_in), so it is not SD 1.x, 2.x or XL", file: index.checkpoint.name, tensor: p + "input_blocks.1.1.proj_in.weight")
+            throw SurgeryError(.ldmUnknownFamily, "the UNet has no transformer blocks (proj_in), so it is not SD 1.x, 2.x or XL", file: index.checkpoint.name, tensor: p + "input_blocks.1.1.proj_in.weight")
         }
         return proj.shape.count == 2 ? .sd2 : .sd1
     }
@@ -208,7 +208,7 @@ enum LDMInference {
             throw index.contradiction("VAE structure: encoder down blocks must be numbered 0..n-1 with n, and resnets per block, at most 64", tensor: p + "encoder.down.0.block.0.conv1.weight")
         }
         guard blocks >= 1, layers >= 1 else {
-            throw TensorFormatError(.ldmMissingTensor, "VAE structure: no encoder down blocks", file: index.checkpoint.name, tensor: p + "encoder.down.0.block.0.conv1.weight")
+            throw SurgeryError(.ldmMissingTensor, "VAE structure: no encoder down blocks", file: index.checkpoint.name, tensor: p + "encoder.down.0.block.0.conv1.weight")
         }
         let decoder = index.indices(after: p + "decoder.up.0.block.").count
         guard decoder == layers + 1, index.indices(after: p + "decoder.up.").count == blocks else {
@@ -252,10 +252,10 @@ enum LDMInference {
                            file: String) throws -> JSONValue {
         func need(_ name: String, rank: Int) throws -> TensorEntry {
             guard let entry = names[name] else {
-                throw TensorFormatError(.ldmMissingTensor, "text encoder config needs this tensor", file: file, tensor: name)
+                throw SurgeryError(.ldmMissingTensor, "text encoder config needs this tensor", file: file, tensor: name)
             }
             guard entry.shape.count == rank else {
-                throw TensorFormatError(.ldmShapeContradiction, "expected rank \(rank), found shape \(entry.shape)", file: file, tensor: name)
+                throw SurgeryError(.ldmShapeContradiction, "expected rank \(rank), found shape \(entry.shape)", file: file, tensor: name)
             }
             return entry
         }
@@ -267,7 +267,7 @@ enum LDMInference {
         while names[base + "encoder.layers.\(layers).mlp.fc1.weight"] != nil { layers += 1 }
         let hidden = tokens.shape[1]
         guard positions.shape[1] == hidden, fc1.shape[1] == hidden else {
-            throw TensorFormatError(.ldmShapeContradiction, "token embeddings are \(hidden) wide, positions \(positions.shape[1]), fc1 input \(fc1.shape[1])", file: file, tensor: fc1.name)
+            throw SurgeryError(.ldmShapeContradiction, "token embeddings are \(hidden) wide, positions \(positions.shape[1]), fc1 input \(fc1.shape[1])", file: file, tensor: fc1.name)
         }
         var members: [JSONMember] = [
             JSONMember("architectures", .strings([projection == nil ? "CLIPTextModel" : "CLIPTextModelWithProjection"])),

@@ -94,7 +94,7 @@ extension LDMOutputTensor {
     /// fused-q/k/v split and the transpose need.
     static func requireWholeBytes(_ entry: TensorEntry, file: String) throws {
         guard entry.dtype.bitsPerElement % 8 == 0 else {
-            throw TensorFormatError(.unsupported, "\(entry.dtype.rawValue) packs several values per byte; this tensor must be split or transposed", file: file, tensor: entry.name)
+            throw SurgeryError(.unsupported, "\(entry.dtype.rawValue) packs several values per byte; this tensor must be split or transposed", file: file, tensor: entry.name)
         }
     }
 
@@ -102,7 +102,7 @@ extension LDMOutputTensor {
     static func splitQKV(_ entry: TensorEntry, names: [String], file: String) throws -> [LDMOutputTensor] {
         try requireWholeBytes(entry, file: file)
         guard let rows = entry.shape.first, rows % 3 == 0, rows > 0 else {
-            throw TensorFormatError(.ldmShapeContradiction, "fused in_proj must have a multiple of 3 rows, shape is \(entry.shape)", file: file, tensor: entry.name)
+            throw SurgeryError(.ldmShapeContradiction, "fused in_proj must have a multiple of 3 rows, shape is \(entry.shape)", file: file, tensor: entry.name)
         }
         let part = entry.byteCount / 3
         return names.enumerated().map { k, name in
@@ -116,7 +116,7 @@ extension LDMOutputTensor {
         let first = parts[0]
         for part in parts {
             guard part.dtype == first.dtype, part.shape == first.shape, !first.shape.isEmpty else {
-                throw TensorFormatError(.ldmShapeContradiction, "q, k and v projections differ in type or shape (\(first.shape) vs \(part.shape))", file: file, tensor: part.name)
+                throw SurgeryError(.ldmShapeContradiction, "q, k and v projections differ in type or shape (\(first.shape) vs \(part.shape))", file: file, tensor: part.name)
             }
         }
         return LDMOutputTensor(name: name, dtype: first.dtype, shape: [first.shape[0] * 3] + first.shape.dropFirst(),
@@ -126,11 +126,11 @@ extension LDMOutputTensor {
     static func transpose(_ entry: TensorEntry, as name: String, file: String) throws -> LDMOutputTensor {
         try requireWholeBytes(entry, file: file)
         guard entry.shape.count == 2 else {
-            throw TensorFormatError(.ldmShapeContradiction, "a text projection must be rank 2, shape is \(entry.shape)", file: file, tensor: entry.name)
+            throw SurgeryError(.ldmShapeContradiction, "a text projection must be rank 2, shape is \(entry.shape)", file: file, tensor: entry.name)
         }
         // Transposed in memory: real projections are a few MB; refuse what would not be one.
         guard entry.byteCount <= 256 << 20 else {
-            throw TensorFormatError(.unsupported, "a text projection of \(entry.byteCount) bytes is beyond any CLIP (at most 256 MiB transposed in memory)", file: file, tensor: entry.name)
+            throw SurgeryError(.unsupported, "a text projection of \(entry.byteCount) bytes is beyond any CLIP (at most 256 MiB transposed in memory)", file: file, tensor: entry.name)
         }
         return LDMOutputTensor(name: name, dtype: entry.dtype, shape: [entry.shape[1], entry.shape[0]], pieces: [.transposed(entry)])
     }

@@ -50,14 +50,14 @@ public enum LDMConversion {
         } else if index.byName["input_blocks.0.0.weight"] != nil {
             unetPrefix = ""
         } else {
-            throw TensorFormatError(.ldmUnknownFamily, "no UNet: neither model.diffusion_model.* (a full single file) nor input_blocks.0.0.weight (a UNet alone)",
+            throw SurgeryError(.ldmUnknownFamily, "no UNet: neither model.diffusion_model.* (a full single file) nor input_blocks.0.0.weight (a UNet alone)",
                                     file: file, tensor: LDMKeyTable.unetPrefix + "input_blocks.0.0.weight")
         }
         let unetOnly = unetPrefix.isEmpty
         let structure = try LDMInference.unetStructure(index, prefix: unetPrefix)
         let family = try LDMInference.unetFamily(index, prefix: unetPrefix, structure: structure)
         if !unetOnly, let textFamily = textFamily(index), textFamily != family {
-            throw TensorFormatError(.ldmUnknownFamily, "the UNet is \(family.rawValue)-shaped but the text encoder is \(textFamily.rawValue)'s", file: file)
+            throw SurgeryError(.ldmUnknownFamily, "the UNet is \(family.rawValue)-shaped but the text encoder is \(textFamily.rawValue)'s", file: file)
         }
         let prediction = options.prediction ?? family.defaultPrediction
         var result = LDMConversionResult(family: family)
@@ -67,22 +67,22 @@ public enum LDMConversion {
         let unetRules = LDMLayout.unet(structure)
         let hasEMA = index.has(prefix: LDMKeyTable.emaPrefix)
         if options.ema && !hasEMA {
-            throw TensorFormatError(.ldmMissingTensor, "--ema: the file has no model_ema.* weights", file: file, tensor: LDMKeyTable.emaPrefix + "diffusion_modelinput_blocks00weight")
+            throw SurgeryError(.ldmMissingTensor, "--ema: the file has no model_ema.* weights", file: file, tensor: LDMKeyTable.emaPrefix + "diffusion_modelinput_blocks00weight")
         }
         var unet: [LDMOutputTensor] = []
         for entry in checkpoint.entries where entry.name.hasPrefix(unetPrefix) && !(unetOnly && isTrainingState(entry.name)) {
             let local = String(entry.name.dropFirst(unetPrefix.count))
             guard let mapped = unetRules.diffusersName(ofLDM: local) else {
-                throw TensorFormatError(.ldmNoRule, "no row of the UNet key table (formats/ldm.md) maps this tensor", file: file, tensor: entry.name)
+                throw SurgeryError(.ldmNoRule, "no row of the UNet key table (formats/ldm.md) maps this tensor", file: file, tensor: entry.name)
             }
             var source = entry
             if options.ema {
                 let emaName = LDMKeyTable.emaPrefix + ("diffusion_model." + local).replacingOccurrences(of: ".", with: "")
                 guard let ema = index.byName[emaName] else {
-                    throw TensorFormatError(.ldmMissingTensor, "--ema: no EMA copy of \(entry.name)", file: file, tensor: emaName)
+                    throw SurgeryError(.ldmMissingTensor, "--ema: no EMA copy of \(entry.name)", file: file, tensor: emaName)
                 }
                 guard ema.shape == entry.shape else {
-                    throw TensorFormatError(.ldmShapeContradiction, "EMA copy has shape \(ema.shape), the weight \(entry.shape)", file: file, tensor: emaName)
+                    throw SurgeryError(.ldmShapeContradiction, "EMA copy has shape \(ema.shape), the weight \(entry.shape)", file: file, tensor: emaName)
                 }
                 source = ema
                 claimed.insert(emaName)
@@ -111,7 +111,7 @@ public enum LDMConversion {
             var vae: [LDMOutputTensor] = []
             for entry in checkpoint.entries where entry.name.hasPrefix(p) && !entry.name.hasPrefix(p + "loss.") {
                 guard let mapped = rules.diffusersName(ofLDM: String(entry.name.dropFirst(p.count))) else {
-                    throw TensorFormatError(.ldmNoRule, "no row of the VAE key table (formats/ldm.md) maps this tensor", file: file, tensor: entry.name)
+                    throw SurgeryError(.ldmNoRule, "no row of the VAE key table (formats/ldm.md) maps this tensor", file: file, tensor: entry.name)
                 }
                 var shape = entry.shape
                 if mapped.transform == .squeezeConv, shape.count > 2, shape.dropFirst(2).allSatisfy({ $0 == 1 }) { shape = Array(shape.prefix(2)) }
@@ -195,7 +195,7 @@ public enum LDMConversion {
             let local = String(entry.name.dropFirst(encoder.prefix.count))
             if local.hasSuffix("position_ids") || isTrainingState(entry.name) || ignored.contains(where: { local.hasPrefix($0) }) { continue }
             guard let mapped = rules.diffusersName(ofLDM: local) else {
-                throw TensorFormatError(.ldmNoRule, "no row of the text encoder key table (formats/ldm.md) maps this tensor", file: file, tensor: entry.name)
+                throw SurgeryError(.ldmNoRule, "no row of the text encoder key table (formats/ldm.md) maps this tensor", file: file, tensor: entry.name)
             }
             claimed.insert(entry.name)
             switch mapped.transform {
@@ -224,11 +224,11 @@ public enum LDMConversion {
     static func writeTokenizer(from source: String, to directory: String, padToken: String, writer: inout LDMWriter) throws {
         try Files.makeDirectory(directory)
         guard Files.exists(source) else {
-            throw TensorFormatError(.notFound, "no such tokenizer folder or BPE file", file: source)
+            throw SurgeryError(.notFound, "no such tokenizer folder or BPE file", file: source)
         }
         if !Files.isDirectory(source) {
             guard let text = String(validating: try Files.contents(source, limit: 64 << 20), as: UTF8.self) else {
-                throw TensorFormatError(.invalidConfig, "a CLIP BPE file is UTF-8 text of a few MB (gunzip open_clip's bpe_simple_vocab_16e6.txt.gz first)", file: source)
+                throw SurgeryError(.invalidConfig, "a CLIP BPE file is UTF-8 text of a few MB (gunzip open_clip's bpe_simple_vocab_16e6.txt.gz first)", file: source)
             }
             for (name, content) in try CLIPVocabulary.tokenizerFiles(bpe: text, padToken: padToken, file: source) {
                 try writer.writeText(content, to: path(directory, name))
@@ -240,13 +240,13 @@ public enum LDMConversion {
             let from = path(source, name)
             guard Files.exists(from) else { continue }
             guard let text = String(validating: try Files.contents(from, limit: 64 << 20), as: UTF8.self) else {
-                throw TensorFormatError(.invalidConfig, "tokenizer file is not UTF-8", file: from)
+                throw SurgeryError(.invalidConfig, "tokenizer file is not UTF-8", file: from)
             }
             try writer.writeText(text, to: path(directory, name))
             found += 1
         }
         guard Files.exists(path(source, "vocab.json")), Files.exists(path(source, "merges.txt")) else {
-            throw TensorFormatError(.notFound, "a CLIP tokenizer folder needs vocab.json and merges.txt (found \(found) tokenizer files)", file: source)
+            throw SurgeryError(.notFound, "a CLIP tokenizer folder needs vocab.json and merges.txt (found \(found) tokenizer files)", file: source)
         }
     }
 

@@ -23,7 +23,7 @@ extension LDMConversion {
         for entry in checkpoint.entries where entry.name.hasPrefix(prefix) && !isTrainingState(entry.name) {
             let local = String(entry.name.dropFirst(prefix.count))
             guard let mapped = rules.diffusersName(ofLDM: local), mapped.transform == .copy else {
-                throw TensorFormatError(.ldmNoRule, "no row of the UNet key table (formats/ldm.md) maps this tensor", file: checkpoint.name, tensor: entry.name)
+                throw SurgeryError(.ldmNoRule, "no row of the UNet key table (formats/ldm.md) maps this tensor", file: checkpoint.name, tensor: entry.name)
             }
             tensors.append((entry, mapped.name))
         }

@@ -82,7 +82,7 @@ extension Checkpoint {
         do {
             parsed = try JSONParser.parse(text)
         } catch {
-            throw TensorFormatError(.invalidConfig, "model config is not valid JSON: \(error.message)", file: file)
+            throw TensorFormatError(.invalidConfig, "model config is not valid JSON: \(error.message)", file: file, cause: error)
         }
         guard case .object = parsed else {
             throw TensorFormatError(.invalidConfig, "model config is not a JSON object", file: file)
@@ -186,7 +186,7 @@ extension Checkpoint {
             if case .duplicateKey(let key, _) = error.kind {
                 throw TensorFormatError(.duplicateKey, "index repeats the key '\(key)'", file: indexPath, tensor: key)
             }
-            throw TensorFormatError(.invalidIndex, "index is not valid JSON: \(error.message)", file: indexPath)
+            throw TensorFormatError(.invalidIndex, "index is not valid JSON: \(error.message)", file: indexPath, cause: error)
         }
         guard case .object(let map)? = value["weight_map"] else {
             throw TensorFormatError(.invalidIndex, "index has no weight_map object", file: indexPath)

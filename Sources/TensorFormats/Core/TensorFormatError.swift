@@ -1,34 +1,8 @@
-/// A failure to read, validate or write a checkpoint.
-///
-/// Shaped after swift-nio's `FileSystemError`: a stable code that scripts and tests can match on, a
-/// human message, and where it happened (file and tensor), printed as one line for users.
-public struct TensorFormatError: ToolError, Equatable {
-    /// The rule that was broken (the shared `ErrorCode`).
-    public typealias Code = ErrorCode
+/// A failure to read, validate or write a checkpoint: the formats module's `ModuleError`.
+public typealias TensorFormatError = ModuleError<FormatErrors>
 
-    public var code: Code
-    public var message: String
-    /// The file the problem is in (`-` for standard input).
-    public var file: String?
-    /// The tensor the problem is in, where one applies.
-    public var tensor: String?
-
-    public init(_ code: Code, _ message: String, file: String? = nil, tensor: String? = nil) {
-        self.code = code
-        self.message = message
-        self.file = file
-        self.tensor = tensor
-    }
-
-    /// The same error, attributed to `file` unless it already names one.
-    public func inFile(_ file: String) -> TensorFormatError {
-        var copy = self
-        if copy.file == nil { copy.file = file }
-        return copy
-    }
-
-    public var description: String { oneLine }
-}
+/// The tag of TensorFormats' errors.
+public enum FormatErrors: ErrorModule {}
 
 extension ErrorCode {
     // safetensors structure (formats/safetensors.md lists each with the reference's behaviour)

@@ -8,19 +8,52 @@ import Glibc
 /// Each module keeps its own error type (formats, engine, training, ...) so its rules stay next to its
 /// code, and every one adopts this protocol so the executable turns any of them into one line and an exit
 /// status in a single place, without translating one module's errors into another's at call sites.
-/// Shaped after swift-nio's `FileSystemError`: a stable code, a human message, and where it happened.
-public protocol ToolError: Error, CustomStringConvertible, Sendable {
+/// Shaped after swift-nio's `FileSystemError`: a stable code, a human message, where it happened and
+/// the error underneath. Most modules' errors are `ModuleError` (one struct, one tag per module); the
+/// engine's and the schedulers' keep their structured subjects and adopt the same protocol.
+public protocol ToolError: Error, CustomStringConvertible, CustomDebugStringConvertible, Sendable {
     /// The rule that was broken: a stable name that scripts and tests match on (formats/errors.md).
     var code: ErrorCode { get }
     /// What went wrong, for a person.
     var message: String { get }
-    /// The file the problem is in (`-` for standard input), where one applies.
-    var file: String? { get }
+    /// The file the problem is in (`-` for standard input), where one applies (`inFile`).
+    var file: String? { get set }
     /// The tensor, parameter or config key the problem is in, where one applies.
     var tensor: String? { get }
+    /// The error underneath, when this one reports another (a system call's, a parser's).
+    var cause: (any Error)? { get }
 }
 
 extension ToolError {
+    public var cause: (any Error)? { nil }
+
+    /// The same error, attributed to `file` unless it already names one. One rule in every module: the
+    /// code closest to the fault knows the file best (a config.json inside a model folder, one shard of
+    /// an index), so a caller that wraps a call only fills in a file nobody named.
+    public func inFile(_ file: String) -> Self {
+        var copy = self
+        if copy.file == nil { copy.file = file }
+        return copy
+    }
+
+    /// The error as a tree, for debugging (`String(reflecting:)`, test failures): its one line, then
+    /// each cause below it, indented.
+    public var debugDescription: String {
+        var lines = [oneLine]
+        var next = cause
+        while let underlying = next {
+            let indent = String(repeating: "  ", count: lines.count)
+            if let tool = underlying as? any ToolError {
+                lines.append(indent + "caused by: " + tool.oneLine)
+                next = tool.cause
+            } else {
+                lines.append(indent + "caused by: " + OneLine.escaped(String(reflecting: underlying)))
+                next = nil
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
     /// `FILE: RULE: message (tensor 'NAME')`: one line, stable enough to grep. Names, paths and library
     /// messages come from untrusted files, so the assembled line is escaped here, once
     /// (`OneLine.escaped`): a newline, an ANSI escape or a NUL in a tensor name cannot split the line or
@@ -44,9 +77,9 @@ public enum OneLine {
         if let cocoa = error as? CocoaError {
             let underlying = (cocoa.userInfo[NSUnderlyingErrorKey] as? NSError).map { String(cString: strerror(Int32($0.code))) }
             let reason = underlying ?? Self.reason(cocoa.code) ?? cocoa.localizedDescription
-            return TensorFormatError(.io, reason, file: cocoa.filePath ?? cocoa.url?.path).oneLine
+            return TensorFormatError(.io, reason, file: cocoa.filePath ?? cocoa.url?.path, cause: cocoa).oneLine
         }
-        return TensorFormatError(.invalidArgument, String(describing: error)).oneLine
+        return TensorFormatError(.invalidArgument, String(describing: error), cause: error).oneLine
     }
 
     /// Foundation's file error codes in strerror's words (its own text is "The operation could not be

@@ -162,7 +162,7 @@ public final class HDF5Reader {
         do {
             json = try text.withUnsafeBytes { (buffer) throws(JSONParseError) -> JSONValue in try JSONParser.parse(buffer) }
         } catch let error as JSONParseError {
-            throw TensorFormatError(.invalidIndex, "not a Keras sharded index: \(error.message)", file: index)
+            throw TensorFormatError(.invalidIndex, "not a Keras sharded index: \(error.message)", file: index, cause: error)
         } catch {
             throw TensorFormatError(.invalidIndex, "not a Keras sharded index", file: index)
         }

@@ -66,7 +66,7 @@ public struct SafetensorsHeader: Sendable, Equatable {
                 throw TensorFormatError(.duplicateKey, "metadata repeats the key '\(key)'")
             case .duplicateKey(let key, let parent?):
                 throw TensorFormatError(.duplicateKey, "entry repeats the field '\(key)'", tensor: parent)
-            default: throw TensorFormatError(.headerInvalidJSON, "header is not valid JSON: \(error.message)")
+            default: throw TensorFormatError(.headerInvalidJSON, "header is not valid JSON: \(error.message)", cause: error)
             }
         }
         guard case .object(let members) = value else {
