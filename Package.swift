@@ -42,7 +42,8 @@ let package = Package(
                 exclude: ["onnx.proto"]),
         .target(
             name: "TensorFormats",
-            dependencies: ["CZstd", "CHDF5", "CLinux", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["CZstd", "CHDF5", "CLinux", "ONNXProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                           .product(name: "SystemPackage", package: "swift-system")]
         ),
         .target(name: "TensorMath", dependencies: ["CBLAS"] + kernelTargets.map { .target(name: $0.name) },
                 swiftSettings: tensorMathSettings),
