@@ -84,7 +84,7 @@ let package = Package(
 
         .testTarget(name: "TensorFormatsTests", dependencies: ["TensorFormats"]),
         .testTarget(name: "SurgeryTests", dependencies: ["Surgery", "TensorFormats", "UNet"]),
-        .testTarget(name: "CLITests", dependencies: ["TensorFormats"],
+        .testTarget(name: "CLITests", dependencies: ["TensorFormats", "ONNXProto"],
                     exclude: ["clip_tokenizer_check.py", "depth_check.py", "gguf_check.py", "gguf_ldm_check.py", "ldm_check.py", "pickle_check.py", "pipeline_convert_check.py", "reference_check.py"]),
         .testTarget(name: "UNetTests", dependencies: ["UNet", "Diffusion", "TensorMath", "TensorFormats"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "TensorMath"]),
