@@ -79,6 +79,8 @@ let package = Package(
         .executableTarget(name: "PickleFuzzer", dependencies: ["TensorFormats"]),
         // libFuzzer entry for the GGUF reader; built with -DFUZZING by scripts/fuzz.
         .executableTarget(name: "GGUFFuzzer", dependencies: ["TensorFormats"]),
+        // libFuzzer entry for the ONNX reader (protobuf walk, graph rules, dequantization); built with -DFUZZING by scripts/fuzz.
+        .executableTarget(name: "ONNXFuzzer", dependencies: ["TensorFormats"]),
         // Kernel GFLOP/s at the cifar10 UNet's shapes; compare_torch.py runs PyTorch on the same shapes.
         .executableTarget(name: "TensorMathBench", dependencies: ["TensorMath", "CBLAS"], exclude: ["compare_torch.py"]),
 

@@ -34,6 +34,35 @@ extension Checkpoint {
         }
     }
 
+    /// Reads an ONNX model held in memory as `openONNX` reads a file (external data refused) and
+    /// decodes every tensor; returns the decoded bytes. The fuzzer's entry (Sources/ONNXFuzzer).
+    public static func decodeONNX(_ bytes: UnsafeRawBufferPointer) throws -> Int {
+        let model = try ONNXModel.scan(bytes)
+        try ONNXGraphRules.check(model)
+        var stored: [String: ONNXStored] = [:]
+        var byName: [String: ONNXModel.Initializer] = [:]
+        for initializer in model.initializers {
+            guard byName.updateValue(initializer, forKey: initializer.name) == nil else {
+                throw TensorFormatError(.duplicateKey, "two initializers have this name", tensor: initializer.name)
+            }
+            switch initializer.payload {
+            case .raw(let range): stored[initializer.name] = .mapped(file: 0, range: range)
+            case .typed: stored[initializer.name] = .inline(ONNXModel.typedBytes(initializer.proto, initializer.dataType))
+            case .external: throw TensorFormatError(.onnxExternalPath, "external data of a model in memory", tensor: initializer.name)
+            }
+        }
+        var total = 0
+        for tensor in try ONNXTensorPlan(model: model, initializers: byName, stored: stored).tensors {
+            total += try ONNXProvider.materialize(tensor.source) { source in
+                switch source {
+                case .inline(let inline): return inline
+                case .mapped(_, let range): return [UInt8](bytes[range])
+                }
+            }.count
+        }
+        return total
+    }
+
     convenience init(onnx model: ONNXModel, map: MappedFile, folder: String?, name: String, config: String?) throws {
         var external = ONNXExternalFiles(folder: folder)
         var stored: [String: ONNXStored] = [:]

@@ -187,9 +187,12 @@ public enum ONNXQuantBlocks {
             throw TensorFormatError(.invalidShape, "MatMulNBits with N \(n), K \(k)")
         }
         let pack = 8 / bits
-        let kBlocks = (k + blockSize - 1) / blockSize
+        let kBlocks = k / blockSize + (k % blockSize == 0 ? 0 : 1)
         let rowBytes = kBlocks * (blockSize / pack)
         let zpColumns = (kBlocks + pack - 1) / pack
+        guard n.multipliedReportingOverflow(by: rowBytes).overflow == false, n.multipliedReportingOverflow(by: kBlocks).overflow == false else {
+            throw TensorFormatError(.invalidShape, "MatMulNBits with N \(n), K \(k) in blocks of \(blockSize)")
+        }
         guard packed.count == n * rowBytes else {
             throw TensorFormatError(.sizeMismatch, "MatMulNBits B has \(packed.count) bytes, N \(n) x K \(k) in blocks of \(blockSize) at \(bits) bits needs \(n * rowBytes)")
         }

@@ -106,17 +106,22 @@ struct ONNXTensorPlan {
         guard n > 0, k > 0, blockSize >= 16, blockSize & (blockSize - 1) == 0 else {
             throw TensorFormatError(.onnxQuantNode, "\(what) has N \(n), K \(k), block_size \(blockSize)", tensor: packed.name)
         }
-        let kBlocks = (k + blockSize - 1) / blockSize
+        let kBlocks = k / blockSize + (k % blockSize == 0 ? 0 : 1)
         let blob = blockSize * bits / 8
-        guard packed.dataType == .uint8, packed.elementCount == n * kBlocks * blob else {
+        // Attributes are up to 2^31 each: products checked, so hostile ones cannot overflow.
+        func product(_ a: Int, _ b: Int) -> Int {
+            let (p, overflow) = a.multipliedReportingOverflow(by: b)
+            return overflow ? -1 : p
+        }
+        guard packed.dataType == .uint8, packed.elementCount == product(product(n, kBlocks), blob) else {
             throw TensorFormatError(.onnxQuantNode, "\(what): B is \(packed.dataType.name) \(packed.dims), N \(n) x K \(k) at \(bits) bits in blocks of \(blockSize) need UINT8 [\(n), \(kBlocks), \(blob)]", tensor: packed.name)
         }
-        guard scales.dataType == .float, scales.elementCount == n * kBlocks else {
+        guard scales.dataType == .float, scales.elementCount == product(n, kBlocks) else {
             throw TensorFormatError(.onnxQuantNode, "\(what): scales are \(scales.dataType.name) \(scales.dims), need FLOAT [\(n), \(kBlocks)]", tensor: scales.name)
         }
         if let zeroPoints {
             let zpColumns = (kBlocks * bits + 7) / 8
-            guard zeroPoints.dataType == .uint8, zeroPoints.elementCount == n * zpColumns else {
+            guard zeroPoints.dataType == .uint8, zeroPoints.elementCount == product(n, zpColumns) else {
                 throw TensorFormatError(.onnxQuantNode, "\(what): zero points are \(zeroPoints.dataType.name) \(zeroPoints.dims), need UINT8 [\(n), \(zpColumns)]", tensor: zeroPoints.name)
             }
         }
@@ -214,6 +219,11 @@ final class ONNXProvider: TensorDataProvider {
         guard let source = sources[entry.name] else {
             throw TensorFormatError(.notFound, "no such tensor in the ONNX model", tensor: entry.name)
         }
+        return try Self.materialize(source, copy: copy)
+    }
+
+    /// A tensor's bytes as the checkpoint hands them out, from the stored bytes `copy` gives.
+    static func materialize(_ source: ONNXTensorSource, copy: (ONNXStored) -> [UInt8]) throws(TensorFormatError) -> [UInt8] {
         switch source {
         case .stored(let stored):
             return copy(stored)
