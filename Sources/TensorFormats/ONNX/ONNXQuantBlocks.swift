@@ -416,6 +416,9 @@ public enum ONNXQuantBlocks {
     }
 
     static func littleEndianBytes(_ values: [Float]) -> [UInt8] {
+        #if _endian(little)
+        return values.withUnsafeBytes { Array($0) }
+        #else
         var out = [UInt8]()
         out.reserveCapacity(values.count * 4)
         for v in values {
@@ -423,6 +426,7 @@ public enum ONNXQuantBlocks {
             withUnsafeBytes(of: bits) { out.append(contentsOf: $0) }
         }
         return out
+        #endif
     }
 
     static func floats(littleEndian bytes: [UInt8]) -> [Float] {

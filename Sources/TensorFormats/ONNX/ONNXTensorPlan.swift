@@ -230,10 +230,15 @@ final class ONNXProvider: TensorDataProvider {
         case .transposed(let stored, let rows, let cols, let width):
             let input = copy(stored)
             var out = [UInt8](repeating: 0, count: input.count)
-            for r in 0..<rows {
-                for c in 0..<cols {
-                    let from = (r * cols + c) * width, to = (c * rows + r) * width
-                    for b in 0..<width { out[to + b] = input[from + b] }
+            // rows × cols × width == input.count (checked when the model was scanned): raw copies are in bounds.
+            input.withUnsafeBytes { source in
+                out.withUnsafeMutableBytes { target in
+                    guard let from = source.baseAddress, let to = target.baseAddress else { return }
+                    for r in 0..<rows {
+                        for c in 0..<cols {
+                            (to + (c * rows + r) * width).copyMemory(from: from + (r * cols + c) * width, byteCount: width)
+                        }
+                    }
                 }
             }
             return out
