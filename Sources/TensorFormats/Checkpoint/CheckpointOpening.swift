@@ -24,7 +24,7 @@ public struct OpenOptions: Sendable {
 
 extension Checkpoint {
     /// Opens a safetensors file, a `*.safetensors.index.json`, a diffusers model folder (or a pipeline
-    /// folder with `unet/`), or `-` for standard input.
+    /// folder with `unet/`), an ONNX model (`.onnx`, or a folder with `model.onnx`), or `-` for standard input.
     public static func open(_ path: String, options: OpenOptions = OpenOptions()) throws -> Checkpoint {
         if path == "-" { return try openStandardInput(options: options) }
         guard Sys.exists(path) else { throw TensorFormatError(.notFound, "no such file or directory", file: path) }
@@ -164,7 +164,7 @@ extension Checkpoint {
                 return try openONNX(root + "/" + PipelineFolder.onnxModelName, name: root + "/" + PipelineFolder.onnxModelName, config: config)
             }
             let hint = Sys.exists(root + "/diffusion_pytorch_model.bin") ? " (pickle .bin weights are not read: convert them with diffusers first)" : ""
-            throw TensorFormatError(.unknownFormat, "folder has none of \(names.joined(separator: ", "))\(hint)", file: directory)
+            throw TensorFormatError(.unknownFormat, "folder has none of \(names.joined(separator: ", ")), \(PipelineFolder.onnxModelName)\(hint)", file: directory)
         }
         let path = root + "/" + weights
         if weights.hasSuffix(".index.json") {
