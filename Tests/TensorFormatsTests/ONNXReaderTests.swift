@@ -88,6 +88,12 @@ final class ONNXReaderTests: XCTestCase {
         XCTAssertEqual(model.onnxGraph?.opsets.first?.version, 17)
     }
 
+    func testCanonicallyEquivalentNamesAreTwoTensors() throws {
+        let model = try Checkpoint.open(Fixtures.path("onnx/unicode-names.onnx"))
+        XCTAssertEqual(model.entries.map { Array($0.name.utf8) }, [Array("caf\u{e9}".utf8), Array("cafe\u{301}".utf8)])
+        XCTAssertEqual(try model.entries.map { try model.floats(of: $0) }, [[1], [2]])
+    }
+
     func testHostileFilesFailWithTheirRuleAndFile() throws {
         let expected = try Fixtures.json("onnx/hostile/expected.json")
         XCTAssertGreaterThan(expected.count, 20)

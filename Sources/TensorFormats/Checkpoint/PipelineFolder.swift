@@ -97,7 +97,7 @@ extension Checkpoint {
     public static func openPipeline(_ path: String, options: OpenOptions = OpenOptions()) throws -> Checkpoint {
         let pipeline = try PipelineFolder(path: path, variant: options.variant)
         var files: [CheckpointFile] = []
-        var routes: [String: (Checkpoint, TensorEntry)] = [:]
+        var routes: [ByteKey: (Checkpoint, TensorEntry)] = [:]
         var entries: [TensorEntry] = []
         var details: [(String, String)] = []
         for component in pipeline.components {
@@ -111,7 +111,7 @@ extension Checkpoint {
                 var info = entry.info
                 info.name = component.name + "." + info.name
                 entries.append(TensorEntry(info: info, fileIndex: entry.fileIndex + offset, fileOffset: entry.fileOffset))
-                routes[info.name] = (opened, entry)
+                routes[ByteKey(info.name)] = (opened, entry)
             }
             details.append(("component", "\(component.name): \(component.className ?? "?"), \(opened.entries.count) tensors, \(opened.parameterCount) parameters"))
         }
@@ -126,14 +126,14 @@ extension Checkpoint {
 /// A pipeline's tensors read through the component checkpoint that holds each (safetensors maps, an
 /// ONNX model's dequantizing provider), by the tensor's `component.name`.
 final class ComponentProvider: TensorDataProvider {
-    private let routes: [String: (Checkpoint, TensorEntry)]
+    private let routes: [ByteKey: (Checkpoint, TensorEntry)]
 
-    init(routes: [String: (Checkpoint, TensorEntry)]) { self.routes = routes }
+    init(routes: [ByteKey: (Checkpoint, TensorEntry)]) { self.routes = routes }
 
     var isSequential: Bool { false }
 
     private func route(_ entry: TensorEntry) throws(TensorFormatError) -> (Checkpoint, TensorEntry) {
-        guard let route = routes[entry.name] else { throw TensorFormatError(.notFound, "no such tensor in the pipeline", tensor: entry.name) }
+        guard let route = routes[ByteKey(entry.name)] else { throw TensorFormatError(.notFound, "no such tensor in the pipeline", tensor: entry.name) }
         return route
     }
 

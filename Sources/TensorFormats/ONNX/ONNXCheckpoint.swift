@@ -39,15 +39,15 @@ extension Checkpoint {
     public static func decodeONNX(_ bytes: UnsafeRawBufferPointer) throws -> Int {
         let model = try ONNXModel.scan(bytes)
         try ONNXGraphRules.check(model)
-        var stored: [String: ONNXStored] = [:]
-        var byName: [String: ONNXModel.Initializer] = [:]
+        var stored: [ByteKey: ONNXStored] = [:]
+        var byName: [ByteKey: ONNXModel.Initializer] = [:]
         for initializer in model.initializers {
-            guard byName.updateValue(initializer, forKey: initializer.name) == nil else {
+            guard byName.updateValue(initializer, forKey: ByteKey(initializer.name)) == nil else {
                 throw TensorFormatError(.duplicateKey, "two initializers have this name", tensor: initializer.name)
             }
             switch initializer.payload {
-            case .raw(let range): stored[initializer.name] = .mapped(file: 0, range: range)
-            case .typed: stored[initializer.name] = .inline(ONNXModel.typedBytes(initializer.proto, initializer.dataType))
+            case .raw(let range): stored[ByteKey(initializer.name)] = .mapped(file: 0, range: range)
+            case .typed: stored[ByteKey(initializer.name)] = .inline(ONNXModel.typedBytes(initializer.proto, initializer.dataType))
             case .external: throw TensorFormatError(.onnxExternalPath, "external data of a model in memory", tensor: initializer.name)
             }
         }
@@ -65,30 +65,30 @@ extension Checkpoint {
 
     convenience init(onnx model: ONNXModel, map: MappedFile, folder: String?, name: String, config: String?) throws {
         var external = ONNXExternalFiles(folder: folder)
-        var stored: [String: ONNXStored] = [:]
-        var byName: [String: ONNXModel.Initializer] = [:]
+        var stored: [ByteKey: ONNXStored] = [:]
+        var byName: [ByteKey: ONNXModel.Initializer] = [:]
         for initializer in model.initializers {
-            guard byName.updateValue(initializer, forKey: initializer.name) == nil else {
+            guard byName.updateValue(initializer, forKey: ByteKey(initializer.name)) == nil else {
                 throw TensorFormatError(.duplicateKey, "two initializers have this name", tensor: initializer.name)
             }
             switch initializer.payload {
             case .raw(let range):
-                stored[initializer.name] = .mapped(file: 0, range: range)
+                stored[ByteKey(initializer.name)] = .mapped(file: 0, range: range)
             case .typed:
-                stored[initializer.name] = .inline(ONNXModel.typedBytes(initializer.proto, initializer.dataType))
+                stored[ByteKey(initializer.name)] = .inline(ONNXModel.typedBytes(initializer.proto, initializer.dataType))
             case .external(let location, let offset, _):
                 let file = try external.index(of: location, tensor: initializer.name)
                 let size = external.maps[file - 1].size
                 guard offset <= size, initializer.byteCount <= size - offset else {
                     throw TensorFormatError(.onnxExternalRange, "external data \(offset)..<\(offset + initializer.byteCount) lies past the end of \(location) (\(size) bytes)", tensor: initializer.name)
                 }
-                stored[initializer.name] = .mapped(file: file, range: offset..<(offset + initializer.byteCount))
+                stored[ByteKey(initializer.name)] = .mapped(file: file, range: offset..<(offset + initializer.byteCount))
             }
         }
         let plan = try ONNXTensorPlan(model: model, initializers: byName, stored: stored)
         var entries: [TensorEntry] = []
         var infos: [TensorInfo] = []
-        var sources: [String: ONNXTensorSource] = [:]
+        var sources: [ByteKey: ONNXTensorSource] = [:]
         var virtualOffset = 0
         for tensor in plan.tensors {
             guard let bytes = tensor.dtype.byteCount(elements: tensor.shape.reduce(1, *)) else {
@@ -103,7 +103,7 @@ extension Checkpoint {
                 fileOffset = range.lowerBound
             }
             entries.append(TensorEntry(info: info, fileIndex: fileIndex, fileOffset: fileOffset))
-            sources[tensor.name] = tensor.source
+            sources[ByteKey(tensor.name)] = tensor.source
         }
         var metadata = Metadata()
         for (key, value) in model.metadata { metadata[key] = value }
@@ -188,12 +188,12 @@ struct ONNXExternalFiles {
 /// input exists before it is used (no cycle).
 enum ONNXGraphRules {
     static func check(_ model: ONNXModel) throws(TensorFormatError) {
-        var producer: [String: Int] = [:]
-        var defined = Set(model.inputs.map(\.name))
-        for initializer in model.initializers { defined.insert(initializer.name) }
+        var producer: [ByteKey: Int] = [:]
+        var defined = Set(model.inputs.map { ByteKey($0.name) })
+        for initializer in model.initializers { defined.insert(ByteKey(initializer.name)) }
         for (index, node) in model.nodes.enumerated() {
             for output in node.output where !output.isEmpty {
-                guard !defined.contains(output), producer.updateValue(index, forKey: output) == nil else {
+                guard !defined.contains(ByteKey(output)), producer.updateValue(index, forKey: ByteKey(output)) == nil else {
                     throw TensorFormatError(.onnxGraphCycle, "\(describe(node)) produces a value that is already defined", tensor: output)
                 }
             }
@@ -203,10 +203,10 @@ enum ONNXGraphRules {
         var users = [[Int]](repeating: [], count: model.nodes.count)
         for (index, node) in model.nodes.enumerated() {
             for input in node.input where !input.isEmpty {
-                if let source = producer[input] {
+                if let source = producer[ByteKey(input)] {
                     waiting[index] += 1
                     users[source].append(index)
-                } else if !defined.contains(input) {
+                } else if !defined.contains(ByteKey(input)) {
                     throw TensorFormatError(.onnxUndefinedInput, "\(describe(node)) reads a value no graph input, initializer or node defines", tensor: input)
                 }
             }
@@ -222,7 +222,7 @@ enum ONNXGraphRules {
         }
         if done < model.nodes.count, let stuck = waiting.indices.first(where: { waiting[$0] > 0 }) {
             let node = model.nodes[stuck]
-            let input = node.input.first { producer[$0].map { waiting[$0] > 0 } ?? false } ?? node.input.first ?? ""
+            let input = node.input.first { producer[ByteKey($0)].map { waiting[$0] > 0 } ?? false } ?? node.input.first ?? ""
             throw TensorFormatError(.onnxGraphCycle, "\(describe(node)) depends on its own output through a cycle of \(model.nodes.count - done) nodes", tensor: input)
         }
     }

@@ -41,9 +41,9 @@ public struct ONNXGraphSummary: Sendable {
             counts[domain.isEmpty ? node.opType : "\(domain)::\(node.opType)", default: 0] += 1
         }
         operators = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { ($0.key, $0.value) }
-        let initializerNames = Set(model.initializers.map(\.name))
+        let initializerNames = Set(model.initializers.map { ByteKey($0.name) })
         // Graph inputs that are initializers too (older exporters list them) are weights, not inputs.
-        inputs = model.inputs.filter { !initializerNames.contains($0.name) }.map(Self.value)
+        inputs = model.inputs.filter { !initializerNames.contains(ByteKey($0.name)) }.map(Self.value)
         outputs = model.outputs.map(Self.value)
         var byType: [ONNXDataType: (Int, Int)] = [:]
         for initializer in model.initializers {

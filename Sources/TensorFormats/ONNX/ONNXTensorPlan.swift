@@ -18,56 +18,56 @@ struct ONNXTensorPlan {
     /// Facts for `inspect`: constants and initializers that are not tensors, quantized nodes read.
     private(set) var notes: [(String, String)] = []
 
-    init(model: ONNXModel, initializers: [String: ONNXModel.Initializer], stored: [String: ONNXStored]) throws(TensorFormatError) {
-        var consumed = Set<String>()
-        var quantized: [String: Tensor] = [:]
-        var transposedB = Set<String>()
+    init(model: ONNXModel, initializers: [ByteKey: ONNXModel.Initializer], stored: [ByteKey: ONNXStored]) throws(TensorFormatError) {
+        var consumed = Set<ByteKey>()
+        var quantized: [ByteKey: Tensor] = [:]
+        var transposedB = Set<ByteKey>()
         var quantCounts: [String: Int] = [:]
         // Outputs read as a MatMul's B (or a Gemm's B without transB): those tensors are [in, out].
         for node in model.nodes where Self.isDefault(node.domain) && node.input.count > 1 {
             if node.opType == "MatMul" || (node.opType == "Gemm" && Self.int(node, "transB") ?? 0 == 0) {
-                transposedB.insert(node.input[1])
+                transposedB.insert(ByteKey(node.input[1]))
             }
         }
         for node in model.nodes {
             if node.opType == "MatMulNBits", node.domain == "com.microsoft", node.input.count >= 3 {
                 let b = node.input[1], scales = node.input[2], zp = node.input.count > 3 ? node.input[3] : ""
-                guard quantized[b] == nil, let packed = initializers[b], let scale = initializers[scales],
-                      zp.isEmpty || initializers[zp] != nil else { continue }
-                let tensor = try Self.matMulNBits(node, packed: packed, scales: scale, zeroPoints: zp.isEmpty ? nil : initializers[zp], stored: stored)
-                quantized[b] = tensor
-                consumed.formUnion([b, scales, zp])
+                guard quantized[ByteKey(b)] == nil, let packed = initializers[ByteKey(b)], let scale = initializers[ByteKey(scales)],
+                      zp.isEmpty || initializers[ByteKey(zp)] != nil else { continue }
+                let tensor = try Self.matMulNBits(node, packed: packed, scales: scale, zeroPoints: zp.isEmpty ? nil : initializers[ByteKey(zp)], stored: stored)
+                quantized[ByteKey(b)] = tensor
+                consumed.formUnion([b, scales, zp].map(ByteKey.init))
                 quantCounts["MatMulNBits", default: 0] += 1
             } else if node.opType == "DequantizeLinear", Self.isDefault(node.domain), node.input.count >= 2, let output = node.output.first {
                 let zp = node.input.count > 2 ? node.input[2] : ""
-                guard quantized[node.input[0]] == nil, let x = initializers[node.input[0]], let scale = initializers[node.input[1]],
-                      zp.isEmpty || initializers[zp] != nil,
+                guard quantized[ByteKey(node.input[0])] == nil, let x = initializers[ByteKey(node.input[0])], let scale = initializers[ByteKey(node.input[1])],
+                      zp.isEmpty || initializers[ByteKey(zp)] != nil,
                       [.int8, .uint8, .int4, .uint4].contains(x.dataType), scale.dataType == .float else { continue }
-                let zeroPoint = zp.isEmpty ? nil : initializers[zp]
+                let zeroPoint = zp.isEmpty ? nil : initializers[ByteKey(zp)]
                 let tensor = try Self.dequantizeLinear(node, output: output, x: x, scale: scale, zeroPoint: zeroPoint,
-                                                       transposed: transposedB.contains(output) && x.dims.count == 2, stored: stored)
-                quantized[x.name] = tensor
-                consumed.formUnion([x.name, scale.name, zp])
+                                                       transposed: transposedB.contains(ByteKey(output)) && x.dims.count == 2, stored: stored)
+                quantized[ByteKey(x.name)] = tensor
+                consumed.formUnion([x.name, scale.name, zp].map(ByteKey.init))
                 quantCounts["DequantizeLinear", default: 0] += 1
             }
         }
         var constants = 0
         var unreadable: [String] = []
         for initializer in model.initializers {
-            if let tensor = quantized[initializer.name] {
+            if let tensor = quantized[ByteKey(initializer.name)] {
                 tensors.append(tensor)
                 continue
             }
-            guard !consumed.contains(initializer.name) else { continue }
+            guard !consumed.contains(ByteKey(initializer.name)) else { continue }
             if initializer.name.hasPrefix(Self.constantPrefix) {
                 constants += 1
                 continue
             }
-            guard let dtype = initializer.dataType.dtype, let source = stored[initializer.name] else {
+            guard let dtype = initializer.dataType.dtype, let source = stored[ByteKey(initializer.name)] else {
                 unreadable.append("\(initializer.name) (\(initializer.dataType.name))")
                 continue
             }
-            if transposedB.contains(initializer.name), initializer.dims.count == 2, dtype.bitsPerElement % 8 == 0 {
+            if transposedB.contains(ByteKey(initializer.name)), initializer.dims.count == 2, dtype.bitsPerElement % 8 == 0 {
                 let (rows, cols) = (initializer.dims[0], initializer.dims[1])
                 tensors.append(Tensor(name: initializer.name, dtype: dtype, shape: [cols, rows],
                                       source: .transposed(source, rows: rows, cols: cols, elementBytes: dtype.bitsPerElement / 8)))
@@ -95,7 +95,7 @@ struct ONNXTensorPlan {
     /// A MatMulNBits node's weight: attributes K, N, bits, block_size checked against B ([N, kBlocks,
     /// blob] or its flattening), the scales (N × kBlocks floats) and the zero points (uint8, packed).
     private static func matMulNBits(_ node: Onnx_NodeProto, packed: ONNXModel.Initializer, scales: ONNXModel.Initializer,
-                                    zeroPoints: ONNXModel.Initializer?, stored: [String: ONNXStored]) throws(TensorFormatError) -> Tensor {
+                                    zeroPoints: ONNXModel.Initializer?, stored: [ByteKey: ONNXStored]) throws(TensorFormatError) -> Tensor {
         let what = ONNXGraphRules.describe(node)
         guard let k = int(node, "K"), let n = int(node, "N"), let bits = int(node, "bits"), let blockSize = int(node, "block_size") else {
             throw TensorFormatError(.onnxQuantNode, "\(what) lacks one of the attributes K, N, bits, block_size", tensor: packed.name)
@@ -125,13 +125,13 @@ struct ONNXTensorPlan {
                 throw TensorFormatError(.onnxQuantNode, "\(what): zero points are \(zeroPoints.dataType.name) \(zeroPoints.dims), need UINT8 [\(n), \(zpColumns)]", tensor: zeroPoints.name)
             }
         }
-        guard let b = stored[packed.name], let s = stored[scales.name] else {
+        guard let b = stored[ByteKey(packed.name)], let s = stored[ByteKey(scales.name)] else {
             throw TensorFormatError(.onnxQuantNode, "\(what): B or scales have no data", tensor: packed.name)
         }
         let suffix = "_Q\(bits)"
         let name = packed.name.hasSuffix(suffix) && packed.name.count > suffix.count ? String(packed.name.dropLast(suffix.count)) : packed.name
         return Tensor(name: name, dtype: .f32, shape: [n, k],
-                      source: .matMulNBits(packed: b, scales: s, zeroPoints: zeroPoints.flatMap { stored[$0.name] },
+                      source: .matMulNBits(packed: b, scales: s, zeroPoints: zeroPoints.flatMap { stored[ByteKey($0.name)] },
                                            n: n, k: k, bits: bits, blockSize: blockSize))
     }
 
@@ -139,7 +139,7 @@ struct ONNXTensorPlan {
     /// disagree fails on open rather than on read.
     private static func dequantizeLinear(_ node: Onnx_NodeProto, output: String, x: ONNXModel.Initializer, scale: ONNXModel.Initializer,
                                          zeroPoint: ONNXModel.Initializer?, transposed: Bool,
-                                         stored: [String: ONNXStored]) throws(TensorFormatError) -> Tensor {
+                                         stored: [ByteKey: ONNXStored]) throws(TensorFormatError) -> Tensor {
         let what = ONNXGraphRules.describe(node)
         let axis = int(node, "axis") ?? 1
         let blockSize = int(node, "block_size") ?? 0
@@ -151,13 +151,13 @@ struct ONNXTensorPlan {
         if let zeroPoint, zeroPoint.dataType != x.dataType || zeroPoint.dims != scale.dims {
             throw TensorFormatError(.onnxQuantNode, "\(what): zero point \(zeroPoint.dataType.name) \(zeroPoint.dims) for x of \(x.dataType.name) and scale \(scale.dims)", tensor: output)
         }
-        guard let xs = stored[x.name], let ss = stored[scale.name] else {
+        guard let xs = stored[ByteKey(x.name)], let ss = stored[ByteKey(scale.name)] else {
             throw TensorFormatError(.onnxQuantNode, "\(what): x or scale have no data", tensor: output)
         }
         let shape = transposed ? [x.dims[1], x.dims[0]] : x.dims
         return Tensor(name: output, dtype: .f32, shape: shape,
                       source: .dequantizeLinear(x: xs, xType: x.dataType, xShape: x.dims, scale: ss, scaleShape: scale.dims,
-                                                zeroPoint: zeroPoint.flatMap { stored[$0.name] }, axis: axis, blockSize: blockSize,
+                                                zeroPoint: zeroPoint.flatMap { stored[ByteKey($0.name)] }, axis: axis, blockSize: blockSize,
                                                 transposed: transposed))
     }
 }
@@ -167,9 +167,9 @@ struct ONNXTensorPlan {
 /// out in chunks.
 final class ONNXProvider: TensorDataProvider {
     let maps: [MappedFile]
-    let sources: [String: ONNXTensorSource]
+    let sources: [ByteKey: ONNXTensorSource]
 
-    init(maps: [MappedFile], sources: [String: ONNXTensorSource]) {
+    init(maps: [MappedFile], sources: [ByteKey: ONNXTensorSource]) {
         self.maps = maps
         self.sources = sources
     }
@@ -177,7 +177,7 @@ final class ONNXProvider: TensorDataProvider {
     var isSequential: Bool { false }
 
     func read(_ entry: TensorEntry, chunkBytes: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        if case .stored(.mapped)? = sources[entry.name] {
+        if case .stored(.mapped)? = sources[ByteKey(entry.name)] {
             return try MappedProvider(maps: maps).read(entry, chunkBytes: chunkBytes, body)
         }
         let bytes = try materialize(entry)
@@ -193,7 +193,7 @@ final class ONNXProvider: TensorDataProvider {
     }
 
     func read(_ entry: TensorEntry, range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        if case .stored(.mapped)? = sources[entry.name] {
+        if case .stored(.mapped)? = sources[ByteKey(entry.name)] {
             return try MappedProvider(maps: maps).read(entry, range: range, body)
         }
         let bytes = try materialize(entry)
@@ -216,7 +216,7 @@ final class ONNXProvider: TensorDataProvider {
     }
 
     private func materialize(_ entry: TensorEntry) throws(TensorFormatError) -> [UInt8] {
-        guard let source = sources[entry.name] else {
+        guard let source = sources[ByteKey(entry.name)] else {
             throw TensorFormatError(.notFound, "no such tensor in the ONNX model", tensor: entry.name)
         }
         return try Self.materialize(source, copy: copy)
