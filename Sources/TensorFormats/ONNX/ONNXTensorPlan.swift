@@ -219,7 +219,27 @@ final class ONNXProvider: TensorDataProvider {
         guard let source = sources[ByteKey(entry.name)] else {
             throw TensorFormatError(.notFound, "no such tensor in the ONNX model", tensor: entry.name)
         }
+        // A mapped matrix is transposed straight from the map (no copy of the input), its pages released after.
+        if case .transposed(.mapped(let file, let range), let rows, let cols, let width) = source {
+            defer { maps[file].release(range) }
+            return Self.transpose(maps[file].bytes(range), rows: rows, cols: cols, width: width)
+        }
         return try Self.materialize(source, copy: copy)
+    }
+
+    /// `rows` × `cols` elements of `width` bytes, read as `cols` × `rows`.
+    static func transpose(_ input: UnsafeRawBufferPointer, rows: Int, cols: Int, width: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: input.count)
+        // rows × cols × width == input.count (checked when the model was scanned): raw copies are in bounds.
+        out.withUnsafeMutableBytes { target in
+            guard let from = input.baseAddress, let to = target.baseAddress else { return }
+            for r in 0..<rows {
+                for c in 0..<cols {
+                    (to + (c * rows + r) * width).copyMemory(from: from + (r * cols + c) * width, byteCount: width)
+                }
+            }
+        }
+        return out
     }
 
     /// A tensor's bytes as the checkpoint hands them out, from the stored bytes `copy` gives.
@@ -228,20 +248,7 @@ final class ONNXProvider: TensorDataProvider {
         case .stored(let stored):
             return copy(stored)
         case .transposed(let stored, let rows, let cols, let width):
-            let input = copy(stored)
-            var out = [UInt8](repeating: 0, count: input.count)
-            // rows × cols × width == input.count (checked when the model was scanned): raw copies are in bounds.
-            input.withUnsafeBytes { source in
-                out.withUnsafeMutableBytes { target in
-                    guard let from = source.baseAddress, let to = target.baseAddress else { return }
-                    for r in 0..<rows {
-                        for c in 0..<cols {
-                            (to + (c * rows + r) * width).copyMemory(from: from + (r * cols + c) * width, byteCount: width)
-                        }
-                    }
-                }
-            }
-            return out
+            return copy(stored).withUnsafeBytes { transpose($0, rows: rows, cols: cols, width: width) }
         case .matMulNBits(let packed, let scales, let zeroPoints, let n, let k, let bits, let blockSize):
             let values = try ONNXQuantBlocks.dequantizeMatMulNBits(
                 packed: copy(packed), scales: ONNXQuantBlocks.floats(littleEndian: copy(scales)), zeroPoints: zeroPoints.map(copy),
