@@ -42,7 +42,8 @@ let package = Package(
                 exclude: ["onnx.proto"]),
         .target(
             name: "TensorFormats",
-            dependencies: ["CZstd", "CHDF5", "CLinux", "CZlib", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["CZstd", "CHDF5", "CLinux", "CZlib", "ONNXProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                           .product(name: "SystemPackage", package: "swift-system")]
         ),
         .target(name: "TensorMath", dependencies: ["CBLAS"] + kernelTargets.map { .target(name: $0.name) },
                 swiftSettings: tensorMathSettings),
@@ -78,12 +79,14 @@ let package = Package(
         .executableTarget(name: "PickleFuzzer", dependencies: ["TensorFormats"]),
         // libFuzzer entry for the GGUF reader; built with -DFUZZING by scripts/fuzz.
         .executableTarget(name: "GGUFFuzzer", dependencies: ["TensorFormats"]),
+        // libFuzzer entry for the ONNX reader (protobuf walk, graph rules, dequantization); built with -DFUZZING by scripts/fuzz.
+        .executableTarget(name: "ONNXFuzzer", dependencies: ["TensorFormats"]),
         // Kernel GFLOP/s at the cifar10 UNet's shapes; compare_torch.py runs PyTorch on the same shapes.
         .executableTarget(name: "TensorMathBench", dependencies: ["TensorMath", "CBLAS"], exclude: ["compare_torch.py"]),
 
         .testTarget(name: "TensorFormatsTests", dependencies: ["TensorFormats"]),
         .testTarget(name: "SurgeryTests", dependencies: ["Surgery", "TensorFormats", "UNet"]),
-        .testTarget(name: "CLITests", dependencies: ["TensorFormats"],
+        .testTarget(name: "CLITests", dependencies: ["TensorFormats", "ONNXProto"],
                     exclude: ["clip_tokenizer_check.py", "depth_check.py", "gguf_check.py", "gguf_ldm_check.py", "ldm_check.py", "pickle_check.py", "pipeline_convert_check.py", "reference_check.py"]),
         .testTarget(name: "UNetTests", dependencies: ["UNet", "Diffusion", "TensorMath", "TensorFormats"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "TensorMath"]),

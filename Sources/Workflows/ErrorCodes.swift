@@ -26,6 +26,8 @@ extension ErrorCode {
         // TensorFormats: GGUF (formats/gguf.md)
         .ggufMagic, .ggufVersion, .ggufCountPastEOF, .ggufInvalidString, .ggufValueType, .ggufNestedArray, .ggufAlignment,
         .ggufMisalignedOffset, .ggufOverlap, .ggufOriginalShape,
+        // TensorFormats: ONNX models (formats/onnx-read.md)
+        .onnxWire, .onnxNoGraph, .onnxExternalPath, .onnxExternalRange, .onnxUndefinedInput, .onnxGraphCycle, .onnxQuantNode,
         // UNet (formats/engine-io.md)
         .unsupportedConfig, .missingParameter, .badShape, .unexpectedParameter, .badInput,
         // Diffusion

@@ -31,7 +31,13 @@ public enum InspectWorkflow {
             try opened.finish()
         }
         let report = InspectReport(opened, moduleDepth: settings.moduleDepth)
-        return InspectOutcome(report: report, output: settings.json ? JSONWriter.pretty(report.json) : text(report, tensorTable: settings.tensorTable))
+        return InspectOutcome(report: report, output: settings.json ? JSONWriter.pretty(json(report)) : text(report, tensorTable: settings.tensorTable))
+    }
+
+    /// The JSON report, with an ONNX model's graph summary as `onnx_graph`.
+    public static func json(_ report: InspectReport) -> JSONValue {
+        guard let graph = report.checkpoint.onnxGraph, case .object(let members) = report.json else { return report.json }
+        return .object(members + [JSONMember("onnx_graph", graph.json)])
     }
 
     public static func text(_ report: InspectReport, tensorTable: Bool = true) -> String {
@@ -40,7 +46,7 @@ public enum InspectWorkflow {
         var summary: [[String]] = [["checkpoint", ckpt.name], ["format", ckpt.format.rawValue]]
         for file in ckpt.files {
             let size = file.size.map { formatBytes($0) } ?? "stream"
-            let header = ckpt.format == .hdf5 || ckpt.format == .pytorch ? "" : ", header \(formatBytes(file.header.headerLength))"
+            let header = [.hdf5, .pytorch, .onnx].contains(ckpt.format) ? "" : ", header \(formatBytes(file.header.headerLength))"
             summary.append(["file", "\(file.path) (\(size)\(header))"])
         }
         for (key, value) in ckpt.details { summary.append([key, value]) }
@@ -61,6 +67,10 @@ public enum InspectWorkflow {
             }
         } else {
             lines.append("metadata: none")
+        }
+        if let graph = ckpt.onnxGraph {
+            lines.append("")
+            lines += graph.lines
         }
         if tensorTable {
             lines.append("")

@@ -13,6 +13,8 @@ public enum CheckpointFormat: String, Sendable, Codable {
     /// torch.save's zip or legacy pickle container, read without running it (formats/pickle.md).
     case pytorch
     case gguf
+    /// An ONNX model (formats/onnx-read.md): initializers mapped back to the exported checkpoint's names.
+    case onnx
 }
 
 /// One tensor of a checkpoint and where its bytes are.
@@ -73,6 +75,8 @@ public final class Checkpoint {
     public let details: [(String, String)]
     /// Tensor names in the order of the index file's weight_map, for sharded input.
     public var indexOrder: [String]?
+    /// An ONNX model's graph (opsets, operators, inputs and outputs), for `inspect`.
+    public internal(set) var onnxGraph: ONNXGraphSummary?
     let provider: TensorDataProvider
     private let indexByName: [ByteKey: Int]
 

@@ -24,7 +24,7 @@ public struct OpenOptions: Sendable {
 
 extension Checkpoint {
     /// Opens a safetensors file, a `*.safetensors.index.json`, a diffusers model folder (or a pipeline
-    /// folder with `unet/`), or `-` for standard input.
+    /// folder with `unet/`), an ONNX model (`.onnx`, or a folder with `model.onnx`), or `-` for standard input.
     public static func open(_ path: String, options: OpenOptions = OpenOptions()) throws -> Checkpoint {
         if path == "-" { return try openStandardInput(options: options) }
         guard Sys.exists(path) else { throw TensorFormatError(.notFound, "no such file or directory", file: path) }
@@ -36,6 +36,7 @@ extension Checkpoint {
         // HDF5 and zstd inputs are recognised by signature; Keras 3 shard indexes by suffix.
         if HDF5Reader.isShardedIndex(path) { return try openHDF5(path, name: path, options: options) }
         if path.lowercased().hasSuffix(".gguf") || hasGGUFMagic(fileSignatureBytes(path)) { return try openGGUF(path, name: path) }
+        if path.lowercased().hasSuffix(".onnx") { return try openONNX(path, name: path) }
         switch signature(ofFile: path) {
         case .hdf5: return try openHDF5(path, name: path, options: options)
         case .zstd: return try openZstdFile(path, options: options)
@@ -158,8 +159,12 @@ extension Checkpoint {
         let config = try readConfig(root + "/config.json")
         let names = PipelineFolder.weightNames(variant: options.variant)
         guard let weights = names.first(where: { Sys.exists(root + "/" + $0) }) else {
+            // An ONNX pipeline's component folder (OnnxRuntimeModel): model.onnx, perhaps a config.json.
+            if Sys.exists(root + "/" + PipelineFolder.onnxModelName) {
+                return try openONNX(root + "/" + PipelineFolder.onnxModelName, name: root + "/" + PipelineFolder.onnxModelName, config: config)
+            }
             let hint = Sys.exists(root + "/diffusion_pytorch_model.bin") ? " (pickle .bin weights are not read: convert them with diffusers first)" : ""
-            throw TensorFormatError(.unknownFormat, "folder has none of \(names.joined(separator: ", "))\(hint)", file: directory)
+            throw TensorFormatError(.unknownFormat, "folder has none of \(names.joined(separator: ", ")), \(PipelineFolder.onnxModelName)\(hint)", file: directory)
         }
         let path = root + "/" + weights
         if weights.hasSuffix(".index.json") {

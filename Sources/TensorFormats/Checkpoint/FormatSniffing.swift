@@ -1,3 +1,5 @@
+import Foundation
+
 /// What a file's first bytes say it is, so a wrong guess is named instead of misparsed: a `.ckpt` read
 /// as safetensors used to report "header-too-large: header length 578712552184433488".
 ///
@@ -11,6 +13,8 @@ public enum SniffedFormat: Equatable, Sendable {
     /// A bare pickle: torch.save's legacy container when it starts with torch's magic number.
     case pickle(legacyTorch: Bool)
     case gguf, hdf5, zstd, numpy, tar, text
+    /// A serialized ONNX ModelProto (no magic: recognised by its first fields, `ONNXModel.looksLikeModel`).
+    case onnx
     case unknown
 
     /// Bytes `sniff` looks at.
@@ -40,6 +44,8 @@ public enum SniffedFormat: Equatable, Sendable {
             self = .numpy
         } else if starts(Array("ustar".utf8), at: 257) {
             self = .tar
+        } else if ONNXModel.looksLikeModel(bytes) {
+            self = .onnx
         } else if !bytes.isEmpty, String(validating: bytes.prefix(bytes.count == Self.prefixLength ? bytes.count - 3 : bytes.count), as: UTF8.self)?
                     .unicodeScalars.allSatisfy({ $0.value >= 0x20 || [0x09, 0x0A, 0x0D].contains($0.value) }) == true {
             self = .text
@@ -48,10 +54,10 @@ public enum SniffedFormat: Equatable, Sendable {
         }
     }
 
-    /// PyTorch files are read from a map: on a pipe they are spooled to a file first.
+    /// PyTorch files and ONNX models are read from a map: on a pipe they are spooled to a file first.
     public var needsFile: Bool {
         switch self {
-        case .zip, .pickle: return true
+        case .zip, .pickle, .onnx: return true
         default: return false
         }
     }
@@ -68,6 +74,7 @@ public enum SniffedFormat: Equatable, Sendable {
         case .numpy: return "a NumPy .npy array (not a checkpoint)"
         case .tar: return "a tar archive (torch's pre-1.0 tar format, or not a checkpoint: not supported)"
         case .text: return "a text file, not a checkpoint"
+        case .onnx: return "an ONNX model"
         case .unknown: return "an unrecognised file"
         }
     }
@@ -96,6 +103,8 @@ extension Checkpoint {
             do { first = try unpickler.load(map.bytes).value } catch { throw error.inFile(name) }
             if first == .bigInt(torchLegacyMagic) { return try openTorch(map, name: name, zip: false) }
             throw TensorFormatError(.wrongFormat, "\(kind.description) without torch's storages, not a torch.save file", file: name)
+        case .onnx:
+            return try openONNX(map, name: name, folder: name == "-" ? nil : (name as NSString).deletingLastPathComponent)
         case .gguf, .numpy, .tar, .text:
             throw TensorFormatError(.wrongFormat, "\(kind.description), not safetensors or a PyTorch file", file: name)
         }
@@ -108,6 +117,7 @@ extension Checkpoint {
         switch kind {
         case .safetensors, .unknown: return error
         case .zip, .pickle: return TensorFormatError(.wrongFormat, "\(kind.description) on a stream: PyTorch files are read from files", file: name)
+        case .onnx: return TensorFormatError(.wrongFormat, "\(kind.description) on a stream: ONNX models are read from files", file: name)
         default: return TensorFormatError(.wrongFormat, "\(kind.description), not safetensors", file: name)
         }
     }

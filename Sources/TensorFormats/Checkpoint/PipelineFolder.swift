@@ -30,6 +30,9 @@ public struct PipelineFolder: Sendable {
         }
     }
 
+    /// An ONNX pipeline's component file (diffusers' `OnnxRuntimeModel`, Optimum).
+    public static let onnxModelName = "model.onnx"
+
     /// True when `path` is a folder with a `model_index.json`.
     public static func isPipeline(_ path: String) -> Bool {
         Sys.isDirectory(path) && Sys.exists(join(path, "model_index.json"))
@@ -54,7 +57,8 @@ public struct PipelineFolder: Sendable {
             }
             let folder = Self.join(path, member.key)
             let exists = Sys.isDirectory(folder)
-            let weights = exists && Self.weightNames(variant: variant).contains { Sys.exists(Self.join(folder, $0)) }
+            let weights = exists && (Self.weightNames(variant: variant).contains { Sys.exists(Self.join(folder, $0)) }
+                                     || Sys.exists(Self.join(folder, Self.onnxModelName)))
             components.append(Component(name: member.key, library: pair[0].stringValue, className: pair[1].stringValue,
                                         path: exists ? folder : nil, hasWeights: weights))
         }
@@ -93,7 +97,7 @@ extension Checkpoint {
     public static func openPipeline(_ path: String, options: OpenOptions = OpenOptions()) throws -> Checkpoint {
         let pipeline = try PipelineFolder(path: path, variant: options.variant)
         var files: [CheckpointFile] = []
-        var maps: [MappedFile] = []
+        var routes: [ByteKey: (Checkpoint, TensorEntry)] = [:]
         var entries: [TensorEntry] = []
         var details: [(String, String)] = []
         for component in pipeline.components {
@@ -101,23 +105,47 @@ extension Checkpoint {
                 details.append(("component", "\(component.name): \(component.className ?? "absent")\(component.path == nil || component.library == nil ? "" : " (no weights)")"))
                 continue
             }
-            guard let mapped = opened.provider as? MappedProvider else {
-                throw TensorFormatError(.unsupported, "pipeline components must be safetensors files", file: opened.name)
-            }
             let offset = files.count
             files += opened.files
-            maps += mapped.maps
             for entry in opened.entries {
                 var info = entry.info
                 info.name = component.name + "." + info.name
                 entries.append(TensorEntry(info: info, fileIndex: entry.fileIndex + offset, fileOffset: entry.fileOffset))
+                routes[ByteKey(info.name)] = (opened, entry)
             }
             details.append(("component", "\(component.name): \(component.className ?? "?"), \(opened.entries.count) tensors, \(opened.parameterCount) parameters"))
         }
         guard !entries.isEmpty else {
-            throw TensorFormatError(.unknownFormat, "the pipeline has no component with safetensors weights\(pipeline.variant.map { " of variant \($0)" } ?? "")", file: path)
+            throw TensorFormatError(.unknownFormat, "the pipeline has no component with safetensors or ONNX weights\(pipeline.variant.map { " of variant \($0)" } ?? "")", file: path)
         }
         return try Checkpoint(name: path, format: .diffusersPipeline, files: files, entries: entries, metadata: nil, configJSON: nil,
-                              details: details, provider: MappedProvider(maps: maps))
+                              details: details, provider: ComponentProvider(routes: routes))
     }
+}
+
+/// A pipeline's tensors read through the component checkpoint that holds each (safetensors maps, an
+/// ONNX model's dequantizing provider), by the tensor's `component.name`.
+final class ComponentProvider: TensorDataProvider {
+    private let routes: [ByteKey: (Checkpoint, TensorEntry)]
+
+    init(routes: [ByteKey: (Checkpoint, TensorEntry)]) { self.routes = routes }
+
+    var isSequential: Bool { false }
+
+    private func route(_ entry: TensorEntry) throws(TensorFormatError) -> (Checkpoint, TensorEntry) {
+        guard let route = routes[ByteKey(entry.name)] else { throw TensorFormatError(.notFound, "no such tensor in the pipeline", tensor: entry.name) }
+        return route
+    }
+
+    func read(_ entry: TensorEntry, chunkBytes: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let (component, original) = try route(entry)
+        try component.provider.read(original, chunkBytes: chunkBytes, body)
+    }
+
+    func read(_ entry: TensorEntry, range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let (component, original) = try route(entry)
+        try component.provider.read(original, range: range, body)
+    }
+
+    func finish() throws {}
 }
