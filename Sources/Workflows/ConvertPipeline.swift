@@ -36,18 +36,15 @@ extension ConvertWorkflow {
         guard pipeline.components.contains(where: \.hasWeights) else {
             throw TensorFormatError(.unknownFormat, "the pipeline has no component with safetensors weights", file: settings.input)
         }
-        do { try FileManager.default.createDirectory(atPath: settings.output, withIntermediateDirectories: true) } catch {
-            throw TensorFormatError(.io, "cannot create the folder: \(error.localizedDescription)", file: settings.output)
-        }
+        try OutputFile.createFolder(settings.output)
         var pending: [OutputFile] = []
         var result = ConvertResult()
         var casts = 0
         func copy(_ from: String, to path: String) throws {
-            guard let data = FileManager.default.contents(atPath: from) else {
-                throw TensorFormatError(.notFound, "cannot read", file: from)
-            }
+            try pipeline.refuseLinkOutside(from)
+            let data = try MappedFile.contents(of: from)
             let out = try OutputFile(path: path)
-            try out.write(Array(data))
+            try out.write(data)
             pending.append(out)
             result.files.append(path)
         }
@@ -72,16 +69,17 @@ extension ConvertWorkflow {
                 result.files.append(path)
                 casts += plan.tensors.filter { $0.dtype != $0.source.dtype }.count
             }
-            try copyFiles(of: folder, to: target, skippingWeights: weightsBase != nil, copy: copy)
+            try pipeline.refuseLinkOutside(folder)
+            try copyFiles(of: folder, to: target, skippingWeights: weightsBase != nil, pipeline: pipeline, copy: copy)
         }
-        for output in pending { try output.commit() }
+        try OutputFile.commitTogether(pending)
         return (result, casts)
     }
 
     /// Copies a component folder's regular files (and sub-folders, as a tokenizer may have), leaving out
     /// weight files when the component's weights were converted.
     private static func copyFiles(of folder: String, to target: String, skippingWeights: Bool, depth: Int = 0,
-                                  copy: (String, String) throws -> Void) throws {
+                                  pipeline: PipelineFolder, copy: (String, String) throws -> Void) throws {
         guard depth < 4 else {
             throw TensorFormatError(.unsupported, "component folders nested more than 4 levels deep are not copied", file: folder)
         }
@@ -92,8 +90,9 @@ extension ConvertWorkflow {
         for name in names where !name.hasPrefix(".") {
             let path = join(folder, name)
             if isDirectory(path) {
+                try pipeline.refuseLinkOutside(path)
                 try makeFolder(join(target, name))
-                try copyFiles(of: path, to: join(target, name), skippingWeights: skippingWeights, depth: depth + 1, copy: copy)
+                try copyFiles(of: path, to: join(target, name), skippingWeights: skippingWeights, depth: depth + 1, pipeline: pipeline, copy: copy)
                 continue
             }
             let lower = name.lowercased()
@@ -128,9 +127,7 @@ extension ConvertWorkflow {
     }
 
     private static func makeFolder(_ path: String) throws {
-        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-            throw TensorFormatError(.io, "cannot create the folder: \(error.localizedDescription)", file: path)
-        }
+        try OutputFile.createFolder(path)
     }
 
     private static func join(_ folder: String, _ name: String) -> String {

@@ -105,9 +105,7 @@ public enum ConvertWorkflow {
             plan = try ConvertPlan(checkpoint: checkpoint, dtype: settings.dtype, selection: settings.selection)
         }
         if folder {
-            do { try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true) } catch {
-                throw TensorFormatError(.io, "cannot create the folder: \(error.localizedDescription)", file: output)
-            }
+            try OutputFile.createFolder(output)
         }
 
         let bar = ProgressBar("convert", total: plan.tensors.reduce(0) { $0 + $1.source.byteCount }, quiet: settings.quiet)

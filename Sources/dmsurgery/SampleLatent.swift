@@ -64,7 +64,7 @@ func sampleLatentPipeline(_ command: SampleCommand) throws {
     let noise: Tensor
     if let path = options.latents {
         noise = try readTensor("latents", from: path, command.input)
-        guard noise.shape == [n, unet.config.inChannels, noise.shape[2], noise.shape[3]] else {
+        guard noise.shape.count == 4, noise.shape.prefix(2) == [n, unet.config.inChannels] else {
             throw TensorFormatError(.invalidShape, "latents \(noise.shape) must be [\(n), \(unet.config.inChannels), h, w]", file: path, tensor: "latents")
         }
     } else {

@@ -170,4 +170,17 @@ final class PromptPipelineCLITests: XCTestCase {
         XCTAssertEqual(run.status, 2)
         XCTAssertTrue(run.stderr.contains("\(pipeline)/vae/config.json: model-bad-config"), run.stderr)
     }
+
+    /// Red team, issue 25 §9.6: latents of fewer than 4 dimensions trapped on `shape[2]` (exit 132).
+    func testLatentsOfTwoDimensionsAreRefusedNotTrapped() throws {
+        let root = try Self.pipelines.get()
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let noise = directory.appendingPathComponent("flat.safetensors").path
+        try SafetensorsWriter.writeFloats([("latents", [1, 4], [0, 0, 0, 0])], to: noise)
+        let run = try CLI.run(["sample", "--model", "\(root)/sd", "--prompt", "a cat", "--count", "1", "--steps", "1", "--latents", noise,
+                               "--out", directory.appendingPathComponent("x.png").path, "-q"])
+        XCTAssertEqual(run.status, 2, run.stderr)
+        XCTAssertTrue(run.stderr.contains("invalid-shape"), run.stderr)
+    }
 }

@@ -94,7 +94,7 @@ public enum LDMConversion {
         let unetConfig = try LDMInference.unetConfig(index, prefix: unetPrefix, structure: structure, family: family, prediction: prediction, pooledDim: pooled)
 
         var writer = LDMWriter(sources: [checkpoint])
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try OutputFile.createFolder(folder)
         if unetOnly {
             try writer.write(unet, to: path(folder, weightsName("diffusion_pytorch_model", variant: options.variant)), metadata: Metadata([("format", "pt")]))
             try writer.writeText(JSONWriter.pretty(unetConfig) + "\n", to: path(folder, "config.json"))
@@ -138,7 +138,7 @@ public enum LDMConversion {
                 result.components.append(name)
             }
         }
-        try FileManager.default.createDirectory(atPath: path(folder, "scheduler"), withIntermediateDirectories: true)
+        try OutputFile.createFolder(path(folder, "scheduler"))
         try writer.writeText(JSONWriter.pretty(LDMInference.schedulerConfig(family, prediction: prediction)) + "\n", to: path(folder, "scheduler/scheduler_config.json"))
         result.components.append("scheduler")
         try writer.writeText(JSONWriter.pretty(modelIndex(family, components: Set(result.components))) + "\n", to: path(folder, "model_index.json"))
@@ -214,7 +214,7 @@ public enum LDMConversion {
     static func writeComponent(_ writer: inout LDMWriter, folder: String, name: String, tensors: [LDMOutputTensor], config: JSONValue,
                                weights: String, options: LDMConversionOptions) throws {
         let directory = path(folder, name)
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try OutputFile.createFolder(directory)
         try writer.write(tensors, to: path(directory, weightsName(weights, variant: options.variant)), metadata: Metadata([("format", "pt")]))
         try writer.writeText(JSONWriter.pretty(config) + "\n", to: path(directory, "config.json"))
     }
@@ -222,13 +222,13 @@ public enum LDMConversion {
     /// A tokenizer folder: built from CLIP's BPE merges file when `source` is a file, else the files
     /// transformers' CLIPTokenizer reads copied from the folder `source`.
     static func writeTokenizer(from source: String, to directory: String, padToken: String, writer: inout LDMWriter) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try OutputFile.createFolder(directory)
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: source, isDirectory: &isFolder) else {
             throw TensorFormatError(.notFound, "no such tokenizer folder or BPE file", file: source)
         }
         if !isFolder.boolValue {
-            guard let data = FileManager.default.contents(atPath: source), data.count < 64 << 20, let text = String(data: data, encoding: .utf8) else {
+            guard let data = try? MappedFile.contents(of: source), data.count < 64 << 20, let text = String(validating: data, as: UTF8.self) else {
                 throw TensorFormatError(.invalidConfig, "a CLIP BPE file is UTF-8 text of a few MB (gunzip open_clip's bpe_simple_vocab_16e6.txt.gz first)", file: source)
             }
             for (name, content) in try CLIPVocabulary.tokenizerFiles(bpe: text, padToken: padToken, file: source) {
@@ -239,8 +239,8 @@ public enum LDMConversion {
         var found = 0
         for name in ["vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json", "tokenizer.json"] {
             let from = path(source, name)
-            guard let data = FileManager.default.contents(atPath: from) else { continue }
-            guard let text = String(data: data, encoding: .utf8) else {
+            guard FileManager.default.fileExists(atPath: from) else { continue }
+            guard let text = String(validating: try MappedFile.contents(of: from), as: UTF8.self) else {
                 throw TensorFormatError(.invalidConfig, "tokenizer file is not UTF-8", file: from)
             }
             try writer.writeText(text, to: path(directory, name))
