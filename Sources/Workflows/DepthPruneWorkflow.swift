@@ -22,7 +22,9 @@ enum DepthPruneWorkflow {
         }
         // Depth first, then widths: the width pass ranks and slices the student's own layers.
         let temporary = temporaryFolder(beside: s.output ?? s.emitMask ?? "-")
-        defer { try? FileManager.default.removeItem(atPath: temporary) }
+        // Registered, so SIGINT or SIGTERM during the width pass removes the student-sized folder too.
+        TemporaryFiles.registerFolder(temporary)
+        defer { TemporaryFiles.removeFolder(temporary) }
         try write(plan, from: checkpoint, to: temporary + "/", s)
         try checkpoint.finish()
         var width = s

@@ -10,6 +10,8 @@ import Foundation
 public enum TemporaryFiles {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var paths: Set<String> = []
+    /// Temporary folders (a depth-pruned student staged beside OUT), removed with their contents.
+    nonisolated(unsafe) private static var folders: Set<String> = []
     nonisolated(unsafe) private static var signalSources: [DispatchSourceSignal] = []
 
     static func register(_ path: String) {
@@ -22,11 +24,27 @@ public enum TemporaryFiles {
         paths.remove(path)
     }
 
-    /// Removes every registered file now.
+    /// Registers a temporary folder: removed with everything in it on failure or a signal, unless
+    /// `removeFolder` took it away first.
+    public static func registerFolder(_ path: String) {
+        lock.lock(); defer { lock.unlock() }
+        folders.insert(path)
+    }
+
+    /// Removes a registered temporary folder and its contents now.
+    public static func removeFolder(_ path: String) {
+        lock.lock(); defer { lock.unlock() }
+        try? FileManager.default.removeItem(atPath: path)
+        folders.remove(path)
+    }
+
+    /// Removes every registered file and folder now.
     public static func removeAll() {
         lock.lock(); defer { lock.unlock() }
         for path in paths { unlink(path) }
         paths.removeAll()
+        for folder in folders { try? FileManager.default.removeItem(atPath: folder) }
+        folders.removeAll()
     }
 
     nonisolated(unsafe) private static var signalHandler: (@Sendable (Int32) -> Bool)?
