@@ -4,13 +4,9 @@ import TensorFormats
 /// Prompts of a text file, one per line ("\r\n" accepted, empty lines skipped); the file must be UTF-8.
 public func readPromptFile(_ path: String) throws -> [String] {
     // The size is checked before anything is read: a prompt file is untrusted input.
-    let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
-    if let size, size > 64 << 20 { throw TensorFormatError(.invalidArgument, "prompt file over 64 MB", file: path) }
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw TensorFormatError(.notFound, "cannot read the prompt file", file: path)
-    }
-    guard data.count <= 64 << 20 else { throw TensorFormatError(.invalidArgument, "prompt file over 64 MB", file: path) }
-    guard let text = String(validating: Array(data), as: UTF8.self) else {
+    let map = try MappedFile(path: path)
+    guard map.size <= 64 << 20 else { throw TensorFormatError(.invalidArgument, "prompt file over 64 MB", file: path) }
+    guard let text = String(validating: map.bytes, as: UTF8.self) else {
         throw TensorFormatError(.promptsNotUTF8, "prompt file is not valid UTF-8", file: path)
     }
     // Split on scalars: Swift's Character treats "\r\n" as one, which a Character split would miss.

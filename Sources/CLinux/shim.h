@@ -22,4 +22,12 @@ static inline int dms_o_tmpfile(void) {
     return 0;
 #endif
 }
+
+/* The soft RLIMIT_AS (`ulimit -v`) in bytes; -1 when unlimited. */
+#include <sys/resource.h>
+static inline long long dms_address_space_limit(void) {
+    struct rlimit r;
+    if (getrlimit(RLIMIT_AS, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return -1;
+    return (long long)r.rlim_cur;
+}
 #endif

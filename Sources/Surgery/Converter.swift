@@ -265,8 +265,7 @@ public enum Converter {
         let indexPath = base + ".index.json"
         let index = try OutputFile(path: indexPath)
         try index.write(Array(indexJSON(shards: shards, names: names, diffusersStyle: baseName.hasPrefix("diffusion_pytorch_model")).utf8))
-        for output in outputs { try output.commit() }
-        try index.commit()
+        try OutputFile.commitTogether(outputs + [index])
         result.files += outputs.map(\.path) + [indexPath]
     }
 }

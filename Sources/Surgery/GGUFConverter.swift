@@ -14,11 +14,11 @@ extension Converter {
     }
 
     /// The GGUF layout `writeGGUF` produces for a plan, and the float type each quantized tensor's
-    /// values are first rounded through (ComfyUI-GGUF's route only).
+    /// values are first rounded through (ComfyUI-GGUF's route only), by the names' bytes.
     public static func ggufWriter(_ plan: ConvertPlan, quant: GGMLType?, metadata: Metadata?,
-                                  convention: GGUFConvention = .dmsurgery) throws -> (writer: GGUFWriter, intermediates: [String: GGMLType]) {
+                                  convention: GGUFConvention = .dmsurgery) throws -> (writer: GGUFWriter, intermediates: [ByteKey: GGMLType]) {
         var planned: [(name: String, type: GGMLType, storedShape: [Int], originalShape: [Int]?)] = []
-        var intermediates: [String: GGMLType] = [:]
+        var intermediates: [ByteKey: GGMLType] = [:]
         for tensor in plan.tensors {
             do {
                 switch convention {
@@ -28,7 +28,7 @@ extension Converter {
                 case .comfySD:
                     let choice = try GGUFComfySDPolicy.choose(name: tensor.name, dtype: tensor.source.dtype, shape: tensor.shape, target: quant)
                     planned.append((tensor.name, choice.type, choice.storedShape, choice.originalShape))
-                    intermediates[tensor.name] = choice.intermediate
+                    intermediates[ByteKey(tensor.name)] = choice.intermediate
                 }
             } catch {
                 throw error.inFile(plan.checkpoint.name)
@@ -52,11 +52,15 @@ extension Converter {
     public static func writeGGUF(_ plan: ConvertPlan, quant: GGMLType?, metadata: Metadata?, convention: GGUFConvention = .dmsurgery,
                                  to output: OutputFile, progress: ProgressSink? = nil, result: inout ConvertResult) throws {
         let (writer, intermediates) = try ggufWriter(plan, quant: quant, metadata: metadata, convention: convention)
-        let sources = Dictionary(uniqueKeysWithValues: plan.tensors.map { ($0.name, $0.source) })
+        // The writer produces its tensors in the plan's order, so the n-th is the plan's n-th: no name
+        // lookup that Unicode-equivalent names could confuse.
+        var sources = plan.tensors.map(\.source).makeIterator()
         var bytesRead = result.bytesRead
         try writer.write(to: output) { tensor, sink in
-            let source = sources[tensor.name]!
-            try emitGGUF(tensor, from: source, checkpoint: plan.checkpoint, intermediate: intermediates[tensor.name], sink: sink) { bytes in
+            guard let source = sources.next() else {
+                throw TensorFormatError(.sizeMismatch, "the GGUF plan has more tensors than the input", file: output.path, tensor: tensor.name)
+            }
+            try emitGGUF(tensor, from: source, checkpoint: plan.checkpoint, intermediate: intermediates[ByteKey(tensor.name)], sink: sink) { bytes in
                 bytesRead += bytes
                 progress?(bytesRead)
             }

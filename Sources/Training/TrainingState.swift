@@ -20,6 +20,7 @@ public struct TrainingState: Sendable {
     }
 
     public func restore(_ model: inout UNet2D, from prefix: String, file: String) throws {
+        try refuseStray(under: "\(prefix)/", known: Set(model.parameters.keys), file: file)
         for name in model.parameters.keys {
             guard let t = tensors["\(prefix)/\(name)"] else {
                 throw TensorFormatError(.missingTensor, "the state does not hold this parameter", file: file, tensor: "\(prefix)/\(name)")
@@ -61,6 +62,11 @@ public struct TrainingState: Sendable {
             throw TensorFormatError(.invalidMetadata, "optimizer '\(prefix)' has \(updates) updates (0...\(Self.maximumCount))", file: file)
         }
         let steps = members.map { ($0.key, $0.value.intValue!) }
+        // Moments without a step entry (an extra `m/bogus`, a deleted steps entry) would be dropped and
+        // their parameter's optimizer silently reset: every moment must belong to a listed step.
+        let listed = Set(steps.map(\.0))
+        try refuseStray(under: "\(prefix)/m/", known: listed, file: file)
+        try refuseStray(under: "\(prefix)/v/", known: listed, file: file)
         optimizer.updates = updates
         optimizer.adam.states = [:]
         for (name, step) in steps {
@@ -88,6 +94,17 @@ public struct TrainingState: Sendable {
         }
     }
 
+    /// Refuses a tensor under `prefix` whose name (after it) is not in `known`: a state holds exactly
+    /// what `store` wrote, so anything else was added by hand.
+    private func refuseStray(under prefix: String, known: Set<String>, file: String) throws {
+        for key in tensors.keys.sorted() where key.utf8.starts(with: prefix.utf8) {
+            let name = String(decoding: key.utf8.dropFirst(prefix.utf8.count), as: UTF8.self)
+            guard known.contains(name) else {
+                throw TensorFormatError(.unexpectedTensor, "the state holds a tensor the run does not have", file: file, tensor: key)
+            }
+        }
+    }
+
     /// Writes the state atomically (temporary file, fsync, rename).
     public func write(to path: String) throws {
         let json = JSONWriter.compact(.object(values.keys.sorted().map { JSONMember($0, .string(values[$0]!)) }))
@@ -104,6 +121,12 @@ public struct TrainingState: Sendable {
             throw TensorFormatError(.invalidMetadata, "not a dmsurgery training state (no \(Self.metadataKey) metadata)", file: path)
         }
         values = Dictionary(members.map { ($0.key, $0.value.stringValue!) }, uniquingKeysWith: { a, _ in a })
-        for entry in file.entries { tensors[entry.name] = Tensor(shape: entry.shape, data: try file.floats(of: entry)) }
+        for entry in file.entries {
+            // `write(to:)` stores float32 only: a retyped tensor would be converted, not refused.
+            guard entry.dtype == .f32 else {
+                throw TensorFormatError(.unknownDType, "a state tensor of dtype \(entry.dtype.rawValue); states hold F32", file: path, tensor: entry.name)
+            }
+            tensors[entry.name] = Tensor(shape: entry.shape, data: try file.floats(of: entry))
+        }
     }
 }

@@ -54,6 +54,8 @@ public struct UNetConfig: Sendable, Equatable {
     public var hasMidBlock: Bool
     /// Whether the unconditional mid block has its attention (`add_attention`).
     public var midBlockAttention: Bool
+    /// `time_embedding_dim` when the config gives it; the weights (`time_embedding.linear_1`) must agree.
+    public var timeEmbeddingDim: Int?
 
     /// How much the down blocks shrink a side: every down block but the last halves it, so a sample's
     /// height and width must be multiples of this (and a latent's, times the VAE's own factor).
@@ -90,10 +92,17 @@ public struct UNetConfig: Sendable, Equatable {
         let conditional = family == .conditional
         let familyName = family.rawValue
 
-        sampleSize = try reader.intOrFirst("sample_size")
-        if let sampleSize, !(1...Self.maximumSampleSize).contains(sampleSize) {
-            throw UNetError(.invalidConfig, "sample_size", "\(sampleSize) is out of range (1...\(Self.maximumSampleSize))")
+        // Every number of the config, read by this engine or not, is bounded: an unknown key of 2^62
+        // is as suspect as a known one, and later code may read it.
+        for (key, value) in o.sorted(by: { $0.key < $1.key }) { try ConfigReader.refuseHuge(value, key) }
+        // A list (height, width) is checked entry by entry; the first is the side used.
+        let sides: [Int]
+        if case .array? = o["sample_size"] { sides = try reader.ints("sample_size") ?? [] } else { sides = try reader.int("sample_size").map { [$0] } ?? [] }
+        if let bad = sides.first(where: { !(1...Self.maximumSampleSize).contains($0) }) {
+            throw UNetError(.invalidConfig, "sample_size", "\(bad) is out of range (1...\(Self.maximumSampleSize))")
         }
+        if case .array? = o["sample_size"], sides.isEmpty { throw UNetError(.invalidConfig, "sample_size", "expected integers") }
+        sampleSize = sides.first
         inChannels = try reader.int("in_channels", in: 1...Self.maximumWidth, default: conditional ? 4 : 3)!
         outChannels = try reader.int("out_channels", in: 1...Self.maximumWidth, default: conditional ? 4 : 3)!
         blockOutChannels = try reader.ints("block_out_channels")
@@ -127,6 +136,7 @@ public struct UNetConfig: Sendable, Equatable {
         }
         layersPerBlock = try reader.perBlock("layers_per_block", count: n, default: 2)
 
+        timeEmbeddingDim = try reader.int("time_embedding_dim", in: 1...Self.maximumWidth)
         normNumGroups = try reader.int("norm_num_groups", in: 1...Self.maximumWidth, default: 32)!
         attnNormNumGroups = try reader.int("attn_norm_num_groups", in: 1...Self.maximumWidth)
         // GroupNorm splits every block's channels into these groups (torch refuses a remainder).
@@ -256,12 +266,15 @@ private struct ConfigReader {
         return v
     }
 
-    func intOrFirst(_ key: String) throws -> Int? {
-        if case .array(let list)? = value(key) {
-            guard case .number(let d)? = list.first else { throw UNetError(.invalidConfig, key, "expected integers") }
-            return try Self.integer(d, key)
+    /// Refuses a whole number of magnitude 10^9 or more anywhere in `value` (lists and objects included).
+    static func refuseHuge(_ value: ConfigValue, _ key: String) throws {
+        switch value {
+        case .number(let d) where !d.isFinite || (d == d.rounded() && abs(d) >= 1e9):
+            throw UNetError(.invalidConfig, key, "expected an integer below 10^9, got \(value)")
+        case .array(let items): for item in items { try refuseHuge(item, key) }
+        case .object(let members): for (_, item) in members { try refuseHuge(item, key) }
+        default: break
         }
-        return try int(key)
     }
 
     func bool(_ key: String) throws -> Bool? {

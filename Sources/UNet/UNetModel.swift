@@ -118,8 +118,11 @@ public struct UNet2D: Sendable {
         let eps = config.normEps
         let conditional = config.family == .conditional
 
-        timeLinear1 = try LinearLayer(&t, "time_embedding.linear_1", in: ch[0], out: nil, denseOut: ch[0] * 4)
+        timeLinear1 = try LinearLayer(&t, "time_embedding.linear_1", in: ch[0], out: nil, denseOut: config.timeEmbeddingDim ?? ch[0] * 4)
         let tembDim = timeLinear1.outFeatures
+        if let declared = config.timeEmbeddingDim, declared != tembDim {
+            throw UNetError(.invalidConfig, "time_embedding_dim", "\(declared) contradicts the weights (time_embedding.linear_1 has \(tembDim) outputs)")
+        }
         timeLinear2 = try LinearLayer(&t, "time_embedding.linear_2", in: tembDim, out: tembDim)
         convIn = try ConvLayer(&t, "conv_in", in: config.inChannels, out: ch[0], kernel: 3, padding: 1)
 

@@ -84,6 +84,7 @@ public struct AutoencoderKL: Sendable {
     /// each [N, latent_channels, H/f, W/f], unscaled.
     public func encode(_ images: Tensor) throws(CLIPError) -> (mean: Tensor, std: Tensor) {
         try check(images, channels: config.inChannels, multiple: config.downscale, name: "images")
+        try checkMemory(height: images.shape[2], width: images.shape[3], option: "the image size")
         var means: [Float] = [], stds: [Float] = []
         var shape: [Int] = []
         for image in split(images) {
@@ -105,6 +106,10 @@ public struct AutoencoderKL: Sendable {
     /// Images [N, out_channels, H*f, W*f] from unscaled latents [N, latent_channels, H, W].
     public func decode(_ latents: Tensor) throws(CLIPError) -> Tensor {
         try check(latents, channels: config.latentChannels, multiple: 1, name: "latents")
+        let (height, width) = latents.shape[2].multipliedReportingOverflow(by: config.downscale).overflow
+            || latents.shape[3].multipliedReportingOverflow(by: config.downscale).overflow
+            ? (Int.max, Int.max) : (latents.shape[2] * config.downscale, latents.shape[3] * config.downscale)
+        try checkMemory(height: height, width: width, option: "--size")
         var data: [Float] = []
         var shape: [Int] = []
         for latent in split(latents) {
@@ -143,6 +148,24 @@ public struct AutoencoderKL: Sendable {
         var z = latents
         for i in z.data.indices { z.data[i] = latents.data[i] / scale + shift }
         return try decode(z)
+    }
+
+    /// Feature maps of the widest full-resolution level alive at once while one image is encoded or
+    /// decoded: a ResNet's input, its normalised and convolved maps, a 2x upsampled map and the
+    /// Winograd transforms of a convolution's input and output (2.25 maps each).
+    static let workingMaps = 12
+
+    /// Refuses (`too-large`) an image whose largest level cannot fit before anything is allocated: a
+    /// decoder at 1024 pixels holds gigabytes, which the UNet's estimate (at latent size) never sees.
+    private func checkMemory(height: Int, width: Int, option: String) throws(CLIPError) {
+        var largest: Int? = 0
+        for (i, c) in config.blockOutChannels.enumerated() {
+            let level = MemoryBudget.product([c, height >> i, width >> i, Self.workingMaps, MemoryLayout<Float>.size])
+            largest = largest.flatMap { a in level.map { max(a, $0) } }
+        }
+        do { try MemoryBudget.check(largest, for: "the VAE at \(width)x\(height) pixels", option: option) } catch {
+            throw CLIPError(error.code, error.message)
+        }
     }
 
     private func check(_ x: Tensor, channels: Int, multiple: Int, name: String) throws(CLIPError) {

@@ -36,18 +36,15 @@ extension ConvertWorkflow {
         guard pipeline.components.contains(where: \.hasWeights) else {
             throw TensorFormatError(.unknownFormat, "the pipeline has no component with safetensors weights", file: settings.input)
         }
-        do { try FileManager.default.createDirectory(atPath: settings.output, withIntermediateDirectories: true) } catch {
-            throw TensorFormatError(.io, "cannot create the folder: \(error.localizedDescription)", file: settings.output)
-        }
+        try OutputFile.createFolder(settings.output)
         var pending: [OutputFile] = []
         var result = ConvertResult()
         var casts = 0
         func copy(_ from: String, to path: String) throws {
-            guard let data = FileManager.default.contents(atPath: from) else {
-                throw TensorFormatError(.notFound, "cannot read", file: from)
-            }
+            try pipeline.refuseLinkOutside(from)
+            let data = try MappedFile.contents(of: from)
             let out = try OutputFile(path: path)
-            try out.write(Array(data))
+            try out.write(data)
             pending.append(out)
             result.files.append(path)
         }
@@ -59,7 +56,7 @@ extension ConvertWorkflow {
             var weightsBase: String?
             if component.hasWeights, let checkpoint = try pipeline.open(component.name, options: OpenOptions(randomAccess: true)) {
                 let plan = try ConvertPlan(checkpoint: checkpoint, dtype: settings.dtype, selection: settings.selection)
-                let base = PipelineFolder.weightNames(variant: pipeline.variant).first { FileManager.default.fileExists(atPath: join(folder, $0)) }
+                let base = PipelineFolder.weightNames(variant: pipeline.variant).first { Files.exists(join(folder, $0)) }
                     .map { $0.hasPrefix("diffusion_pytorch_model") ? "diffusion_pytorch_model" : "model" } ?? "model"
                 weightsBase = base
                 let path = join(target, LDMConversion.weightsName(base, variant: outputVariant))
@@ -72,28 +69,26 @@ extension ConvertWorkflow {
                 result.files.append(path)
                 casts += plan.tensors.filter { $0.dtype != $0.source.dtype }.count
             }
-            try copyFiles(of: folder, to: target, skippingWeights: weightsBase != nil, copy: copy)
+            try pipeline.refuseLinkOutside(folder)
+            try copyFiles(of: folder, to: target, skippingWeights: weightsBase != nil, pipeline: pipeline, copy: copy)
         }
-        for output in pending { try output.commit() }
+        try OutputFile.commitTogether(pending)
         return ConvertOutcome(result: result, casts: casts)
     }
 
     /// Copies a component folder's regular files (and sub-folders, as a tokenizer may have), leaving out
     /// weight files when the component's weights were converted.
     private static func copyFiles(of folder: String, to target: String, skippingWeights: Bool, depth: Int = 0,
-                                  copy: (String, String) throws -> Void) throws {
+                                  pipeline: PipelineFolder, copy: (String, String) throws -> Void) throws {
         guard depth < 4 else {
             throw TensorFormatError(.unsupported, "component folders nested more than 4 levels deep are not copied", file: folder)
         }
-        let names: [String]
-        do { names = try FileManager.default.contentsOfDirectory(atPath: folder).sorted() } catch {
-            throw TensorFormatError(.io, "cannot list the folder: \(error.localizedDescription)", file: folder)
-        }
-        for name in names where !name.hasPrefix(".") {
+        for name in try Files.list(folder) where !name.hasPrefix(".") {
             let path = join(folder, name)
             if isDirectory(path) {
+                try pipeline.refuseLinkOutside(path)
                 try makeFolder(join(target, name))
-                try copyFiles(of: path, to: join(target, name), skippingWeights: skippingWeights, depth: depth + 1, copy: copy)
+                try copyFiles(of: path, to: join(target, name), skippingWeights: skippingWeights, depth: depth + 1, pipeline: pipeline, copy: copy)
                 continue
             }
             let lower = name.lowercased()
@@ -107,30 +102,22 @@ extension ConvertWorkflow {
     /// Refuses an output folder inside the input pipeline (also one not yet created, whose nearest
     /// existing ancestor is inside it), before any folder is made.
     private static func refuseInside(_ output: String, input: String) throws {
-        guard let inputPath = realPath(input) else { return }
+        guard let inputPath = Files.realPath(input) else { return }
         var existing = URL(fileURLWithPath: output).standardizedFileURL
         var rest: [String] = []
-        while !FileManager.default.fileExists(atPath: existing.path), existing.path != "/" {
+        while !Files.exists(existing.path), existing.path != "/" {
             rest.insert(existing.lastPathComponent, at: 0)
             existing.deleteLastPathComponent()
         }
-        guard let real = realPath(existing.path) else { return }
+        guard let real = Files.realPath(existing.path) else { return }
         let resolved = ([real] + rest).joined(separator: "/")
         if resolved == inputPath || resolved.hasPrefix(inputPath.hasSuffix("/") ? inputPath : inputPath + "/") {
             throw TensorFormatError(.sameFile, "OUT is inside the input INPUT (\(input)); choose another path", file: output)
         }
     }
 
-    private static func realPath(_ path: String) -> String? {
-        guard let resolved = realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
-    }
-
     private static func makeFolder(_ path: String) throws {
-        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-            throw TensorFormatError(.io, "cannot create the folder: \(error.localizedDescription)", file: path)
-        }
+        try OutputFile.createFolder(path)
     }
 
     private static func join(_ folder: String, _ name: String) -> String {

@@ -77,7 +77,7 @@ public enum ConvertWorkflow {
     static func readOptions(_ settings: ConvertSettings) -> OpenOptions {
         var options = settings.open
         if let variant = options.variant, isDirectory(settings.input),
-           !PipelineFolder.weightNames(variant: variant).contains(where: { FileManager.default.fileExists(atPath: (settings.input as NSString).appendingPathComponent($0)) }) {
+           !PipelineFolder.weightNames(variant: variant).contains(where: { Files.exists((settings.input as NSString).appendingPathComponent($0)) }) {
             options.variant = nil
         }
         return options
@@ -229,9 +229,7 @@ public enum ConvertWorkflow {
             plan = try ConvertPlan(checkpoint: checkpoint, dtype: settings.dtype, selection: settings.selection)
         }
         if folder {
-            do { try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true) } catch {
-                throw TensorFormatError(.io, "cannot create the folder: \(error.localizedDescription)", file: output)
-            }
+            try OutputFile.createFolder(output)
         }
 
         let bar = ProgressBar("convert", total: plan.tensors.reduce(0) { $0 + $1.source.byteCount }, quiet: settings.quiet)
@@ -263,7 +261,4 @@ public enum ConvertWorkflow {
     }
 }
 
-func isDirectory(_ path: String) -> Bool {
-    var isDir: ObjCBool = false
-    return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
-}
+func isDirectory(_ path: String) -> Bool { Files.isDirectory(path) }

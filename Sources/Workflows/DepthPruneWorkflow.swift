@@ -22,18 +22,21 @@ enum DepthPruneWorkflow {
         }
         // Depth first, then widths: the width pass ranks and slices the student's own layers.
         let temporary = temporaryFolder(beside: s.output ?? s.emitMask ?? "-")
-        defer { try? FileManager.default.removeItem(atPath: temporary) }
+        // Registered, so SIGINT or SIGTERM during the width pass removes the student-sized folder too.
+        TemporaryFiles.registerFolder(temporary)
+        defer { TemporaryFiles.removeFolder(temporary) }
         try write(plan, from: checkpoint, to: temporary + "/", s)
         try checkpoint.finish()
         var width = s
         width.model = temporary
         let folder = s.output.map(isFolder) ?? false
+        var alongside: [(path: String, text: String)] = []
         if let output = s.output, folder {
-            try createFolder(output)
+            try OutputFile.createFolder(output)
             width.output = weightsPath(output)
+            alongside.append((configPath(output), plan.configJSON + "\n"))
         }
-        try PruneWorkflow.run(width)
-        if let output = s.output, folder { try writeConfig(plan.configJSON, folder: output) }
+        try PruneWorkflow.run(width, alongside: alongside)
     }
 
     /// The student as a diffusers folder, or one `.safetensors` file / stream that carries its config
@@ -46,19 +49,16 @@ enum DepthPruneWorkflow {
         metadata[MetadataKey.depth] = plan.mapJSON
         let folder = isFolder(output)
         if !folder { metadata[MetadataKey.config] = plan.configJSON }
-        if folder { try createFolder(output) }
+        if folder { try OutputFile.createFolder(output) }
         let bar = ProgressBar("prune", total: checkpoint.byteCount, quiet: s.quiet)
         defer { bar.finish() }
         let out = try OutputFile(path: folder ? weightsPath(output) : output, force: s.force)
+        // The config is opened before the weights are written and both are renamed together, so a
+        // signal or an error never leaves new weights beside an old config.json.
+        let config = folder ? try OutputFile(path: configPath(output), force: true) : nil
         try plan.write(checkpoint, metadata: metadata, to: out, progress: bar.update)
-        try out.commit()
-        if folder { try writeConfig(plan.configJSON, folder: output) }
-    }
-
-    private static func createFolder(_ path: String) throws {
-        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-            throw TensorFormatError(.io, "cannot create the folder: \(error.localizedDescription)", file: path, cause: error)
-        }
+        try config?.write(Array((plan.configJSON + "\n").utf8))
+        try OutputFile.commitTogether([out] + (config.map { [$0] } ?? []))
     }
 
     /// A student is a diffusers folder unless OUT is `-` or a `.safetensors` file that is not a folder.
@@ -70,10 +70,8 @@ enum DepthPruneWorkflow {
         (folder.hasSuffix("/") ? folder : folder + "/") + "diffusion_pytorch_model.safetensors"
     }
 
-    private static func writeConfig(_ json: String, folder: String) throws {
-        let out = try OutputFile(path: (folder.hasSuffix("/") ? folder : folder + "/") + "config.json", force: true)
-        try out.write(Array((json + "\n").utf8))
-        try out.commit()
+    private static func configPath(_ folder: String) -> String {
+        (folder.hasSuffix("/") ? folder : folder + "/") + "config.json"
     }
 
     /// A folder on OUT's file system (the student may be as large as the teacher), removed afterwards.

@@ -15,14 +15,14 @@ extension ErrorCode {
         .unknownDType, .invalidShape, .invalidOffsets, .missingField, .invalidMetadata, .offsetsNotContiguous,
         .sizeOverflow, .misalignedBits, .sizeMismatch, .trailingBytes, .truncated,
         // TensorFormats: checkpoints of several files, operations
-        .invalidIndex, .invalidConfig, .unknownFormat, .io, .notFound, .sameFile, .terminalOutput, .nameCollision,
+        .invalidIndex, .invalidConfig, .unknownFormat, .io, .notFound, .sameFile, .outputShared, .linkOutsideInput, .terminalOutput, .nameCollision,
         .unsupported, .interrupted, .invalidArgument, .tooLarge, .unrepresentableName, .wrongFormat,
         // TensorFormats: HDF5 and zstd (formats/hdf5.md, formats/zstd.md)
         .hdf5Unreadable, .hdf5ExternalLink, .hdf5SoftLink, .hdf5VirtualDataset, .hdf5ExternalStorage, .hdf5DeclaredSize,
         .hdf5UnsupportedType, .hdf5InvalidLayout, .hdf5Write, .zstdCorrupt,
         // TensorFormats: PyTorch pickles (formats/pickle.md)
         .pickleGlobalRefused, .pickleUnsupportedOpcode, .pickleInvalid, .pickleTooDeep, .pickleUnsupported, .pickleNoTensors,
-        .torchInvalid, .zipInvalid, .zipCompressed,
+        .torchInvalid, .zipInvalid, .zipCompressed, .pickleDeclaredSize,
         // TensorFormats: GGUF (formats/gguf.md)
         .ggufMagic, .ggufVersion, .ggufCountPastEOF, .ggufInvalidString, .ggufValueType, .ggufNestedArray, .ggufAlignment,
         .ggufMisalignedOffset, .ggufOverlap, .ggufOriginalShape,

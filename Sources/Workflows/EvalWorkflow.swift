@@ -50,6 +50,10 @@ public enum EvalWorkflow {
         try InputSet.declare(inputs: [(model, "MODEL"), (config, "--config"), (s.scheduler, "--scheduler"), (s.teacher, "--teacher")],
                              outputs: [(grid, "--grid")])
         let source = model ?? config ?? "-"
+        // The samples themselves, before anything is counted with them (a product that overflows traps).
+        try MemoryBudget.check(MemoryBudget.product([s.concept.prompts.count, samples, WorldSize.channels, WorldSize.side, WorldSize.side,
+                                                     MemoryLayout<Float>.size]),
+                               for: "\(samples) samples per prompt", option: "--samples")
         if grid != nil {
             // The grid's pixels, before any sampling: every prompt's samples at --grid-scale.
             let side = MemoryBudget.product([WorldSize.side, gridScale])

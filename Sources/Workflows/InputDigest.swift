@@ -21,15 +21,14 @@ enum InputDigest {
 
     /// A file's bytes, read in 4 MiB pieces.
     static func sha256(file path: String) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw TensorFormatError(.io, "cannot open to hash", file: path)
-        }
-        defer { try? handle.close() }
+        let map = try MappedFile(path: path)
         var hasher = SHA256()
-        do {
-            while let piece = try handle.read(upToCount: 4 << 20), !piece.isEmpty { hasher.update(data: piece) }
-        } catch {
-            throw TensorFormatError(.io, "cannot read to hash: \(error.localizedDescription)", file: path, cause: error)
+        var start = 0
+        while start < map.size {
+            let end = min(map.size, start + (4 << 20))
+            hasher.update(bufferPointer: map.bytes(start..<end))
+            map.release(start..<end)
+            start = end
         }
         return hex(hasher.finalize())
     }

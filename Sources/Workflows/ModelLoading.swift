@@ -18,10 +18,7 @@ public func openCheckpoint(_ path: String, _ options: OpenOptions, randomAccess:
 /// folder (or the sibling `scheduler` folder of a diffusers pipeline), else diffusers' defaults.
 public func loadSchedulerConfig(model: String, explicit: String?) throws -> SchedulerConfig {
     func read(_ path: String) throws -> SchedulerConfig {
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw TensorFormatError(.notFound, "cannot read the scheduler config", file: path)
-        }
+        let text = try MappedFile.text(of: path, what: "the scheduler config")
         do { return try SchedulerConfig(json: text) } catch let error as SchedulerConfigError { throw error.inFile(path) }
     }
     if let explicit { return try read(explicit) }
@@ -65,7 +62,7 @@ public func loadUNet(model: String?, config: String? = nil, open: OpenOptions) t
             let checkpoint = try openCheckpoint(model, open, randomAccess: true)
             return try UNet2D(checkpoint: try LDMConversion.diffusersUNetView(of: checkpoint) ?? checkpoint)
         }
-        let text = try String(contentsOfFile: source, encoding: .utf8)
+        let text = try MappedFile.text(of: source, what: "the config")
         return try UNet2D(config: try UNetConfig(json: text), randomSeed: 0)
     } catch let error as UNetError {
         throw located(error, file: source)

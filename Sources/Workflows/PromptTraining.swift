@@ -79,9 +79,7 @@ enum PromptData {
         }
         // The config is checked before the weights are read: a mismatch is refused without loading them.
         let configPath = vaePath + "/config.json"
-        guard let configText = try? String(contentsOfFile: configPath, encoding: .utf8) else {
-            throw TensorFormatError(.notFound, "cannot read the VAE config", file: configPath)
-        }
+        let configText = try MappedFile.text(of: configPath, what: "the VAE config")
         let config = try VAEConfig(json: configText, file: configPath)
         guard config.latentChannels == model.config.inChannels else {
             throw TensorFormatError(.invalidConfig, "the VAE's latent_channels \(config.latentChannels) differ from the UNet's in_channels \(model.config.inChannels)",
@@ -101,10 +99,7 @@ enum PromptData {
         var first: (path: String, height: Int, width: Int)?
         for name in pngs {
             let path = directory + "/" + name
-            guard let bytes = FileManager.default.contents(atPath: path) else {
-                throw TensorFormatError(.notFound, "cannot read the image", file: path)
-            }
-            let image = try PNGImage.decode(Array(bytes), file: path)
+            let image = try PNGImage.decode(try MappedFile.contents(of: path), file: path)
             let height = image.shape[2], width = image.shape[3]
             guard height % factor == 0, width % factor == 0 else {
                 throw TensorFormatError(.badShape, "\(width)x\(height) pixels: the VAE and the UNet take sides that are multiples of \(factor)", file: path)

@@ -51,6 +51,11 @@ public enum PruneWorkflow {
     }
 
     public static func run(_ s: PruneSettings) throws {
+        try run(s, alongside: [])
+    }
+
+    /// `alongside`: text files published with OUT and the mask as one (a depth student's config.json).
+    static func run(_ s: PruneSettings, alongside: [(path: String, text: String)]) throws {
         if let variant = s.depth {
             var rest = s
             rest.depth = nil
@@ -66,25 +71,30 @@ public enum PruneWorkflow {
 
         let dropped = zip(units.layers, kept).reduce(0) { $0 + ($1.0.units - $1.1.count) }
         let total = units.layers.reduce(0) { $0 + $1.units }
-        if let output = s.output {
+        // Every output is opened (its path checked) before any is written, and all are committed
+        // together: a bad --emit-mask or a full disk on the mask leaves OUT as it was.
+        let out = try s.output.map { (path) throws(TensorFormatError) in try OutputFile(path: path, force: s.force) }
+        // Text: a terminal is a fine place for the mask.
+        let maskOut = try s.emitMask.map { (path) throws(TensorFormatError) in try OutputFile(path: path, force: true) }
+        let texts = try alongside.map { (file) throws(TensorFormatError) in try OutputFile(path: file.path, force: true) }
+        var written: (tensors: Int, bytes: Int)?
+        if let out {
             var metadata = checkpoint.metadata ?? Metadata()
             metadata[MetadataKey.config] = configJSON
             metadata[MetadataKey.mask] = chosen.compactJSON
             let bar = ProgressBar("prune", total: checkpoint.byteCount, quiet: s.quiet)
             defer { bar.finish() }
-            let out = try OutputFile(path: output, force: s.force)
             let result = try Pruner.write(checkpoint, units: units, kept: kept, metadata: metadata, to: out, progress: bar.update)
-            try out.commit()
-            try checkpoint.finish()
+            written = (result.tensors, result.bytesWritten)
+        }
+        try maskOut?.write(Array(chosen.fileJSON.utf8))
+        for (file, text) in zip(texts, alongside) { try file.write(Array(text.text.utf8)) }
+        try OutputFile.commitTogether([out, maskOut].compactMap { $0 } + texts)
+        try checkpoint.finish()
+        if let output = s.output, let written {
             let specs = Pruner.outputSpecs(checkpoint, units: units, kept: kept)
             let parameters = specs.reduce(0) { $0 + $1.shape.reduce(1, *) }
-            note("wrote \(output): \(formatCount(result.tensors)) tensors, \(formatCount(parameters)) of \(formatCount(checkpoint.parameterCount)) parameters, \(formatBytes(result.bytesWritten))", quiet: s.quiet)
-        }
-        if let emitMask = s.emitMask {
-            // Text: a terminal is a fine place for it.
-            let out = try OutputFile(path: emitMask, force: true)
-            try out.write(Array(chosen.fileJSON.utf8))
-            try out.commit()
+            note("wrote \(output): \(formatCount(written.tensors)) tensors, \(formatCount(parameters)) of \(formatCount(checkpoint.parameterCount)) parameters, \(formatBytes(written.bytes))", quiet: s.quiet)
         }
         note("\(chosen.criterion): dropped \(dropped) of \(total) units in \(units.layers.count) layers ("
              + String(format: "%.2f s", Date().timeIntervalSince(start)) + ")", quiet: s.quiet)
@@ -98,9 +108,7 @@ public enum PruneWorkflow {
             if mask == "-" {
                 text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
             } else {
-                do { text = try String(contentsOfFile: mask, encoding: .utf8) } catch {
-                    throw TensorFormatError(.io, "cannot read the mask: \(error.localizedDescription)", file: mask, cause: error)
-                }
+                text = try MappedFile.text(of: mask, what: "the mask")
             }
             let given = try PruningMask(json: text, file: mask)
             if !given.sourceSHA256.isEmpty && given.sourceSHA256 != hash {

@@ -56,16 +56,11 @@ public enum SampleWorkflow {
     /// The default images per row when neither --count nor --latents says.
     public static let defaultCount = 4
 
-    /// Draws and writes the grid; returns the number of images.
+    /// Draws and writes the grid; returns the number of images. The options of the other kind of model
+    /// (`--cond` with prompts; prompts' options without them) are refused by the CLI when it parses them.
     @discardableResult
     public static func run(_ settings: SampleSettings) throws -> Int {
-        if !settings.prompts.isEmpty { return try sampleLatentPipeline(settings) }
-        let latentOnly = [("--negative-prompt", settings.negativePrompt), ("--unet", settings.unet), ("--latents", settings.latents),
-                          ("--save-latents", settings.saveLatents)].filter { $0.1 != nil }.map(\.0)
-        if !latentOnly.isEmpty {
-            throw UsageError("\(latentOnly.joined(separator: ", ")): only for latent pipelines (with --prompt)")
-        }
-        return try samplePixelSpace(settings)
+        settings.prompts.isEmpty ? try samplePixelSpace(settings) : try sampleLatentPipeline(settings)
     }
 
     private static func samplePixelSpace(_ settings: SampleSettings) throws -> Int {
@@ -130,7 +125,6 @@ public enum SampleWorkflow {
     /// diffusers' StableDiffusionPipeline: noise [N, C, size/f, size/f] (f the VAE's downscale) from the
     /// seeded generator unless --latents gives it; prompts repeated `count` times in order.
     private static func sampleLatentPipeline(_ settings: SampleSettings) throws -> Int {
-        if !settings.cond.isEmpty { throw UsageError("--cond is for pixel-space models; a latent pipeline is conditioned by --prompt") }
         let pipeline = PipelineParts(settings.model)
         try InputSet.declare(inputs: [(settings.model, "MODEL"), (settings.unet, "--unet"), (settings.latents, "--latents"), (settings.scheduler, "--scheduler")],
                              outputs: [(settings.out, "--out"), (settings.saveLatents, "--save-latents")])

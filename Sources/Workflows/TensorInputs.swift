@@ -6,10 +6,7 @@ import TensorMath
 /// `images` of a safetensors file, or one PNG file as [1, 3, H, W] in [-1, 1].
 public func readImages(_ path: String, options: OpenOptions) throws -> Tensor {
     if path.lowercased().hasSuffix(".png") {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw TensorFormatError(.notFound, "cannot read", file: path)
-        }
-        return try PNGImage.decode(Array(data), file: path)
+        return try PNGImage.decode(try MappedFile.contents(of: path), file: path)
     }
     if path.lowercased().hasSuffix(".jpg") || path.lowercased().hasSuffix(".jpeg") {
         throw TensorFormatError(.unsupported, "JPEG input is not supported; convert to PNG", file: path)

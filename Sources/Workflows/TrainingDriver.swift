@@ -16,7 +16,9 @@ public struct Interrupted: Error, Sendable {
 /// saves its state and stops, an output being written is completed first.
 final class StopRequest: @unchecked Sendable {
     private let lock = NSLock()
-    private var armed = false
+    /// Armed from the start: a signal while the models and data load is held until the loop, which
+    /// then saves a resumable state at step 0 instead of exiting with nothing to resume.
+    private var armed = true
     private var received: Int32?
     private var checkpointSignal: DispatchSourceSignal?
 
@@ -67,6 +69,7 @@ func train<M: TrainingMethod>(_ method: inout M, run: RunDescription, settings: 
     do { try method.student.checkInput(batch: settings.batch, height: side, width: side, training: true, option: "--batch") } catch let error as UNetError {
         throw located(error, file: output.path)
     }
+    try TrainingMemoryPlan.checkOptimizerFits(method.student, batch: settings.batch, side: side)
     let statePath = settings.statePath(output: output.path)
     if settings.resume, let statePath, !FileManager.default.fileExists(atPath: statePath) {
         throw TensorFormatError(.notFound, "no resumable state (run with --checkpoint-every, or interrupt a run, first)", file: statePath)
@@ -113,9 +116,10 @@ func train<M: TrainingMethod>(_ method: inout M, run: RunDescription, settings: 
         try model.write(to: output.path, configJSON: source.configJSON, metadata: metadata, force: output.force)
         let summary = (last?.losses ?? []).map { "\($0.name) \(formatNumber($0.value))" }.joined(separator: ", ")
         parallel.finish()
-        if let signal = stop.signal {
-            note("interrupted while writing \(output.path); it was completed first", quiet: quiet)
-            throw Interrupted(signal: signal)
+        if stop.signal != nil {
+            // Every step ran and OUT is complete: the run is done, so it exits 0 and says so (a 130 would
+            // read as an interrupted run, and there is nothing left to resume).
+            note("a signal arrived while \(output.path) was written; it was completed first and the run is done", quiet: quiet)
         }
         note("\(command): \(settings.steps) steps, \(summary); wrote \(output.path)", quiet: quiet)
     }

@@ -43,10 +43,7 @@ func loadTrainable(_ path: String, open: OpenOptions, frozen: Bool = false,
 
 /// Fresh weights of a diffusers config.json, seeded.
 func initialModel(config path: String, seed: UInt64) throws -> (unet: UNet2D, origin: ModelOrigin) {
-    let text: String
-    do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-        throw TensorFormatError(.notFound, "cannot read the config", file: path)
-    }
+    let text = try MappedFile.text(of: path, what: "the config")
     do {
         return (try UNet2D(config: try UNetConfig(json: text), randomSeed: seed),
                 ModelOrigin(configJSON: text, metadata: Metadata(), sha256: try InputDigest.sha256(file: path)))

@@ -37,6 +37,19 @@ public struct TrainingMemoryPlan: Sendable, Equatable {
         return checkpoint.parameterCount >= largeModelParameters ? .float16 : .float32
     }
 
+    /// Refuses, before the first step, a run whose buffers cannot be allocated: the student's gradient
+    /// and its two AdamW moments (three more student-sized float32 buffers, which every method holds
+    /// at least, on top of the weights already loaded), plus one batch's tape unless it is recomputed.
+    /// A lower bound, so nothing that fits is refused; without it a model that loads but cannot train
+    /// (`--init-config` widths [1024, 1024]) ends in an allocator abort mid-step.
+    public static func checkOptimizerFits(_ student: UNet2D, batch: Int, side: Int) throws {
+        let buffers = MemoryBudget.product([student.parameterCount, MemoryLayout<Float>.size, 3])
+        let tape = student.recomputesActivations ? 0 : student.activationBytes(batch: batch, height: side, width: side, training: true)
+        try MemoryBudget.check(MemoryBudget.sum([buffers, tape]),
+                               for: "training \(student.parameterCount) parameters (gradient, AdamW moments, one batch's activations)",
+                               option: "the model's widths (block_out_channels) or --batch")
+    }
+
     /// Whether `student` recomputes activations: for a large model, or when the tape of one batch
     /// would take more than a quarter of the memory (`MemoryBudget.limit`; the gradients are the same
     /// either way, so this machine-dependent rule cannot change a result).

@@ -39,10 +39,7 @@ public enum VerifyWorkflow {
         let checkpoint = settings.checkpoint, manifest = settings.manifest, writeManifest = settings.writeManifest
         try InputSet.declare(inputs: [(checkpoint, "CHECKPOINT"), (manifest, "--sha256")], outputs: [(writeManifest, "--write-sha256")])
         let expected = try manifest.map { path -> [ManifestEntry] in
-            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-                throw TensorFormatError(.notFound, "cannot read the manifest", file: path)
-            }
-            return try Manifest.parse(text, file: path)
+            try Manifest.parse(try MappedFile.text(of: path, what: "the manifest"), file: path)
         }
         let hashing = manifest != nil || writeManifest != nil
         let opened: Checkpoint

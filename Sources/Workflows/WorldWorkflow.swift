@@ -36,11 +36,7 @@ public enum WorldWorkflow {
         let dir = s.dir
         let world = WorldDataset(seed: s.seed, perPrompt: s.perPrompt, heldoutPerPrompt: s.heldoutPerPrompt, concept: s.concept)
         try world.checkMemory()
-        do {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        } catch {
-            throw TensorFormatError(.io, "cannot create the directory: \(error.localizedDescription)", file: dir, cause: error)
-        }
+        try OutputFile.createFolder(dir)
         var written: [String] = []
         let files: [(String, () -> WorldDataset.Tensors)] = [
             ("all.safetensors", { world.all }), ("retain.safetensors", { world.retain }),

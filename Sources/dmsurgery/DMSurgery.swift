@@ -33,7 +33,20 @@ struct DMSurgery: ParsableCommand {
             exit(withError: ValidationError("no subcommand '\(word)'; 'dmsurgery help' lists them"))
         }
         var command: ParsableCommand
-        do { command = try parseAsRoot() } catch { exit(withError: error) }
-        do { try command.run() } catch { exit(withError: exitError(for: error)) }
+        do { command = try parseAsRoot() } catch { finish(error) }
+        do { try command.run() } catch { finish(exitError(for: error)) }
+    }
+
+    /// Exits for `error`. Help and version text go through `StandardStreams` like every report, so a
+    /// full or closed standard output is an `io-error` (exit 2) instead of a silent 0.
+    private static func finish(_ error: Error) -> Never {
+        guard exitCode(for: error) == .success, String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") else {
+            exit(withError: error)
+        }
+        let text = fullMessage(for: error)
+        do { try StandardStreams.writeOutput(text.hasSuffix("\n") || text.isEmpty ? text : text + "\n") } catch {
+            exit(withError: exitError(for: error))
+        }
+        exit()
     }
 }

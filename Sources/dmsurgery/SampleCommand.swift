@@ -54,6 +54,15 @@ struct SampleCommand: ParsableCommand {
     func validate() throws {
         guard count.map({ $0 >= 1 }) ?? true, steps >= 1 else { throw ValidationError("--count and --steps must be at least 1") }
         try requireFinite(["--guidance": guidance])
+        // An option that does not apply is refused, not ignored (a silent no-op reads as success).
+        let latentOnly: [(String, String?)] = [("--negative-prompt", latent.negativePrompt), ("--unet", latent.unet),
+                                               ("--latents", latent.latents), ("--save-latents", latent.saveLatents)]
+        if latent.prompts.isEmpty, let option = latentOnly.first(where: { $0.1 != nil })?.0 {
+            throw ValidationError("\(option) applies to a latent pipeline (--prompt); a pixel-space sample has none")
+        }
+        if !latent.prompts.isEmpty && !cond.isEmpty {
+            throw ValidationError("--cond conditions a pixel-space model; with --prompt the text encoder conditions the UNet")
+        }
     }
 
     func run() throws {

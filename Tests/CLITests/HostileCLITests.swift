@@ -90,6 +90,20 @@ final class TamperedStateCLITests: XCTestCase {
         try assertRefused(#"values["step"] = "-3""#, "invalid-metadata")
     }
 
+    /// Red team, issue 25 §9.10: an extra moment, a retyped moment and a deleted steps entry were accepted.
+    func testExtraRetypedAndOrphanedMomentsAreRefused() throws {
+        try assertRefused("""
+            first = next(k for k in names if k.startswith("adam/m/"))
+            names.append("adam/m/bogus"); state["adam/m/bogus"] = dict(state[first]); blobs["adam/m/bogus"] = blobs[first]
+            """, "unexpected-tensor")
+        try assertRefused("""
+            state[next(k for k in names if k.startswith("adam/v/"))]["dtype"] = "I32"
+            """, "unknown-dtype")
+        try assertRefused("""
+            steps = json.loads(values["adam/steps"]); steps.pop(sorted(steps)[0]); values["adam/steps"] = json.dumps(steps)
+            """, "unexpected-tensor")
+    }
+
     func testShortMomentTensorsAreRefused() throws {
         try assertRefused("""
             name = next(k for k in names if k.startswith("adam/v/") and state[k]["shape"][0] > 1)

@@ -173,7 +173,8 @@ final class PromptPipelineCLITests: XCTestCase {
         let directory = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let png = directory.appendingPathComponent("x.png").path
-        for (name, shape) in [("odd", [3, 4, 8, 8]), ("flat", [4, 8, 8]), ("channels", [2, 3, 8, 8])] {
+        // Red team, issue 25 §9.6: latents of fewer than 4 dimensions trapped on `shape[2]` (exit 132).
+        for (name, shape) in [("odd", [3, 4, 8, 8]), ("flat", [4, 8, 8]), ("two-dimensional", [2, 4]), ("channels", [2, 3, 8, 8])] {
             let path = directory.appendingPathComponent(name + ".safetensors").path
             try SafetensorsWriter.writeFloats([("latents", shape, [Float](repeating: 0.5, count: shape.reduce(1, *)))], to: path)
             let run = try CLI.run(["sample", "--model", "\(root)/sd", "--prompt", "a", "--prompt", "b", "--steps", "1", "--latents", path, "--out", png])

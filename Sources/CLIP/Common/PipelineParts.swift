@@ -44,7 +44,7 @@ public struct PipelineParts: Sendable {
 
     /// A boolean of model_index.json (`force_zeros_for_empty_prompt` of SDXL pipelines), nil if absent.
     public func indexFlag(_ key: String) -> Bool? {
-        guard let text = try? String(contentsOfFile: root + "/model_index.json", encoding: .utf8),
+        guard let text = try? MappedFile.text(of: root + "/model_index.json"),
               case .object(let members)? = try? JSONParser.parse(text),
               case .bool(let value)? = members.last(where: { $0.key == key })?.value else { return nil }
         return value

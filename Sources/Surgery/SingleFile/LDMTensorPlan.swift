@@ -73,7 +73,7 @@ struct LDMWriter {
     }
 
     func commit() throws {
-        for output in pending { try output.commit() }
+        try OutputFile.commitTogether(pending)
     }
 
     private func transposed(_ bytes: [UInt8], _ entry: TensorEntry) -> [UInt8] {

@@ -94,7 +94,7 @@ public enum LDMConversion {
         let unetConfig = try LDMInference.unetConfig(index, prefix: unetPrefix, structure: structure, family: family, prediction: prediction, pooledDim: pooled)
 
         var writer = LDMWriter(sources: [checkpoint])
-        try Files.makeDirectory(folder)
+        try OutputFile.createFolder(folder)
         if unetOnly {
             try writer.write(unet, to: path(folder, weightsName("diffusion_pytorch_model", variant: options.variant)), metadata: Metadata([("format", "pt")]))
             try writer.writeText(JSONWriter.pretty(unetConfig) + "\n", to: path(folder, "config.json"))
@@ -138,7 +138,7 @@ public enum LDMConversion {
                 result.components.append(name)
             }
         }
-        try Files.makeDirectory(path(folder, "scheduler"))
+        try OutputFile.createFolder(path(folder, "scheduler"))
         try writer.writeText(JSONWriter.pretty(LDMInference.schedulerConfig(family, prediction: prediction)) + "\n", to: path(folder, "scheduler/scheduler_config.json"))
         result.components.append("scheduler")
         try writer.writeText(JSONWriter.pretty(modelIndex(family, components: Set(result.components))) + "\n", to: path(folder, "model_index.json"))
@@ -214,7 +214,7 @@ public enum LDMConversion {
     static func writeComponent(_ writer: inout LDMWriter, folder: String, name: String, tensors: [LDMOutputTensor], config: JSONValue,
                                weights: String, options: LDMConversionOptions) throws {
         let directory = path(folder, name)
-        try Files.makeDirectory(directory)
+        try OutputFile.createFolder(directory)
         try writer.write(tensors, to: path(directory, weightsName(weights, variant: options.variant)), metadata: Metadata([("format", "pt")]))
         try writer.writeText(JSONWriter.pretty(config) + "\n", to: path(directory, "config.json"))
     }
@@ -222,12 +222,13 @@ public enum LDMConversion {
     /// A tokenizer folder: built from CLIP's BPE merges file when `source` is a file, else the files
     /// transformers' CLIPTokenizer reads copied from the folder `source`.
     static func writeTokenizer(from source: String, to directory: String, padToken: String, writer: inout LDMWriter) throws {
-        try Files.makeDirectory(directory)
+        try OutputFile.createFolder(directory)
         guard Files.exists(source) else {
             throw SurgeryError(.notFound, "no such tokenizer folder or BPE file", file: source)
         }
         if !Files.isDirectory(source) {
-            guard let text = String(validating: try Files.contents(source, limit: 64 << 20), as: UTF8.self) else {
+            let bytes = try MappedFile.contents(of: source)
+            guard bytes.count < 64 << 20, let text = String(validating: bytes, as: UTF8.self) else {
                 throw SurgeryError(.invalidConfig, "a CLIP BPE file is UTF-8 text of a few MB (gunzip open_clip's bpe_simple_vocab_16e6.txt.gz first)", file: source)
             }
             for (name, content) in try CLIPVocabulary.tokenizerFiles(bpe: text, padToken: padToken, file: source) {
@@ -239,7 +240,7 @@ public enum LDMConversion {
         for name in ["vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json", "tokenizer.json"] {
             let from = path(source, name)
             guard Files.exists(from) else { continue }
-            guard let text = String(validating: try Files.contents(from, limit: 64 << 20), as: UTF8.self) else {
+            guard let text = String(validating: try MappedFile.contents(of: from), as: UTF8.self) else {
                 throw SurgeryError(.invalidConfig, "tokenizer file is not UTF-8", file: from)
             }
             try writer.writeText(text, to: path(directory, name))

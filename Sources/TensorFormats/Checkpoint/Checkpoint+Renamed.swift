@@ -5,12 +5,12 @@ extension Checkpoint {
     /// dequantization) still finds them.
     public func renamed(_ tensors: [(entry: TensorEntry, name: String)], configJSON: String?) throws(TensorFormatError) -> Checkpoint {
         var entries: [TensorEntry] = []
-        var originals: [String: TensorEntry] = [:]
+        var originals: [ByteKey: TensorEntry] = [:]
         for (entry, name) in tensors {
             var renamed = entry
             renamed.info.name = name
             entries.append(renamed)
-            originals[name] = entry
+            originals[ByteKey(name)] = entry
         }
         return try Checkpoint(name: name, format: format, files: files, entries: entries, metadata: metadata, configJSON: configJSON,
                               details: details, provider: RenamedProvider(base: provider, originals: originals))
@@ -20,9 +20,9 @@ extension Checkpoint {
 /// Reads a renamed tensor as its original.
 final class RenamedProvider: TensorDataProvider {
     let base: TensorDataProvider
-    let originals: [String: TensorEntry]
+    let originals: [ByteKey: TensorEntry]
 
-    init(base: TensorDataProvider, originals: [String: TensorEntry]) {
+    init(base: TensorDataProvider, originals: [ByteKey: TensorEntry]) {
         self.base = base
         self.originals = originals
     }
@@ -30,11 +30,11 @@ final class RenamedProvider: TensorDataProvider {
     var isSequential: Bool { base.isSequential }
 
     func read(_ entry: TensorEntry, chunkBytes: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        try base.read(originals[entry.name] ?? entry, chunkBytes: chunkBytes, body)
+        try base.read(originals[ByteKey(entry.name)] ?? entry, chunkBytes: chunkBytes, body)
     }
 
     func read(_ entry: TensorEntry, range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        try base.read(originals[entry.name] ?? entry, range: range, body)
+        try base.read(originals[ByteKey(entry.name)] ?? entry, range: range, body)
     }
 
     func finish() throws { try base.finish() }

@@ -144,7 +144,7 @@ extension Checkpoint {
     /// The model config beside the weights, if there is one.
     static func readConfig(_ path: String) throws -> String? {
         guard Sys.exists(path) else { return nil }
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+        guard let text = String(validating: try MappedFile.contents(of: path), as: UTF8.self) else {
             throw TensorFormatError(.invalidConfig, "cannot read config.json as UTF-8", file: path)
         }
         try validateConfig(text, file: path)
@@ -178,9 +178,7 @@ extension Checkpoint {
     /// Reads a huggingface `*.safetensors.index.json` and every shard it names, checking that the
     /// weight map and the shards agree tensor for tensor.
     static func openIndex(_ indexPath: String, name: String, config: String?, format: CheckpointFormat) throws -> Checkpoint {
-        guard let data = FileManager.default.contents(atPath: indexPath) else {
-            throw TensorFormatError(.io, "cannot read the index", file: indexPath)
-        }
+        let data = try MappedFile.contents(of: indexPath)
         let parsed: Result<JSONValue, JSONParseError> = data.withUnsafeBytes { raw in
             Result { () throws(JSONParseError) in try JSONParser.parse(raw) }
         }

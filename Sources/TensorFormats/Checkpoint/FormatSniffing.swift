@@ -32,7 +32,9 @@ public enum SniffedFormat: Equatable, Sendable {
             self = .zip
         } else if starts([0x80, 0x02, 0x8A, 0x0A] + Checkpoint.torchLegacyMagic) {
             self = .pickle(legacyTorch: true)
-        } else if bytes.count >= 3, bytes[0] == 0x80, (2...5).contains(bytes[1]), [0x95, 0x8A, 0x7D, 0x5D, 0x28, 0x63, 0x8C, 0x58].contains(bytes[2]) {
+        } else if bytes.count >= 3, bytes[0] == 0x80, (2...5).contains(bytes[1]), bytes[2] != 0 {
+            // PROTO 2...5 and any opcode (none is 0x00, which a safetensors length of 0x0280 bytes has
+            // there): `pickle.dumps(1, protocol=4)` starts with BININT1, a small tuple with MARK.
             self = .pickle(legacyTorch: false)
         } else if starts(Array("GGUF".utf8)) {
             self = .gguf

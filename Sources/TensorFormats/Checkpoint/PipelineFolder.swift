@@ -40,9 +40,10 @@ public struct PipelineFolder: Sendable {
 
     public init(path: String, variant: String? = nil) throws {
         let indexPath = Self.join(path, "model_index.json")
-        guard let data = FileManager.default.contents(atPath: indexPath) else {
+        guard Sys.exists(indexPath) else {
             throw TensorFormatError(.notFound, "no model_index.json (not a diffusers pipeline folder)", file: path)
         }
+        let data = try MappedFile.contents(of: indexPath)
         let parsed: Result<JSONValue, JSONParseError> = data.withUnsafeBytes { raw in
             Result { () throws(JSONParseError) in try JSONParser.parse(raw) }
         }
@@ -82,6 +83,28 @@ public struct PipelineFolder: Sendable {
     public var schedulerConfigPath: String? {
         let candidate = Self.join(path, "scheduler/scheduler_config.json")
         return Sys.exists(candidate) ? candidate : nil
+    }
+
+    /// Refuses a file or folder of the pipeline at `path` that is a symlink to something outside it: a
+    /// pipeline copied or re-saved must not pull in files from elsewhere (a secret beside it). Links
+    /// into the pipeline are followed, and so are links from a Hugging Face cache snapshot
+    /// (`models--ORG--NAME/snapshots/REV/`) into its own `blobs/` folder, which is how that cache
+    /// stores every file.
+    public func refuseLinkOutside(_ item: String) throws(TensorFormatError) {
+        var st = stat()
+        guard lstat(item, &st) == 0, st.st_mode & S_IFMT == S_IFLNK else { return }
+        guard let root = Sys.realPath(path), let target = Sys.realPath(item) else {
+            throw TensorFormatError(.linkOutsideInput, "a symlink that does not resolve", file: item)
+        }
+        var allowed = [root]
+        let snapshots = (root as NSString).deletingLastPathComponent
+        if (snapshots as NSString).lastPathComponent == "snapshots" {
+            allowed.append((snapshots as NSString).deletingLastPathComponent + "/blobs")
+        }
+        guard allowed.contains(where: { target.hasPrefix($0 + "/") }) else {
+            throw TensorFormatError(.linkOutsideInput, "a symlink to \(target), outside the pipeline \(path); copy the file in or leave it out",
+                                    file: item)
+        }
     }
 
     static func join(_ folder: String, _ name: String) -> String {
@@ -148,4 +171,9 @@ final class ComponentProvider: TensorDataProvider {
     }
 
     func finish() throws {}
+}
+
+extension ErrorCode {
+    /// A file of a pipeline being copied is a symlink to something outside it (formats/ldm.md).
+    public static let linkOutsideInput = ErrorCode(rawValue: "link-outside-input")
 }

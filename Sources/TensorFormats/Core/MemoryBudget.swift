@@ -1,3 +1,4 @@
+import CLinux
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -9,13 +10,72 @@ import Darwin
 /// number and the option that sets it, instead of trapping in the allocator later ("failed to allocate"
 /// aborts leave the hidden temporary output behind).
 public enum MemoryBudget {
-    /// The bytes an allocation may take: physical memory (`sysconf`), or `DMSURGERY_MEMORY_LIMIT` bytes
-    /// when set (tests use it to exercise the refusal without a machine-sized input).
+    /// The bytes an allocation may take: the smallest of physical memory (`sysconf`), what the address
+    /// space limit (`ulimit -v`, RLIMIT_AS) leaves above the address space already in use, and what the
+    /// cgroup's `memory.max` leaves above the cgroup's anonymous memory (a container's limit; its page
+    /// cache is reclaimable, so `memory.current` would refuse what fits); or
+    /// `DMSURGERY_MEMORY_LIMIT` bytes when set (tests use it to exercise the refusal without a
+    /// machine-sized input). The allocator aborts past the real limit, so physical memory alone would
+    /// let a refusable input end in SIGABRT with its temporary output left behind.
     public static var limit: Int {
         if let text = getenv("DMSURGERY_MEMORY_LIMIT"), let value = Int(String(cString: text)), value > 0 { return value }
+        var limits: [Int] = []
         let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
-        guard pages > 0, size > 0 else { return Int.max }
-        return pages.multipliedReportingOverflow(by: size).overflow ? Int.max : pages * size
+        if pages > 0, size > 0 { limits.append(pages.multipliedReportingOverflow(by: size).overflow ? Int.max : pages * size) }
+        let addressSpace = dms_address_space_limit()
+        if addressSpace >= 0 {
+            let used = (procNumbers("/proc/self/statm").first ?? 0) * max(size, 1)
+            limits.append(max(0, Int(clamping: addressSpace) - used))
+        }
+        if let cgroupMax = procNumbers("/sys/fs/cgroup/memory.max").first {
+            limits.append(max(0, cgroupMax - statValue("/sys/fs/cgroup/memory.stat", "anon")))
+        } else if let v1 = procNumbers("/sys/fs/cgroup/memory/memory.limit_in_bytes").first, v1 < 1 << 60 {
+            limits.append(max(0, v1 - statValue("/sys/fs/cgroup/memory/memory.stat", "total_rss")))
+        }
+        return limits.min() ?? Int.max
+    }
+
+    /// The decimal numbers of a small kernel file (`/proc`, `/sys`: size 0 until read, so not mapped);
+    /// empty when it is absent or says `max`.
+    static func procNumbers(_ path: String) -> [Int] {
+        kernelText(path).split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int($0) }
+    }
+
+    /// The value of `key` in a cgroup `memory.stat` file (`key value` lines), 0 when absent.
+    static func statValue(_ path: String, _ key: String) -> Int {
+        for line in kernelText(path).split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, parts[0] == key, let value = Int(parts[1]) { return value }
+        }
+        return 0
+    }
+
+    /// The first 8 KiB of a kernel file, read with read(2); empty when it cannot be read.
+    private static func kernelText(_ path: String) -> String {
+        guard let fd = try? Sys.open(path, O_RDONLY) else { return "" }
+        defer { Sys.close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 8192)
+        var count = 0
+        while count < buffer.count {
+            let n = (try? buffer.withUnsafeMutableBytes { (raw) throws(TensorFormatError) in
+                try Sys.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[count...]), path)
+            }) ?? 0
+            if n <= 0 { break }
+            count += n
+        }
+        return String(decoding: buffer.prefix(count), as: UTF8.self)
+    }
+
+    /// Keras' bomb rule, for every input whose declared size can far exceed what it stores (an HDF5
+    /// dataset, a pickle view with stride 0 over one element): 4 GiB or more declared and over 1000x
+    /// the stored bytes.
+    public static let bombFloorBytes = 1 << 32
+    public static let maximumExpansion = 1000
+
+    /// True when `declared` bytes backed by `stored` bytes break the bomb rule.
+    public static func isBomb(declared: Int, stored: Int) -> Bool {
+        let (limit, overflow) = stored.multipliedReportingOverflow(by: maximumExpansion)
+        return declared >= bombFloorBytes && !overflow && declared > limit
     }
 
     /// The product of `factors`, or nil when it overflows `Int` (or a factor is negative). A zero factor

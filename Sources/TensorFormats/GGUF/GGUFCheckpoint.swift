@@ -24,7 +24,7 @@ extension Checkpoint {
     convenience init(gguf header: GGUFHeader, map: MappedFile, name: String) throws {
         var entries: [TensorEntry] = []
         var infos: [TensorInfo] = []
-        var stored: [String: GGUFTensorInfo] = [:]
+        var stored: [ByteKey: GGUFTensorInfo] = [:]
         var details: [(String, String)] = [("gguf version", String(header.version)), ("gguf alignment", String(header.alignment))]
         var tensorDetails: [(String, String)] = []
         var typeCounts: [GGMLType: Int] = [:]
@@ -43,7 +43,7 @@ extension Checkpoint {
             virtualOffset = end
             infos.append(info)
             entries.append(TensorEntry(info: info, fileIndex: 0, fileOffset: header.dataStart + tensor.offset))
-            stored[tensor.name] = tensor
+            stored[ByteKey(tensor.name)] = tensor
             typeCounts[tensor.type, default: 0] += 1
             storedBytes += tensor.byteCount
             tensorDetails.append(("gguf tensor \(tensor.name)", "\(tensor.type.name) \(tensor.shape)"
@@ -55,7 +55,7 @@ extension Checkpoint {
             details.append(("gguf bits per weight", String(format2(Double(storedBytes) * 8 / Double(elements)))))
         }
         var metadata = Metadata()
-        for (key, value) in header.keyValues where !key.hasPrefix(GGUFHeader.originalShapePrefix) {
+        for (key, value) in header.keyValues where !key.utf8.starts(with: GGUFHeader.originalShapePrefix.utf8) {
             if let text = value.stringValue, !key.hasPrefix("general.") {
                 metadata[key] = text
             } else {
@@ -81,9 +81,9 @@ private func format2(_ value: Double) -> String {
 /// of at most one chunk, so memory stays bounded however large the tensor.
 final class GGUFProvider: TensorDataProvider {
     let map: MappedFile
-    let stored: [String: GGUFTensorInfo]
+    let stored: [ByteKey: GGUFTensorInfo]
 
-    init(map: MappedFile, stored: [String: GGUFTensorInfo]) {
+    init(map: MappedFile, stored: [ByteKey: GGUFTensorInfo]) {
         self.map = map
         self.stored = stored
     }
@@ -91,7 +91,7 @@ final class GGUFProvider: TensorDataProvider {
     var isSequential: Bool { false }
 
     func read(_ entry: TensorEntry, chunkBytes: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        guard let tensor = stored[entry.name], tensor.type.isQuantized else {
+        guard let tensor = stored[ByteKey(entry.name)], tensor.type.isQuantized else {
             return try MappedProvider(maps: [map]).read(entry, chunkBytes: chunkBytes, body)
         }
         let blocksPerChunk = max(1, chunkBytes / 4 / tensor.type.blockSize)
@@ -101,7 +101,7 @@ final class GGUFProvider: TensorDataProvider {
     }
 
     func read(_ entry: TensorEntry, range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        guard let tensor = stored[entry.name], tensor.type.isQuantized else {
+        guard let tensor = stored[ByteKey(entry.name)], tensor.type.isQuantized else {
             return try MappedProvider(maps: [map]).read(entry, range: range, body)
         }
         let blockBytes = 4 * tensor.type.blockSize
@@ -135,7 +135,7 @@ final class GGUFProvider: TensorDataProvider {
 extension Checkpoint {
     /// The first four bytes of a file (fewer when it is shorter or unreadable).
     static func fileSignatureBytes(_ path: String) -> [UInt8] {
-        guard let fd = try? Sys.open(path, O_RDONLY) else { return [] }
+        guard let fd = try? Sys.openRegularFile(path) else { return [] }
         defer { Sys.close(fd) }
         return signatureBytes(descriptor: fd, path: path)
     }

@@ -32,7 +32,13 @@ public struct GGUFHeader: Sendable {
     public var alignment: Int
     public var dataStart: Int
 
-    public func value(_ key: String) -> GGUFValue? { keyValues.first(where: { $0.key == key })?.value }
+    public func value(_ key: String) -> GGUFValue? { GGUFHeader.value(in: keyValues, key) }
+
+    /// The value of the key with exactly `key`'s bytes.
+    static func value(in keyValues: [(key: String, value: GGUFValue)], _ key: String) -> GGUFValue? {
+        let wanted = ByteKey(key)
+        return keyValues.first(where: { ByteKey($0.key) == wanted })?.value
+    }
 
     /// Parses `bytes`, the whole file.
     public static func parse(_ bytes: UnsafeRawBufferPointer) throws(TensorFormatError) -> GGUFHeader {
@@ -55,10 +61,11 @@ public struct GGUFHeader: Sendable {
             throw TensorFormatError(.ggufCountPastEOF, "tensor count \(tensorCount) cannot fit in the \(c.remaining) bytes left")
         }
         var keyValues: [(key: String, value: GGUFValue)] = []
-        var keys = Set<String>()
+        // Keys and names compare by their bytes as gguf-py and ggml do: `é` and `e` + U+0301 are two.
+        var keys = Set<ByteKey>()
         for _ in 0..<Int(kvCount) {
             let key = try c.string("key")
-            guard keys.insert(key).inserted else {
+            guard keys.insert(ByteKey(key)).inserted else {
                 throw TensorFormatError(.duplicateKey, "key '\(key)' appears twice", tensor: key)
             }
             do {
@@ -70,17 +77,17 @@ public struct GGUFHeader: Sendable {
             }
         }
         var alignment = defaultAlignment
-        if let value = keyValues.first(where: { $0.key == alignmentKey })?.value {
+        if let value = value(in: keyValues, alignmentKey) {
             guard case .integer(.u32, let a) = value, a > 0, a & (a - 1) == 0 else {
                 throw TensorFormatError(.ggufAlignment, "general.alignment must be a UINT32 power of two (got \(value.type.name) \(value.text))", tensor: alignmentKey)
             }
             alignment = Int(a)
         }
         var tensors: [GGUFTensorInfo] = []
-        var names = Set<String>()
+        var names = Set<ByteKey>()
         for _ in 0..<Int(tensorCount) {
             let name = try c.string("tensor name")
-            guard names.insert(name).inserted else {
+            guard names.insert(ByteKey(name)).inserted else {
                 throw TensorFormatError(.duplicateKey, "tensor name appears twice", tensor: name)
             }
             do {

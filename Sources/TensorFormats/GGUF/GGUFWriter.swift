@@ -55,8 +55,9 @@ public struct GGUFWriter {
             count += 3
         }
         let metadata = keyStyle == .dmsurgery ? metadata : nil
-        let reserved: Set<String> = ["general.architecture", "general.file_type", "general.quantization_version", GGUFHeader.alignmentKey]
-        for entry in metadata?.entries ?? [] where !reserved.contains(entry.key) && !entry.key.hasPrefix(GGUFHeader.originalShapePrefix) {
+        let reserved = Set(["general.architecture", "general.file_type", "general.quantization_version", GGUFHeader.alignmentKey].map(ByteKey.init))
+        for entry in metadata?.entries ?? [] where !reserved.contains(ByteKey(entry.key))
+            && !entry.key.utf8.starts(with: GGUFHeader.originalShapePrefix.utf8) {
             kv.string(entry.key); kv.u32(GGUFValueType.string.rawValue); kv.string(entry.value)
             count += 1
         }

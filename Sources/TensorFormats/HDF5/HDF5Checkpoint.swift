@@ -162,6 +162,9 @@ public enum HDF5Output {
             }
             let info = TensorInfo(name: tensor.name, dtype: tensor.dtype, shape: tensor.shape, dataOffsets: offset..<(offset + count))
             offset += count
+            // libhdf5 takes a dataset whole: the buffer is checked before it is sized by the input.
+            try MemoryBudget.check(count, for: "tensor '\(printable(tensor.name))' (an HDF5 dataset is written whole)",
+                                   option: "its size, or write safetensors, which streams", file: path)
             buffer.removeAll(keepingCapacity: true)
             buffer.reserveCapacity(count)
             try produce(info) { piece in

@@ -20,7 +20,9 @@ struct HDF5FileScan {
     private let allowUnsafe: Bool
     /// Every dataset reached, by path components, in traversal order.
     private var datasets: [[String]] = []
-    private var describedDatasets: [[String]: HDF5Tensor] = [:]
+    /// Keyed by the components' bytes: two links whose names are Unicode-equivalent (`é` and `e` +
+    /// U+0301) are two datasets, and a `[String]` key would describe one with the other's shape.
+    private var describedDatasets: [[ByteKey]: HDF5Tensor] = [:]
 
     /// Which layout a file has, from its root attributes and groups.
     static func recognise(file: hid_t, label: String) throws(TensorFormatError) -> HDF5Layout {
@@ -65,7 +67,7 @@ struct HDF5FileScan {
         switch layout {
         case .dmsurgery:
             for components in datasets {
-                guard var tensor = describedDatasets[components] else { continue }
+                guard var tensor = describedDatasets[components.map(ByteKey.init)] else { continue }
                 if components.count == 1 {
                     tensor.name = HDF5Names.tensorName(flatLinkName: components[0])
                     tensors.append(tensor)
@@ -74,7 +76,7 @@ struct HDF5FileScan {
                 }
             }
         case .keras3, .generic:
-            tensors = datasets.compactMap { describedDatasets[$0] }
+            tensors = datasets.compactMap { describedDatasets[$0.map(ByteKey.init)] }
         case .keras2:
             try collectKeras2(root: root.id)
         }
@@ -145,7 +147,7 @@ struct HDF5FileScan {
                 try walk(object, components: path, visited: &visited)
             case H5O_TYPE_DATASET:
                 datasets.append(path)
-                if let tensor = try describe(dataset: object, path: path) { describedDatasets[path] = tensor }
+                if let tensor = try describe(dataset: object, path: path) { describedDatasets[path.map(ByteKey.init)] = tensor }
             default:
                 skipped.append(HDF5SkippedDataset(path: pathText, reason: "named datatype"))
             }
@@ -164,10 +166,6 @@ struct HDF5FileScan {
     private func unsafe(_ code: TensorFormatError.Code, _ message: String, tensor: String? = nil) -> TensorFormatError {
         TensorFormatError(code, message, file: label, tensor: tensor)
     }
-
-    /// Keras' bomb rule: declared bytes of 4 GiB or more and above 1000x the stored bytes.
-    static let bombFloorBytes = 1 << 32
-    static let maximumExpansion = 1000
 
     /// The dataset as a tensor, after the safety rules; nil (and a note) when it is not one.
     private mutating func describe(dataset: hid_t, path: [String]) throws(TensorFormatError) -> HDF5Tensor? {
@@ -204,8 +202,7 @@ struct HDF5FileScan {
             declared = product
         }
         let stored = Int(clamping: H5Dget_storage_size(dataset))
-        let (expansionLimit, limitOverflows) = stored.multipliedReportingOverflow(by: HDF5FileScan.maximumExpansion)
-        if declared >= HDF5FileScan.bombFloorBytes, !limitOverflows, declared > expansionLimit, !allowUnsafe {
+        if MemoryBudget.isBomb(declared: declared, stored: stored), !allowUnsafe {
             throw unsafe(.hdf5DeclaredSize, "dataset \(pathText) declares \(declared) bytes but stores \(stored): refusing a possible shape or decompression bomb")
         }
         let attribute = HDF5Attributes.string(dataset, "dtype")
@@ -284,7 +281,7 @@ struct HDF5FileScan {
             }
             for weight in weights {
                 let relative = [layer] + weight.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-                guard let tensor = describedDatasets[base + relative] else {
+                guard let tensor = describedDatasets[(base + relative).map(ByteKey.init)] else {
                     throw TensorFormatError(.hdf5InvalidLayout, "weight '\(weight)' of layer '\(layer)' is not a readable dataset", file: label)
                 }
                 var named = tensor

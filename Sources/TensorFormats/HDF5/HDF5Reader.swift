@@ -149,15 +149,16 @@ public final class HDF5Reader {
         guard stat(path, &status) == 0 else {
             throw TensorFormatError(.notFound, "cannot open: \(String(cString: strerror(errno)))", file: label)
         }
+        // libhdf5 opens the file itself and would block on a FIFO with no writer.
+        guard status.st_mode & S_IFMT == S_IFREG else {
+            throw TensorFormatError(.io, "not a regular file (\(Sys.kind(status.st_mode))); inputs are read from files", file: label)
+        }
         return try HDF5Handle(H5Fopen(path, dms_h5f_acc_rdonly(), dms_h5p_default()), .hdf5Unreadable, "not a readable HDF5 file", file: label)
     }
 
     /// The shard files of a Keras 3 `.weights.json` index, in order of first mention.
     static func shards(index: String) throws(TensorFormatError) -> [String] {
-        guard let data = FileManager.default.contents(atPath: index) else {
-            throw TensorFormatError(.io, "cannot read the index", file: index)
-        }
-        let text = [UInt8](data)
+        let text = try MappedFile.contents(of: index)
         let json: JSONValue
         do {
             json = try text.withUnsafeBytes { (buffer) throws(JSONParseError) -> JSONValue in try JSONParser.parse(buffer) }

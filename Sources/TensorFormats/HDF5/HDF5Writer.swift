@@ -33,7 +33,8 @@ public final class HDF5Writer {
     public let compression: OutputCompression?
     private let label: String
     private var file: hid_t
-    private var groups: Set<String> = []
+    /// Group paths created so far, by their bytes (as HDF5 names them).
+    private var groups: Set<ByteKey> = []
 
     public init(path: String, layout: HDF5WriteLayout = .dmsurgery, compression: OutputCompression? = nil,
                 metadata: [(key: String, value: String)] = [], label: String? = nil,
@@ -153,7 +154,7 @@ public final class HDF5Writer {
             var parent = ""
             for component in components.dropLast() {
                 parent += "/" + component
-                if groups.contains(parent) { continue }
+                if groups.contains(ByteKey(parent)) { continue }
                 try HDF5Library.locked { () throws(TensorFormatError) in
                     if H5Lexists(file, parent, dms_h5p_default()) <= 0 {
                         _ = HDF5Library.takeErrorMessage()
@@ -163,7 +164,7 @@ public final class HDF5Writer {
                                            .hdf5Write, "cannot create group \(parent)", file: label, tensor: name)
                     }
                 }
-                groups.insert(parent)
+                groups.insert(ByteKey(parent))
             }
             return (parent.isEmpty ? "/" : parent, components.last!)
         }

@@ -51,7 +51,7 @@ public struct InputSet: Sendable {
     private mutating func addShards(of index: String, input: Input) {
         let folder = (index as NSString).deletingLastPathComponent
         if let real = Sys.realPath(folder.isEmpty ? "." : folder) { shardFolders.append((real, input)) }
-        guard let data = FileManager.default.contents(atPath: index),
+        guard let data = try? MappedFile.contents(of: index),
               case .object(let map)? = (try? JSONParser.parse(String(decoding: data, as: UTF8.self)))?["weight_map"] else { return }
         for shard in Set(map.compactMap(\.value.stringValue)) {
             let path = (folder as NSString).appendingPathComponent(shard)
@@ -104,8 +104,37 @@ public struct InputSet: Sendable {
         var set = InputSet()
         for input in inputs { set.add(input.path, role: input.role) }
         for output in outputs { try set.refuse(output.path, option: output.option) }
+        try refuseShared(outputs)
         lock.lock(); defer { lock.unlock() }
         current = set
+    }
+}
+
+extension InputSet {
+    /// Refuses two outputs that name one file (`--state` equal to OUT, `--log` equal to either, also
+    /// through another spelling, a symlink or a hard link): each would be written over the other.
+    /// Standard output and existing devices (`/dev/null`) are not files one output can destroy.
+    static func refuseShared(_ outputs: [(path: String?, option: String)]) throws(TensorFormatError) {
+        var seen: [String: String] = [:]
+        for case let (path?, option) in outputs where path != "-" {
+            guard let key = fileKey(path) else { continue }
+            if let other = seen[key] {
+                throw TensorFormatError(.outputShared, "\(option) and \(other) name one file; each output needs its own path", file: path)
+            }
+            seen[key] = option
+        }
+    }
+
+    /// What identifies the file `path` names: its device and inode when it exists, else its resolved
+    /// folder and name; nil for an existing device, FIFO or folder.
+    private static func fileKey(_ path: String) -> String? {
+        if let st = Sys.fileStatus(path: path) {
+            guard st.st_mode & S_IFMT == S_IFREG else { return nil }
+            return "inode \(st.st_dev) \(st.st_ino)"
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        let folder = Sys.realPath(parent.isEmpty ? "." : parent) ?? parent
+        return "path " + folder + "/" + (path as NSString).lastPathComponent
     }
 }
 
@@ -113,4 +142,9 @@ extension FileIdentity {
     init(_ st: stat) {
         self.init(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
     }
+}
+
+extension ErrorCode {
+    /// Two outputs of one command name the same file (formats/cli.md).
+    public static let outputShared = ErrorCode(rawValue: "output-shared")
 }

@@ -20,15 +20,13 @@ public final class MappedFile: @unchecked Sendable {
             fd = dup(descriptor)
             guard fd >= 0 else { throw Sys.fail("cannot open", path) }
         } else {
-            // Non-blocking: opening a FIFO for reading waits for a writer, which would hang before the
-            // regular-file check below could refuse it. Maps ignore the flag.
-            fd = try Sys.open(path, O_RDONLY | O_NONBLOCK)
+            fd = try Sys.openRegularFile(path)
         }
         let st: stat
         do { st = try Sys.fileStatus(fd, path) } catch { Sys.close(fd); throw error }
         guard st.st_mode & S_IFMT == S_IFREG else {
             Sys.close(fd)
-            throw TensorFormatError(.io, "not a regular file (a FIFO, device or directory cannot be mapped)", file: path)
+            throw TensorFormatError(.io, "not a regular file (\(Sys.kind(st.st_mode))); inputs are read from files", file: path)
         }
         self.fd = fd
         self.size = Int(st.st_size)
@@ -43,6 +41,22 @@ public final class MappedFile: @unchecked Sendable {
         } else {
             self.base = nil
         }
+    }
+
+    /// A whole small input (a config, a mask, a manifest, an index, a prompt list): every such read
+    /// goes through here, so a FIFO, device or folder is refused at once instead of blocking, and a
+    /// failure names the file with the system's reason.
+    public static func contents(of path: String) throws(TensorFormatError) -> [UInt8] {
+        let map = try MappedFile(path: path)
+        return Array(map.bytes)
+    }
+
+    /// `contents(of:)` as UTF-8 text; `what` names the file's role in the refusal ("the mask").
+    public static func text(of path: String, what: String = "the file") throws(TensorFormatError) -> String {
+        guard let text = String(validating: try contents(of: path), as: UTF8.self) else {
+            throw TensorFormatError(.io, "\(what) is not UTF-8 text", file: path)
+        }
+        return text
     }
 
     deinit {

@@ -10,6 +10,8 @@ import Foundation
 public enum TemporaryFiles {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var paths: Set<String> = []
+    /// Temporary folders (a depth-pruned student staged beside OUT), removed with their contents.
+    nonisolated(unsafe) private static var folders: Set<String> = []
     nonisolated(unsafe) private static var signalSources: [DispatchSourceSignal] = []
 
     static func register(_ path: String) {
@@ -22,14 +24,61 @@ public enum TemporaryFiles {
         paths.remove(path)
     }
 
-    /// Removes every registered file now.
+    /// Registers a temporary folder: removed with everything in it on failure or a signal, unless
+    /// `removeFolder` took it away first.
+    public static func registerFolder(_ path: String) {
+        lock.lock(); defer { lock.unlock() }
+        folders.insert(path)
+    }
+
+    /// Removes a registered temporary folder and its contents now.
+    public static func removeFolder(_ path: String) {
+        lock.lock(); defer { lock.unlock() }
+        try? FileManager.default.removeItem(atPath: path)
+        folders.remove(path)
+    }
+
+    /// Removes every registered file and folder now.
     public static func removeAll() {
         lock.lock(); defer { lock.unlock() }
         for path in paths { unlink(path) }
         paths.removeAll()
+        for folder in folders { try? FileManager.default.removeItem(atPath: folder) }
+        folders.removeAll()
     }
 
     nonisolated(unsafe) private static var signalHandler: (@Sendable (Int32) -> Bool)?
+    /// How many `holdingSignals` bodies are running, and the first signal that arrived meanwhile.
+    nonisolated(unsafe) private static var holds = 0
+    nonisolated(unsafe) private static var heldSignal: Int32?
+
+    /// Runs `body` (the renames that publish a multi-file output) with SIGINT, SIGTERM and SIGHUP held:
+    /// a signal that arrives meanwhile is honoured once the body is done, so an interrupted run leaves
+    /// the previous set of files or the new one, never new weights beside an old config.json.
+    public static func holdingSignals<T>(_ body: () throws(TensorFormatError) -> T) throws(TensorFormatError) -> T {
+        lock.lock()
+        holds += 1
+        lock.unlock()
+        defer {
+            lock.lock()
+            holds -= 1
+            let pending = holds == 0 ? heldSignal : nil
+            if pending != nil { heldSignal = nil }
+            lock.unlock()
+            if let pending { honour(pending) }
+        }
+        return try body()
+    }
+
+    /// What a signal does once it may act: the caller's handler first, then cleanup and exit.
+    private static func honour(_ sig: Int32) {
+        lock.lock()
+        let handler = signalHandler
+        lock.unlock()
+        if let handler, handler(sig) { return }
+        removeAll()
+        _exit(128 + sig)
+    }
 
     /// Routes SIGINT, SIGTERM and SIGHUP through a handler that removes temporary files and exits
     /// with 128 + the signal number, the shell convention. `onSignal` runs first (a training loop
@@ -44,11 +93,13 @@ public enum TemporaryFiles {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler {
                 lock.lock()
-                let handler = signalHandler
+                if holds > 0 {
+                    if heldSignal == nil { heldSignal = sig }
+                    lock.unlock()
+                    return
+                }
                 lock.unlock()
-                if let handler, handler(sig) { return }
-                removeAll()
-                _exit(128 + sig)
+                honour(sig)
             }
             source.resume()
             signalSources.append(source)
@@ -190,6 +241,26 @@ public final class OutputFile {
         }
     }
 
+    /// Commits several outputs as one: each is made durable first, then all are renamed with signals
+    /// held (`TemporaryFiles.holdingSignals`), so a folder written as several files (weights and
+    /// config.json, shards and their index, a pruned checkpoint and its mask) is replaced whole.
+    public static func commitTogether(_ outputs: [OutputFile]) throws(TensorFormatError) {
+        for output in outputs { try output.makeDurable() }
+        try TemporaryFiles.holdingSignals { () throws(TensorFormatError) in
+            for output in outputs { try output.commit() }
+        }
+    }
+
+    /// Finishes compression and fsyncs, leaving only the rename to `commit`.
+    private func makeDurable() throws(TensorFormatError) {
+        guard !committed else { return }
+        if let zstd {
+            try zstd.finish { (piece) throws(TensorFormatError) in try Sys.writeAll(fd, piece, path) }
+            self.zstd = nil
+        }
+        if temporaryPath != nil { try Sys.fsync(fd, path) }
+    }
+
     /// Discards a file output (removes the temporary file); standard output cannot be taken back.
     public func discard() {
         if ownsStream && !committed {
@@ -201,6 +272,25 @@ public final class OutputFile {
         Sys.close(fd)
         unlink(temporaryPath)
         TemporaryFiles.unregister(temporaryPath)
+    }
+}
+
+extension OutputFile {
+    /// Creates the folder `path` and its missing parents (mode 0755), as `mkdir -p` does. A failure is
+    /// an `io-error` naming the folder that could not be made and the system's reason ("Not a
+    /// directory" under a file), never Foundation's domain and number.
+    public static func createFolder(_ path: String) throws(TensorFormatError) {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/", omittingEmptySubsequences: true) {
+            prefix += "/" + component
+            if mkdir(prefix, 0o755) == 0 { continue }
+            let code = errno
+            if code == EEXIST {
+                if Sys.isDirectory(prefix) { continue }
+                throw Sys.fail("cannot create the folder", prefix, code: ENOTDIR)
+            }
+            throw Sys.fail("cannot create the folder", prefix, code: code)
+        }
     }
 }
 

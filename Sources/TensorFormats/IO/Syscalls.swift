@@ -61,6 +61,32 @@ enum Sys {
         }
     }
 
+    /// Opens an input that must be a regular file, without blocking: open(2) of a FIFO for reading
+    /// waits for a writer, so a FIFO given as an input would hang before any check could refuse it.
+    /// Anything but a regular file is refused naming what it is; the descriptor returned blocks again.
+    static func openRegularFile(_ path: String) throws(TensorFormatError) -> Int32 {
+        let fd = try open(path, O_RDONLY | O_NONBLOCK)
+        let st: stat
+        do { st = try fileStatus(fd, path) } catch { close(fd); throw error }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            close(fd)
+            throw TensorFormatError(.io, "not a regular file (\(kind(st.st_mode))); inputs are read from files", file: path)
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        return fd
+    }
+
+    /// What a non-regular file is, for messages.
+    static func kind(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFIFO: return "a FIFO"
+        case S_IFDIR: return "a directory"
+        case S_IFCHR, S_IFBLK: return "a device"
+        case S_IFSOCK: return "a socket"
+        default: return "not a file"
+        }
+    }
+
     static func fileStatus(_ fd: Int32, _ path: String) throws(TensorFormatError) -> stat {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw fail("cannot stat", path) }

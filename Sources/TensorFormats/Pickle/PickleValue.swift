@@ -58,9 +58,11 @@ public struct PickleDict: Sendable {
     private var index: [Key: Int] = [:]
 
     /// Hashable stand-in for the key kinds that compare by value in Python; containers and tensors
-    /// compare by identity there, and each is a distinct key here too.
+    /// compare by identity there, and each is a distinct key here too. Strings compare by their UTF-8
+    /// bytes as Python's `str` does (by code points): Swift's `String ==` would merge `é` and `e` +
+    /// U+0301 into one key and drop a tensor.
     private enum Key: Hashable {
-        case none, bool(Bool), int(Int), bigInt([UInt8]), float(Double), string(String), bytes([UInt8]), identity(Int)
+        case none, bool(Bool), int(Int), bigInt([UInt8]), float(Double), string(ByteKey), bytes([UInt8]), identity(Int)
     }
 
     public var count: Int { keys.count }
@@ -73,7 +75,7 @@ public struct PickleDict: Sendable {
         case .int(let i): hashed = .int(i)
         case .bigInt(let b): hashed = .bigInt(b)
         case .float(let f): hashed = .float(f)
-        case .string(let s): hashed = .string(s)
+        case .string(let s): hashed = .string(ByteKey(s))
         case .bytes(let b): hashed = .bytes(b)
         default: hashed = .identity(keys.count)
         }
@@ -87,7 +89,7 @@ public struct PickleDict: Sendable {
     }
 
     public subscript(key: String) -> PickleValue? {
-        index[.string(key)].map { values[$0] }
+        index[.string(ByteKey(key))].map { values[$0] }
     }
 }
 

@@ -25,12 +25,12 @@ extension Checkpoint {
 public struct TorchFile {
     public private(set) var entries: [TensorEntry] = []
     public private(set) var details: [(String, String)] = []
-    var layouts: [String: TorchTensorLayout] = [:]
+    var layouts: [ByteKey: TorchTensorLayout] = [:]
 
     public init(_ bytes: UnsafeRawBufferPointer, zip: Bool) throws(TensorFormatError) {
         var unpickler: TorchUnpickler
         var root: PickleValue
-        var storageStarts: [String: Int] = [:]
+        var storageStarts: [ByteKey: Int] = [:]
         var swap = false
         if zip {
             let directory = try ZipDirectory(bytes)
@@ -45,7 +45,7 @@ public struct TorchFile {
             }
             unpickler = TorchUnpickler()
             root = try unpickler.load(UnsafeRawBufferPointer(rebasing: bytes[try directory.storedRange(of: pickle, bytes)])).value
-            for storage in unpickler.storages where storageStarts[storage.key] == nil {
+            for storage in unpickler.storages where storageStarts[ByteKey(storage.key)] == nil {
                 guard let record = directory.entry(named: archive + "data/" + storage.key) else {
                     throw TensorFormatError(.torchInvalid, "storage \(printable(storage.key)) has no record \(printable(archive))data/\(printable(storage.key))")
                 }
@@ -53,7 +53,7 @@ public struct TorchFile {
                 guard range.count >= storage.byteCount else {
                     throw TensorFormatError(.torchInvalid, "record \(printable(record.name)) holds \(range.count) bytes, storage \(printable(storage.key)) declares \(storage.byteCount)")
                 }
-                storageStarts[storage.key] = range.lowerBound
+                storageStarts[ByteKey(storage.key)] = range.lowerBound
             }
             details = [("pytorch container", "zip (archive '\(printable(archive))', \(directory.entries.count) records)"),
                        ("pytorch byte order", swap ? "big-endian" : "little-endian")]
@@ -67,10 +67,10 @@ public struct TorchFile {
         for (tensorName, index) in selection.tensors {
             let tensor = unpickler.tensors[index]
             let storage = unpickler.storages[tensor.storage]
-            let layout = TorchTensorLayout(storageStart: storageStarts[storage.key]! + storage.viewByteOffset, dtype: tensor.dtype,
+            let layout = TorchTensorLayout(storageStart: storageStarts[ByteKey(storage.key)]! + storage.viewByteOffset, dtype: tensor.dtype,
                                            shape: tensor.shape, strides: tensor.strides, storageOffset: tensor.storageOffset,
                                            swapUnit: swap ? (storage.dtype == .c64 ? 4 : storage.dtype.bitsPerElement / 8) : 1)
-            guard layouts.updateValue(layout, forKey: tensorName) == nil else {
+            guard layouts.updateValue(layout, forKey: ByteKey(tensorName)) == nil else {
                 throw TensorFormatError(.duplicateKey, "two tensors flatten to one name", tensor: tensorName)
             }
             let byteCount = layout.elementCount * layout.elementBytes
@@ -87,7 +87,7 @@ public struct TorchFile {
 
     /// A tensor's elements in C order and little-endian, whatever its view: what every read produces.
     public func contiguousBytes(of entry: TensorEntry, in bytes: UnsafeRawBufferPointer) -> [UInt8] {
-        guard let layout = layouts[entry.name] else { return [] }
+        guard let layout = layouts[ByteKey(entry.name)] else { return [] }
         return [UInt8](unsafeUninitializedCapacity: entry.byteCount) { buffer, initialized in
             layout.gather(from: bytes, first: 0, count: entry.elementCount, into: UnsafeMutableRawBufferPointer(buffer))
             initialized = entry.byteCount
@@ -96,7 +96,7 @@ public struct TorchFile {
 
     /// The legacy container: its five pickles, then the storages' data in key order.
     private static func legacy(_ bytes: UnsafeRawBufferPointer) throws(TensorFormatError)
-        -> (TorchUnpickler, PickleValue, [String: Int], [(String, String)]) {
+        -> (TorchUnpickler, PickleValue, [ByteKey: Int], [(String, String)]) {
         var header = TorchUnpickler()
         let (magic, afterMagic) = try header.load(bytes)
         guard magic == .bigInt(Checkpoint.torchLegacyMagic) else { throw TensorFormatError(.torchInvalid, "not torch's legacy magic number") }
@@ -109,12 +109,12 @@ public struct TorchFile {
         let (root, afterObject) = try unpickler.load(bytes, from: afterInfo)
         let (keysValue, afterKeys) = try unpickler.load(bytes, from: afterObject)
         guard let keys = unpickler.heap.sequence(keysValue) else { throw TensorFormatError(.torchInvalid, "storage key list is not a list") }
-        var recordByKey: [String: TorchStorageReference] = [:]
-        for storage in unpickler.storages { recordByKey[storage.key] = storage }
-        var starts: [String: Int] = [:]
+        var recordByKey: [ByteKey: TorchStorageReference] = [:]
+        for storage in unpickler.storages { recordByKey[ByteKey(storage.key)] = storage }
+        var starts: [ByteKey: Int] = [:]
         var position = afterKeys
         for keyValue in keys {
-            guard case .string(let key) = keyValue, let storage = recordByKey[key], starts[key] == nil else {
+            guard case .string(let key) = keyValue, let storage = recordByKey[ByteKey(key)], starts[ByteKey(key)] == nil else {
                 throw TensorFormatError(.torchInvalid, "storage key list names \(keyValue.shortDescription) \(keyValue), which no tensor uses or which repeats")
             }
             guard bytes.count - position >= 8 else { throw TensorFormatError(.truncated, "file ends before storage \(printable(key))'s size") }
@@ -127,10 +127,10 @@ public struct TorchFile {
             guard length <= bytes.count - position - 8 else {
                 throw TensorFormatError(.truncated, "storage \(printable(key)) (\(length) bytes) runs past the end of the file")
             }
-            starts[key] = position + 8
+            starts[ByteKey(key)] = position + 8
             position += 8 + length
         }
-        if let missing = unpickler.storages.first(where: { starts[$0.key] == nil }) {
+        if let missing = unpickler.storages.first(where: { starts[ByteKey($0.key)] == nil }) {
             throw TensorFormatError(.torchInvalid, "storage \(printable(missing.key)) is not in the storage key list")
         }
         guard position == bytes.count else {

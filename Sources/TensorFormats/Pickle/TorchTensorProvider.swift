@@ -96,9 +96,9 @@ struct TorchTensorLayout {
 /// chunk and the storage span of the tensor being read.
 final class TorchTensorProvider: TensorDataProvider {
     let map: MappedFile
-    private let layouts: [String: TorchTensorLayout]
+    private let layouts: [ByteKey: TorchTensorLayout]
 
-    init(map: MappedFile, layouts: [String: TorchTensorLayout]) {
+    init(map: MappedFile, layouts: [ByteKey: TorchTensorLayout]) {
         self.map = map
         self.layouts = layouts
     }
@@ -106,7 +106,7 @@ final class TorchTensorProvider: TensorDataProvider {
     var isSequential: Bool { false }
 
     private func layout(_ entry: TensorEntry) throws(TensorFormatError) -> TorchTensorLayout {
-        guard let layout = layouts[entry.name] else { throw TensorFormatError(.notFound, "no such tensor", tensor: entry.name) }
+        guard let layout = layouts[ByteKey(entry.name)] else { throw TensorFormatError(.notFound, "no such tensor", tensor: entry.name) }
         return layout
     }
 

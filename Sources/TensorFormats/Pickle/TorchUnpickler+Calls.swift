@@ -161,14 +161,14 @@ extension TorchUnpickler {
             reference.byteCount = size * (dtype.bitsPerElement / 8)
             identity = viewKey
         }
-        if let existing = storageIndexByKey[identity] {
-            guard storages[existing].dtype == dtype, storages[existing].recordElements == numel, storages[existing].key == key else {
+        if let existing = storageIndexByKey[ByteKey(identity)] {
+            guard storages[existing].dtype == dtype, storages[existing].recordElements == numel, ByteKey(storages[existing].key) == ByteKey(key) else {
                 throw TensorFormatError(.torchInvalid, "storage \(identity) is declared twice with different types or sizes")
             }
             return .storage(existing)
         }
         storages.append(reference)
-        storageIndexByKey[identity] = storages.count - 1
+        storageIndexByKey[ByteKey(identity)] = storages.count - 1
         return .storage(storages.count - 1)
     }
 
@@ -218,7 +218,12 @@ extension TorchUnpickler {
                 last = sum
             }
         }
-        guard elementBytes > 0, dtype.byteCount(elements: elements) != nil else { throw TensorFormatError(.sizeOverflow, "tensor byte size overflows") }
+        guard elementBytes > 0, let declared = dtype.byteCount(elements: elements) else { throw TensorFormatError(.sizeOverflow, "tensor byte size overflows") }
+        // A view with stride 0 repeats one stored element: HDF5's bomb rule, so 635 bytes cannot
+        // declare terabytes that every reader would then allocate or loop over.
+        if MemoryBudget.isBomb(declared: declared, stored: reference.byteCount) {
+            throw TensorFormatError(.pickleDeclaredSize, "view (size \(shape), stride \(steps)) declares \(declared) bytes over a storage of \(reference.byteCount): refusing a possible shape bomb")
+        }
         let capacity = reference.byteCount / elementBytes
         if elements > 0, last >= capacity {
             throw TensorFormatError(.torchInvalid, "view (offset \(start), size \(shape), stride \(steps)) reaches element \(last) of a storage of \(capacity)")
@@ -235,4 +240,9 @@ func printable(_ text: String) -> String {
         if scalar.value < 0x20 || scalar.value == 0x7F { out += "\\x" + hex(UInt8(scalar.value)) } else { out.unicodeScalars.append(scalar) }
     }
     return out
+}
+
+extension ErrorCode {
+    /// A pickle view declaring far more bytes than its storage holds (formats/pickle.md).
+    public static let pickleDeclaredSize = ErrorCode(rawValue: "pickle-declared-size")
 }

@@ -23,7 +23,7 @@ public struct TorchUnpickler {
     /// Persistent ids as the legacy format writes them (with a view tuple) instead of the zip format's.
     let legacyPersistentIDs: Bool
 
-    var storageIndexByKey: [String: Int] = [:]
+    var storageIndexByKey: [ByteKey: Int] = [:]
     private var stack: [PickleValue] = []
     private var marks: [Int] = []
     private var memo: [Int: PickleValue] = [:]

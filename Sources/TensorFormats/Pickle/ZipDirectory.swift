@@ -19,7 +19,8 @@ public struct ZipDirectory: Sendable {
     }
 
     public private(set) var entries: [Entry] = []
-    private var indexByName: [String: Int] = [:]
+    /// By the names' bytes, as zip readers compare them.
+    private var indexByName: [ByteKey: Int] = [:]
     /// Where the central directory starts: entry data must end before it.
     public private(set) var directoryStart = 0
     private let fileSize: Int
@@ -58,7 +59,7 @@ public struct ZipDirectory: Sendable {
         var position = start
         for _ in 0..<count {
             let entry = try Self.entry(at: &position, limit: start + size, reader: &reader)
-            guard indexByName.updateValue(entries.count, forKey: entry.name) == nil else {
+            guard indexByName.updateValue(entries.count, forKey: ByteKey(entry.name)) == nil else {
                 throw Self.invalid("entry '\(printable(entry.name))' appears twice")
             }
             entries.append(entry)
@@ -110,7 +111,7 @@ public struct ZipDirectory: Sendable {
                      localHeaderOffset: local)
     }
 
-    public func entry(named name: String) -> Entry? { indexByName[name].map { entries[$0] } }
+    public func entry(named name: String) -> Entry? { indexByName[ByteKey(name)].map { entries[$0] } }
 
     /// The file range of a stored entry's bytes, read from its local header and checked against the
     /// file and the central directory; a compressed or encrypted entry is refused.

@@ -57,7 +57,7 @@ extension Checkpoint {
 
     /// A file that starts with the zstd magic number, opened through a decompressor.
     static func openZstdFile(_ path: String, options: OpenOptions) throws -> Checkpoint {
-        let fd = try Sys.open(path, O_RDONLY)
+        let fd = try Sys.openRegularFile(path)
         return try openSniffing(FileDescriptorSource(fd: fd, name: path, ownsDescriptor: true), options: options)
     }
 }
