@@ -80,7 +80,7 @@ extension ConvertWorkflow {
 
     /// Copies a component folder's regular files (and sub-folders, as a tokenizer may have), leaving out
     /// weight files when the component's weights were converted.
-    private static func copyFiles(of folder: String, to target: String, skippingWeights: Bool, depth: Int = 0,
+    static func copyFiles(of folder: String, to target: String, skippingWeights: Bool, depth: Int = 0,
                                   copy: (String, String) throws -> Void) throws {
         guard depth < 4 else {
             throw TensorFormatError(.unsupported, "component folders nested more than 4 levels deep are not copied", file: folder)
@@ -106,7 +106,7 @@ extension ConvertWorkflow {
 
     /// Refuses an output folder inside the input pipeline (also one not yet created, whose nearest
     /// existing ancestor is inside it), before any folder is made.
-    private static func refuseInside(_ output: String, input: String) throws {
+    static func refuseInside(_ output: String, input: String) throws {
         guard let inputPath = realPath(input) else { return }
         var existing = URL(fileURLWithPath: output).standardizedFileURL
         var rest: [String] = []
@@ -127,13 +127,13 @@ extension ConvertWorkflow {
         return String(cString: resolved)
     }
 
-    private static func makeFolder(_ path: String) throws {
+    static func makeFolder(_ path: String) throws {
         do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
             throw TensorFormatError(.io, "cannot create the folder: \(error.localizedDescription)", file: path)
         }
     }
 
-    private static func join(_ folder: String, _ name: String) -> String {
+    static func join(_ folder: String, _ name: String) -> String {
         (folder.hasSuffix("/") ? folder : folder + "/") + name
     }
 }

@@ -7,6 +7,7 @@ public enum OutputFormat: String, CaseIterable, Sendable {
     case safetensors
     case hdf5
     case gguf
+    case onnx
 }
 
 /// What `convert` is told, as plain values.
@@ -24,6 +25,8 @@ public struct ConvertSettings: Sendable {
     public var hdf5Layout = HDF5WriteLayout.dmsurgery
     /// GGUF output: the type of the bulk of the weights (nil: each tensor's own float type).
     public var quant: GGMLType?
+    /// ONNX output: the parts, shapes and weight placement (formats/onnx.md).
+    public var onnx = ONNXExportOptions()
     /// How inputs are read (`hdf5Layout` there is the input's layout).
     public var open = OpenOptions()
     public var force = false
@@ -40,6 +43,7 @@ public struct ConvertSettings: Sendable {
 public enum ConvertWorkflow {
     /// Converts; returns what was written and how many tensors were cast.
     public static func run(_ settings: ConvertSettings) throws -> (result: ConvertResult, casts: Int) {
+        if settings.format == .onnx { return (try ONNXExport.run(settings), 0) }
         try InputSet.declare(inputs: [(settings.input, "INPUT")],
                              outputs: [(settings.output, "OUT"), (shardFolder(settings), "OUT (its shards)")])
         if isPipelineConversion(input: settings.input, output: settings.output, format: settings.format) {
@@ -52,6 +56,7 @@ public enum ConvertWorkflow {
         case .hdf5: result = try writeHDF5(plan, settings)
         case .gguf: result = try writeGGUF(plan, settings)
         case .safetensors: result = try writeSafetensors(&plan, checkpoint: &checkpoint, settings)
+        case .onnx: preconditionFailure("ONNX output returns before a checkpoint is opened")
         }
         return (result, plan.tensors.filter { $0.dtype != $0.source.dtype }.count)
     }

@@ -67,6 +67,7 @@ struct ConvertCommand: ParsableCommand {
 
     @OptionGroup var inputOptions: InputOptions
     @OptionGroup var layoutOptions: LayoutOptions
+    @OptionGroup var onnx: ONNXOptions
     @OptionGroup var binary: BinaryOutputOptions
     @OptionGroup var common: CommonOptions
 
@@ -88,7 +89,8 @@ struct ConvertCommand: ParsableCommand {
         if let compress, OutputCompression(parsing: compress) == nil {
             throw ValidationError("--compress takes zstd[:1-22] or gzip[:0-9] (got '\(compress)')")
         }
-        if outputFormat == .gguf || quant != nil { try validateGGUF() }
+        try validateONNX()
+        if outputFormat != .onnx && (outputFormat == .gguf || quant != nil) { try validateGGUF() }
         if inputOptions.hdf5Layout.flatMap(PipelineLayout.init(rawValue:)) == nil,
            ConvertWorkflow.isPipelineConversion(input: input, output: output, format: outputFormat),
            !only.isEmpty || !exclude.isEmpty || !rename.isEmpty || shardSize != nil || compress != nil {
@@ -110,7 +112,8 @@ struct ConvertCommand: ParsableCommand {
     /// The output format: --to, else OUT's suffix (a trailing .zst aside).
     var outputFormat: OutputFormat {
         let plain = output.lowercased().hasSuffix(".zst") ? String(output.dropLast(4)) : output
-        return to ?? (hasHDF5Suffix(plain) ? .hdf5 : plain.lowercased().hasSuffix(".gguf") ? .gguf : .safetensors)
+        return to ?? (hasHDF5Suffix(plain) ? .hdf5 : plain.lowercased().hasSuffix(".gguf") ? .gguf
+                      : plain.lowercased().hasSuffix(".onnx") ? .onnx : .safetensors)
     }
 
     /// --compress, or zstd at the default level for a .zst output.
@@ -134,6 +137,7 @@ struct ConvertCommand: ParsableCommand {
             settings.hdf5Layout = inputOptions.hdf5Layout.flatMap(HDF5WriteLayout.init(rawValue:)) ?? .dmsurgery
         }
         settings.quant = quant.flatMap(GGMLType.init(userName:))
+        settings.onnx = onnx.options
         settings.force = binary.force
         settings.quiet = common.quiet
         let (result, casts) = try ConvertWorkflow.run(settings)
