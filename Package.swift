@@ -75,7 +75,7 @@ let package = Package(
             name: "dmsurgery",
             dependencies: [
                 "Workflows", "TensorFormats", "TensorMath", "Surgery", "UNet", "Diffusion", "Training", "ConceptWorld", "CLIP", "VAE",
-                "ModelGraph", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "ModelGraph", "ONNX", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // libFuzzer entry for the safetensors header parser; built with -DFUZZING by scripts/fuzz.

@@ -106,6 +106,25 @@ public struct Initializer: Sendable {
         case floats([Float])
         case int64s([Int64])
         case int32s([Int32])
+        /// Bytes a writer pass computes from the checkpoint tensor of this name as it streams them
+        /// (quantized blocks: ONNX's `WeightQuantization`), one tensor at a time like any weight.
+        case derived(String, Derivation)
+    }
+
+    /// Which product of which encoding of a checkpoint tensor a derived initializer holds.
+    public struct Derivation: Sendable, Hashable {
+        /// The encoding (the pass that introduced it names it, e.g. `MatMulNBits`).
+        public var kind: String
+        /// The checkpoint tensor's shape.
+        public var sourceShape: [Int]
+        /// Which of the encoding's tensors (packed values, scales, zero points).
+        public var part: Int
+
+        public init(kind: String, sourceShape: [Int], part: Int) {
+            self.kind = kind
+            self.sourceShape = sourceShape
+            self.part = part
+        }
     }
 
     public var name: String

@@ -222,6 +222,9 @@ open class PayloadSource {
         case .floats(let values): try Self.writeFloats(values, to: sink)
         case .int64s(let values): try values.map { $0.littleEndian }.withUnsafeBytes { try sink.write($0) }
         case .int32s(let values): try values.map { $0.littleEndian }.withUnsafeBytes { try sink.write($0) }
+        case .derived(let name, let derivation):
+            throw TensorFormatError(.unsupported, "\(initializer.name) is a \(derivation.kind) encoding that this payload source does not compute",
+                                    tensor: name)
         }
     }
 

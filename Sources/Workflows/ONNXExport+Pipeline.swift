@@ -60,8 +60,9 @@ extension ONNXExport {
             for (name, graph, source) in parts {
                 let folder = ConvertWorkflow.join(output, name)
                 try ConvertWorkflow.makeFolder(folder)
+                // The VAE stays float: its decoder's output is the picture itself.
                 pending += try write(graph, from: source, to: ConvertWorkflow.join(folder, "model.onnx"), settings,
-                                     label: "convert \(name)", result: &result)
+                                     quantized: !name.hasPrefix("vae"), label: "convert \(name)", result: &result)
             }
             func copy(_ from: String, to path: String) throws {
                 guard let data = FileManager.default.contents(atPath: from) else {

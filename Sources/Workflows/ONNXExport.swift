@@ -17,6 +17,8 @@ public struct ONNXExportOptions: Sendable {
     public var io = IOShape.dynamic
     /// Weights as external data even below the 2 GB protobuf limit.
     public var externalData = false
+    /// Weight-only quantization (`--quant int8|int4`, `--block-size`); a pipeline's VAE stays float.
+    public var quantization: WeightQuantization?
 
     public init() {}
 }
@@ -41,7 +43,7 @@ public enum ONNXExport {
         let checkpoint = try openCheckpoint(settings.input, settings.open, randomAccess: true)
         let (graph, source) = try modelGraph(checkpoint, part: settings.onnx.part, io: settings.onnx.io, sequence: defaultSequence)
         var result = ConvertResult()
-        let files = try write(graph, from: source, to: settings.output, settings, label: "convert", result: &result)
+        let files = try write(graph, from: source, to: settings.output, settings, quantized: true, label: "convert", result: &result)
         for file in files { try file.commit() }
         return result
     }
@@ -98,13 +100,17 @@ public enum ONNXExport {
         return shapes
     }
 
-    /// Writes one model file (not committed), its weights read from `source` one tensor at a time.
-    static func write(_ graph: Graph, from source: Checkpoint, to path: String, _ settings: ConvertSettings,
+    /// Writes one model file (not committed), its weights read from `source` one tensor at a time and
+    /// quantized on the way when `quantized` and the settings ask for it.
+    static func write(_ graph: Graph, from source: Checkpoint, to path: String, _ settings: ConvertSettings, quantized: Bool,
                       label: String, result: inout ConvertResult) throws -> [OutputFile] {
+        let quantization = quantized ? settings.onnx.quantization : nil
+        let graph = quantization.map { $0.apply(to: graph) } ?? graph
         let bar = ProgressBar(label, total: graph.initializerBytes, quiet: settings.quiet)
         defer { bar.finish() }
         let files = try ONNXModelWriter.write(graph, to: path, force: settings.force, externalData: settings.onnx.externalData,
-                                              weights: { try source.floats(named: $0) }, progress: bar.update)
+                                              weights: { try source.floats(named: $0) }, payloads: quantization?.payloads(),
+                                              progress: bar.update)
         result.tensors += graph.initializers.count
         result.bytesWritten += files.reduce(0) { $0 + $1.bytesWritten }
         result.files += files.map(\.path)

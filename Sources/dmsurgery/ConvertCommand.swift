@@ -136,8 +136,8 @@ struct ConvertCommand: ParsableCommand {
             settings.open.hdf5Layout = nil
             settings.hdf5Layout = inputOptions.hdf5Layout.flatMap(HDF5WriteLayout.init(rawValue:)) ?? .dmsurgery
         }
-        settings.quant = quant.flatMap(GGMLType.init(userName:))
-        settings.onnx = onnx.options
+        settings.quant = outputFormat == .onnx ? nil : quant.flatMap(GGMLType.init(userName:))
+        settings.onnx = onnx.options(quant: quant)
         settings.force = binary.force
         settings.quiet = common.quiet
         let (result, casts) = try ConvertWorkflow.run(settings)

@@ -1,5 +1,7 @@
 import ArgumentParser
 import ModelGraph
+import ONNX
+import TensorFormats
 import Workflows
 
 extension VAEGraph.Part: ExpressibleByArgument {}
@@ -19,6 +21,10 @@ struct ONNXOptions: ParsableArguments {
     @Flag(name: .customLong("external-data"), help: "ONNX output: weights in model.onnx_data beside the model even below 2 GB.")
     var externalData = false
 
+    @Option(name: .customLong("block-size"), help: ArgumentHelp("ONNX output with --quant: inputs per quantization block (16, 32, 64, 128 or 256; default 32).",
+                                                                valueName: "n"))
+    var blockSize: Int?
+
     /// BATCHxHxW as three positive integers.
     var fixedShape: (batch: Int, height: Int, width: Int)? {
         guard let staticShape else { return nil }
@@ -28,10 +34,14 @@ struct ONNXOptions: ParsableArguments {
         return (b, h, w)
     }
 
-    var given: Bool { staticShape != nil || part != nil || unet != nil || externalData }
+    var given: Bool { staticShape != nil || part != nil || unet != nil || externalData || blockSize != nil }
 
-    var options: ONNXExportOptions {
+    /// The options, with `quant` (convert's --quant) read as ONNX's weight quantization.
+    func options(quant: String?) -> ONNXExportOptions {
         var o = ONNXExportOptions()
+        o.quantization = quant.flatMap(WeightQuantization.Precision.init(rawValue:)).map {
+            WeightQuantization(precision: $0, blockSize: blockSize ?? WeightQuantization.defaultBlockSize)
+        }
         o.unet = unet
         o.part = part
         o.io = IOShape(fixed: fixedShape)
@@ -44,15 +54,24 @@ extension ConvertCommand {
     /// Usage rules of ONNX output: its options only with it, and only the options it takes.
     func validateONNX() throws {
         guard outputFormat == .onnx else {
-            if onnx.given { throw ValidationError("--static, --part, --unet and --external-data apply to ONNX output (.onnx or --to onnx)") }
+            if onnx.given { throw ValidationError("--static, --part, --unet, --external-data and --block-size apply to ONNX output (.onnx or --to onnx)") }
             return
         }
         if onnx.staticShape != nil && onnx.fixedShape == nil {
             throw ValidationError("--static takes BATCHxHxW, three positive integers (got '\(onnx.staticShape!)')")
         }
         if output == "-" { throw ValidationError("ONNX output is written to a file or folder, not standard output") }
-        if dtype != nil || !only.isEmpty || !exclude.isEmpty || !rename.isEmpty || shardSize != nil || compress != nil || quant != nil {
-            throw ValidationError("ONNX output takes --static, --part, --unet and --external-data (no --dtype, --only, --exclude, --rename, --shard-size, --compress or --quant)")
+        if dtype != nil || !only.isEmpty || !exclude.isEmpty || !rename.isEmpty || shardSize != nil || compress != nil {
+            throw ValidationError("ONNX output takes --static, --part, --unet, --external-data, --quant and --block-size (no --dtype, --only, --exclude, --rename, --shard-size or --compress)")
+        }
+        if let quant, WeightQuantization.Precision(rawValue: quant) == nil {
+            throw ValidationError("--quant for ONNX output is int8 or int4 (got '\(quant)')")
+        }
+        if let blockSize = onnx.blockSize {
+            guard quant != nil else { throw ValidationError("--block-size applies with --quant int8 or int4") }
+            guard ONNXQuantBlocks.matMulNBitsBlockSizes.contains(blockSize) else {
+                throw ValidationError("--block-size is one of 16, 32, 64, 128, 256 (got \(blockSize))")
+            }
         }
     }
 }

@@ -35,6 +35,10 @@ final class ONNXExportCLITests: XCTestCase {
         return out
     }
 
+    private func fileSize(_ path: String) throws -> Int {
+        try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int, path)
+    }
+
     private func relativeMaxError(_ a: [Float], _ b: [Float]) -> Float {
         var diff: Float = 0, scale: Float = 0
         for (x, y) in zip(a, b) { diff = max(diff, abs(x - y)); scale = max(scale, abs(y)) }
@@ -72,10 +76,39 @@ final class ONNXExportCLITests: XCTestCase {
         let depth = path("depth") + "/"
         XCTAssertEqual(try CLI.run(["prune", "--depth", "small", CLI.fixture("depth/cond_sdlike/teacher"), depth, "-q"]).status, 0)
         try assertUNetMatchesForward(depth, inputs: io, label: "depth")
+        // Fixed shapes: one latent of 8x8 with 77 tokens, as the file declares them.
+        var values: [Float] = []
+        var state: UInt32 = 99
+        for _ in 0..<(4 * 8 * 8 + 77 * 12) {
+            state = state &* 1_664_525 &+ 1_013_904_223
+            values.append(Float(Int(state >> 8) % 2001 - 1000) / 1000)
+        }
+        let fixed = path("fixed.safetensors")
+        try SafetensorsWriter.writeFloats([("sample", [1, 4, 8, 8], Array(values[0..<256])), ("timestep", [1], [321]),
+                                           ("encoder_hidden_states", [1, 77, 12], Array(values[256...]))], to: fixed)
+        try assertUNetMatchesForward(width, inputs: fixed, label: "static", extra: ["--static", "1x8x8"])
+        XCTAssertEqual(try CLI.run(["convert", width, path("bad.onnx"), "--static", "1x8", "-q"]).status, 64)
+        // --quant: ONNX Runtime's MatMulNBitsQuantizer writes the same blocks for the f32 file, and the
+        // quantized model runs (int8 close to the engine; int4 on a tiny random model only bounded).
+        for (quant, bits, bound) in [("int8", 8, Float(0.05)), ("int4", 4, Float(1))] {
+            let model = path("width-\(quant).onnx")
+            let export = try CLI.run(["convert", width, model, "--quant", quant, "--block-size", "32", "-q"])
+            XCTAssertEqual(export.status, 0, export.stderr)
+            let blocks = try CLI.shell("python3 Tests/CLITests/onnx_check.py blocks \(path("width.onnx")) \(model) \(bits) 32")
+            XCTAssertEqual(blocks.status, 0, blocks.stderr)
+            XCTAssertGreaterThan(Int(String(decoding: blocks.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0, 50, quant)
+            let out = path("width-\(quant).ort.safetensors")
+            XCTAssertEqual(try CLI.shell("python3 Tests/CLITests/onnx_check.py run \(model) \(io) \(out)").status, 0)
+            let error = relativeMaxError(try XCTUnwrap(try floats(out)["out_sample"]), try XCTUnwrap(try floats(path("width.forward.safetensors"))["sample"]))
+            XCTAssertLessThan(error, bound, quant)
+            XCTAssertLessThan(try fileSize(model), try fileSize(path("width.onnx")), quant)
+        }
+        XCTAssertEqual(try CLI.run(["convert", width, path("q.onnx"), "--quant", "q4_0", "-q"]).status, 64)
+        XCTAssertEqual(try CLI.run(["convert", width, path("q.onnx"), "--quant", "int4", "--block-size", "48", "-q"]).status, 64)
         // Weights beside the model (the rule past 2 GB), forced on a small one.
         try assertUNetMatchesForward(width, inputs: io, label: "external", extra: ["--external-data"])
         XCTAssertTrue(FileManager.default.fileExists(atPath: path("external.onnx_data")))
-        XCTAssertLessThan(try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path("external.onnx"))[.size] as? Int), 200_000)
+        XCTAssertLessThan(try fileSize(path("external.onnx")), 200_000)
     }
 
     func testPipelineFolderRunsInOnnxStableDiffusionPipelineToTheSampledLatents() throws {
@@ -129,6 +162,13 @@ extension ONNXExportCLITests {
         let got = try floats(ort)
         XCTAssertLessThan(relativeMaxError(try XCTUnwrap(got["last_hidden_state"]), try XCTUnwrap(try floats(encoded)["cond"])), 1e-4)
         XCTAssertLessThan(relativeMaxError(try XCTUnwrap(got["pooler_output"]), try XCTUnwrap(got["reference_pooler_output"])), 1e-4)
+        // Quantized (int8 projections and MLPs as MatMulNBits): it runs and stays close.
+        run = try CLI.run(["convert", "\(root)/sd/text_encoder", path("text8.onnx"), "--quant", "int8", "-q"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let quantized = try CLI.shell("python3 Tests/CLITests/onnx_check.py text \(path("text8.onnx")) \(root)/sd \(promptsJSON) \(path("text8.safetensors"))")
+        XCTAssertEqual(quantized.status, 0, quantized.stderr)
+        XCTAssertLessThan(relativeMaxError(try XCTUnwrap(try floats(path("text8.safetensors"))["last_hidden_state"]),
+                                           try XCTUnwrap(got["last_hidden_state"])), 0.05)
 
         // VAE: the encoder's mean against `vae encode` (scaled latents), the decoder against `vae decode`.
         let vae = CLI.fixture("clip/vae/sd-like")

@@ -1,11 +1,14 @@
 """ONNX files written by `dmsurgery convert … --to onnx`, checked and run by the reference tools.
 
 Run: python3 Tests/CLITests/onnx_check.py run MODEL.onnx INPUTS.safetensors OUT.safetensors
+     python3 Tests/CLITests/onnx_check.py blocks F32.onnx QUANTIZED.onnx BITS BLOCK_SIZE
      python3 Tests/CLITests/onnx_check.py text MODEL.onnx PIPELINE PROMPTS.json OUT.safetensors
      python3 Tests/CLITests/onnx_check.py pipeline FOLDER PROMPTS.json LATENTS.safetensors STEPS GUIDANCE OUT.safetensors
 run checks MODEL with onnx.checker.check_model(full_check=True), runs it on ONNX Runtime's CPU provider
 with the INPUTS tensors the graph declares (cast to the declared element types) and writes every output
-under its graph name. text tokenizes the prompts as the pipeline does (CLIPTokenizer, padded to its
+under its graph name. blocks runs onnxruntime's MatMulNBitsQuantizer (RTN, asymmetric: its defaults)
+on F32 and requires every `_Q<bits>`, `_scales` and `_zero_points` initializer it writes to equal
+QUANTIZED's byte for byte (and QUANTIZED to have no others); prints how many it compared. text tokenizes the prompts as the pipeline does (CLIPTokenizer, padded to its
 max length, int32 ids), runs MODEL on them and writes its outputs with transformers' CLIPTextModel
 pooler_output on the same ids (`reference_pooler_output`). pipeline checks each component, loads FOLDER with diffusers'
 OnnxStableDiffusionPipeline (its DDIM scheduler), runs it from the given initial `latents` and writes
@@ -37,6 +40,23 @@ def run(model, inputs, out):
     names = [o.name for o in session.get_outputs()]
     results = session.run(names, feed)
     save_file({name: np.ascontiguousarray(value) for name, value in zip(names, results)}, out)
+
+
+def blocks(f32, quantized, bits, block_size):
+    import logging
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    logging.disable(logging.INFO)
+    check(quantized)
+    reference = MatMulNBitsQuantizer(onnx.load(f32), bits=int(bits), block_size=int(block_size), is_symmetric=False)
+    reference.process()
+    suffixes = (f"_Q{bits}", "_scales", "_zero_points")
+    want = {t.name: onnx.numpy_helper.to_array(t) for t in reference.model.model.graph.initializer if t.name.endswith(suffixes)}
+    got = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(quantized).graph.initializer if t.name.endswith(suffixes)}
+    assert want.keys() == got.keys(), sorted(set(want) ^ set(got))[:5]
+    for name, value in want.items():
+        assert value.dtype == got[name].dtype and value.shape == got[name].shape, (name, value.shape, got[name].shape)
+        assert value.tobytes() == got[name].tobytes(), name
+    print(len(want))
 
 
 def text(model, folder, prompts_path, out):
@@ -80,6 +100,8 @@ def pipeline(folder, prompts_path, latents_path, steps, guidance, out):
 if __name__ == "__main__":
     if sys.argv[1] == "run":
         run(*sys.argv[2:5])
+    elif sys.argv[1] == "blocks":
+        blocks(*sys.argv[2:6])
     elif sys.argv[1] == "text":
         text(*sys.argv[2:6])
     else:
