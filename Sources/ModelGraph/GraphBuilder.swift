@@ -69,9 +69,6 @@ public struct GraphBuilder {
         return name
     }
 
-    /// The shape of a checkpoint tensor, if it has one of that name.
-    public func shape(of name: String) -> [Int]? { shapes[name] }
-
     /// A float constant, shared by every use of the same name.
     public mutating func floats(_ values: [Float], shape: [Int], name: String) -> String {
         if let existing = constants[name] { return existing }

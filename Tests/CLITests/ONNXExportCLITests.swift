@@ -88,6 +88,14 @@ final class ONNXExportCLITests: XCTestCase {
                                            ("encoder_hidden_states", [1, 77, 12], Array(values[256...]))], to: fixed)
         try assertUNetMatchesForward(width, inputs: fixed, label: "static", extra: ["--static", "1x8x8"])
         XCTAssertEqual(try CLI.run(["convert", width, path("bad.onnx"), "--static", "1x8", "-q"]).status, 64)
+        XCTAssertEqual(try CLI.run(["convert", width, path("bad.safetensors"), "--static", "1x8x8", "-q"]).status, 64)
+        // Options that do not fit the input: one line, exit 2, nothing written.
+        for extra in [["--part", "encoder"], ["--unet", width]] {
+            let run = try CLI.run(["convert", width, path("bad.onnx"), "-q"] + extra)
+            XCTAssertEqual(run.status, 2, run.stderr)
+            XCTAssertTrue(run.stderr.contains("invalid-argument"), run.stderr)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("bad.onnx")))
         // --quant: ONNX Runtime's MatMulNBitsQuantizer writes the same blocks for the f32 file, and the
         // quantized model runs (int8 close to the engine; int4 on a tiny random model only bounded).
         for (quant, bits, bound) in [("int8", 8, Float(0.05)), ("int4", 4, Float(1))] {
