@@ -27,7 +27,10 @@ struct ConvertCommand: ParsableCommand {
         single file (formats/ldm.md); with a .gguf OUT, --layout ldm writes the UNet with its original names \
         as ComfyUI-GGUF's convert.py and llama-quantize do (sd1/sdxl, formats/gguf.md). A pipeline folder converted to a folder without --layout is re-saved \
         whole: every component's weights converted (--dtype) under --variant's names, model_index.json, \
-        configs, scheduler/ and tokenizer/ copied (formats/ldm.md, "Re-saving a pipeline").
+        configs, scheduler/ and tokenizer/ copied (formats/ldm.md, "Re-saving a pipeline"). ONNX output (.onnx or \
+        --to onnx) writes a UNet, text encoder or VAE half (--part) as an ONNX graph, and a pipeline folder as \
+        OnnxStableDiffusionPipeline's folder (--unet ships a student), with --static, --quant int8|int4 and \
+        --block-size (formats/onnx.md).
 
         Exit status: 0 success; 2 invalid or unreadable input, or an I/O error; 64 usage error.
         """
@@ -61,7 +64,7 @@ struct ConvertCommand: ParsableCommand {
                                valueName: "codec[:level]"))
     var compress: String?
 
-    @Option(help: ArgumentHelp("GGUF output: store the bulk of the weights as f32, f16, bf16, q8_0, q4_0, q4_1, q5_0 or q5_1 (default: each tensor's own type).",
+    @Option(help: ArgumentHelp("GGUF output: store the bulk of the weights as f32, f16, bf16, q8_0, q4_0, q4_1, q5_0 or q5_1 (default: each tensor's own type); ONNX output: int8 or int4 weights (MatMulNBits, DequantizeLinear).",
                                valueName: "type"))
     var quant: String?
 
