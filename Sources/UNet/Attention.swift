@@ -4,12 +4,12 @@ import TensorMath
 /// optional), multi-head scaled dot-product attention, to_out.0. Head size is the base config's; the
 /// head count is read from to_q's rows, so pruned heads just make the projections narrower.
 /// `upcast_attention` only matters in half precision; this engine computes in float32 throughout.
-struct AttentionLayer {
-    let toQ: LinearLayer
-    let toK: LinearLayer
-    let toV: LinearLayer
-    let toOut: LinearLayer
-    let heads: Int
+public struct AttentionLayer: Sendable {
+    public let toQ: LinearLayer
+    public let toK: LinearLayer
+    public let toV: LinearLayer
+    public let toOut: LinearLayer
+    public let heads: Int
 
     struct Saved {
         var x: Tensor
@@ -67,10 +67,10 @@ struct AttentionLayer {
 /// diffusers `Attention` in its spatial form (UNet2DModel's AttnDownBlock2D / AttnUpBlock2D /
 /// UNetMidBlock2D): group_norm on the image, self-attention over the H*W tokens with biased
 /// projections, then residual add and division by `rescale_output_factor`.
-struct SpatialAttention {
-    let norm: GroupNormLayer
-    let attention: AttentionLayer
-    let rescale: Float
+public struct SpatialAttention: Sendable {
+    public let norm: GroupNormLayer
+    public let attention: AttentionLayer
+    public let rescale: Float
 
     struct Saved {
         var x: Tensor

@@ -2,7 +2,7 @@ import TensorMath
 
 /// The attention that follows a ResNet inside a block: cross-attention transformer (conditional
 /// family) or spatial self-attention (unconditional family).
-enum BlockAttention {
+public enum BlockAttention: Sendable {
     case transformer(Transformer2D)
     case spatial(SpatialAttention)
 
@@ -35,9 +35,9 @@ enum BlockAttention {
 }
 
 /// One ResNet, optionally followed by its attention: the repeating unit of every block.
-struct BlockLayer {
-    let resnet: ResnetBlock
-    let attention: BlockAttention?
+public struct BlockLayer: Sendable {
+    public let resnet: ResnetBlock
+    public let attention: BlockAttention?
 
     struct Saved {
         var resnet: ResnetBlock.Saved
@@ -62,9 +62,9 @@ struct BlockLayer {
 }
 
 /// `Downsample2D` (a stride-2 3x3 conv) and `Upsample2D` (nearest 2x, then a 3x3 conv).
-struct Resample {
-    let conv: ConvLayer
-    let up: Bool
+public struct Resample: Sendable {
+    public let conv: ConvLayer
+    public let up: Bool
 
     func forward(_ x: Tensor, _ w: Weights) -> (Tensor, Tensor) {
         let input = up ? NN.upsampleNearest2x(x) : x
@@ -79,9 +79,9 @@ struct Resample {
 
 /// A down block (DownBlock2D, CrossAttnDownBlock2D, AttnDownBlock2D): layers, then an optional
 /// downsampler. Every layer output and the downsampler output are skip connections for the up path.
-struct DownBlock {
-    let layers: [BlockLayer]
-    let downsample: Resample?
+public struct DownBlock: Sendable {
+    public let layers: [BlockLayer]
+    public let downsample: Resample?
 
     struct Saved {
         var layers: [BlockLayer.Saved]
@@ -133,11 +133,11 @@ struct DownBlock {
 }
 
 /// The mid block: a ResNet, then (attention, ResNet) pairs.
-struct MidBlock {
-    let first: ResnetBlock
+public struct MidBlock: Sendable {
+    public let first: ResnetBlock
     /// Attention precedes its ResNet here, unlike in down/up blocks.
-    let attentions: [BlockAttention?]
-    let resnets: [ResnetBlock]
+    public let attentions: [BlockAttention?]
+    public let resnets: [ResnetBlock]
 
     struct Saved {
         var first: ResnetBlock.Saved
@@ -178,9 +178,9 @@ struct MidBlock {
 
 /// An up block (UpBlock2D, CrossAttnUpBlock2D, AttnUpBlock2D): each layer first concatenates the
 /// next skip connection (popped from the end) onto its input; then an optional upsampler.
-struct UpBlock {
-    let layers: [BlockLayer]
-    let upsample: Resample?
+public struct UpBlock: Sendable {
+    public let layers: [BlockLayer]
+    public let upsample: Resample?
 
     struct Saved {
         var layers: [BlockLayer.Saved]

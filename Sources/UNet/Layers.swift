@@ -5,13 +5,13 @@ import TensorMath
 /// can replace them between steps without rebuilding anything.
 
 /// `nn.Linear`, or a 1x1 `nn.Conv2d` applied to tokens (same arithmetic, weight viewed as [out, in]).
-struct LinearLayer {
-    let weight: String
-    let bias: String?
-    let inFeatures: Int
-    let outFeatures: Int
+public struct LinearLayer: Sendable {
+    public let weight: String
+    public let bias: String?
+    public let inFeatures: Int
+    public let outFeatures: Int
     /// The stored weight is [out, in, 1, 1] (a pointwise conv projection).
-    let isPointwiseConv: Bool
+    public let isPointwiseConv: Bool
 
     /// `denseOut` and `denseBias` describe the unpruned layer, used only when generating weights.
     init(_ table: inout ParameterTable, _ prefix: String, in inF: Int?, out outF: Int?, denseOut: Int? = nil,
@@ -56,16 +56,16 @@ struct LinearLayer {
 
 /// `nn.Conv2d` with a square kernel. `padBottomRight` is diffusers' Downsample2D with padding 0, which
 /// pads (0, 1, 0, 1) before an unpadded stride-2 conv (TensorMath's `paddingEnd`, no padded copy).
-struct ConvLayer {
-    let weight: String
-    let bias: String?
-    let inChannels: Int
-    let outChannels: Int
-    let stride: Int
-    let padding: Int
-    let padBottomRight: Bool
+public struct ConvLayer: Sendable {
+    public let weight: String
+    public let bias: String?
+    public let inChannels: Int
+    public let outChannels: Int
+    public let stride: Int
+    public let padding: Int
+    public let padBottomRight: Bool
     /// kh * kw.
-    let kernelArea: Int
+    public let kernelArea: Int
 
     init(_ table: inout ParameterTable, _ prefix: String, in inC: Int?, out outC: Int?, denseOut: Int? = nil,
          kernel: Int, stride: Int = 1, padding: Int, padBottomRight: Bool = false) throws {
@@ -104,12 +104,12 @@ struct ConvLayer {
 
 /// `nn.GroupNorm` (affine). A pruned layer keeps the base channels per group, so the group count is
 /// the layer's channels divided by that.
-struct GroupNormLayer {
-    let weight: String
-    let bias: String
-    let channels: Int
-    let groups: Int
-    let eps: Float
+public struct GroupNormLayer: Sendable {
+    public let weight: String
+    public let bias: String
+    public let channels: Int
+    public let groups: Int
+    public let eps: Float
 
     init(_ table: inout ParameterTable, _ prefix: String, channels c: Int?, channelsPerGroup: Int, eps: Float) throws {
         weight = prefix + ".weight"
@@ -142,10 +142,10 @@ struct GroupNormLayer {
 }
 
 /// `nn.LayerNorm` over the last dimension (affine).
-struct LayerNormLayer {
-    let weight: String
-    let bias: String
-    let eps: Float
+public struct LayerNormLayer: Sendable {
+    public let weight: String
+    public let bias: String
+    public let eps: Float
 
     init(_ table: inout ParameterTable, _ prefix: String, dim: Int, eps: Float) throws {
         weight = prefix + ".weight"

@@ -14,10 +14,18 @@ struct ParameterTable {
     private(set) var narrow: [String: NarrowTensor] = [:]
     private(set) var used: Set<String> = []
     private var rng: SplitMix64?
+    /// Shapes without values (`init(shapes:)`): the structure of a model for writers of other formats,
+    /// built by the same code and checks as the model itself, with no weight in memory.
+    private var declared: [String: [Int]] = [:]
 
     init(_ weights: [String: Tensor], narrow: [String: NarrowTensor] = [:]) {
         self.weights = weights
         self.narrow = narrow
+    }
+
+    init(shapes: [String: [Int]]) {
+        weights = [:]
+        declared = shapes
     }
 
     init(seed: UInt64) {
@@ -26,7 +34,9 @@ struct ParameterTable {
     }
 
     /// Whether `name` exists; when generating, whether a dense model has it (`dense`).
-    func has(_ name: String, dense: Bool) -> Bool { rng == nil ? weights[name] != nil || narrow[name] != nil : dense }
+    func has(_ name: String, dense: Bool) -> Bool {
+        rng == nil ? weights[name] != nil || narrow[name] != nil || declared[name] != nil : dense
+    }
 
     /// The shape of `name`; `expect` lists the dims that must hold (nil = any), and the rank. When
     /// generating, nil dims take the value in `dense`.
@@ -35,7 +45,7 @@ struct ParameterTable {
             let shape = zip(expect.indices, expect).map { i, e in e ?? dense![i] }
             weights[name] = generate(shape, fill)
         }
-        guard let s = weights[name]?.shape ?? narrow[name]?.shape else {
+        guard let s = weights[name]?.shape ?? narrow[name]?.shape ?? declared[name] else {
             throw UNetError(.missingParameter, name, "not in the weights")
         }
         let fits = s.count == expect.count && zip(s, expect).allSatisfy { $1 == nil || $0 == $1! }
@@ -63,7 +73,9 @@ struct ParameterTable {
     }
 
     /// Names in the weights that no layer claimed, sorted.
-    var unused: [String] { (Array(weights.keys) + Array(narrow.keys)).filter { !used.contains($0) }.sorted() }
+    var unused: [String] {
+        (Array(weights.keys) + Array(narrow.keys) + Array(declared.keys)).filter { !used.contains($0) }.sorted()
+    }
 }
 
 /// Parameter gradients by name. A frozen model passes `enabled: false`, and then no layer computes or

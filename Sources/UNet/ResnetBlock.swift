@@ -3,14 +3,14 @@ import TensorMath
 /// diffusers `ResnetBlock2D` (time_embedding_norm "default"):
 /// out = (shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x))) + time_emb_proj(silu(temb)))))) / scale.
 /// conv1 may be narrower than the block (pruned); norm2 then keeps the base channels per group.
-struct ResnetBlock {
-    let norm1: GroupNormLayer
-    let conv1: ConvLayer
-    let timeProj: LinearLayer
-    let norm2: GroupNormLayer
-    let conv2: ConvLayer
-    let shortcut: ConvLayer?
-    let outputScale: Float
+public struct ResnetBlock: Sendable {
+    public let norm1: GroupNormLayer
+    public let conv1: ConvLayer
+    public let timeProj: LinearLayer
+    public let norm2: GroupNormLayer
+    public let conv2: ConvLayer
+    public let shortcut: ConvLayer?
+    public let outputScale: Float
 
     /// What backward needs from the forward.
     struct Saved {

@@ -3,14 +3,14 @@ import TensorMath
 /// diffusers `BasicTransformerBlock` (layer_norm, GEGLU feed-forward, no dropout):
 /// h += attn1(norm1(h)); h += attn2(norm2(h), context); h += ff(norm3(h)).
 /// The GEGLU inner width is read from ff.net.0.proj (pruned checkpoints narrow it).
-struct TransformerBlock {
-    let norm1: LayerNormLayer
-    let attn1: AttentionLayer
-    let norm2: LayerNormLayer
-    let attn2: AttentionLayer
-    let norm3: LayerNormLayer
-    let ffIn: LinearLayer
-    let ffOut: LinearLayer
+public struct TransformerBlock: Sendable {
+    public let norm1: LayerNormLayer
+    public let attn1: AttentionLayer
+    public let norm2: LayerNormLayer
+    public let attn2: AttentionLayer
+    public let norm3: LayerNormLayer
+    public let ffIn: LinearLayer
+    public let ffOut: LinearLayer
 
     struct Saved {
         var x0: Tensor, s1: NormStatistics, n1: Tensor, a1: AttentionLayer.Saved
@@ -70,11 +70,11 @@ struct TransformerBlock {
 
 /// diffusers `Transformer2DModel` with continuous input: GroupNorm (eps 1e-6), proj_in (1x1 conv or
 /// linear), transformer blocks over the H*W tokens, proj_out, residual add.
-struct Transformer2D {
-    let norm: GroupNormLayer
-    let projIn: LinearLayer
-    let blocks: [TransformerBlock]
-    let projOut: LinearLayer
+public struct Transformer2D: Sendable {
+    public let norm: GroupNormLayer
+    public let projIn: LinearLayer
+    public let blocks: [TransformerBlock]
+    public let projOut: LinearLayer
 
     struct Saved {
         var x: Tensor

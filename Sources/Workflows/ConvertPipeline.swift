@@ -78,8 +78,8 @@ extension ConvertWorkflow {
 
     /// Copies a component folder's regular files (and sub-folders, as a tokenizer may have), leaving out
     /// weight files when the component's weights were converted.
-    private static func copyFiles(of folder: String, to target: String, skippingWeights: Bool, depth: Int = 0,
-                                  pipeline: PipelineFolder, copy: (String, String) throws -> Void) throws {
+    static func copyFiles(of folder: String, to target: String, skippingWeights: Bool, depth: Int = 0,
+                          pipeline: PipelineFolder, copy: (String, String) throws -> Void) throws {
         guard depth < 4 else {
             throw TensorFormatError(.unsupported, "component folders nested more than 4 levels deep are not copied", file: folder)
         }
@@ -101,7 +101,7 @@ extension ConvertWorkflow {
 
     /// Refuses an output folder inside the input pipeline (also one not yet created, whose nearest
     /// existing ancestor is inside it), before any folder is made.
-    private static func refuseInside(_ output: String, input: String) throws {
+    static func refuseInside(_ output: String, input: String) throws {
         guard let inputPath = Files.realPath(input) else { return }
         var existing = URL(fileURLWithPath: output).standardizedFileURL
         var rest: [String] = []
@@ -116,11 +116,11 @@ extension ConvertWorkflow {
         }
     }
 
-    private static func makeFolder(_ path: String) throws {
+    static func makeFolder(_ path: String) throws {
         try OutputFile.createFolder(path)
     }
 
-    private static func join(_ folder: String, _ name: String) -> String {
+    static func join(_ folder: String, _ name: String) -> String {
         (folder.hasSuffix("/") ? folder : folder + "/") + name
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ONNX
 import Surgery
 import TensorFormats
 
@@ -25,6 +26,8 @@ public struct ConvertSettings: Sendable {
     public var pipelineLayout: PipelineLayout?
     /// Options of a pipeline-layout conversion (EMA, prediction type, tokenizer).
     public var ldm = LDMConversionOptions()
+    /// ONNX output: the parts, shapes, weight placement and quantization (formats/onnx.md).
+    public var onnx = ONNXExportOptions()
     /// How inputs are read (`hdf5Layout` there is the input's layout).
     public var open = OpenOptions()
     public var force = false
@@ -50,11 +53,12 @@ public struct ConvertOutcome: Sendable {
 /// shards with an index, HDF5, GGUF, a whole pipeline, or a single file <-> pipeline layout change.
 public enum ConvertWorkflow {
     public static func run(_ request: ConvertSettings) throws -> ConvertOutcome {
-        try InputSet.declare(inputs: [(request.input, "INPUT")],
+        try InputSet.declare(inputs: [(request.input, "INPUT"), (request.onnx.unet, "--unet")],
                              outputs: [(request.output, "OUT"), (shardFolder(request), "OUT (its shards)")])
         var settings = request
         settings.format = try OutputFormat.resolve(output: settings.output, to: settings.to)
         try check(settings)
+        if settings.format == .onnx { return ConvertOutcome(result: try ONNXExport.run(settings)) }
         if let layout = settings.pipelineLayout { return try convertLayout(layout, settings) }
         if isPipelineConversion(input: settings.input, output: settings.output, format: settings.format) {
             return try convertPipeline(settings)
@@ -66,6 +70,7 @@ public enum ConvertWorkflow {
         case .hdf5: outcome.result = try writeHDF5(plan, settings)
         case .gguf: outcome.result = try writeGGUF(plan, settings)
         case .torch: outcome.result = try writeTorch(plan, settings)
+        case .onnx: preconditionFailure("ONNX output returns before a checkpoint is opened")
         case .safetensors: outcome.result = try writeSafetensors(&plan, checkpoint: &checkpoint, settings)
         }
         outcome.casts = plan.tensors.filter { $0.dtype != $0.source.dtype }.count
@@ -100,6 +105,15 @@ public enum ConvertWorkflow {
         if settings.format != .safetensors && settings.shardBytes != nil { try refuse("--shard-size applies to safetensors output only") }
         if settings.format == .gguf && settings.compression != nil { try refuse("GGUF output is not compressed: use --quant") }
         if settings.format == .torch && settings.compression != nil { try refuse("torch output is not compressed") }
+        if settings.format == .onnx {
+            if settings.output == "-" { try refuse("ONNX output is written to a file or folder, not standard output") }
+            if settings.dtype != nil || !settings.selection.only.isEmpty || !settings.selection.exclude.isEmpty || !settings.selection.renames.isEmpty
+                || settings.shardBytes != nil || settings.compression != nil || settings.pipelineLayout != nil {
+                try refuse("ONNX output takes --static, --part, --unet, --external-data, --quant and --block-size (no --dtype, --only, --exclude, --rename, --shard-size, --compress or --pipeline-layout)")
+            }
+        } else if settings.onnx.unet != nil || settings.onnx.part != nil || settings.onnx.io.fixed != nil || settings.onnx.externalData {
+            try refuse("--static, --part, --unet, --external-data and --block-size apply to ONNX output (.onnx or --to onnx)")
+        }
         if settings.format == .torch && settings.pipelineLayout == nil && (settings.output.hasSuffix("/") || isDirectory(settings.output)) {
             try refuse("torch output is one file, not a folder")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import ONNX
 import TensorFormats
 
 /// Every format `convert` writes: the suffixes that name it, the line its help shows and the `--quant`
@@ -9,6 +10,7 @@ public enum OutputFormat: String, CaseIterable, Sendable {
     case hdf5
     case gguf
     case torch
+    case onnx
 
     /// Lower-case suffixes that name the format (a trailing `.zst` is looked through first).
     public var suffixes: [String] {
@@ -17,6 +19,7 @@ public enum OutputFormat: String, CaseIterable, Sendable {
         case .hdf5: return [".h5", ".hdf5"]
         case .gguf: return [".gguf"]
         case .torch: return [".pt", ".pth", ".ckpt", ".bin"]
+        case .onnx: return [".onnx"]
         }
     }
 
@@ -27,6 +30,7 @@ public enum OutputFormat: String, CaseIterable, Sendable {
         case .hdf5: return "HDF5 (--hdf5-layout dmsurgery|keras3, --compress gzip|zstd for its datasets)"
         case .gguf: return "GGUF (--quant \(quantNames.joined(separator: "|")); small and 1-D tensors stay float as ComfyUI-GGUF keeps them)"
         case .torch: return "a torch.save zip that torch.load(weights_only=True) and A1111-era tools read (one file; no metadata, so no config)"
+        case .onnx: return "an ONNX graph (opset 21) of a UNet, text encoder or VAE half (--part), or with --to onnx a pipeline folder as OnnxStableDiffusionPipeline loads it (--unet ships a student); --static, --quant \(quantNames.joined(separator: "|")) (MatMulNBits, DequantizeLinear), --block-size (formats/onnx.md)"
         }
     }
 
@@ -36,6 +40,7 @@ public enum OutputFormat: String, CaseIterable, Sendable {
     var quantChoices: [WeightQuant] {
         switch self {
         case .gguf: return GGMLType.writable.map(WeightQuant.ggml)
+        case .onnx: return WeightQuantization.Precision.allCases.map(WeightQuant.onnx)
         case .safetensors, .hdf5, .torch: return []
         }
     }
@@ -43,7 +48,7 @@ public enum OutputFormat: String, CaseIterable, Sendable {
     /// Suffixes of formats dmsurgery reads or knows but does not write: an OUT with one of them is refused
     /// rather than given safetensors bytes that every other tool would then misread.
     static let foreignSuffixes: [(suffix: String, format: String)] = [
-        (".pkl", "a Python pickle"), (".onnx", "ONNX"), (".mlpackage", "a Core ML package"), (".mlmodel", "a Core ML model"),
+        (".pkl", "a Python pickle"), (".mlpackage", "a Core ML package"), (".mlmodel", "a Core ML model"),
         (".msgpack", "Flax msgpack"), (".npz", "a NumPy archive"), (".npy", "a NumPy array"), (".keras", "a Keras 3 archive"),
         (".tflite", "TensorFlow Lite"), (".pb", "a TensorFlow graph"), (".json", "JSON text"), (".zip", "a zip archive"),
         (".tar", "a tar archive"), (".gz", "gzip"), (".png", "an image"), (".txt", "text"),
@@ -94,17 +99,25 @@ public enum OutputFormat: String, CaseIterable, Sendable {
 public enum WeightQuant: Sendable, Equatable {
     /// A GGML type for the bulk of a GGUF file's weights.
     case ggml(GGMLType)
+    /// Weight-only integer weights of an ONNX graph's linear layers and convolutions.
+    case onnx(WeightQuantization.Precision)
 
     public var name: String {
         switch self {
         case .ggml(let type): return String(describing: type)
+        case .onnx(let precision): return precision.rawValue
         }
     }
 
     var ggmlType: GGMLType? {
-        switch self {
-        case .ggml(let type): return type
-        }
+        if case .ggml(let type) = self { return type }
+        return nil
+    }
+
+    /// The ONNX precision, for ONNX output.
+    public var onnxPrecision: WeightQuantization.Precision? {
+        if case .onnx(let precision) = self { return precision }
+        return nil
     }
 }
 

@@ -82,6 +82,7 @@ struct ConvertCommand: ParsableCommand {
 
     @OptionGroup var inputOptions: InputOptions
     @OptionGroup var layoutOptions: LayoutOptions
+    @OptionGroup var onnx: ONNXOptions
     @OptionGroup var binary: BinaryOutputOptions
     @OptionGroup var common: CommonOptions
 
@@ -103,6 +104,7 @@ struct ConvertCommand: ParsableCommand {
         if let compress, OutputCompression(parsing: compress) == nil {
             throw ValidationError("--compress takes zstd[:1-22] or gzip[:0-9] (got '\(compress)')")
         }
+        try validateONNX()
         if inputOptions.layout != nil && (hdf5Layout != nil || pipelineLayout != nil) {
             throw ValidationError("--layout is the old name of --hdf5-layout and --pipeline-layout: give only the new options")
         }
@@ -111,6 +113,7 @@ struct ConvertCommand: ParsableCommand {
         do {
             var settings = try settings()
             settings.quant = try quant.map(quantFormat.quant(named:))
+            settings.onnx = onnx.options(quant: settings.quant)
             try ConvertWorkflow.check(settings)
         } catch let error as TensorFormatError where error.code == .invalidArgument {
             throw ValidationError(error.message)
@@ -174,6 +177,7 @@ struct ConvertCommand: ParsableCommand {
     func run() throws {
         var settings = try settings()
         settings.quant = try quant.map(quantFormat.quant(named:))
+        settings.onnx = onnx.options(quant: settings.quant)
         let outcome = try ConvertWorkflow.run(settings)
         let result = outcome.result
         for overflow in result.overflows {
