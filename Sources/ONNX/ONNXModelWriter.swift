@@ -32,12 +32,16 @@ public enum ONNXModelWriter {
     /// or always with `externalData`). The returned files are written but not committed: the caller
     /// commits them, together with the other files of a pipeline, once everything is written. `progress`
     /// gets the initializer bytes written so far.
+    /// `metadata` goes to the model's `metadata_props` (the model's config as `dmsurgery.config`, so that
+    /// the file describes itself to dmsurgery's reader as a safetensors file does).
     public static func write(_ graph: Graph, to path: String, force: Bool = false, externalData: Bool = false,
+                             metadata: [(key: String, value: String)] = [],
                              weights: Weights, payloads: PayloadSource? = nil,
                              progress: (Int) -> Void = { _ in }) throws -> [OutputFile] {
         let external = externalData || graph.initializerBytes > inlineLimit
         let source = payloads ?? PayloadSource()
-        let model = try modelProto(graph)
+        var model = try modelProto(graph)
+        model.metadataProps = metadata.map { entry($0.key, $0.value) }
         let graphProto = try graphProto(graph)
         let modelBytes: [UInt8] = try model.serializedBytes()
         let graphBytes: [UInt8] = try graphProto.serializedBytes()

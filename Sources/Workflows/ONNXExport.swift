@@ -43,7 +43,7 @@ public enum ONNXExport {
         let (graph, source) = try modelGraph(checkpoint, part: settings.onnx.part, io: settings.onnx.io, sequence: defaultSequence)
         var result = ConvertResult()
         let files = try write(graph, from: source, to: settings.output, settings, quantized: true, label: "convert", result: &result)
-        for file in files { try file.commit() }
+        try OutputFile.commitTogether(files)
         return result
     }
 
@@ -108,6 +108,7 @@ public enum ONNXExport {
         let bar = ProgressBar(label, total: graph.initializerBytes, quiet: settings.quiet)
         defer { bar.finish() }
         let files = try ONNXModelWriter.write(graph, to: path, force: settings.force, externalData: settings.onnx.externalData,
+                                              metadata: source.configJSON.map { [(MetadataKey.config, $0)] } ?? [],
                                               weights: { try source.floats(named: $0) }, payloads: quantization?.payloads(),
                                               progress: bar.update)
         result.tensors += graph.initializers.count

@@ -60,6 +60,12 @@ final class ONNXExportCLITests: XCTestCase {
         let got = try XCTUnwrap(try floats(ort)["out_sample"], label)
         let want = try XCTUnwrap(try floats(own)["sample"], label)
         XCTAssertLessThan(relativeMaxError(got, want), 1e-4, label, file: file, line: line)
+        // The file describes itself (its config in the dmsurgery.config metadata_props entry) and reads
+        // back as the weights it came from: dmsurgery's forward on it gives the same bytes.
+        let back = path("\(label).back.safetensors")
+        let again = try CLI.run(["forward", "--model", onnx, "--inputs", inputs, "--output", back, "-q"])
+        XCTAssertEqual(again.status, 0, "\(label): \(again.stderr)", file: file, line: line)
+        XCTAssertEqual(try floats(back)["sample"], want, label, file: file, line: line)
     }
 
     func testUNetsDensePrunedAndDepthPrunedMatchTheEngineOnONNXRuntime() throws {
