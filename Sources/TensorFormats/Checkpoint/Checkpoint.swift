@@ -292,3 +292,15 @@ final class StreamProvider: TensorDataProvider {
         }
     }
 }
+
+/// Hands a tensor already in memory (decoded, dequantized) to a reader in pieces of at most `chunkBytes`,
+/// as mapped tensors are handed out; an empty tensor is one empty piece.
+func handOut(_ raw: UnsafeRawBufferPointer, chunkBytes: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+    if raw.isEmpty { return try body(raw) }
+    var start = 0
+    while start < raw.count {
+        let end = min(raw.count, start + chunkBytes)
+        try body(UnsafeRawBufferPointer(rebasing: raw[start..<end]))
+        start = end
+    }
+}

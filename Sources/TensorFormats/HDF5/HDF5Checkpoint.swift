@@ -111,15 +111,7 @@ final class HDF5Provider: TensorDataProvider {
     func read(_ entry: TensorEntry, chunkBytes: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         let bytes = try bytes(of: entry)
         cached = nil
-        try bytes.withUnsafeBytes { raw in
-            if raw.isEmpty { return try body(raw) }
-            var start = 0
-            while start < raw.count {
-                let end = min(raw.count, start + chunkBytes)
-                try body(UnsafeRawBufferPointer(rebasing: raw[start..<end]))
-                start = end
-            }
-        }
+        try bytes.withUnsafeBytes { try handOut($0, chunkBytes: chunkBytes, body) }
     }
 
     func read(_ entry: TensorEntry, range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {

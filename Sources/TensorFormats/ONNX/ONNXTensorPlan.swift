@@ -181,15 +181,7 @@ final class ONNXProvider: TensorDataProvider {
             return try MappedProvider(maps: maps).read(entry, chunkBytes: chunkBytes, body)
         }
         let bytes = try materialize(entry)
-        try bytes.withUnsafeBytes { raw in
-            if raw.isEmpty { return try body(raw) }
-            var start = 0
-            while start < raw.count {
-                let end = min(raw.count, start + chunkBytes)
-                try body(UnsafeRawBufferPointer(rebasing: raw[start..<end]))
-                start = end
-            }
-        }
+        try bytes.withUnsafeBytes { try handOut($0, chunkBytes: chunkBytes, body) }
     }
 
     func read(_ entry: TensorEntry, range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
