@@ -1,10 +1,15 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// The engine's modules are optimized in debug builds too: the test suite trains and samples through the
+// debug binary, which runs 30x slower unoptimized (CI time, not correctness: every check stays, since
+// -O keeps bounds and overflow checks). Compiled code is the same as release's, so tests see it.
+let debugOptimized = SwiftSetting.unsafeFlags(["-O"], .when(configuration: .debug))
+
 // TensorMath is built for the baseline CPU; its vector loops (Sources/TensorKernels, one source) are
 // built once per instruction set and chosen at run time by TensorMath's KernelSet, so one binary runs on
 // any x86-64 and uses AVX2 or AVX-512 where present. Off x86 every copy is the platform's baseline (NEON).
-let tensorMathSettings: [SwiftSetting] = []
+let tensorMathSettings: [SwiftSetting] = [debugOptimized]
 #if arch(x86_64)
 let kernelCPUs = [("AVX512", ["-target-cpu", "skylake-avx512"]), ("AVX2", ["-target-cpu", "haswell"]), ("Portable", [])]
 #else
@@ -12,7 +17,7 @@ let kernelCPUs = [("AVX512", [String]()), ("AVX2", []), ("Portable", [])]
 #endif
 let kernelTargets: [Target] = kernelCPUs.map { isa, flags in
     .target(name: "TensorKernels\(isa)", path: "Sources/TensorKernels/\(isa)",
-            swiftSettings: flags.isEmpty ? [] : [.unsafeFlags(flags)])
+            swiftSettings: [debugOptimized] + (flags.isEmpty ? [] : [.unsafeFlags(flags)]))
 }
 
 let package = Package(
@@ -47,14 +52,14 @@ let package = Package(
         ),
         .target(name: "TensorMath", dependencies: ["CBLAS"] + kernelTargets.map { .target(name: $0.name) },
                 swiftSettings: tensorMathSettings),
-        .target(name: "UNet", dependencies: ["TensorMath", "TensorFormats"]),
-        .target(name: "Diffusion", dependencies: ["UNet", "TensorMath", "TensorFormats"]),
-        .target(name: "Training", dependencies: ["Diffusion", "UNet", "TensorMath", "TensorFormats"]),
+        .target(name: "UNet", dependencies: ["TensorMath", "TensorFormats"], swiftSettings: [debugOptimized]),
+        .target(name: "Diffusion", dependencies: ["UNet", "TensorMath", "TensorFormats"], swiftSettings: [debugOptimized]),
+        .target(name: "Training", dependencies: ["Diffusion", "UNet", "TensorMath", "TensorFormats"], swiftSettings: [debugOptimized]),
         // The procedural concept world: renders, prompts, detectors and the evaluation of models on it.
-        .target(name: "ConceptWorld", dependencies: ["Diffusion", "UNet", "TensorMath", "TensorFormats"]),
+        .target(name: "ConceptWorld", dependencies: ["Diffusion", "UNet", "TensorMath", "TensorFormats"], swiftSettings: [debugOptimized]),
         // CLIP tokenizer and text encoder, the VAE: prompts in, pictures out on latent pipelines.
         .target(name: "CLIP", dependencies: ["TensorFormats", "TensorMath", "CZlib"], swiftSettings: tensorMathSettings),
-        .target(name: "VAE", dependencies: ["CLIP", "TensorFormats", "TensorMath"]),
+        .target(name: "VAE", dependencies: ["CLIP", "TensorFormats", "TensorMath"], swiftSettings: [debugOptimized]),
         // A model as an operator graph built from the engine's structural descriptions, independent of any
         // file format; ONNX encodes it (formats/onnx.md).
         .target(name: "ModelGraph", dependencies: ["UNet", "CLIP", "VAE", "TensorFormats"]),
