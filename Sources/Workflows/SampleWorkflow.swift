@@ -172,7 +172,8 @@ public enum SampleWorkflow {
         do { try unet.checkInput(batch: 2 * n, height: noise.shape[2], width: noise.shape[3], training: false, option: "--count, --size or --latents") } catch let error as UNetError {
             throw located(error, file: unetPath)
         }
-        let ddim = DDIMSampler(try loadSchedulerConfig(model: unetPath, explicit: settings.scheduler))
+        // The pipeline's scheduler, also when --unet replaces its UNet by a file that has none beside it.
+        let ddim = DDIMSampler(try loadSchedulerConfig(model: settings.model, explicit: settings.scheduler))
         let final = try ddim.sample(from: noise, steps: settings.steps) { x, t in
             let ts = [Float](repeating: Float(t), count: n)
             return try guided(unet, x, ts, conditional: cond, unconditional: uncond, scale: settings.guidance)

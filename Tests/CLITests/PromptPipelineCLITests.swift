@@ -147,6 +147,15 @@ final class PromptPipelineCLITests: XCTestCase {
         XCTAssertEqual(run.status, 0, run.stderr)
         XCTAssertLessThan(relativeMaxError(try floats(saved)["latents"]!.data, try floats(expectedPath)["latents"]!.data), 1e-3)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: png)).prefix(4), Data([0x89, 0x50, 0x4E, 0x47]))
+        // The same UNet as a single file through --unet (a student's form): still the pipeline's scheduler,
+        // so the same latents to the bit (no scheduler_config.json lies beside the file).
+        let single = directory.appendingPathComponent("unet.safetensors").path
+        XCTAssertEqual(try CLI.run(["convert", "\(root)/sd/unet", single, "-q"]).status, 0)
+        let viaFile = directory.appendingPathComponent("final-unet.safetensors").path
+        let second = try CLI.run(["sample", "--model", "\(root)/sd", "--unet", single, "--prompt", prompts[0], "--prompt", prompts[1],
+                                  "--steps", "4", "--guidance", "7.5", "--latents", noise, "--save-latents", viaFile, "--out", png, "-q"])
+        XCTAssertEqual(second.status, 0, second.stderr)
+        XCTAssertEqual(try floats(viaFile)["latents"]!.data, try floats(saved)["latents"]!.data)
     }
 
     func testLatentSampleIsReproducibleBySeedAndRefusesMismatchedVAE() throws {
