@@ -49,9 +49,23 @@ final class ConfigTests: XCTestCase {
         assertRefused(#", "only_cross_attention": true"#, key: "only_cross_attention")
         assertRefused(#", "mid_block_type": "UNetMidBlock2DSimpleCrossAttn""#, key: "mid_block_type")
         assertRefused(#", "transformer_layers_per_block": [[1, 2], [1, 2]]"#, key: "transformer_layers_per_block")
+        assertRefused(#", "addition_embed_type": "text""#, key: "addition_embed_type")
+        // text_time without its widths, and its widths without text_time.
         assertRefused(#", "addition_embed_type": "text_time""#, key: "addition_embed_type")
+        assertRefused(#", "addition_time_embed_dim": 8"#, key: "addition_time_embed_dim")
+        assertRefused(#", "reverse_transformer_layers_per_block": [[1], [2]]"#, key: "reverse_transformer_layers_per_block")
         assertRefused(#", "attention_head_dim": [2, 4, 8]"#, key: "attention_head_dim")
         assertRefused(#", "dropout": 0.1"#, key: "dropout")
+    }
+
+    /// SDXL's keys: text_time with its two widths, and up-block depths that need not mirror the down ones.
+    func testReadsTextTimeAndReverseTransformerDepths() throws {
+        let c = try config(#", "addition_embed_type": "text_time", "addition_time_embed_dim": 8, "projection_class_embeddings_input_dim": 68, "transformer_layers_per_block": [1, 3], "reverse_transformer_layers_per_block": [2, 5]"#)
+        XCTAssertEqual(c.textTime, TextTimeConfig(timeEmbedDim: 8, inputDim: 68))
+        XCTAssertEqual([c.upTransformerLayers(0), c.upTransformerLayers(1)], [2, 5])
+        let mirrored = try config(#", "transformer_layers_per_block": [1, 3]"#)
+        XCTAssertNil(mirrored.textTime)
+        XCTAssertEqual([mirrored.upTransformerLayers(0), mirrored.upTransformerLayers(1)], [3, 1])
     }
 
     func testRefusesUnknownBlockTypes() {
