@@ -168,7 +168,8 @@ final class PromptPipelineCLITests: XCTestCase {
         let noise = directory.appendingPathComponent("noise.safetensors").path
         try SafetensorsWriter.writeFloats([("latents", [2, 4, 8, 8], values)], to: noise)
         let expectedPath = directory.appendingPathComponent("expected.safetensors").path
-        let reference = try CLI.shell("python3 fixtures/clip/tiny_pipeline.py sample \(root)/sdxl \(promptsJSON) \(noise) 4 5.0 \(expectedPath)")
+        let negative = "blurry, low quality"
+        let reference = try CLI.shell("python3 fixtures/clip/tiny_pipeline.py sample \(root)/sdxl \(promptsJSON) \(noise) 4 5.0 \(expectedPath) '\(negative)'")
         XCTAssertEqual(reference.status, 0, reference.stderr)
         let saved = directory.appendingPathComponent("final.safetensors").path
         let png = directory.appendingPathComponent("grid.png").path
@@ -179,6 +180,13 @@ final class PromptPipelineCLITests: XCTestCase {
         XCTAssertLessThan(error, 1e-3)
         print("SDXL sample: final latents relative max error \(error)")
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: png)).prefix(4), Data([0x89, 0x50, 0x4E, 0x47]))
+        // A negative prompt: its own penultimate states and pooled projection instead of zeros.
+        let run2 = try CLI.run(["sample", "--model", "\(root)/sdxl", "--prompt", prompts[0], "--prompt", prompts[1], "--negative-prompt", negative,
+                                "--steps", "4", "--guidance", "5", "--latents", noise, "--save-latents", saved + ".negative", "--out", png + ".negative", "-q"])
+        XCTAssertEqual(run2.status, 0, run2.stderr)
+        let expected = try floats(expectedPath)
+        XCTAssertLessThan(relativeMaxError(try floats(saved + ".negative")["latents"]!.data, expected["latents_negative"]!.data), 1e-3)
+        XCTAssertGreaterThan(relativeMaxError(expected["latents"]!.data, expected["latents_negative"]!.data), 1e-3)
 
         // The refiner (text_encoder_2 only, requires_aesthetics_score) is refused by name, nothing written.
         let refiner = directory.appendingPathComponent("refiner").path
