@@ -103,11 +103,18 @@ public func classifierFreeGuidance(unconditional: Tensor, conditional: Tensor, s
 /// conditional contexts run as one batch of twice the items (samples and timesteps repeated), and the
 /// two halves of the output are combined by `classifierFreeGuidance`. One call is what diffusers does
 /// and costs one pass of batched GEMMs instead of two. ESD's erasure target,
-/// f(∅) − η·[f(c) − f(∅)], is this with `scale` −η.
+/// f(∅) − η·[f(c) − f(∅)], is this with `scale` −η. SDXL models take each side's added conditioning
+/// (`unconditionalTextTime`, `conditionalTextTime`: pooled embeddings and time ids), joined the same way.
 public func guidedPrediction(_ unet: UNet2D, sample: Tensor, timesteps: [Float], unconditional: Tensor,
-                             conditional: Tensor, scale: Float) throws -> Tensor {
+                             conditional: Tensor, scale: Float, unconditionalTextTime: TextTimeInputs? = nil,
+                             conditionalTextTime: TextTimeInputs? = nil) throws -> Tensor {
+    var textTime: TextTimeInputs?
+    if let u = unconditionalTextTime, let c = conditionalTextTime {
+        textTime = TextTimeInputs(textEmbeds: Tensor.joined([u.textEmbeds, c.textEmbeds]),
+                                  timeIds: Tensor.joined([u.timeIds, c.timeIds]))
+    }
     let both = try unet(sample: Tensor.joined([sample, sample]), timesteps: timesteps + timesteps,
-                        encoderHiddenStates: Tensor.joined([unconditional, conditional]))
+                        encoderHiddenStates: Tensor.joined([unconditional, conditional]), textTime: textTime)
     let (u, c) = both.halves()
     return classifierFreeGuidance(unconditional: u, conditional: c, scale: scale)
 }

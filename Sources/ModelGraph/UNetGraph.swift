@@ -12,6 +12,10 @@ public enum UNetGraph {
     /// With fixed shapes, the side sizes are the sample's (latent) sides and `sequence` is fixed too.
     public static func build(_ s: UNetStructure, shapes: [String: [Int]], file: String, io: IOShape = .dynamic,
                              sequence: Int = 77) throws -> Graph {
+        // SDXL's text_embeds/time_ids inputs and add_embedding are not emitted: refused, not dropped.
+        if s.config.textTime != nil {
+            throw UNetError(.unsupportedConfig, "addition_embed_type", "text_time (SDXL) is not exported to ONNX")
+        }
         var b = GraphBuilder(shapes: shapes, file: file)
         var u = Walker(b: b, config: s.config)
         let out = try u.forward(s)

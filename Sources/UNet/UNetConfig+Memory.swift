@@ -3,7 +3,7 @@ import TensorFormats
 extension UNetConfig {
     /// An estimate (within a small factor, from below) of a dense model's parameter count, or nil when
     /// it overflows: ResNets (two 3x3 convolutions, up blocks with concatenated skips), attention
-    /// (self and cross attention, GEGLU feed-forward, projections). Computed before a model is built
+    /// (self and cross attention, GEGLU feed-forward, projections), the time and added embeddings. Computed before a model is built
     /// from a config alone, so that a 10^9-wide config is refused with a number instead of an
     /// allocation failure.
     public var denseParameterEstimate: Int? {
@@ -22,6 +22,11 @@ extension UNetConfig {
             let block = MemoryBudget.sum([resnet, attention])
             terms.append(layers.flatMap { l in block.flatMap { MemoryBudget.product([l, $0]) } })
         }
+        // The time embedding and SDXL's add_embedding: a 65,536-wide time_embedding_dim or
+        // projection_class_embeddings_input_dim alone would be billions of parameters.
+        let temb = timeEmbeddingDim ?? blockOutChannels[0] * 4
+        terms.append(MemoryBudget.product([blockOutChannels[0] + temb, temb]))
+        if let textTime { terms.append(MemoryBudget.product([textTime.inputDim + temb, temb])) }
         return MemoryBudget.sum(terms)
     }
 }

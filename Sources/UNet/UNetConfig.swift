@@ -38,8 +38,11 @@ public struct UNetConfig: Sendable, Equatable {
     public var attentionHeads: [Int]
     /// Head size of the spatial attention (unconditional family); nil means one head over all channels.
     public var attentionHeadDim: Int?
-    /// BasicTransformerBlocks per Transformer2DModel, in down-block order (up blocks use it reversed).
+    /// BasicTransformerBlocks per Transformer2DModel, in down-block order (the mid block takes the last).
     public var transformerLayersPerBlock: [Int]
+    /// `reverse_transformer_layers_per_block`: the depths of the up blocks, in up-block order; nil means
+    /// `transformerLayersPerBlock` reversed (diffusers' default).
+    public var reverseTransformerLayersPerBlock: [Int]?
     public var crossAttentionDim: Int?
     public var normNumGroups: Int
     public var attnNormNumGroups: Int?
@@ -56,6 +59,13 @@ public struct UNetConfig: Sendable, Equatable {
     public var midBlockAttention: Bool
     /// `time_embedding_dim` when the config gives it; the weights (`time_embedding.linear_1`) must agree.
     public var timeEmbeddingDim: Int?
+    /// SDXL's micro-conditioning (`addition_embed_type: text_time`), nil without it.
+    public var textTime: TextTimeConfig?
+
+    /// The transformer depth of up block `i` (up-block order).
+    public func upTransformerLayers(_ i: Int) -> Int {
+        reverseTransformerLayersPerBlock?[i] ?? transformerLayersPerBlock[blockOutChannels.count - 1 - i]
+    }
 
     /// How much the down blocks shrink a side: every down block but the last halves it, so a sample's
     /// height and width must be multiples of this (and a latent's, times the VAE's own factor).
@@ -171,6 +181,20 @@ public struct UNetConfig: Sendable, Equatable {
                 attentionHeads = try reader.perBlock("attention_head_dim", count: n, default: 8, maximum: Self.maximumWidth)
             }
             transformerLayersPerBlock = try reader.perBlock("transformer_layers_per_block", count: n, default: 1)
+            reverseTransformerLayersPerBlock = o["reverse_transformer_layers_per_block", default: .null] == .null ? nil
+                : try reader.perBlock("reverse_transformer_layers_per_block", count: n, default: 1)
+            switch try reader.string("addition_embed_type") {
+            case nil: textTime = nil
+            case "text_time":
+                guard let timeDim = try reader.int("addition_time_embed_dim", in: 1...Self.maximumWidth),
+                      let inputDim = try reader.int("projection_class_embeddings_input_dim", in: 1...Self.maximumWidth) else {
+                    throw UNetError(.invalidConfig, "addition_embed_type",
+                                    "text_time needs addition_time_embed_dim and projection_class_embeddings_input_dim")
+                }
+                textTime = TextTimeConfig(timeEmbedDim: timeDim, inputDim: inputDim)
+            case let other?:
+                throw UNetError(.unsupportedConfig, "addition_embed_type", "\(other) is not supported (text_time or null)")
+            }
             useLinearProjection = try reader.bool("use_linear_projection") ?? false
             upcastAttention = try reader.bool("upcast_attention") ?? false
             attentionHeadDim = nil
@@ -187,6 +211,9 @@ public struct UNetConfig: Sendable, Equatable {
             crossAttentionDim = nil
             attentionHeads = []
             transformerLayersPerBlock = []
+            reverseTransformerLayersPerBlock = nil
+            textTime = nil
+            for key in ["addition_embed_type", "reverse_transformer_layers_per_block"] { try reader.requireNull(key) }
             useLinearProjection = false
             upcastAttention = false
             // An explicit null means one head over all channels; an absent key is diffusers' default 8.
@@ -207,11 +234,14 @@ public struct UNetConfig: Sendable, Equatable {
         try reader.require("resnet_time_scale_shift", equals: "default")
         try reader.requireFalse("center_input_sample")
         try reader.requireZero("dropout")
-        for key in ["class_embed_type", "num_class_embeds", "addition_embed_type", "encoder_hid_dim",
+        for key in ["class_embed_type", "num_class_embeds", "encoder_hid_dim",
                     "encoder_hid_dim_type", "time_cond_proj_dim", "timestep_post_act", "time_embedding_act_fn",
-                    "projection_class_embeddings_input_dim", "addition_time_embed_dim",
-                    "cross_attention_norm", "reverse_transformer_layers_per_block"] {
+                    "cross_attention_norm"] {
             try reader.requireNull(key)
+        }
+        // Without text_time these two only feed a class embedding, which is refused above.
+        if textTime == nil {
+            for key in ["projection_class_embeddings_input_dim", "addition_time_embed_dim"] { try reader.requireNull(key) }
         }
         for key in ["only_cross_attention", "dual_cross_attention", "resnet_skip_time_act",
                     "class_embeddings_concat", "mid_block_only_cross_attention"] {
@@ -222,6 +252,17 @@ public struct UNetConfig: Sendable, Equatable {
         try reader.requireNumber("conv_in_kernel", equals: 3)
         try reader.requireNumber("conv_out_kernel", equals: 3)
     }
+}
+
+/// SDXL's added conditioning: each of the `time_ids` (original size, crop corner, target size) goes
+/// through the sinusoidal projection `add_time_proj` of `timeEmbedDim` channels; the flattened result,
+/// after the pooled text embedding `text_embeds`, goes through `add_embedding` (linear, SiLU, linear,
+/// `inputDim` wide at its input), whose output is added to the time embedding.
+public struct TextTimeConfig: Sendable, Equatable {
+    /// `addition_time_embed_dim`: channels per time id.
+    public var timeEmbedDim: Int
+    /// `projection_class_embeddings_input_dim`: text_embeds width + time ids * `timeEmbedDim`.
+    public var inputDim: Int
 }
 
 /// Typed access to a config dictionary; every failure names the key.

@@ -35,6 +35,28 @@ enum BlockRecord<Saved> {
     case inputs(Tensor, skips: [Tensor])
 }
 
+/// SDXL's added conditioning inputs (`added_cond_kwargs` in diffusers), one row per batch item.
+public struct TextTimeInputs: Sendable {
+    /// The pooled text embedding, [B, P].
+    public var textEmbeds: Tensor
+    /// The micro-conditioning numbers, [B, N]: SDXL's six are (original height, original width, crop
+    /// top, crop left, target height, target width).
+    public var timeIds: Tensor
+
+    public init(textEmbeds: Tensor, timeIds: Tensor) {
+        self.textEmbeds = textEmbeds
+        self.timeIds = timeIds
+    }
+}
+
+/// The added-embedding part of a tape: `add_embedding`'s input, its first linear's output and SiLU.
+struct TextTimeTape {
+    var timeIds: Tensor
+    var input: Tensor
+    var l1: Tensor
+    var a1: Tensor
+}
+
 /// What a forward pass kept for its backward. Opaque; pass it back to `UNet2D.backward`.
 public struct UNetTape: @unchecked Sendable {
     fileprivate var sample: Tensor
@@ -44,6 +66,7 @@ public struct UNetTape: @unchecked Sendable {
     fileprivate var a1: Tensor
     fileprivate var temb: Tensor
     fileprivate var tembAct: Tensor
+    fileprivate var textTime: TextTimeTape?
     fileprivate var down: [BlockRecord<DownBlock.Saved>]
     fileprivate var mid: BlockRecord<MidBlock.Saved>?
     fileprivate var up: [BlockRecord<UpBlock.Saved>]
@@ -59,6 +82,9 @@ public struct UNetGradients: Sendable {
     public var sample: Tensor
     /// d/d encoder_hidden_states (conditional models), [B, S, D].
     public var encoderHiddenStates: Tensor?
+    /// d/d text_embeds and d/d time_ids (models with text_time conditioning), [B, P] and [B, N].
+    public var textEmbeds: Tensor?
+    public var timeIds: Tensor?
     /// d/d parameter by diffusers name; empty when parameter gradients were not requested.
     public var parameters: [String: Tensor]
 }
@@ -78,6 +104,9 @@ public struct UNet2D: Sendable {
 
     let timeLinear1: LinearLayer
     let timeLinear2: LinearLayer
+    /// `add_embedding.linear_1` and `linear_2` (text_time conditioning only).
+    let addLinear1: LinearLayer?
+    let addLinear2: LinearLayer?
     let convIn: ConvLayer
     let down: [DownBlock]
     let mid: MidBlock?
@@ -124,13 +153,23 @@ public struct UNet2D: Sendable {
             throw UNetError(.invalidConfig, "time_embedding_dim", "\(declared) contradicts the weights (time_embedding.linear_1 has \(tembDim) outputs)")
         }
         timeLinear2 = try LinearLayer(&t, "time_embedding.linear_2", in: tembDim, out: tembDim)
+        if let textTime = config.textTime {
+            let l1 = try LinearLayer(&t, "add_embedding.linear_1", in: textTime.inputDim, out: nil, denseOut: tembDim)
+            addLinear1 = l1
+            addLinear2 = try LinearLayer(&t, "add_embedding.linear_2", in: l1.outFeatures, out: tembDim)
+        } else {
+            addLinear1 = nil
+            addLinear2 = nil
+        }
         convIn = try ConvLayer(&t, "conv_in", in: config.inChannels, out: ch[0], kernel: 3, padding: 1)
 
         /// The attention of config block `block` (heads and transformer depth are per block).
-        func attention(_ p: String, channels: Int, block: Int, rescale: Float, groups attnGroups: Int) throws -> BlockAttention {
+        /// `layers` overrides the block's transformer depth (up blocks: `upTransformerLayers`).
+        func attention(_ p: String, channels: Int, block: Int, layers: Int? = nil, rescale: Float,
+                       groups attnGroups: Int) throws -> BlockAttention {
             if conditional {
                 return .transformer(try Transformer2D(&t, p, channels: channels, headCount: config.attentionHeads[block],
-                                                      layers: config.transformerLayersPerBlock[block],
+                                                      layers: layers ?? config.transformerLayersPerBlock[block],
                                                       contextDim: config.crossAttentionDim!, groups: groups,
                                                       linearProjection: config.useLinearProjection))
             }
@@ -140,11 +179,13 @@ public struct UNet2D: Sendable {
         }
 
         /// ResNet `j` of a down or up block, followed by its attention when the block type has one.
-        func blockLayer(_ p: String, _ j: Int, inChannels: Int, outChannels: Int, block: Int, hasAttention: Bool) throws -> BlockLayer {
+        func blockLayer(_ p: String, _ j: Int, inChannels: Int, outChannels: Int, block: Int, transformerLayers: Int? = nil,
+                        hasAttention: Bool) throws -> BlockLayer {
             let resnet = try ResnetBlock(&t, "\(p).resnets.\(j)", inChannels: inChannels, outChannels: outChannels,
                                          tembChannels: tembDim, groups: groups, eps: eps, outputScale: 1)
             let attn = hasAttention
-                ? try attention("\(p).attentions.\(j)", channels: outChannels, block: block, rescale: 1, groups: groups)
+                ? try attention("\(p).attentions.\(j)", channels: outChannels, block: block, layers: transformerLayers,
+                                rescale: 1, groups: groups)
                 : nil
             return BlockLayer(resnet: resnet, attention: attn)
         }
@@ -202,8 +243,9 @@ public struct UNet2D: Sendable {
             for j in 0..<count {
                 let skip = j == count - 1 ? inputChannel : outputChannel
                 let resnetIn = j == 0 ? prevOutput : outputChannel
-                layers.append(try blockLayer(p, j, inChannels: resnetIn + skip, outChannels: outputChannel,
-                                             block: block, hasAttention: hasAttention))
+                layers.append(try blockLayer(p, j, inChannels: resnetIn + skip, outChannels: outputChannel, block: block,
+                                             transformerLayers: conditional ? config.upTransformerLayers(i) : nil,
+                                             hasAttention: hasAttention))
             }
             let us = i < n - 1
                 ? Resample(conv: try ConvLayer(&t, "\(p).upsamplers.0.conv", in: outputChannel, out: outputChannel,
@@ -266,7 +308,7 @@ public struct UNet2D: Sendable {
     private var weightTransformCache: WinogradWeightCache? { narrowParameters.isEmpty ? frozenWeightTransforms : nil }
 
     /// Checks inputs and returns the per-item timesteps.
-    private func validate(sample: Tensor, timesteps: [Float], context: Tensor?) throws -> [Float] {
+    private func validate(sample: Tensor, timesteps: [Float], context: Tensor?, textTime: TextTimeInputs?) throws -> [Float] {
         guard sample.rank == 4, sample.shape[1] == convIn.inChannels else {
             throw UNetError(.badInput, "sample", "shape \(sample.shape), expected [B, \(convIn.inChannels), H, W]")
         }
@@ -288,27 +330,75 @@ public struct UNet2D: Sendable {
         } else if context != nil {
             throw UNetError(.badInput, "encoder_hidden_states", "given to an unconditional UNet2DModel")
         }
+        if let spec = config.textTime {
+            guard let textTime else {
+                throw UNetError(.badInput, "text_embeds", "missing (addition_embed_type text_time needs text_embeds and time_ids)")
+            }
+            let e = textTime.textEmbeds, ids = textTime.timeIds
+            guard e.rank == 2, e.shape[0] == b, e.shape[1] >= 1, e.shape[1] < spec.inputDim else {
+                throw UNetError(.badInput, "text_embeds", "shape \(e.shape), expected [\(b), P] with P below \(spec.inputDim)")
+            }
+            let idCount = (spec.inputDim - e.shape[1]) / spec.timeEmbedDim
+            guard ids.rank == 2, ids.shape[0] == b, ids.shape[1] >= 1,
+                  e.shape[1] + ids.shape[1] * spec.timeEmbedDim == spec.inputDim else {
+                throw UNetError(.badInput, "time_ids", "shape \(ids.shape), expected [\(b), \(idCount)]: text_embeds width \(e.shape[1]) + ids x addition_time_embed_dim \(spec.timeEmbedDim) must be projection_class_embeddings_input_dim \(spec.inputDim)")
+            }
+            guard ids.data.allSatisfy(\.isFinite) else { throw UNetError(.badInput, "time_ids", "holds a value that is not finite") }
+        } else if textTime != nil {
+            throw UNetError(.badInput, "text_embeds", "given to a UNet without addition_embed_type text_time")
+        }
         return timesteps.count == b ? timesteps : Array(repeating: timesteps[0], count: b)
     }
 
     /// Inference: the model output only, nothing kept for backward.
-    public func callAsFunction(sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor? = nil) throws -> Tensor {
-        try forward(sample: sample, timesteps: timesteps, encoderHiddenStates: encoderHiddenStates, recording: false).output.sample
+    public func callAsFunction(sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor? = nil,
+                               textTime: TextTimeInputs? = nil) throws -> Tensor {
+        try forward(sample: sample, timesteps: timesteps, encoderHiddenStates: encoderHiddenStates, textTime: textTime,
+                    recording: false).output.sample
     }
 
     /// A forward pass returning the output and every block output; with `recording`, also the tape
     /// that `backward` needs (activations are kept only then).
+    /// `textTime` is required by, and only accepted by, a model with `addition_embed_type: text_time`.
     public func forward(sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor? = nil,
-                        recording: Bool) throws -> (output: UNetOutput, tape: UNetTape?) {
+                        textTime: TextTimeInputs? = nil, recording: Bool) throws -> (output: UNetOutput, tape: UNetTape?) {
         try NN.withWinogradWeightCache(weightTransformCache) {
             try uncachedForward(sample: sample, timesteps: timesteps, encoderHiddenStates: encoderHiddenStates,
-                                recording: recording)
+                                textTime: textTime, recording: recording)
         }
     }
 
-    private func uncachedForward(sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor?,
+    /// diffusers' `text_time` branch: add_time_proj of every time id (flattened per item), after
+    /// text_embeds, through add_embedding. Returns the embedding to add to the time embedding.
+    private func addedEmbedding(_ inputs: TextTimeInputs, _ w: Weights) -> (Tensor, TextTimeTape) {
+        let spec = config.textTime!
+        let b = inputs.timeIds.shape[0], count = inputs.timeIds.shape[1]
+        let projected = NN.timestepEmbedding(inputs.timeIds.data, dim: spec.timeEmbedDim, flipSinToCos: config.flipSinToCos,
+                                             downscaleFreqShift: config.freqShift)
+            .reshaped([b, count * spec.timeEmbedDim])
+        let input = Tensor.concatChannels([inputs.textEmbeds, projected])
+        let l1 = addLinear1!.forward(input, w)
+        let a1 = NN.silu(l1)
+        return (addLinear2!.forward(a1, w), TextTimeTape(timeIds: inputs.timeIds, input: input, l1: l1, a1: a1))
+    }
+
+    /// The gradients of text_embeds and time_ids from that of the added embedding.
+    private func addedEmbeddingBackward(_ d: Tensor, _ tape: TextTimeTape, _ w: Weights,
+                                        _ sink: inout GradientSink) -> (textEmbeds: Tensor, timeIds: Tensor) {
+        let spec = config.textTime!
+        let dA1 = addLinear2!.backward(d, input: tape.a1, w, &sink)!
+        let dL1 = NN.siluBackward(dA1, input: tape.l1)
+        let dInput = addLinear1!.backward(dL1, input: tape.input, w, &sink)!
+        let b = tape.timeIds.shape[0], count = tape.timeIds.shape[1]
+        let parts = dInput.splitChannels([tape.input.shape[1] - count * spec.timeEmbedDim, count * spec.timeEmbedDim])
+        let dIds = NN.timestepEmbeddingBackward(parts[1].reshaped([b * count, spec.timeEmbedDim]), timesteps: tape.timeIds.data,
+                                                flipSinToCos: config.flipSinToCos, downscaleFreqShift: config.freqShift)
+        return (parts[0], Tensor(shape: [b, count], data: dIds))
+    }
+
+    private func uncachedForward(sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor?, textTime: TextTimeInputs?,
                                  recording: Bool) throws -> (output: UNetOutput, tape: UNetTape?) {
-        let ts = try validate(sample: sample, timesteps: timesteps, context: encoderHiddenStates)
+        let ts = try validate(sample: sample, timesteps: timesteps, context: encoderHiddenStates, textTime: textTime)
         // The sample fits in memory (it exists); its activations are estimated before they are made.
         try checkInput(batch: sample.shape[0], height: sample.shape[2], width: sample.shape[3], training: recording,
                        option: "the batch or the image size")
@@ -319,7 +409,13 @@ public struct UNet2D: Sendable {
                                         downscaleFreqShift: config.freqShift)
         let l1 = timeLinear1.forward(tEmb, w)
         let a1 = NN.silu(l1)
-        let temb = timeLinear2.forward(a1, w)
+        var temb = timeLinear2.forward(a1, w)
+        var textTimeTape: TextTimeTape?
+        if let textTime {
+            let (added, tape) = addedEmbedding(textTime, w)
+            temb.add(added)
+            textTimeTape = tape
+        }
         let tembAct = NN.silu(temb)
         let context = encoderHiddenStates
 
@@ -359,7 +455,7 @@ public struct UNet2D: Sendable {
         let out = convOut.forward(act, w)
         let tape = save
             ? UNetTape(sample: sample, context: context, tEmb: tEmb, l1: l1, a1: a1, temb: temb, tembAct: tembAct,
-                       down: downSaved, mid: midSaved, up: upSaved, normOutInput: h, normOutStats: stats,
+                       textTime: textTimeTape, down: downSaved, mid: midSaved, up: upSaved, normOutInput: h, normOutStats: stats,
                        normOut: nOut, actOut: act)
             : nil
         return (UNetOutput(sample: out, blocks: blocks), tape)
@@ -463,12 +559,17 @@ public struct UNet2D: Sendable {
         if let g = dSkips[0] { d.add(g) }
         let dSample = convIn.backward(d, input: tape.sample, w, &sink)!
 
-        if parameterGradients {
+        var dTextTime: (textEmbeds: Tensor, timeIds: Tensor)?
+        if parameterGradients || tape.textTime != nil {
             let dTemb = NN.siluBackward(dTembAct, input: tape.temb)
-            let dA1 = timeLinear2.backward(dTemb, input: tape.a1, w, &sink)!
-            let dL1 = NN.siluBackward(dA1, input: tape.l1)
-            _ = timeLinear1.backward(dL1, input: tape.tEmb, w, &sink, needInput: false)
+            if let textTimeTape = tape.textTime { dTextTime = addedEmbeddingBackward(dTemb, textTimeTape, w, &sink) }
+            if parameterGradients {
+                let dA1 = timeLinear2.backward(dTemb, input: tape.a1, w, &sink)!
+                let dL1 = NN.siluBackward(dA1, input: tape.l1)
+                _ = timeLinear1.backward(dL1, input: tape.tEmb, w, &sink, needInput: false)
+            }
         }
-        return UNetGradients(sample: dSample, encoderHiddenStates: dContext, parameters: sink.values)
+        return UNetGradients(sample: dSample, encoderHiddenStates: dContext, textEmbeds: dTextTime?.textEmbeds,
+                             timeIds: dTextTime?.timeIds, parameters: sink.values)
     }
 }

@@ -44,10 +44,22 @@ public enum BenchWorkflow {
         var rng = NormalGenerator(seed: 0)
         let x = rng.tensor([batch, cfg.inChannels, side, side])
         let context = cfg.crossAttentionDim.map { rng.tensor([batch, 77, $0]) }
+        // SDXL: a random pooled embedding and the default time ids of a square image 8x the latent side.
+        var textTime: TextTimeInputs?
+        if let spec = cfg.textTime {
+            let pooled = spec.inputDim - 6 * spec.timeEmbedDim
+            guard pooled >= 1 else {
+                throw located(UNetError(.invalidConfig, "projection_class_embeddings_input_dim",
+                                        "\(spec.inputDim) leaves no pooled text embedding beside 6 time ids of \(spec.timeEmbedDim)"), file: subject.name)
+            }
+            let pixels = Float(side * 8)
+            textTime = TextTimeInputs(textEmbeds: rng.tensor([batch, pooled]),
+                                      timeIds: Tensor(shape: [batch, 6], data: Array([[Float]](repeating: [pixels, pixels, 0, 0, pixels, pixels], count: batch).joined())))
+        }
         var times: [Double] = []
         for step in 0...steps {
             let seconds = try timed {
-                _ = try unet(sample: x, timesteps: [Float](repeating: 500, count: batch), encoderHiddenStates: context)
+                _ = try unet(sample: x, timesteps: [Float](repeating: 500, count: batch), encoderHiddenStates: context, textTime: textTime)
             }
             if step > 0 { times.append(seconds) }
             note("pass \(step)\(step == 0 ? " (warm-up)" : ""): \(String(format: "%.3f", seconds)) s", quiet: subject.quiet)

@@ -6,7 +6,8 @@ import UNet
 /// What `forward` is told, as plain values.
 public struct ForwardSettings: Sendable {
     public var model: String
-    /// Safetensors file with `sample`, `timestep`, `encoder_hidden_states` and (backward) `cotangent`.
+    /// Safetensors file with `sample`, `timestep`, `encoder_hidden_states`, `text_embeds` and `time_ids`
+    /// (SDXL) and (backward) `cotangent`.
     public var inputs: String
     public var output: String
     /// Also the gradients of sum(output * cotangent).
@@ -40,14 +41,17 @@ public enum ForwardWorkflow {
             }
             return Tensor(shape: entry.shape, data: try io.floats(of: entry))
         }
-        let sample: Tensor, timesteps: [Float], context: Tensor?, cotangent: Tensor?
+        let sample: Tensor, timesteps: [Float], context: Tensor?, textTime: TextTimeInputs?, cotangent: Tensor?
         let (out, tape): (UNetOutput, UNetTape?)
         do {
             sample = try tensor("sample")!
             timesteps = try tensor("timestep")!.data
             context = unet.contextDim == nil ? nil : try tensor("encoder_hidden_states")
+            textTime = unet.config.textTime == nil ? nil
+                : TextTimeInputs(textEmbeds: try tensor("text_embeds")!, timeIds: try tensor("time_ids")!)
             cotangent = backward ? try tensor("cotangent") : nil
-            (out, tape) = try unet.forward(sample: sample, timesteps: timesteps, encoderHiddenStates: context, recording: backward)
+            (out, tape) = try unet.forward(sample: sample, timesteps: timesteps, encoderHiddenStates: context,
+                                           textTime: textTime, recording: backward)
         } catch let error as UNetError {
             throw located(error, file: inputs)
         }
@@ -62,6 +66,8 @@ public enum ForwardWorkflow {
             let g = unet.backward(tape, outputGradient: cotangent, parameterGradients: true)
             results.append(("grad.sample", g.sample.shape, g.sample.data))
             if let e = g.encoderHiddenStates { results.append(("grad.encoder_hidden_states", e.shape, e.data)) }
+            if let e = g.textEmbeds { results.append(("grad.text_embeds", e.shape, e.data)) }
+            if let e = g.timeIds { results.append(("grad.time_ids", e.shape, e.data)) }
             for (name, t) in g.parameters { results.append(("grad.\(name)", t.shape, t.data)) }
         }
         try SafetensorsWriter.writeFloats(results, to: output, force: s.force)

@@ -129,8 +129,10 @@ public enum SampleWorkflow {
         try InputSet.declare(inputs: [(settings.model, "MODEL"), (settings.unet, "--unet"), (settings.latents, "--latents"), (settings.scheduler, "--scheduler")],
                              outputs: [(settings.out, "--out"), (settings.saveLatents, "--save-latents")])
         let encoder = try PromptEncoder(pipeline: settings.model)
-        guard !encoder.penultimate else {
-            throw CLIPError(.modelUnsupported, "SDXL pipelines need the UNet's text_time conditioning, which the engine lacks", file: settings.model)
+        // The refiner conditions on an aesthetic score (5 time ids), which StableDiffusionXLImg2ImgPipeline
+        // builds and this text-to-image path does not.
+        if encoder.penultimate && (encoder.encoders.count == 1 || pipeline.indexFlag("requires_aesthetics_score") == true) {
+            throw CLIPError(.modelUnsupported, "the SDXL-Refiner (text_encoder_2 only, requires_aesthetics_score) is not supported; sample takes an SDXL base pipeline", file: settings.model)
         }
         let unetPath = settings.unet ?? pipeline.part("unet") ?? settings.model
         var unet = try loadUNet(model: unetPath, open: settings.open)
@@ -143,16 +145,21 @@ public enum SampleWorkflow {
         guard unet.contextDim == encoder.width else {
             throw CLIPError(.modelBadConfig, "the text encoder's width \(encoder.width) differs from the UNet's cross_attention_dim \(unet.contextDim.map(String.init) ?? "none")", file: unetPath, tensor: "cross_attention_dim")
         }
+        guard (unet.config.textTime != nil) == encoder.penultimate else {
+            throw CLIPError(.modelBadConfig, encoder.penultimate ? "an SDXL pipeline's UNet needs addition_embed_type text_time"
+                                                                 : "a UNet with addition_embed_type text_time needs an SDXL pipeline's two text encoders",
+                            file: unetPath, tensor: "addition_embed_type")
+        }
         let initial = try settings.latents.map { try initialLatents($0, settings, channels: unet.config.inChannels) }
         let count = settings.count ?? initial.map { $0.shape[0] / settings.prompts.count } ?? defaultCount
         let prompts = settings.prompts.flatMap { [String](repeating: $0, count: count) }
         let n = prompts.count
-        let (cond, _) = try encoder.encode(prompts)
-        let uncondRow: Tensor
+        let (cond, pooled) = try encoder.encode(prompts)
+        let uncondRow: Tensor, uncondPooled: Tensor?
         if let negative = settings.negativePrompt {
-            uncondRow = try encoder.encode([negative]).hidden.reshaped([encoder.length, encoder.width])
+            (uncondRow, uncondPooled) = try encoder.encode([negative])
         } else {
-            uncondRow = try encoder.emptyPrompt().hidden
+            (uncondRow, uncondPooled) = try encoder.emptyPrompt()
         }
         let uncond = Tensor.joined([Tensor](repeating: uncondRow.reshaped([1, encoder.length, encoder.width]), count: n))
         let f = vae.config.downscale
@@ -172,11 +179,21 @@ public enum SampleWorkflow {
         do { try unet.checkInput(batch: 2 * n, height: noise.shape[2], width: noise.shape[3], training: false, option: "--count, --size or --latents") } catch let error as UNetError {
             throw located(error, file: unetPath)
         }
+        // SDXL's micro-conditioning as StableDiffusionXLPipeline builds it by default: original size and
+        // target size the image's (height, width) in pixels, crop corner (0, 0), on both guidance sides.
+        var condTextTime: TextTimeInputs?, uncondTextTime: TextTimeInputs?
+        if let pooled, let uncondPooled {
+            let h = Float(noise.shape[2] * f), w = Float(noise.shape[3] * f)
+            let ids = Tensor(shape: [n, 6], data: Array([[Float]](repeating: [h, w, 0, 0, h, w], count: n).joined()))
+            condTextTime = TextTimeInputs(textEmbeds: pooled, timeIds: ids)
+            uncondTextTime = TextTimeInputs(textEmbeds: uncondPooled.reshaped([uncondPooled.count]).repeatedItem(n), timeIds: ids)
+        }
         // The pipeline's scheduler, also when --unet replaces its UNet by a file that has none beside it.
         let ddim = DDIMSampler(try loadSchedulerConfig(model: settings.model, explicit: settings.scheduler))
         let final = try ddim.sample(from: noise, steps: settings.steps) { x, t in
             let ts = [Float](repeating: Float(t), count: n)
-            return try guided(unet, x, ts, conditional: cond, unconditional: uncond, scale: settings.guidance)
+            return try guided(unet, x, ts, conditional: cond, unconditional: uncond, scale: settings.guidance,
+                              conditionalTextTime: condTextTime, unconditionalTextTime: uncondTextTime)
         }
         if let path = settings.saveLatents {
             try SafetensorsWriter.writeFloats([("latents", final.shape, final.data)], to: path, force: settings.force)
@@ -203,8 +220,10 @@ public enum SampleWorkflow {
     /// One denoising prediction with classifier-free guidance (`guidedPrediction`); a scale of 1 is the
     /// conditional prediction alone, so it runs the conditional half only, as diffusers does.
     private static func guided(_ unet: UNet2D, _ x: Tensor, _ timesteps: [Float], conditional: Tensor, unconditional: Tensor,
-                               scale: Float) throws -> Tensor {
-        if scale == 1 { return try unet(sample: x, timesteps: timesteps, encoderHiddenStates: conditional) }
-        return try guidedPrediction(unet, sample: x, timesteps: timesteps, unconditional: unconditional, conditional: conditional, scale: scale)
+                               scale: Float, conditionalTextTime: TextTimeInputs? = nil,
+                               unconditionalTextTime: TextTimeInputs? = nil) throws -> Tensor {
+        if scale == 1 { return try unet(sample: x, timesteps: timesteps, encoderHiddenStates: conditional, textTime: conditionalTextTime) }
+        return try guidedPrediction(unet, sample: x, timesteps: timesteps, unconditional: unconditional, conditional: conditional,
+                                    scale: scale, unconditionalTextTime: unconditionalTextTime, conditionalTextTime: conditionalTextTime)
     }
 }

@@ -7,10 +7,11 @@ struct ForwardCommand: ParsableCommand {
         abstract: "Run a UNet forward (and optionally backward) pass on inputs from a safetensors file.",
         discussion: """
         INPUTS holds `sample` [B,C,H,W], `timestep` [B] or [] (any float or integer dtype) and, for \
-        UNet2DConditionModel, `encoder_hidden_states` [B,S,D]. OUTPUT gets `sample` (float32). With \
+        UNet2DConditionModel, `encoder_hidden_states` [B,S,D]; for SDXL (addition_embed_type text_time), \
+        `text_embeds` [B,P] and `time_ids` [B,6]. OUTPUT gets `sample` (float32). With \
         --backward, INPUTS also holds `cotangent` (the output's shape) and OUTPUT also gets the \
-        vector-Jacobian product of sum(output * cotangent): `grad.sample`, `grad.encoder_hidden_states` \
-        and `grad.<parameter>` for every parameter. --blocks adds every block output as `block.down.<i>`, \
+        vector-Jacobian product of sum(output * cotangent): `grad.sample`, `grad.encoder_hidden_states`, \
+        `grad.text_embeds` and `grad.time_ids` (SDXL) and `grad.<parameter>` for every parameter. --blocks adds every block output as `block.down.<i>`, \
         `block.mid`, `block.up.<i>`.
 
         Exit status: 0 success, 2 invalid or unreadable input, 64 usage error.

@@ -13,7 +13,8 @@ struct SampleCommand: ParsableCommand {
         and, for classifier-free guidance, `uncond_encoder_hidden_states` [1,S,D] (else zeros). Values \
         in [-1, 1] map to 0...255. With --prompt, --model is a latent pipeline folder (tokenizer/, \
         text_encoder/, unet/, vae/, scheduler/): prompts -> text encoder -> UNet with CFG -> VAE -> PNG, \
-        one grid row per prompt (formats/engine-io.md).
+        one grid row per prompt (formats/engine-io.md). SDXL base pipelines (also tokenizer_2/, \
+        text_encoder_2/) add the pooled embedding and default time ids; the SDXL-Refiner is refused.
 
         Exit status: 0 success, 2 invalid or unreadable input, 64 usage error.
         """

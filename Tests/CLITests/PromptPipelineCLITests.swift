@@ -158,6 +158,59 @@ final class PromptPipelineCLITests: XCTestCase {
         XCTAssertEqual(try floats(viaFile)["latents"]!.data, try floats(saved)["latents"]!.data)
     }
 
+    /// SDXL: both encoders' penultimate states, the second's pooled projection (zeros for the empty
+    /// negative prompt, force_zeros_for_empty_prompt), the default time ids and the text_time UNet reach
+    /// StableDiffusionXLPipeline's final latents with guidance.
+    func testSDXLLatentSampleFromGivenNoiseMatchesStableDiffusionXLPipeline() throws {
+        let root = try Self.pipelines.get()
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let prompts = ["a photo of a cat!", "in the style of Van Gogh"]
+        let promptsJSON = directory.appendingPathComponent("prompts.json").path
+        try JSONEncoder().encode(prompts).write(to: URL(fileURLWithPath: promptsJSON))
+        var values: [Float] = []
+        var state: UInt32 = 2816
+        for _ in 0..<(2 * 4 * 8 * 8) {
+            state = state &* 1_664_525 &+ 1_013_904_223
+            values.append(Float(Int(state >> 8) % 2001 - 1000) / 500)
+        }
+        let noise = directory.appendingPathComponent("noise.safetensors").path
+        try SafetensorsWriter.writeFloats([("latents", [2, 4, 8, 8], values)], to: noise)
+        let expectedPath = directory.appendingPathComponent("expected.safetensors").path
+        let negative = "blurry, low quality"
+        let reference = try CLI.shell("python3 fixtures/clip/tiny_pipeline.py sample \(root)/sdxl \(promptsJSON) \(noise) 4 5.0 \(expectedPath) '\(negative)'")
+        XCTAssertEqual(reference.status, 0, reference.stderr)
+        let saved = directory.appendingPathComponent("final.safetensors").path
+        let png = directory.appendingPathComponent("grid.png").path
+        let run = try CLI.run(["sample", "--model", "\(root)/sdxl", "--prompt", prompts[0], "--prompt", prompts[1],
+                               "--steps", "4", "--guidance", "5", "--latents", noise, "--save-latents", saved, "--out", png, "-q"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let error = relativeMaxError(try floats(saved)["latents"]!.data, try floats(expectedPath)["latents"]!.data)
+        XCTAssertLessThan(error, 1e-3)
+        print("SDXL sample: final latents relative max error \(error)")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: png)).prefix(4), Data([0x89, 0x50, 0x4E, 0x47]))
+        // A negative prompt: its own penultimate states and pooled projection instead of zeros.
+        let run2 = try CLI.run(["sample", "--model", "\(root)/sdxl", "--prompt", prompts[0], "--prompt", prompts[1], "--negative-prompt", negative,
+                                "--steps", "4", "--guidance", "5", "--latents", noise, "--save-latents", saved + ".negative", "--out", png + ".negative", "-q"])
+        XCTAssertEqual(run2.status, 0, run2.stderr)
+        let expected = try floats(expectedPath)
+        XCTAssertLessThan(relativeMaxError(try floats(saved + ".negative")["latents"]!.data, expected["latents_negative"]!.data), 1e-3)
+        XCTAssertGreaterThan(relativeMaxError(expected["latents"]!.data, expected["latents_negative"]!.data), 1e-3)
+
+        // The refiner (text_encoder_2 only, requires_aesthetics_score) is refused by name, nothing written.
+        let refiner = directory.appendingPathComponent("refiner").path
+        let made = try CLI.shell("""
+            cp -r \(root)/sdxl \(refiner) && rm -r \(refiner)/text_encoder \(refiner)/tokenizer && \
+            sed -i 's/"force_zeros_for_empty_prompt": true/"requires_aesthetics_score": true/' \(refiner)/model_index.json
+            """)
+        XCTAssertEqual(made.status, 0, made.stderr)
+        let out = directory.appendingPathComponent("refiner.png").path
+        let refused = try CLI.run(["sample", "--model", refiner, "--prompt", "a cat", "--steps", "1", "--out", out])
+        XCTAssertEqual(refused.status, 2, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("SDXL-Refiner") && refused.stderr.contains("model-unsupported"), refused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+    }
+
     func testLatentSampleIsReproducibleBySeedAndRefusesMismatchedVAE() throws {
         let root = try Self.pipelines.get()
         let directory = try CLI.temporaryDirectory()

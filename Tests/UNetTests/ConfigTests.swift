@@ -49,9 +49,50 @@ final class ConfigTests: XCTestCase {
         assertRefused(#", "only_cross_attention": true"#, key: "only_cross_attention")
         assertRefused(#", "mid_block_type": "UNetMidBlock2DSimpleCrossAttn""#, key: "mid_block_type")
         assertRefused(#", "transformer_layers_per_block": [[1, 2], [1, 2]]"#, key: "transformer_layers_per_block")
+        assertRefused(#", "addition_embed_type": "text""#, key: "addition_embed_type")
+        // text_time without its widths, and its widths without text_time.
         assertRefused(#", "addition_embed_type": "text_time""#, key: "addition_embed_type")
+        assertRefused(#", "addition_time_embed_dim": 8"#, key: "addition_time_embed_dim")
+        assertRefused(#", "reverse_transformer_layers_per_block": [[1], [2]]"#, key: "reverse_transformer_layers_per_block")
         assertRefused(#", "attention_head_dim": [2, 4, 8]"#, key: "attention_head_dim")
         assertRefused(#", "dropout": 0.1"#, key: "dropout")
+    }
+
+    /// SDXL's keys: text_time with its two widths, and up-block depths that need not mirror the down ones.
+    func testReadsTextTimeAndReverseTransformerDepths() throws {
+        let c = try config(#", "addition_embed_type": "text_time", "addition_time_embed_dim": 8, "projection_class_embeddings_input_dim": 68, "transformer_layers_per_block": [1, 3], "reverse_transformer_layers_per_block": [2, 5]"#)
+        XCTAssertEqual(c.textTime, TextTimeConfig(timeEmbedDim: 8, inputDim: 68))
+        XCTAssertEqual([c.upTransformerLayers(0), c.upTransformerLayers(1)], [2, 5])
+        let mirrored = try config(#", "transformer_layers_per_block": [1, 3]"#)
+        XCTAssertNil(mirrored.textTime)
+        XCTAssertEqual([mirrored.upTransformerLayers(0), mirrored.upTransformerLayers(1)], [3, 1])
+    }
+
+    /// stabilityai/stable-diffusion-xl-base-1.0's unet/config.json as published (diffusers 0.19), nulls included.
+    func testReadsTheSDXLBaseConfig() throws {
+        let c = try UNetConfig(json: """
+            {"_class_name": "UNet2DConditionModel", "_diffusers_version": "0.19.0.dev0", "act_fn": "silu",
+             "addition_embed_type": "text_time", "addition_embed_type_num_heads": 64, "addition_time_embed_dim": 256,
+             "attention_head_dim": [5, 10, 20], "block_out_channels": [320, 640, 1280], "center_input_sample": false,
+             "class_embed_type": null, "class_embeddings_concat": false, "conv_in_kernel": 3, "conv_out_kernel": 3,
+             "cross_attention_dim": 2048, "cross_attention_norm": null,
+             "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+             "downsample_padding": 1, "dual_cross_attention": false, "encoder_hid_dim": null, "encoder_hid_dim_type": null,
+             "flip_sin_to_cos": true, "freq_shift": 0, "in_channels": 4, "layers_per_block": 2,
+             "mid_block_only_cross_attention": null, "mid_block_scale_factor": 1, "mid_block_type": "UNetMidBlock2DCrossAttn",
+             "norm_eps": 1e-05, "norm_num_groups": 32, "num_attention_heads": null, "num_class_embeds": null,
+             "only_cross_attention": false, "out_channels": 4, "projection_class_embeddings_input_dim": 2816,
+             "resnet_out_scale_factor": 1.0, "resnet_skip_time_act": false, "resnet_time_scale_shift": "default",
+             "sample_size": 128, "time_cond_proj_dim": null, "time_embedding_act_fn": null, "time_embedding_dim": null,
+             "time_embedding_type": "positional", "timestep_post_act": null, "transformer_layers_per_block": [1, 2, 10],
+             "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"], "upcast_attention": null,
+             "use_linear_projection": true}
+            """)
+        XCTAssertEqual(c.textTime, TextTimeConfig(timeEmbedDim: 256, inputDim: 2816))
+        XCTAssertEqual(c.attentionHeads, [5, 10, 20])
+        XCTAssertEqual((0..<3).map(c.upTransformerLayers), [10, 2, 1])
+        XCTAssertTrue(c.useLinearProjection)
+        XCTAssertFalse(c.upcastAttention)
     }
 
     func testRefusesUnknownBlockTypes() {

@@ -53,6 +53,14 @@ final class HostileConfigTests: XCTestCase {
         }
     }
 
+    /// Narrow blocks, but 65,536-wide time and SDXL add embeddings (~13 billion parameters).
+    func testWideTimeAndAddedEmbeddingsAreRefusedBeforeAllocating() throws {
+        let c = try config(#""block_out_channels": [32, 64], "norm_num_groups": 8, "time_embedding_dim": 65536, "addition_embed_type": "text_time", "addition_time_embed_dim": 8, "projection_class_embeddings_input_dim": 65536"#)
+        XCTAssertThrowsError(try UNet2D(config: c, randomSeed: 0)) { error in
+            XCTAssertEqual((error as? TensorFormatError)?.code, .tooLarge, "\(error)")
+        }
+    }
+
     func testInputsOfZeroSizeOrBeyondMemoryAreRefused() throws {
         let model = try UNet2D(config: try config(#""block_out_channels": [32, 64], "norm_num_groups": 8"#), randomSeed: 0)
         XCTAssertThrowsError(try model.checkInput(batch: 1, height: 0, width: 8, training: false, option: "--size"))

@@ -10,6 +10,12 @@ final class ParityTests: XCTestCase {
         var model: UNet2D
         var io: [String: Tensor]
         var grads: [String: Tensor]
+
+        /// SDXL's added conditioning, when the fixture has it.
+        var textTime: TextTimeInputs? {
+            guard let e = io["text_embeds"], let ids = io["time_ids"] else { return nil }
+            return TextTimeInputs(textEmbeds: e, timeIds: ids)
+        }
     }
 
     static func load(_ name: String) throws -> Fixture {
@@ -25,14 +31,14 @@ final class ParityTests: XCTestCase {
     func check(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> (Float, Float) {
         let f = try Self.load(name)
         let (out, tape) = try f.model.forward(sample: f.io["sample"]!, timesteps: f.io["timestep"]!.data,
-                                              encoderHiddenStates: f.io["encoder_hidden_states"], recording: true)
+                                              encoderHiddenStates: f.io["encoder_hidden_states"], textTime: f.textTime, recording: true)
         var worstOut: Float = 0
         let e = relativeMaxError(out.sample, f.io["out.sample"]!)
         worstOut = max(worstOut, e)
         XCTAssertLessThanOrEqual(e, 1e-4, "\(name) output", file: file, line: line)
         // The inference path (fused GroupNorm + SiLU, nothing kept) against the same golden.
         let inferred = try f.model(sample: f.io["sample"]!, timesteps: f.io["timestep"]!.data,
-                                   encoderHiddenStates: f.io["encoder_hidden_states"])
+                                   encoderHiddenStates: f.io["encoder_hidden_states"], textTime: f.textTime)
         XCTAssertLessThanOrEqual(relativeMaxError(inferred, f.io["out.sample"]!), 1e-4, "\(name) inference output",
                                  file: file, line: line)
         // A frozen model with cached Winograd weight transforms: the same output bit for bit, on the call
@@ -41,11 +47,11 @@ final class ParityTests: XCTestCase {
         frozen.frozenWeightTransforms = WinogradWeightCache()
         for pass in 0..<2 {
             let y = try frozen(sample: f.io["sample"]!, timesteps: f.io["timestep"]!.data,
-                               encoderHiddenStates: f.io["encoder_hidden_states"])
+                               encoderHiddenStates: f.io["encoder_hidden_states"], textTime: f.textTime)
             XCTAssertEqual(y, inferred, "\(name) cached-transform inference, pass \(pass)", file: file, line: line)
         }
         let frozenTape = try frozen.forward(sample: f.io["sample"]!, timesteps: f.io["timestep"]!.data,
-                                            encoderHiddenStates: f.io["encoder_hidden_states"], recording: true).tape!
+                                            encoderHiddenStates: f.io["encoder_hidden_states"], textTime: f.textTime, recording: true).tape!
         let frozenGrad = frozen.backward(frozenTape, outputGradient: f.io["cotangent"]!, parameterGradients: false)
         XCTAssertLessThanOrEqual(relativeMaxError(frozenGrad.sample, f.grads["grad.sample"]!), 1e-3,
                                  "\(name) cached-transform input gradient", file: file, line: line)
@@ -72,8 +78,13 @@ final class ParityTests: XCTestCase {
         }
         compare("sample", g.sample)
         if f.io["encoder_hidden_states"] != nil { compare("encoder_hidden_states", g.encoderHiddenStates) }
+        if f.textTime != nil {
+            compare("text_embeds", g.textEmbeds)
+            compare("time_ids", g.timeIds)
+        }
+        let inputs: Set = ["sample", "encoder_hidden_states", "text_embeds", "time_ids"]
         let paramNames = f.grads.keys.filter { $0.hasPrefix("grad.") }.map { String($0.dropFirst(5)) }
-            .filter { $0 != "sample" && $0 != "encoder_hidden_states" }
+            .filter { !inputs.contains($0) }
         XCTAssertEqual(Set(paramNames), Set(f.model.parameters.keys), "\(name) parameter set", file: file, line: line)
         for p in paramNames { compare(p, g.parameters[p]) }
         print("parity \(name): output rel err \(worstOut), gradient rel err \(worstGrad)")
@@ -85,6 +96,25 @@ final class ParityTests: XCTestCase {
     func testCondNumAttentionHeadsMatchesDiffusers() throws { try check("cond_heads") }
     func testCondPrunedMatchesDiffusers() throws { try check("cond_pruned") }
     func testDDPMSmallMatchesDiffusers() throws { try check("ddpm_small") }
+
+    /// SDXL-shaped (text_time added conditioning, a first stage without attention, transformer depths
+    /// 1, 2, 3, linear projections): outputs and the gradients of sample, context, text_embeds,
+    /// time_ids and every parameter, including add_embedding's.
+    func testSDXLShapedMatchesDiffusers() throws {
+        let (output, gradient) = try check("cond_sdxl")
+        XCTAssertLessThanOrEqual(output, 1e-4)
+        XCTAssertLessThanOrEqual(gradient, 1e-4, "SDXL gradients to the issue's 1e-4")
+        let f = try Self.load("cond_sdxl")
+        XCTAssertNotNil(f.model.parameters["add_embedding.linear_1.weight"])
+        // The added conditioning changes the output: without it the model refuses, with other ids it differs.
+        XCTAssertThrowsError(try f.model(sample: f.io["sample"]!, timesteps: f.io["timestep"]!.data,
+                                         encoderHiddenStates: f.io["encoder_hidden_states"]))
+        var other = f.textTime!
+        other.timeIds = other.timeIds * 0.5
+        let moved = try f.model(sample: f.io["sample"]!, timesteps: f.io["timestep"]!.data,
+                                encoderHiddenStates: f.io["encoder_hidden_states"], textTime: other)
+        XCTAssertGreaterThan(relativeMaxError(moved, f.io["out.sample"]!), 1e-3)
+    }
     func testDDPMCifarLikeMatchesDiffusers() throws { try check("ddpm_cifar_like") }
     func testDDPMPrunedMatchesDiffusers() throws { try check("ddpm_pruned") }
 
@@ -93,7 +123,7 @@ final class ParityTests: XCTestCase {
         for name in ["cond_list", "ddpm_cifar_like"] {
             let f = try Self.load(name)
             let (_, tape) = try f.model.forward(sample: f.io["sample"]!, timesteps: f.io["timestep"]!.data,
-                                                encoderHiddenStates: f.io["encoder_hidden_states"], recording: true)
+                                                encoderHiddenStates: f.io["encoder_hidden_states"], textTime: f.textTime, recording: true)
             let g = f.model.backward(tape!, outputGradient: f.io["cotangent"]!,
                                      blockGradients: [.down(0): f.grads["inject.down.0"]!, .mid: f.grads["inject.mid"]!,
                                                       .up(0): f.grads["inject.up.0"]!],
@@ -118,7 +148,7 @@ final class AccumulationTests: XCTestCase {
     func testAccumulatedGradientsEqualTheSumOfSeparatePasses() throws {
         let f = try ParityTests.load("cond_small")
         let (_, tape) = try f.model.forward(sample: f.io["sample"]!, timesteps: f.io["timestep"]!.data,
-                                            encoderHiddenStates: f.io["encoder_hidden_states"], recording: true)
+                                            encoderHiddenStates: f.io["encoder_hidden_states"], textTime: f.textTime, recording: true)
         let cot = f.io["cotangent"]!
         let a = f.model.backward(tape!, outputGradient: cot, parameterGradients: true).parameters
         let b = f.model.backward(tape!, outputGradient: cot * 0.5, blockGradients: [.mid: f.grads["inject.mid"]!],
