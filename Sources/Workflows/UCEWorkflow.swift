@@ -124,7 +124,7 @@ public enum UCEWorkflow {
             data = retained
             record.append(JSONMember("data", .string(sha)))
         }
-        var edit = try worldEdit(forget: forget, data: data, file: path)
+        var edit = try worldEdit(forget: forget, data: data, file: path, dataFile: settings.data)
         edit.eraseScale = settings.eraseScale
         edit.preserveScale = settings.preserveScale
         edit.lambda = settings.lambda
@@ -134,7 +134,7 @@ public enum UCEWorkflow {
     /// The concept world's rule: a forget prompt's token rows that occur in no `data` prompt (without
     /// `data`, its last row), each mapped to the anchor prompt's row at the same position (without an
     /// anchor, the empty prompt's); every distinct row of the `data` prompts is preserved. Default scales.
-    static func worldEdit(forget: TrainingData, data: TrainingData?, file path: String) throws -> ClosedFormEdit {
+    static func worldEdit(forget: TrainingData, data: TrainingData?, file path: String, dataFile: String? = nil) throws -> ClosedFormEdit {
         guard let cond = forget.cond, let uncond = forget.uncond else {
             throw TensorFormatError(.missingTensor, "UCE needs the forget prompts' cond [M,S,D] and the empty prompt uncond [S,D]", file: path,
                                     tensor: forget.cond == nil ? "cond" : "uncond")
@@ -146,7 +146,7 @@ public enum UCEWorkflow {
         var preserve: [[Float]] = []
         if let data {
             guard let retained = data.cond, retained.shape[1] == s else {
-                throw TensorFormatError(.missingTensor, "UCE preserves the retain prompts' cond [N,\(s),D]", file: path, tensor: "cond")
+                throw TensorFormatError(.missingTensor, "UCE preserves the retain prompts' cond [N,\(s),D]", file: dataFile ?? path, tensor: "cond")
             }
             for item in 0..<retained.shape[0] {
                 for position in 0..<s {
