@@ -57,6 +57,8 @@ struct UCEOptions: ParsableArguments {
             ("--forget-guidance", forget.forgetGuidance != ForgetSettings(prompts: []).forgetGuidance),
         ]
         if let name = given.first(where: \.1)?.0 { throw ValidationError("\(name) is a training option: --method uce is a closed-form edit and trains nothing") }
+        // Under mpirun every rank would compute and write the same OUT: the edit is one process's work.
+        if DataParallel.announcedSize > 1 { throw ValidationError("erase --method uce runs in one process, not under mpirun") }
         if forget.forget != nil {
             if !targetPrompts.isEmpty || preservePrompts != nil {
                 throw ValidationError("--target-prompt and --preserve-prompts go with --forget-prompt; with --forget the targets are the file's anchor and the preserved tokens --data's")
