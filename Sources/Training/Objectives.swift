@@ -1,4 +1,5 @@
 import Diffusion
+import TensorFormats
 import TensorMath
 import UNet
 
@@ -113,6 +114,9 @@ public enum ErasureMethod: String, Sendable, CaseIterable {
     /// Concept ablation (Kumari et al. 2023, model-based): pulled to the teacher's prediction for the
     /// anchor prompt, f_T(x_t,t,c_anchor).
     case ablation
+    /// Unified Concept Editing (Gandikota et al. 2024): the closed-form edit of the cross-attention
+    /// projections (`ClosedFormEdit`, `erase --method uce`); it draws no noised batches.
+    case uce
 }
 
 /// The upper level, L_CU = MSE(f_s(x_t,t,c), target(teacher)) over noised forget images.
@@ -126,6 +130,8 @@ public struct ConceptObjective: Sendable {
     public var schedule: NoiseSchedule
     public var method = Default.method
     public var eta = Default.eta
+    /// The UCE objective, set when `method` is `.uce` (`unlearn --method uce`).
+    public var closedForm: ClosedFormObjective?
 
     public init(schedule: NoiseSchedule) { self.schedule = schedule }
 
@@ -134,6 +140,12 @@ public struct ConceptObjective: Sendable {
     /// for items `shard` (all when nil) only.
     public func drawBatch(from forget: TrainingData, size: Int, shard: Range<Int>? = nil, chunk: Int = 1,
                           teacher: UNet2D, rng: inout TrainingRandom) throws -> NoisedBatch {
+        if method == .uce {
+            // UCE's loss reads the projections alone: each item is a placeholder that only keeps the
+            // chunk structure the data-parallel step pairs with the lower level's batches.
+            let n = (shard ?? 0..<size).count
+            return NoisedBatch(sample: Tensor(zeros: [n, 1]), timesteps: Array(repeating: 0, count: n), cond: nil, target: Tensor(zeros: [n, 1]))
+        }
         let x0 = forget.x0!
         let drawn = rng.integers(size, below: x0.shape[0])
         let allTimesteps = rng.integers(size, below: schedule.config.numTrainTimesteps)
@@ -156,6 +168,8 @@ public struct ConceptObjective: Sendable {
                                                     conditional: c, scale: -eta))
             case .ablation:
                 targets.append(try teacher(sample: x, timesteps: t, encoderHiddenStates: forget.anchor!.items(part.map { indices[$0] })))
+            case .uce:
+                throw TrainingError(.invalidArgument, "the UCE upper level draws no noised batches")
             }
         }
         let target = Tensor.joined(targets)
@@ -165,6 +179,10 @@ public struct ConceptObjective: Sendable {
     /// L_CU of `model` on `batch` (whose target is set); adds `scale` times its gradient into `gradients`.
     public func evaluate(_ model: UNet2D, _ batch: NoisedBatch, scale: Float = 1,
                          into gradients: inout [String: Tensor]) throws -> Float {
+        if method == .uce {
+            guard let closedForm else { throw TrainingError(.invalidArgument, "the UCE upper level was given no embeddings") }
+            return try closedForm.evaluate(model, scale: scale, into: &gradients)
+        }
         let (out, tape) = try model.forward(sample: batch.sample, timesteps: batch.timestepValues,
                                             encoderHiddenStates: batch.cond, recording: true)
         var (loss, grad) = NN.mseLoss(out.sample, batch.target)

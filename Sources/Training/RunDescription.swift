@@ -63,6 +63,11 @@ public struct RunDescription: Codable, Equatable, Sendable {
     public var upperLr: Float?
     public var upperWarmup: Int?
     public var upperEvery: Int?
+    // unlearn's UCE: `--init uce`, and the scales of the UCE embeddings (formats/uce.md)
+    public var initEdit: String?
+    public var uceEraseScale: Float?
+    public var ucePreserveScale: Float?
+    public var uceLambda: Float?
     public var inputs: Inputs
 
     public init(command: String, batch: Int, lr: Float, warmup: Int, weightDecay: Float, ema: Float?, maxGradNorm: Float,

@@ -30,6 +30,8 @@ public struct ConvertSettings: Sendable {
     public var onnx = ONNXExportOptions()
     /// How inputs are read (`hdf5Layout` there is the input's layout).
     public var open = OpenOptions()
+    /// `--lora-format`: translate a UNet LoRA file into this key dialect (formats/lora.md).
+    public var loraFormat: LoRADialect?
     public var force = false
     public var quiet = false
 
@@ -58,6 +60,7 @@ public enum ConvertWorkflow {
         var settings = request
         settings.format = try OutputFormat.resolve(output: settings.output, to: settings.to)
         try check(settings)
+        if let dialect = settings.loraFormat { return ConvertOutcome(result: try LoRAWorkflow.convert(settings, to: dialect)) }
         if settings.format == .onnx { return ConvertOutcome(result: try ONNXExport.run(settings)) }
         if let layout = settings.pipelineLayout { return try convertLayout(layout, settings) }
         if isPipelineConversion(input: settings.input, output: settings.output, format: settings.format) {
@@ -98,6 +101,11 @@ public enum ConvertWorkflow {
             settings.format = settings.to ?? .safetensors
         }
         func refuse(_ message: String) throws -> Never { throw TensorFormatError(.invalidArgument, message, file: settings.output) }
+        if settings.loraFormat != nil, settings.format != .safetensors || settings.dtype != nil || !settings.selection.only.isEmpty
+            || !settings.selection.exclude.isEmpty || !settings.selection.renames.isEmpty || settings.shardBytes != nil
+            || settings.compression != nil || settings.pipelineLayout != nil || settings.quant != nil {
+            try refuse("--lora-format translates a LoRA file to safetensors alone (no --to, --dtype, --only, --exclude, --rename, --shard-size, --compress, --quant or --pipeline-layout)")
+        }
         if let quant = settings.quant, !settings.format.quantChoices.contains(quant) {
             try refuse("--quant \(quant.name) does not apply to \(settings.format.rawValue) output")
         }

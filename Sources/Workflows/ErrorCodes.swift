@@ -36,6 +36,8 @@ extension ErrorCode {
         .missingTensor, .unexpectedTensor, .countMismatch, .emptyData, .nonFinite, .runMismatch,
         // Surgery (formats/mask.md, formats/depth.md, formats/ldm.md)
         .badMask, .depthUnsupported, .ldmUnknownFamily, .ldmMissingTensor, .ldmShapeContradiction, .ldmNoRule,
+        // Surgery: LoRA files (formats/lora.md)
+        .loraUnmappedKey,
         // ConceptWorld (formats/concept-world.md)
         .worldMismatch,
         // CLIP: tokenizer, text encoder and the VAE (formats/tokenizer.md, formats/text-encoder.md, formats/vae.md)
@@ -44,6 +46,6 @@ extension ErrorCode {
         .modelBadConfig, .modelUnsupported, .modelMissingParameter, .modelBadShape, .modelUnexpectedParameter, .modelBadInput,
         .promptsNotUTF8,
         // Workflows
-        .pngEncode, .pngDecode,
+        .pngEncode, .pngDecode, .uceNotPositiveDefinite,
     ]
 }

@@ -45,9 +45,9 @@ public enum TrainingWorkflows {
 
     /// erase: L_CU alone (ESD or ablation) against a frozen teacher.
     public static func erase(model: String, output: OutputSettings, teacher: String, forget: ForgetSettings,
-                             training: TrainingSettings, open: OpenOptions) throws {
+                             training: TrainingSettings, deltaOut: DeltaOutSettings? = nil, open: OpenOptions) throws {
         try declare(output, training, inputs: [(model, "MODEL"), (teacher, "--teacher"), (forget.forget, "--forget"),
-                                               (training.scheduler, "--scheduler")], retain: nil)
+                                               (training.scheduler, "--scheduler")], retain: nil, deltaOut: deltaOut)
         let stop = StopRequest()
         try checkOutputTarget(output)
         var studentModel: UNet2D
@@ -67,14 +67,15 @@ public enum TrainingWorkflows {
                                                   forgetPrompts: forgotten.prompts))
         forget.describe(into: &run)
         try train(&method, run: run, settings: training, source: source, output: output, stop: stop, open: open)
+        try writeDelta(deltaOut, base: model, output: output, open: open)
     }
 
     /// unlearn: the bilevel problem, penalty or interleaved.
     public static func unlearn(student: String, output: OutputSettings, teacher: String, data: RetainSettings, settings: UnlearnSettings,
                                forget: ForgetSettings, lower: LowerLevelSettings, training: TrainingSettings,
-                               open: OpenOptions) throws {
+                               deltaOut: DeltaOutSettings? = nil, uce: UCEPhaseSettings? = nil, open: OpenOptions) throws {
         try declare(output, training, inputs: [(student, "STUDENT"), (teacher, "--teacher"), data.input,
-                                               (forget.forget, "--forget"), (training.scheduler, "--scheduler")], retain: data)
+                                               (forget.forget, "--forget"), (training.scheduler, "--scheduler")], retain: data, deltaOut: deltaOut)
         let stop = StopRequest()
         try checkOutputTarget(output)
         var studentModel: UNet2D
@@ -90,6 +91,10 @@ public enum TrainingWorkflows {
         let forgotten = try forget.load(open, model: studentModel, teacher: teacherModel.unet, teacherPath: teacher, scheduler: scheduler,
                                         seed: training.seed, sampleShape: sampleShape(studentModel, data: retain), quiet: output.quiet)
         let forgetData = forgotten.data
+        var upper = forget.objective(noise)
+        if let uce {
+            try uce.prepare(&studentModel, upper: &upper, forget: forgetData, data: retain, file: forget.forget ?? teacher, studentPath: student)
+        }
         planMemory(&studentModel, batch: training.batch, data: retain, quiet: output.quiet)
         let lowerOptimizer = training.optimizer()
         let upperOptimizer = training.optimizer(learningRate: settings.upperLr, warmup: settings.upperWarmup)
@@ -100,21 +105,31 @@ public enum TrainingWorkflows {
         lower.describe(into: &run)
         forget.describe(into: &run)
         settings.describe(into: &run)
+        uce?.describe(into: &run)
         switch settings.schedule {
         case .penalty:
             var method = PenaltyMethod(student: consume studentModel, teacher: teacherModel.unet, data: retain, forget: forgetData,
-                                       lower: lower.objective(noise), upper: forget.objective(noise), batchSize: training.batch,
+                                       lower: lower.objective(noise), upper: upper, batchSize: training.batch,
                                        innerSteps: settings.innerSteps,
                                        penalty: PenaltySchedule(value: settings.lambda, ramp: settings.lambdaRamp),
                                        lowerOptimizer: lowerOptimizer, upperOptimizer: upperOptimizer)
             try train(&method, run: run, settings: training, source: source, output: output, stop: stop, open: open)
+            try writeDelta(deltaOut, base: student, output: output, open: open)
         case .interleaved:
             var method = InterleavedMethod(student: consume studentModel, teacher: teacherModel.unet, data: retain, forget: forgetData,
-                                           lower: lower.objective(noise), upper: forget.objective(noise), batchSize: training.batch,
+                                           lower: lower.objective(noise), upper: upper, batchSize: training.batch,
                                            upperEvery: settings.upperEvery, lowerOptimizer: lowerOptimizer,
                                            upperOptimizer: upperOptimizer)
             try train(&method, run: run, settings: training, source: source, output: output, stop: stop, open: open)
+            try writeDelta(deltaOut, base: student, output: output, open: open)
         }
+    }
+
+    /// `--delta-out`: OUT's change from the input model as a LoRA, written by the rank that wrote OUT.
+    private static func writeDelta(_ deltaOut: DeltaOutSettings?, base: String, output: OutputSettings, open: OpenOptions) throws {
+        guard let deltaOut, (DataParallel.current ?? .solo).isRoot else { return }
+        try LoRAWorkflow.writeDelta(basePath: base, editedPath: output.path, settings: deltaOut, open: open, force: output.force,
+                                    quiet: output.quiet)
     }
 
     /// Turns on activation recomputation when `TrainingMemoryPlan` asks for it at the size of `data`.
@@ -127,8 +142,9 @@ public enum TrainingWorkflows {
 
     /// The output rule for a training command: OUT, the state, the log and the retain cache are none of its inputs.
     private static func declare(_ output: OutputSettings, _ training: TrainingSettings,
-                                inputs: [(path: String?, role: String)], retain: RetainSettings?) throws {
+                                inputs: [(path: String?, role: String)], retain: RetainSettings?, deltaOut: DeltaOutSettings? = nil) throws {
         try InputSet.declare(inputs: inputs + [(training.heldout, "--heldout")], outputs: [(output.path, "OUT"), (training.statePath(output: output.path), "--state"),
-                                                       (training.log, "--log"), (retain?.cachePath(output: output.path), "--retain-cache")])
+                                                       (training.log, "--log"), (retain?.cachePath(output: output.path), "--retain-cache"),
+                                                       (deltaOut?.path, "--delta-out")])
     }
 }

@@ -35,7 +35,8 @@ struct ConvertCommand: ParsableCommand {
         is re-saved whole: every component's weights converted (--dtype) under --variant's names, \
         model_index.json, configs, scheduler/ and tokenizer/ copied (formats/ldm.md, "Re-saving a \
         pipeline"). --layout, the old name of --input-layout, --hdf5-layout and --pipeline-layout, is \
-        accepted for one more release.
+        accepted for one more release. --lora-format kohya|peft translates a UNet LoRA file between the two \
+        key dialects (float32 safetensors out; kohya's alpha folded into PEFT's lora_B), formats/lora.md.
 
         Exit status: 0 success; 2 invalid or unreadable input, an unwritable suffix, or an I/O error; 64 usage error.
         """
@@ -79,6 +80,9 @@ struct ConvertCommand: ParsableCommand {
 
     @Option(name: .customLong("pipeline-layout"), help: "diffusers: an original single file to a pipeline folder; ldm: a pipeline (or UNet) folder to the single file.")
     var pipelineLayout: PipelineLayout?
+
+    @Option(name: .customLong("lora-format"), help: "Translate a UNet LoRA file into this key dialect: peft (diffusers) or kohya (kohya-ss, A1111, ComfyUI); a key it cannot map exits 2 naming it (formats/lora.md).")
+    var loraFormat: LoRADialect?
 
     @OptionGroup var inputOptions: InputOptions
     @OptionGroup var layoutOptions: LayoutOptions
@@ -169,6 +173,7 @@ struct ConvertCommand: ParsableCommand {
             settings.hdf5Layout = layout
         }
         settings.ldm = LDMConversionOptions(ema: layoutOptions.ema, prediction: layoutOptions.predictionType, tokenizer: layoutOptions.tokenizer)
+        settings.loraFormat = loraFormat
         settings.force = binary.force
         settings.quiet = common.quiet
         return settings

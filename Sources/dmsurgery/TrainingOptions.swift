@@ -157,7 +157,7 @@ struct ForgetOptions: ParsableArguments {
     @Option(name: .customLong("forget-prompt"), help: ArgumentHelp("Instead of --forget: a prompt of the concept, encoded by the --teacher pipeline's text encoder (repeat for more).", valueName: "text"))
     var forgetPrompts: [String] = []
 
-    @Option(help: "How the concept is removed: esd (teacher-guided ESD) or ablation (toward the anchor prompts).")
+    @Option(help: "How the concept is removed: esd (teacher-guided ESD), ablation (toward the anchor prompts) or uce (erase: the closed-form edit; unlearn: its least-squares objective).")
     var method = Self.defaults.method
 
     @Option(help: "ESD guidance strength eta.")

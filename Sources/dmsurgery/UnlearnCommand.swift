@@ -20,6 +20,13 @@ struct UnlearnCommand: ParsableCommand {
         and VAE come from the --teacher pipeline folder and stay frozen (formats/training.md).
         --forget-prompt TEXT... replaces --forget: the prompts encoded by the same text encoder, used as a \
         forget file of prompts without x0 (the teacher draws the forget images).
+        --delta-out FILE --rank R [--lora-format peft|kohya] also writes OUT's change from STUDENT as a LoRA \
+        (formats/lora.md).
+        --method uce: the upper objective is UCE's least squares on the cross-attention projections, \
+        (1/P) sum_W (1/out_W) [e sum ||W c_e - W0 c_t||^2 + p sum ||W c_p - W0 c_p||^2 + lambda ||W - W0||^2], W0 \
+        STUDENT's projections, the embeddings the concept world's token rows of --forget and the retain data \
+        (gradients reach attn2.to_k/to_v only). --init uce starts the phase from UCE's closed-form edit. \
+        Scales: --uce-erase-scale, --uce-preserve-scale, --uce-lambda (formats/uce.md).
 
         Exit status: 0 success; 2 invalid input or an I/O error; 64 usage error; 130/143 interrupted by \
         SIGINT/SIGTERM after saving the resumable state.
@@ -63,6 +70,8 @@ struct UnlearnCommand: ParsableCommand {
 
     @OptionGroup var forget: ForgetOptions
     @OptionGroup var lower: LowerLevelOptions
+    @OptionGroup var delta: DeltaOutOptions
+    @OptionGroup var uce: UCEUpperOptions
     @OptionGroup var training: TrainingOptions
     @OptionGroup var input: InputOptions
     @OptionGroup var binary: BinaryOutputOptions
@@ -70,6 +79,8 @@ struct UnlearnCommand: ParsableCommand {
 
     func validate() throws {
         try training.validate(output: output)
+        try delta.check(model: student, output: output)
+        try uce.check(method: forget.method, forget: forget)
         try requireFinite(["--lambda": lambda, "--upper-lr": upperLr])
         guard innerSteps >= 1, upperEvery >= 1, lambdaRamp >= 0, lambda >= 0 else {
             throw ValidationError("--inner-steps and --upper-every must be at least 1; --lambda and --lambda-ramp not negative")
@@ -90,6 +101,7 @@ struct UnlearnCommand: ParsableCommand {
         settings.upperEvery = upperEvery
         try TrainingWorkflows.unlearn(student: student, output: OutputSettings(path: output, force: binary.force, quiet: common.quiet),
                                       teacher: teacher, data: retain.settings, settings: settings, forget: forget.settings,
-                                      lower: lower.settings, training: training.settings, open: input.open)
+                                      lower: lower.settings, training: training.settings, deltaOut: delta.settings,
+                                      uce: uce.settings(method: forget.method), open: input.open)
     }
 }
