@@ -27,33 +27,22 @@ final class KOALACLITests: XCTestCase {
     func testKOALAStudentsLoadInDiffusersCopyTheTeacherByteForByteAndMatchItsForward() throws {
         try CLI.requirePython("import diffusers, torch, safetensors")
         let script = CLI.repository.appendingPathComponent("Tests/CLITests/koala_check.py").path
-        let made = try CLI.shell("python3 \(script) make \(directory.path)")
-        XCTAssertEqual(made.status, 0, made.stderr)
-        let teacher = path("teacher"), io = path("io.safetensors")
-        let teacherBlocks = path("teacher.blocks.safetensors")
-        let run = try CLI.run(["forward", "--model", teacher, "--inputs", io, "--output", teacherBlocks, "--blocks", "-q"])
-        XCTAssertEqual(run.status, 0, run.stderr)
-        var arguments: [String] = []
-        for variant in ["koala-1b", "koala-700m"] {
-            let out = path(variant)
-            let prune = try CLI.run(["prune", "--depth", variant, teacher, out + "/", "-q"])
-            XCTAssertEqual(prune.status, 0, "\(variant): \(prune.stderr)")
-            let ours = out + ".ours.safetensors"
-            let forward = try CLI.run(["forward", "--model", out, "--inputs", io, "--output", ours, "--blocks", "-q"])
-            XCTAssertEqual(forward.status, 0, "\(variant): \(forward.stderr)")
-            arguments += [variant, out, teacher, io, ours]
+        // The script builds the teacher, runs prune --depth and forward --blocks itself, and checks.
+        let check = try CLI.shell("python3 \(script) run \(directory.path)")
+        let report = String(decoding: check.stdout, as: UTF8.self)
+        XCTAssertEqual(check.status, 0, report + check.stderr)
+        XCTAssertEqual(report.components(separatedBy: "ok: ").count, 3, report)
 
-            // L_featKD's pairs: KOALA keeps every stage, so each student block output meets its teacher
-            // namesake with the same shape (BlockAlignment pairs them by name), and 700m has no mid term.
-            let student = try blockShapes(ours), reference = try blockShapes(teacherBlocks)
+        // L_featKD's pairs: KOALA keeps every stage, so each student block output meets its teacher
+        // namesake with the same shape (BlockAlignment pairs them by name), and 700m has no mid term.
+        let reference = try blockShapes(path("teacher.blocks.safetensors"))
+        XCTAssertEqual(reference.count, 7)
+        for variant in ["koala-1b", "koala-700m"] {
+            let student = try blockShapes(path("\(variant).ours.safetensors"))
             XCTAssertEqual(student.count, variant == "koala-700m" ? 6 : 7, variant)
             XCTAssertEqual(student["block.mid"] == nil, variant == "koala-700m", variant)
             for (name, shape) in student { XCTAssertEqual(reference[name], shape, "\(variant): \(name)") }
         }
-        let check = try CLI.shell("python3 \(script) check " + arguments.joined(separator: " "))
-        let report = String(decoding: check.stdout, as: UTF8.self)
-        XCTAssertEqual(check.status, 0, report + check.stderr)
-        XCTAssertEqual(report.components(separatedBy: "ok: ").count, 3, report)
     }
 
     func testKOALARefusesATeacherWhoseDeepestTransformersAreNotDeeperThanItKeepsAndWritesNothing() throws {

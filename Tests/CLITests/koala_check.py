@@ -2,21 +2,24 @@
 """Live cross-check of `dmsurgery prune --depth koala-1b|koala-700m` and `prune --ratio` on an SDXL-shaped
 UNet against diffusers (KOALACLITests runs it).
 
-  koala_check.py make DIR
-      writes DIR/teacher/ (a random-init SDXL-shaped UNet2DConditionModel at reduced widths: SDXL's
+  koala_check.py run DIR   (one process: importing torch and diffusers costs seconds)
+      builds DIR/teacher/ (a random-init SDXL-shaped UNet2DConditionModel at reduced widths: SDXL's
       three stages, no attention in the first, transformer depths 1, 2, 10, text_time conditioning)
-      and DIR/io.safetensors (sample, timestep, encoder_hidden_states, text_embeds, time_ids)
-  koala_check.py check VARIANT STUDENT TEACHER IO OURS
-      STUDENT loads with from_pretrained with no missing, unexpected or mismatched keys; its config is
+      and DIR/io.safetensors (sample, timestep, encoder_hidden_states, text_embeds, time_ids); runs
+      `$DMS prune --depth V DIR/teacher DIR/V/` and `$DMS forward --blocks` on DIR/V (into
+      DIR/V.ours.safetensors) and on the teacher (DIR/teacher.blocks.safetensors) for V in koala-1b,
+      koala-700m; then checks each student:
+      it loads with from_pretrained with no missing, unexpected or mismatched keys; its config is
       KOALA's (layers_per_block 1, the deepest transformers 6 or 5 blocks deep, no mid block for 700m);
       the dmsurgery.depth copy map is the one this script derives on its own (down stages keep their
       first layer, up stages their first and last, transformers their first blocks) and covers every
       student tensor; every student tensor equals the teacher tensor the map names, byte for byte;
-      diffusers' forward on IO (float64) matches OURS' `sample` to 1e-4 relative.
+      diffusers' forward on IO (float64) matches dmsurgery's `sample` to 1e-4 relative.
 """
 import json
 import os
 import re
+import subprocess
 import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -100,10 +103,19 @@ def check(variant, student, teacher, io, ours):
     print(f"ok: {variant}: {len(copies)} tensors, {parameters} of {sum(v.numel() for v in t.values())} parameters, forward error {error:.2e}")
 
 
+def dmsurgery(*arguments):
+    run = subprocess.run([os.environ["DMS"], *arguments, "-q"], capture_output=True, text=True)
+    assert run.returncode == 0, f"dmsurgery {' '.join(arguments)}: {run.stderr}"
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "make":
-        make(sys.argv[2])
-    else:
-        args = sys.argv[2:]
-        for k in range(0, len(args), 5):
-            check(*args[k:k + 5])
+    assert sys.argv[1] == "run", __doc__
+    directory = sys.argv[2]
+    make(directory)
+    teacher, io = os.path.join(directory, "teacher"), os.path.join(directory, "io.safetensors")
+    dmsurgery("forward", "--model", teacher, "--inputs", io, "--output", os.path.join(directory, "teacher.blocks.safetensors"), "--blocks")
+    for variant in KEPT:
+        student = os.path.join(directory, variant)
+        dmsurgery("prune", "--depth", variant, teacher, student + "/")
+        dmsurgery("forward", "--model", student, "--inputs", io, "--output", student + ".ours.safetensors", "--blocks")
+        check(variant, student, teacher, io, student + ".ours.safetensors")
