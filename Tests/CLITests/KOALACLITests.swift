@@ -43,6 +43,17 @@ final class KOALACLITests: XCTestCase {
             XCTAssertEqual(student["block.mid"] == nil, variant == "koala-700m", variant)
             for (name, shape) in student { XCTAssertEqual(reference[name], shape, "\(variant): \(name)") }
         }
+
+        // KOALA then widths: the width pass prunes the student's own layers, and the result runs.
+        let both = path("koala-700m-0.3/")
+        let prune = try CLI.run(["prune", "--depth", "koala-700m", "--ratio", "0.3", path("teacher"), both, "-q"])
+        XCTAssertEqual(prune.status, 0, prune.stderr)
+        let pruned = try Checkpoint.open(both + "diffusion_pytorch_model.safetensors")
+        let dense = try Checkpoint.open(path("koala-700m/diffusion_pytorch_model.safetensors"))
+        XCTAssertEqual(Set(pruned.entries.map(\.name)), Set(dense.entries.map(\.name)))
+        XCTAssertLessThan(pruned.parameterCount, dense.parameterCount)
+        let forward = try CLI.run(["forward", "--model", both, "--inputs", path("io.safetensors"), "--output", path("both.safetensors"), "-q"])
+        XCTAssertEqual(forward.status, 0, forward.stderr)
     }
 
     func testKOALARefusesATeacherWhoseDeepestTransformersAreNotDeeperThanItKeepsAndWritesNothing() throws {
