@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "TensorFormatsTests", dependencies: ["TensorFormats"]),
         .testTarget(name: "SurgeryTests", dependencies: ["Surgery", "TensorFormats", "UNet"]),
         .testTarget(name: "CLITests", dependencies: ["TensorFormats", "ONNXProto"],
-                    exclude: ["clip_tokenizer_check.py", "depth_check.py", "gguf_check.py", "gguf_ldm_check.py", "ldm_check.py", "onnx_check.py", "pickle_check.py", "pipeline_convert_check.py", "reference_check.py"]),
+                    exclude: ["clip_tokenizer_check.py", "depth_check.py", "gguf_check.py", "gguf_ldm_check.py", "koala_check.py", "ldm_check.py", "onnx_check.py", "pickle_check.py", "pipeline_convert_check.py", "reference_check.py", "sdxl_unet_check.py"]),
         .testTarget(name: "UNetTests", dependencies: ["UNet", "Diffusion", "TensorMath", "TensorFormats"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "TensorMath"]),
         .testTarget(name: "TensorMathTests", dependencies: ["TensorMath"], exclude: ["Fixtures/make_goldens.py", "Fixtures/torch_goldens.json"]),

@@ -30,7 +30,9 @@ struct PruneCommand: ParsableCommand {
 
         --depth base|small|tiny removes whole blocks as BK-SDM does (base: one ResNet+attention pair per \
         down stage and the matching up-stage pair; small: also the mid block; tiny: also the innermost \
-        stage pair) and copies the kept ones from the teacher by the map of formats/depth.md. OUT is then a \
+        stage pair); --depth koala-1b|koala-700m cuts an SDXL UNet as KOALA does (base's pairs, the \
+        deepest stage's transformers keep their first 6 or 5 blocks, 700m also drops the mid block). It \
+        copies the kept ones from the teacher by the map of formats/depth.md. OUT is then a \
         diffusers folder (config.json + diffusion_pytorch_model.safetensors) that diffusers' from_pretrained \
         loads as is, unless it is - or ends in .safetensors; the copy map travels as dmsurgery.depth. Width options \
         (--ratio, --criterion, --mask, --emit-mask) then prune the widths of that student.
@@ -49,7 +51,7 @@ struct PruneCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Fraction of each layer's units to drop, in [0, 1) (default 0.5).", valueName: "r"))
     var ratio: Double?
 
-    @Option(help: "Remove whole blocks as BK-SDM's variant does (formats/depth.md).")
+    @Option(help: "Remove whole blocks as BK-SDM's or KOALA's variant does (formats/depth.md).")
     var depth: DepthVariant?
 
     @Option(help: "Importance criterion (default l1).")

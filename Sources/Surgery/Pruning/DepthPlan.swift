@@ -1,7 +1,8 @@
 import TensorFormats
 import UNet
 
-/// BK-SDM's three depth-pruned variants (Kim et al., arXiv 2305.15798), each a stock diffusers config.
+/// BK-SDM's three depth-pruned variants (Kim et al., arXiv 2305.15798) and KOALA's two SDXL students
+/// (Lee et al., arXiv 2312.04005), each a stock diffusers config.
 public enum DepthVariant: String, Sendable, CaseIterable {
     /// One ResNet(+attention) pair fewer in every down stage and the matching pair in every up stage.
     case base
@@ -9,9 +10,24 @@ public enum DepthVariant: String, Sendable, CaseIterable {
     case small
     /// `small` without the innermost stage pair (the last down block and the first up block).
     case tiny
+    /// KOALA-1B: `base`'s ResNet(+attention) pairs, and the transformers of the deepest stage (SDXL's
+    /// 10-block ones: down, mid and up) keep their first 6 blocks.
+    case koala1B = "koala-1b"
+    /// KOALA-700M: KOALA-1B without the mid block, the deepest stage's transformers keeping 5 blocks.
+    case koala700M = "koala-700m"
 
-    var dropsMidBlock: Bool { self != .base }
+    var dropsMidBlock: Bool { self == .small || self == .tiny || self == .koala700M }
     var dropsInnermostStage: Bool { self == .tiny }
+    /// How many transformer blocks each transformer of the deepest stage keeps (its first ones); nil
+    /// when the variant leaves transformer depths alone. 6 and 5 are the depths whose students have
+    /// exactly KOALA's parameter counts on SDXL's UNet (1,161.2M and 782.8M, formats/depth.md).
+    var keptDeepestTransformerBlocks: Int? {
+        switch self {
+        case .koala1B: 6
+        case .koala700M: 5
+        default: nil
+        }
+    }
 }
 
 extension ErrorCode {
@@ -52,6 +68,19 @@ public struct DepthPlan: Sendable {
                 throw refuse("the two innermost stages must have the same width to drop one (block_out_channels \(config.blockOutChannels))")
             }
         }
+        // KOALA's cut of the deepest stage: the down transformers (and the mid block's, which diffusers
+        // builds at the last down depth) and up block 0's keep their first `kept` blocks.
+        var deepestCut: DeepestCut?
+        if let kept = variant.keptDeepestTransformerBlocks {
+            guard config.family == .conditional, n >= 1, config.downBlockTypes[n - 1] == .crossAttnDown else {
+                throw refuse("KOALA cuts the transformers of the deepest stage, and this UNet's deepest down block has none")
+            }
+            let down = config.transformerLayersPerBlock[n - 1]
+            guard down > kept else {
+                throw refuse("the deepest stage's transformers have \(down) blocks; KOALA keeps \(kept) of SDXL's 10, so there must be more than \(kept)")
+            }
+            deepestCut = DeepestCut(stage: n - 1, kept: kept, upDepth: min(config.upTransformerLayers(0), kept))
+        }
         let keptBlocks = variant.dropsInnermostStage ? n - 1 : n
         let teacherLayers = config.layersPerBlock
         let studentLayers = teacherLayers.map { max(1, $0 - 1) }
@@ -77,6 +106,16 @@ public struct DepthPlan: Sendable {
                 if case .array(let list) = members[i].value, list.count == n { members[i].value = .array(Array(list.dropLast())) }
             }
         }
+        if let cut = deepestCut {
+            var depths = config.transformerLayersPerBlock
+            depths[cut.stage] = cut.kept
+            set("transformer_layers_per_block", .ints(depths))
+            if config.reverseTransformerLayersPerBlock != nil {
+                var up = (0..<n).map { config.upTransformerLayers($0) }
+                up[0] = cut.upDepth
+                set("reverse_transformer_layers_per_block", .ints(up))
+            }
+        }
         self.configJSON = JSONWriter.python(.object(members))
         do { self.config = try UNetConfig(json: self.configJSON) } catch let error as UNetError {
             throw refuse("the student's config is refused: \(error.message)")
@@ -85,7 +124,8 @@ public struct DepthPlan: Sendable {
         var copies: [(String, String)] = []
         var dropped: [String] = []
         for name in names {
-            if let s = Self.studentName(name, variant: variant, blocks: n, teacherLayers: teacherLayers, studentLayers: studentLayers) {
+            if let s = Self.studentName(name, variant: variant, blocks: n, teacherLayers: teacherLayers, studentLayers: studentLayers),
+               deepestCut?.keeps(s) ?? true {
                 copies.append((s, name))
             } else {
                 dropped.append(name)
@@ -93,6 +133,35 @@ public struct DepthPlan: Sendable {
         }
         self.copies = copies
         self.dropped = dropped
+    }
+
+    /// KOALA's transformer cut in the deepest stage. It renames nothing: the kept blocks are each
+    /// transformer's first ones, so a student name either exists in the teacher or is dropped.
+    struct DeepestCut {
+        var stage: Int
+        var kept: Int
+        /// Up block 0's kept depth (its teacher depth when that is already no deeper).
+        var upDepth: Int
+
+        /// Whether `name` (a student name) survives the cut: a `transformer_blocks.k` of the deepest
+        /// down block, the mid block or up block 0 survives when k is below the kept depth.
+        func keeps(_ name: String) -> Bool {
+            let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+            let limit: Int
+            if parts.count > 5, parts[0] == "down_blocks", parts[1] == Substring(String(stage)), parts[2] == "attentions",
+               parts[4] == "transformer_blocks" {
+                limit = kept
+            } else if parts.count > 5, parts[0] == "up_blocks", parts[1] == "0", parts[2] == "attentions", parts[4] == "transformer_blocks" {
+                limit = upDepth
+            } else if parts.count > 4, parts[0] == "mid_block", parts[1] == "attentions", parts[3] == "transformer_blocks" {
+                limit = kept
+            } else {
+                return true
+            }
+            let block = parts[0] == "mid_block" ? parts[4] : parts[5]
+            guard let k = Int(block) else { return true }
+            return k < limit
+        }
     }
 
     /// The student tensor a teacher tensor becomes, nil when the student has no place for it. Names this

@@ -74,7 +74,7 @@ public struct InputSet: Sendable {
                 return
             }
         }
-        let parent = (path as NSString).deletingLastPathComponent
+        let parent = Self.parent(of: path)
         guard let real = Sys.realPath(parent.isEmpty ? "." : parent) else { return }
         for (folder, input) in folders where Self.isInside(real, folder) {
             throw clash(path, option, input, "is inside")
@@ -83,6 +83,25 @@ public struct InputSet: Sendable {
 
     private func clash(_ path: String, _ option: String, _ input: Input, _ relation: String) -> TensorFormatError {
         TensorFormatError(.sameFile, "\(option) \(relation) the input \(input.role) (\(input.path)); choose another path", file: path)
+    }
+
+    /// The folder that holds `path` ("" for a bare name, "/" for a name at the root), trailing slashes
+    /// ignored. Computed by hand: swift-corelibs-foundation's `deletingLastPathComponent` traps on a
+    /// one-character name with a trailing slash (`prune --depth base MODEL k/`).
+    static func parent(of path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "" }
+        return slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
+    }
+
+    /// The last component of `path`, trailing slashes ignored (`deletingLastPathComponent`'s partner
+    /// `lastPathComponent` shares its trap).
+    static func name(of path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/"), trimmed.count > 1 else { return String(trimmed) }
+        return String(trimmed[trimmed.index(after: slash)...])
     }
 
     private static func isInside(_ path: String, _ folder: String) -> Bool {
@@ -132,9 +151,9 @@ extension InputSet {
             guard st.st_mode & S_IFMT == S_IFREG else { return nil }
             return "inode \(st.st_dev) \(st.st_ino)"
         }
-        let parent = (path as NSString).deletingLastPathComponent
+        let parent = Self.parent(of: path)
         let folder = Sys.realPath(parent.isEmpty ? "." : parent) ?? parent
-        return "path " + folder + "/" + (path as NSString).lastPathComponent
+        return "path " + folder + "/" + Self.name(of: path)
     }
 }
 
