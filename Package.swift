@@ -34,11 +34,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
     ],
     targets: [
-        // C shims: the only places that touch C headers.
-        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
-        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
-        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        // C shims: the only places that touch C headers. libzstd, libhdf5, OpenBLAS and libpng are not
+        // linked: each shim defines the functions dmsurgery calls as trampolines that load the library on
+        // first use (CLazy), so a command that never calls one never loads it and its dependencies.
+        // Building needs their headers (libzstd-dev, libhdf5-dev, libopenblas-dev, libpng-dev).
+        .target(name: "CLazy"),
+        .target(name: "CZstd", dependencies: ["CLazy"], path: "Sources/CZstd", publicHeadersPath: "."),
+        .target(name: "CHDF5", dependencies: ["CLazy"], path: "Sources/CHDF5", publicHeadersPath: "."),
+        .target(name: "CBLAS", dependencies: ["CLazy"], path: "Sources/CBLAS", publicHeadersPath: "."),
+        .target(name: "CPNG", dependencies: ["CLazy"], path: "Sources/CPNG", publicHeadersPath: "."),
         .systemLibrary(name: "CLinux"),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
@@ -47,10 +51,10 @@ let package = Package(
                 exclude: ["onnx.proto"]),
         .target(
             name: "TensorFormats",
-            dependencies: ["CZstd", "CHDF5", "CLinux", "CZlib", "ONNXProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            dependencies: ["CZstd", "CHDF5", "CLazy", "CLinux", "CZlib", "ONNXProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                            .product(name: "SystemPackage", package: "swift-system")]
         ),
-        .target(name: "TensorMath", dependencies: ["CBLAS"] + kernelTargets.map { .target(name: $0.name) },
+        .target(name: "TensorMath", dependencies: ["CBLAS", "CLinux"] + kernelTargets.map { .target(name: $0.name) },
                 swiftSettings: tensorMathSettings),
         .target(name: "UNet", dependencies: ["TensorMath", "TensorFormats"], swiftSettings: [debugOptimized]),
         .target(name: "Diffusion", dependencies: ["UNet", "TensorMath", "TensorFormats"], swiftSettings: [debugOptimized]),

@@ -3,18 +3,15 @@
 /* What the engine needs to pick its kernels at run time: the CPU's vector features (cpuid + xgetbv, so
  * a feature the OS does not save on context switches counts as absent) and a way to re-run OpenBLAS's
  * DYNAMIC_ARCH core selection after start-up. Swift has no cpuid or inline assembly, hence C. */
-#include <dlfcn.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
-#ifdef RTLD_DEFAULT
-#define DMS_RTLD_DEFAULT RTLD_DEFAULT
-#else
-#define DMS_RTLD_DEFAULT ((void *)0) /* glibc's value; <dlfcn.h> names it only under _GNU_SOURCE */
-#endif
+
+/* An OpenBLAS function that not every build has (NULL when absent), loading OpenBLAS first (blas.c). */
+void *dms_blas_symbol(const char *name);
 
 enum {
     DMS_CPU_SSE3 = 1 << 0,
@@ -71,7 +68,7 @@ static inline uint32_t dms_cpu_features(void) {
 
 /* OpenBLAS's active core ("Haswell", "Prescott", ...), or "" when the library has no such call. */
 static inline const char *dms_blas_corename(void) {
-    char *(*corename)(void) = (char *(*)(void))dlsym(DMS_RTLD_DEFAULT, "openblas_get_corename");
+    char *(*corename)(void) = (char *(*)(void))dms_blas_symbol("openblas_get_corename");
     const char *name = corename ? corename() : NULL;
     return name ? name : "";
 }
@@ -82,8 +79,8 @@ static inline const char *dms_blas_corename(void) {
  * processes see the user's environment. Only safe while no BLAS call runs. Returns 0 on success, -1 when
  * the library is not a DYNAMIC_ARCH build (the symbols are absent). */
 static inline int dms_blas_select_core(const char *name) {
-    void (*quit)(void) = (void (*)(void))dlsym(DMS_RTLD_DEFAULT, "gotoblas_dynamic_quit");
-    void (*init)(void) = (void (*)(void))dlsym(DMS_RTLD_DEFAULT, "gotoblas_dynamic_init");
+    void (*quit)(void) = (void (*)(void))dms_blas_symbol("gotoblas_dynamic_quit");
+    void (*init)(void) = (void (*)(void))dms_blas_symbol("gotoblas_dynamic_init");
     if (!quit || !init) return -1;
     const char *old = getenv("OPENBLAS_CORETYPE");
     char *saved = old ? strdup(old) : NULL;

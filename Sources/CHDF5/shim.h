@@ -1,46 +1,54 @@
 #ifndef DMSURGERY_CHDF5_SHIM_H
 #define DMSURGERY_CHDF5_SHIM_H
+/* Debian and Ubuntu keep the serial build's headers under hdf5/serial; other systems in the include root. */
+#if __has_include(<hdf5.h>)
 #include <hdf5.h>
+#else
+#include <hdf5/serial/hdf5.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-/* H5T_NATIVE_* and H5P_DEFAULT are macros over globals that Swift cannot import; expose them as functions. */
+/* H5T_NATIVE_* and H5P_DEFAULT are macros over globals that Swift cannot import; expose them as functions.
+   The globals are read from the library once it is loaded (hdf5.c: libhdf5 is loaded on first use, so its
+   data cannot be linked against); `name` is the global's symbol. */
+hid_t dms_h5_global(const char *name);
 static inline hid_t dms_h5p_default(void) { return H5P_DEFAULT; }
 static inline hid_t dms_h5s_all(void) { return H5S_ALL; }
-static inline hid_t dms_h5t_native_float(void) { return H5T_NATIVE_FLOAT; }
-static inline hid_t dms_h5t_native_double(void) { return H5T_NATIVE_DOUBLE; }
-static inline hid_t dms_h5t_native_int8(void) { return H5T_NATIVE_INT8; }
-static inline hid_t dms_h5t_native_uint8(void) { return H5T_NATIVE_UINT8; }
-static inline hid_t dms_h5t_native_int16(void) { return H5T_NATIVE_INT16; }
-static inline hid_t dms_h5t_native_uint16(void) { return H5T_NATIVE_UINT16; }
-static inline hid_t dms_h5t_native_int32(void) { return H5T_NATIVE_INT32; }
-static inline hid_t dms_h5t_native_uint32(void) { return H5T_NATIVE_UINT32; }
-static inline hid_t dms_h5t_native_int64(void) { return H5T_NATIVE_INT64; }
-static inline hid_t dms_h5t_native_uint64(void) { return H5T_NATIVE_UINT64; }
-static inline hid_t dms_h5t_ieee_f32le(void) { return H5T_IEEE_F32LE; }
-static inline hid_t dms_h5t_c_s1(void) { return H5T_C_S1; }
-static inline hid_t dms_h5t_std_ref_obj(void) { return H5T_STD_REF_OBJ; }
-static inline hid_t dms_h5p_file_access(void) { return H5P_FILE_ACCESS; }
-static inline hid_t dms_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }
-static inline hid_t dms_h5p_link_access(void) { return H5P_LINK_ACCESS; }
-static inline hid_t dms_h5p_object_create(void) { return H5P_OBJECT_CREATE; }
-static inline hid_t dms_h5p_group_create(void) { return H5P_GROUP_CREATE; }
-static inline hid_t dms_h5p_attribute_create(void) { return H5P_ATTRIBUTE_CREATE; }
+static inline hid_t dms_h5t_native_float(void) { return dms_h5_global("H5T_NATIVE_FLOAT_g"); } /* H5T_NATIVE_FLOAT */
+static inline hid_t dms_h5t_native_double(void) { return dms_h5_global("H5T_NATIVE_DOUBLE_g"); } /* H5T_NATIVE_DOUBLE */
+static inline hid_t dms_h5t_native_int8(void) { return dms_h5_global("H5T_NATIVE_INT8_g"); } /* H5T_NATIVE_INT8 */
+static inline hid_t dms_h5t_native_uint8(void) { return dms_h5_global("H5T_NATIVE_UINT8_g"); } /* H5T_NATIVE_UINT8 */
+static inline hid_t dms_h5t_native_int16(void) { return dms_h5_global("H5T_NATIVE_INT16_g"); } /* H5T_NATIVE_INT16 */
+static inline hid_t dms_h5t_native_uint16(void) { return dms_h5_global("H5T_NATIVE_UINT16_g"); } /* H5T_NATIVE_UINT16 */
+static inline hid_t dms_h5t_native_int32(void) { return dms_h5_global("H5T_NATIVE_INT32_g"); } /* H5T_NATIVE_INT32 */
+static inline hid_t dms_h5t_native_uint32(void) { return dms_h5_global("H5T_NATIVE_UINT32_g"); } /* H5T_NATIVE_UINT32 */
+static inline hid_t dms_h5t_native_int64(void) { return dms_h5_global("H5T_NATIVE_INT64_g"); } /* H5T_NATIVE_INT64 */
+static inline hid_t dms_h5t_native_uint64(void) { return dms_h5_global("H5T_NATIVE_UINT64_g"); } /* H5T_NATIVE_UINT64 */
+static inline hid_t dms_h5t_ieee_f32le(void) { return dms_h5_global("H5T_IEEE_F32LE_g"); } /* H5T_IEEE_F32LE */
+static inline hid_t dms_h5t_c_s1(void) { return dms_h5_global("H5T_C_S1_g"); } /* H5T_C_S1 */
+static inline hid_t dms_h5t_std_ref_obj(void) { return dms_h5_global("H5T_STD_REF_OBJ_g"); } /* H5T_STD_REF_OBJ */
+static inline hid_t dms_h5p_file_access(void) { return dms_h5_global("H5P_CLS_FILE_ACCESS_ID_g"); } /* H5P_FILE_ACCESS */
+static inline hid_t dms_h5p_dataset_create(void) { return dms_h5_global("H5P_CLS_DATASET_CREATE_ID_g"); } /* H5P_DATASET_CREATE */
+static inline hid_t dms_h5p_link_access(void) { return dms_h5_global("H5P_CLS_LINK_ACCESS_ID_g"); } /* H5P_LINK_ACCESS */
+static inline hid_t dms_h5p_object_create(void) { return dms_h5_global("H5P_CLS_OBJECT_CREATE_ID_g"); } /* H5P_OBJECT_CREATE */
+static inline hid_t dms_h5p_group_create(void) { return dms_h5_global("H5P_CLS_GROUP_CREATE_ID_g"); } /* H5P_GROUP_CREATE */
+static inline hid_t dms_h5p_attribute_create(void) { return dms_h5_global("H5P_CLS_ATTRIBUTE_CREATE_ID_g"); } /* H5P_ATTRIBUTE_CREATE */
 
 /* ---- error stack, object info, filters ---- */
 /* Little-endian file types: what dmsurgery writes, whatever the host. */
-static inline hid_t dms_h5t_std_i8le(void) { return H5T_STD_I8LE; }
-static inline hid_t dms_h5t_std_u8le(void) { return H5T_STD_U8LE; }
-static inline hid_t dms_h5t_std_i16le(void) { return H5T_STD_I16LE; }
-static inline hid_t dms_h5t_std_u16le(void) { return H5T_STD_U16LE; }
-static inline hid_t dms_h5t_std_i32le(void) { return H5T_STD_I32LE; }
-static inline hid_t dms_h5t_std_u32le(void) { return H5T_STD_U32LE; }
-static inline hid_t dms_h5t_std_i64le(void) { return H5T_STD_I64LE; }
-static inline hid_t dms_h5t_std_u64le(void) { return H5T_STD_U64LE; }
-static inline hid_t dms_h5t_ieee_f64le(void) { return H5T_IEEE_F64LE; }
-static inline hid_t dms_h5p_file_create(void) { return H5P_FILE_CREATE; }
-static inline hid_t dms_h5p_dataset_access(void) { return H5P_DATASET_ACCESS; }
+static inline hid_t dms_h5t_std_i8le(void) { return dms_h5_global("H5T_STD_I8LE_g"); } /* H5T_STD_I8LE */
+static inline hid_t dms_h5t_std_u8le(void) { return dms_h5_global("H5T_STD_U8LE_g"); } /* H5T_STD_U8LE */
+static inline hid_t dms_h5t_std_i16le(void) { return dms_h5_global("H5T_STD_I16LE_g"); } /* H5T_STD_I16LE */
+static inline hid_t dms_h5t_std_u16le(void) { return dms_h5_global("H5T_STD_U16LE_g"); } /* H5T_STD_U16LE */
+static inline hid_t dms_h5t_std_i32le(void) { return dms_h5_global("H5T_STD_I32LE_g"); } /* H5T_STD_I32LE */
+static inline hid_t dms_h5t_std_u32le(void) { return dms_h5_global("H5T_STD_U32LE_g"); } /* H5T_STD_U32LE */
+static inline hid_t dms_h5t_std_i64le(void) { return dms_h5_global("H5T_STD_I64LE_g"); } /* H5T_STD_I64LE */
+static inline hid_t dms_h5t_std_u64le(void) { return dms_h5_global("H5T_STD_U64LE_g"); } /* H5T_STD_U64LE */
+static inline hid_t dms_h5t_ieee_f64le(void) { return dms_h5_global("H5T_IEEE_F64LE_g"); } /* H5T_IEEE_F64LE */
+static inline hid_t dms_h5p_file_create(void) { return dms_h5_global("H5P_CLS_FILE_CREATE_ID_g"); } /* H5P_FILE_CREATE */
+static inline hid_t dms_h5p_dataset_access(void) { return dms_h5_global("H5P_CLS_DATASET_ACCESS_ID_g"); } /* H5P_DATASET_ACCESS */
 static inline hsize_t dms_h5s_unlimited(void) { return H5S_UNLIMITED; }
 static inline size_t dms_h5t_variable(void) { return H5T_VARIABLE; }
 static inline unsigned dms_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }

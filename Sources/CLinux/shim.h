@@ -30,4 +30,20 @@ static inline long long dms_address_space_limit(void) {
     if (getrlimit(RLIMIT_AS, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return -1;
     return (long long)r.rlim_cur;
 }
+
+/* How many CPUs this process may run on: its affinity mask (taskset, `mpirun --bind-to core`, a cgroup
+   cpuset), which the online CPU count (sysconf, Foundation's activeProcessorCount) ignores. The raw
+   system call, since CPU_COUNT needs _GNU_SOURCE; 0 where unknown (no such call: not Linux). */
+static inline int dms_affinity_cpu_count(void) {
+#ifdef SYS_sched_getaffinity
+    unsigned long mask[1024]; /* 65,536 CPUs */
+    long bytes = syscall(SYS_sched_getaffinity, 0, sizeof mask, mask);
+    if (bytes <= 0) return 0;
+    int count = 0;
+    for (long i = 0; i < bytes / (long)sizeof mask[0]; i++) count += __builtin_popcountl(mask[i]);
+    return count;
+#else
+    return 0;
+#endif
+}
 #endif

@@ -60,7 +60,7 @@ extension NN {
             k.data.withUnsafeBufferPointer { pk in
             v.data.withUnsafeBufferPointer { pv in
             lse.withUnsafeMutableBufferPointer { pl in
-                Parallel.forRanges(g.batch * g.heads) { tasks in
+                Parallel.forRanges(g.batch * g.heads, grain: Parallel.grain(perIteration: g.sq * g.sk * g.headDim)) { tasks in
                     var scores = [Float](unsafeUninitializedCapacity: g.rowBlock * g.sk) { _, n in n = g.rowBlock * g.sk }
                     scores.withUnsafeMutableBufferPointer { ps in
                         for task in tasks {
@@ -124,7 +124,7 @@ extension NN {
             v.data.withUnsafeBufferPointer { pv in
             lse.withUnsafeMutableBufferPointer { pl in
             packed.withUnsafeMutableBufferPointer { pp in
-                Parallel.forRanges(heads) { tasks in
+                Parallel.forRanges(heads, grain: Parallel.grain(perIteration: perHead)) { tasks in
                     for task in tasks {
                         let b = task / g.heads, h = task % g.heads
                         packAttentionHead(keys: pk.baseAddress! + b * g.sk * g.qWidth + h * g.headDim,
@@ -132,7 +132,7 @@ extension NN {
                                           keyStride: kp, valueStride: vs, into: pp.baseAddress! + task * perHead)
                     }
                 }
-                Parallel.forRanges(heads * blocks) { tasks in
+                Parallel.forRanges(heads * blocks, grain: Parallel.grain(perIteration: rows * g.sk * g.headDim)) { tasks in
                     let scratch = UnsafeMutablePointer<Float>.allocate(capacity: rows * kp + rows)
                     defer { scratch.deallocate() }
                     let inverse = scratch + rows * kp
@@ -205,7 +205,7 @@ extension NN {
         dq.withUnsafeMutableBufferPointer { pdq in
         dk.withUnsafeMutableBufferPointer { pdk in
         dv.withUnsafeMutableBufferPointer { pdv in
-            Parallel.forRanges(g.batch * g.heads) { tasks in
+            Parallel.forRanges(g.batch * g.heads, grain: Parallel.grain(perIteration: g.sq * g.sk * g.headDim)) { tasks in
                 let blockSize = g.rowBlock * g.sk
                 var buffers = [Float](unsafeUninitializedCapacity: 2 * blockSize) { _, n in n = 2 * blockSize }
                 buffers.withUnsafeMutableBufferPointer { pbuf in

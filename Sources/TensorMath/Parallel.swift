@@ -1,4 +1,5 @@
 import CBLAS
+import CLinux
 import Dispatch
 import Foundation
 
@@ -8,8 +9,16 @@ import Foundation
 /// Dispatch workers running the transforms, norms and elementwise loops between sgemms (measured: a
 /// Winograd conv ran 10x slower with 2 OpenBLAS threads than with 1 plus our own split).
 public enum ComputeThreads {
-    /// Cores the process may use; the fan-out for every parallel loop and sgemm split.
-    public static let cores = Swift.max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Cores the process may use; the fan-out for every parallel loop and sgemm split. The affinity
+    /// mask, not the machine's core count: ranks that `mpirun --bind-to core` pins to one core each (or
+    /// a `taskset`) would otherwise each start a thread per core of the machine and oversubscribe it.
+    public static let cores = usableCores(affinity: Int(dms_affinity_cpu_count()),
+                                          online: ProcessInfo.processInfo.activeProcessorCount)
+
+    /// The affinity count where the system reports one, else the online cores; at least 1.
+    static func usableCores(affinity: Int, online: Int) -> Int {
+        Swift.max(1, affinity > 0 ? affinity : online)
+    }
 
     private static let configured: Bool = {
         BLASCore.configure()
@@ -42,6 +51,16 @@ private func glibcMallopt(_ param: Int32, _ value: Int32) -> Int32
 /// Splitting a loop over the cores: the one parallel-for of dmsurgery (`forRanges` for the kernels,
 /// `forParts` for element-wise passes with per-part results; Parallel+Parts.swift).
 public enum Parallel {
+    /// Work, in floats touched, below which a loop runs on the calling thread: waking the Dispatch
+    /// workers and joining them costs about what a core does to this many floats in a simple pass, so a
+    /// smaller op (a 16x16 plane per channel of a small model's chunk) gains nothing from a second core.
+    public static let serialWork = 1 << 15
+
+    /// The `grain` of a loop whose iterations each touch about `work` floats: loops below `serialWork`
+    /// in all run serially, larger ones give every core at least that much.
+    @inlinable
+    public static func grain(perIteration work: Int) -> Int { Swift.max(1, serialWork / Swift.max(1, work)) }
+
     /// Calls `body` on disjoint subranges covering 0..<n, in parallel when each core gets at least
     /// `grain` iterations of work, serially otherwise. `body` must only write state owned by its range.
     @inlinable

@@ -95,7 +95,7 @@ struct WinogradF2Plan: WinogradTransforms {
         let tc = images.count * tilesPerImage
         let stride16 = winogradMatrixStride(rows: channels, tiles: tc)
         let (ph, pw) = (paddedH, paddedW)
-        Parallel.forRanges(images.count * channels, grain: 1) { planes in
+        Parallel.forRanges(images.count * channels, grain: Parallel.grain(perIteration: 4 * h * w)) { planes in
             var scratch = [Float](repeating: 0, count: ph * pw)
             scratch.withUnsafeMutableBufferPointer { sp in
                 let s = sp.baseAddress!
@@ -138,7 +138,7 @@ struct WinogradF2Plan: WinogradTransforms {
         let (oh, ow, cout) = (g.outH, g.outW, g.outC)
         let tc = images.count * tilesPerImage
         let stride16 = winogradMatrixStride(rows: cout, tiles: tc)
-        Parallel.forRanges(images.count * cout, grain: 1) { planes in
+        Parallel.forRanges(images.count * cout, grain: Parallel.grain(perIteration: 4 * oh * ow)) { planes in
             for plane in planes {
                 let (i, co) = (plane / cout, plane % cout)
                 let bv: Float = bias.isEmpty ? 0 : bias[co]
@@ -173,7 +173,7 @@ struct WinogradF2Plan: WinogradTransforms {
         let (oh, ow, cout) = (g.outH, g.outW, g.outC)
         let tc = images.count * tilesPerImage
         let stride16 = winogradMatrixStride(rows: cout, tiles: tc)
-        Parallel.forRanges(images.count * cout, grain: 1) { planes in
+        Parallel.forRanges(images.count * cout, grain: Parallel.grain(perIteration: 4 * oh * ow)) { planes in
             for plane in planes {
                 let (i, co) = (plane / cout, plane % cout)
                 let src = dy + ((images.lowerBound + i) * cout + co) * oh * ow
@@ -209,7 +209,7 @@ struct WinogradF2Plan: WinogradTransforms {
         let tc = images.count * tilesPerImage
         let stride16 = winogradMatrixStride(rows: cin, tiles: tc)
         let (ph, pw) = (paddedH, paddedW)
-        Parallel.forRanges(images.count * cin, grain: 1) { planes in
+        Parallel.forRanges(images.count * cin, grain: Parallel.grain(perIteration: 4 * h * w)) { planes in
             var scratch = [Float](repeating: 0, count: ph * pw)
             scratch.withUnsafeMutableBufferPointer { sp in
                 let s = sp.baseAddress!

@@ -144,7 +144,7 @@ struct WinogradF4Plan: WinogradTransforms {
         let tc = images.count * tilesPerImage
         let stride36 = winogradMatrixStride(rows: channels, tiles: tc)
         let (ph, pw) = (paddedH, paddedW)
-        Parallel.forRanges(images.count * channels, grain: 1) { planes in
+        Parallel.forRanges(images.count * channels, grain: Parallel.grain(perIteration: 4 * h * w)) { planes in
             var plane = [Float](repeating: 0, count: ph * pw)
             plane.withUnsafeMutableBufferPointer { sp in
                 let s = sp.baseAddress!
@@ -179,7 +179,7 @@ struct WinogradF4Plan: WinogradTransforms {
         let (oh, ow, cout) = (g.outH, g.outW, g.outC)
         let tc = images.count * tilesPerImage
         let stride36 = winogradMatrixStride(rows: cout, tiles: tc)
-        Parallel.forRanges(images.count * cout, grain: 1) { planes in
+        Parallel.forRanges(images.count * cout, grain: Parallel.grain(perIteration: 4 * oh * ow)) { planes in
             for pl in planes {
                 let (i, co) = (pl / cout, pl % cout)
                 let bv: Float = bias.isEmpty ? 0 : bias[co]
@@ -223,7 +223,7 @@ struct WinogradF4Plan: WinogradTransforms {
         let (oh, ow, cout) = (g.outH, g.outW, g.outC)
         let tc = images.count * tilesPerImage
         let stride36 = winogradMatrixStride(rows: cout, tiles: tc)
-        Parallel.forRanges(images.count * cout, grain: 1) { planes in
+        Parallel.forRanges(images.count * cout, grain: Parallel.grain(perIteration: 4 * oh * ow)) { planes in
             for pl in planes {
                 let (i, co) = (pl / cout, pl % cout)
                 let src = dy + ((images.lowerBound + i) * cout + co) * oh * ow
@@ -263,7 +263,7 @@ struct WinogradF4Plan: WinogradTransforms {
         let tc = images.count * tilesPerImage
         let stride36 = winogradMatrixStride(rows: cin, tiles: tc)
         let (ph, pw) = (paddedH, paddedW)
-        Parallel.forRanges(images.count * cin, grain: 1) { planes in
+        Parallel.forRanges(images.count * cin, grain: Parallel.grain(perIteration: 4 * h * w)) { planes in
             var plane = [Float](repeating: 0, count: ph * pw)
             plane.withUnsafeMutableBufferPointer { sp in
                 let s = sp.baseAddress!

@@ -5,7 +5,8 @@ import UNet
 /// chunks, evaluate each chunk alone, add the chunks' gradients and loss values (`ItemSums`), take the
 /// batch mean across the ranks (`DataParallel.mean`) and apply it with the model's optimizer. The
 /// methods differ only in what they draw and which loss a chunk adds; the order of every operation
-/// (hence the bits of the weights, alone or on any rank count) is fixed here once.
+/// (hence the bits of the weights for a given chunk count, alone or on any rank count dividing it) is
+/// fixed here once.
 extension DataParallel {
     /// The batch means of a loss over `chunks` (this rank's chunks of a global batch of `batchSize`):
     /// `evaluate` adds one chunk's parameter gradients into the empty buffer it is given and returns

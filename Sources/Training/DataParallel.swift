@@ -19,9 +19,33 @@ public struct DataParallel: Sendable {
     public let rank: Int
     public let size: Int
     let mpi: OpenMPI?
+    /// The most chunks a batch is evaluated in (`chunk(of:)`): `DMSURGERY_CHUNKS` when set, else 1 in one
+    /// process and `rankChunks` under mpirun.
+    public let maximumChunks: Int
 
-    /// One process, no MPI: every operation is the identity.
-    public static let solo = DataParallel(rank: 0, size: 1, mpi: nil)
+    /// One process, no MPI: every operation is the identity, and a batch is one chunk (unless
+    /// `DMSURGERY_CHUNKS` says otherwise).
+    public static let solo = DataParallel(rank: 0, size: 1, mpi: nil, maximumChunks: (try? configuredChunks()) ?? 1)
+
+    /// The chunk count of ranks when `DMSURGERY_CHUNKS` is not set: 8 (so 2, 4 and 8 ranks evaluate the
+    /// same chunks as one another, and as one process with `DMSURGERY_CHUNKS=8`).
+    public static let rankChunks = 8
+
+    /// This world with batches split into at most `chunks` chunks (one process reproducing the ranks'
+    /// computation bit for bit with `rankChunks`; tests).
+    public func splitting(into chunks: Int) -> DataParallel {
+        DataParallel(rank: rank, size: size, mpi: mpi, maximumChunks: Swift.max(1, chunks))
+    }
+
+    /// `DMSURGERY_CHUNKS`: a positive integer, or nil when unset; a bad value is `invalid-argument`.
+    static func configuredChunks() throws -> Int? {
+        guard let text = ProcessInfo.processInfo.environment["DMSURGERY_CHUNKS"] else { return nil }
+        guard let n = Int(text), n >= 1, n <= 1 << 20 else {
+            throw TensorFormatError(.invalidArgument, "must be a positive integer (the most chunks a batch is evaluated in), got '\(text)'",
+                                    file: "DMSURGERY_CHUNKS")
+        }
+        return n
+    }
 
     public var isRoot: Bool { rank == 0 }
 
@@ -33,9 +57,10 @@ public struct DataParallel: Sendable {
     public static func join() throws -> DataParallel {
         lock.lock(); defer { lock.unlock() }
         if let started { return started }
+        let chunks = try configuredChunks()
         guard OpenMPI.launched, OpenMPI.announcedSize != 1 else { return .solo }
         let mpi = try OpenMPI()
-        let world = mpi.size > 1 ? DataParallel(rank: mpi.rank, size: mpi.size, mpi: mpi) : .solo
+        let world = mpi.size > 1 ? DataParallel(rank: mpi.rank, size: mpi.size, mpi: mpi, maximumChunks: chunks ?? rankChunks) : .solo
         if mpi.size == 1 { mpi.finalize() }
         started = world
         return world
@@ -56,13 +81,15 @@ public struct DataParallel: Sendable {
         return rank * per..<(rank + 1) * per
     }
 
-    /// How many items of a slice are evaluated together: the batch split into at most 8 equal chunks
-    /// (the largest divisor of `batch` up to 8), chosen from the batch size alone so that one process
-    /// and every rank count dividing that number of chunks evaluate the same chunks (the weights are then
-    /// identical bit for bit); other rank counts use the largest common divisor with their slice. One
-    /// item at a time would be exact for every rank count but costs small models their batched GEMMs.
+    /// How many items of a slice are evaluated together: the batch split into at most `maximumChunks`
+    /// equal chunks (the largest divisor of `batch` up to it), chosen from the batch size and that count
+    /// alone, so that runs with the same count (one process with `DMSURGERY_CHUNKS=8` and every rank count
+    /// dividing the number of chunks, under the ranks' default 8) evaluate the same chunks and their
+    /// weights are identical bit for bit; other rank counts use the largest common divisor with their
+    /// slice. One process evaluates the whole batch at once by default: each chunk pays every op's fixed
+    /// cost again, which small models feel (the demo's distillation step: 0.205 s in 8 chunks).
     public func chunk(of batch: Int) -> Int {
-        let chunks = (1...Swift.min(8, batch)).last { batch % $0 == 0 }!
+        let chunks = (1...Swift.max(1, Swift.min(maximumChunks, batch))).last { batch % $0 == 0 } ?? 1
         var a = batch / chunks, b = batch / size
         while b != 0 { (a, b) = (b, a % b) }
         return a

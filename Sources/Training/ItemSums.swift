@@ -3,7 +3,8 @@ import UNet
 
 /// Gradients and loss values of a batch-mean loss, gathered one item at a time and added in float64.
 /// An item here is one evaluation: a chunk of `DataParallel.chunk(of:)` batch items, fixed by the batch
-/// size so that one process and the ranks evaluate the same chunks.
+/// size and the chunk count so that runs with the same count (ranks, or one process with
+/// `DMSURGERY_CHUNKS`) evaluate the same chunks.
 ///
 /// Why item by item: the engine adds a batch's contributions to a weight gradient inside its GEMMs, in
 /// an order set by the batch's size, so a rank holding half the batch would add its half in another

@@ -104,7 +104,7 @@ public enum WeightQuant: Sendable, Equatable {
 
     public var name: String {
         switch self {
-        case .ggml(let type): return String(describing: type)
+        case .ggml(let type): return type.caseName
         case .onnx(let precision): return precision.rawValue
         }
     }

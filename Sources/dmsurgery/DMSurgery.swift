@@ -28,6 +28,12 @@ struct DMSurgery: ParsableCommand {
     /// `help` for a subcommand that does not exist is a usage error (64), not the root help.
     static func main() {
         StandardStreams.reserveClosedDescriptors()
+        // `dmsurgery --version` alone answers before the parser builds its tree of every subcommand and
+        // option (most of what is left of a start-up once libraries load on demand): scripts ask it often.
+        if CommandLine.arguments.count == 2, CommandLine.arguments[1] == "--version" {
+            do { try StandardStreams.writeOutput(configuration.version + "\n") } catch { exit(withError: exitError(for: error)) }
+            exit()
+        }
         TemporaryFiles.installSignalCleanup()
         if let word = HelpTopic.unknownWord(in: Array(CommandLine.arguments.dropFirst()), root: Self.self) {
             exit(withError: ValidationError("no subcommand '\(word)'; 'dmsurgery help' lists them"))

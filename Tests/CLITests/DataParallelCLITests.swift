@@ -30,7 +30,9 @@ final class DataParallelCLITests: XCTestCase {
         try CLI.shell("mpirun \(mpiOptions) -np \(ranks) $DMS \(arguments)")
     }
 
-    private func single(_ arguments: String) throws -> CLIResult { try CLI.shell("$DMS \(arguments)") }
+    /// One process evaluating the ranks' chunks (`DMSURGERY_CHUNKS=8`, the ranks' default): the run that
+    /// `-np N` reproduces bit for bit (by default one process evaluates a batch in one pass).
+    private func single(_ arguments: String) throws -> CLIResult { try CLI.shell("DMSURGERY_CHUNKS=8 $DMS \(arguments)") }
 
     /// Relative max error of checkpoint `a` against `b`, per tensor: the largest over the tensors of
     /// max |a − b| / max |b| (stricter than over the whole model, where the largest weights set the scale).

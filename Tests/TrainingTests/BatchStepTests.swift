@@ -25,10 +25,11 @@ final class BatchStepTests: XCTestCase {
         var whole: [String: Tensor] = [:]
         let value = try objective.evaluate(model, batch, teacher: nil, into: &whole)
         var again = TrainingRandom(seed: 5)
-        let chunks = objective.drawChunks(from: retain, size: 4, parallel: .solo, rng: &again)
+        let ranksWay = DataParallel.solo.splitting(into: DataParallel.rankChunks)
+        let chunks = objective.drawChunks(from: retain, size: 4, parallel: ranksWay, rng: &again)
         XCTAssertEqual(again.state, rng.state, "drawing in chunks takes the same randomness")
         XCTAssertEqual(chunks.count, 4, "a batch of 4 is evaluated one item at a time")
-        let (gradients, values) = try DataParallel.solo.batchMean(of: model, over: chunks, batchSize: 4) { m, item, g in
+        let (gradients, values) = try ranksWay.batchMean(of: model, over: chunks, batchSize: 4) { m, item, g in
             [Double(try objective.evaluate(m, item, teacher: nil, into: &g).total)]
         }
         XCTAssertEqual(values[0], Double(value.total), accuracy: 1e-5 * Double(value.total))

@@ -67,10 +67,20 @@ final class DataParallelTests: XCTestCase {
         XCTAssertFalse(DataParallel.solo.any(false))
     }
 
-    /// Chunks come from the batch size alone: at most 8 per batch, so one process and 2, 4 or 8 ranks
-    /// evaluate the same chunks of a batch of 32.
+    /// Chunks come from the batch size and the chunk count alone: at most 8 per batch for ranks, so one
+    /// process splitting the same way (`DMSURGERY_CHUNKS=8`) and 2, 4 or 8 ranks evaluate the same
+    /// chunks of a batch of 32; a rank count that does not divide the chunks uses the common divisor.
     func testChunksDependOnTheBatchSizeOnly() {
-        XCTAssertEqual([1, 2, 4, 6, 12, 16, 32, 64, 9].map { DataParallel.solo.chunk(of: $0) }, [1, 1, 1, 1, 2, 2, 4, 8, 3])
+        let ranksWay = DataParallel.solo.splitting(into: DataParallel.rankChunks)
+        XCTAssertEqual([1, 2, 4, 6, 12, 16, 32, 64, 9].map { ranksWay.chunk(of: $0) }, [1, 1, 1, 1, 2, 2, 4, 8, 3])
+        XCTAssertEqual([1, 2, 4, 6, 12, 16, 32, 64, 9].map { DataParallel.solo.splitting(into: 3).chunk(of: $0) }, [1, 1, 2, 2, 4, 8, 16, 32, 3])
+    }
+
+    /// One process evaluates a batch in one pass by default (no per-chunk cost for small models).
+    func testOneProcessEvaluatesTheWholeBatchAtOnce() throws {
+        try XCTSkipIf(ProcessInfo.processInfo.environment["DMSURGERY_CHUNKS"] != nil, "DMSURGERY_CHUNKS is set")
+        XCTAssertEqual(DataParallel.solo.maximumChunks, 1)
+        XCTAssertEqual([1, 4, 32, 9].map { DataParallel.solo.chunk(of: $0) }, [1, 4, 32, 9])
     }
 
     /// The batch mean is the float64 sum of the items' float32 gradients, rounded once: adding the items

@@ -48,6 +48,29 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
 
     public var isQuantized: Bool { blockSize > 1 }
 
+    /// The case name ("q4_0"), as `--quant` takes it. Spelled out: `String(describing:)` reaches it by
+    /// reflection, whose protocol-conformance scans of this large binary cost every command's start-up
+    /// (the parser builds `convert`'s help, which lists these names, before parsing any command).
+    public var caseName: String {
+        switch self {
+        case .f32: return "f32"
+        case .f16: return "f16"
+        case .q4_0: return "q4_0"
+        case .q4_1: return "q4_1"
+        case .q5_0: return "q5_0"
+        case .q5_1: return "q5_1"
+        case .q8_0: return "q8_0"
+        case .q4_k: return "q4_k"
+        case .q6_k: return "q6_k"
+        case .i8: return "i8"
+        case .i16: return "i16"
+        case .i32: return "i32"
+        case .i64: return "i64"
+        case .f64: return "f64"
+        case .bf16: return "bf16"
+        }
+    }
+
     /// The dtype a tensor of this type reads as: its own for plain types, F32 for quantized blocks.
     public var readDType: DType {
         switch self {
@@ -78,11 +101,11 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
     }
 
     /// The upper-case name ggml prints (`Q8_0`).
-    public var name: String { String(describing: self).uppercased() }
+    public var name: String { caseName.uppercased() }
 
     /// The lower-case name users type (`--quant q8_0`).
     public init?(userName: String) {
-        guard let match = GGMLType.allCases.first(where: { String(describing: $0) == userName.lowercased() }) else { return nil }
+        guard let match = GGMLType.allCases.first(where: { $0.caseName == userName.lowercased() }) else { return nil }
         self = match
     }
 

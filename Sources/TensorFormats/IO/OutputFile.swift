@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLazy
 import CLinux
 import Dispatch
 import Foundation
@@ -15,9 +16,14 @@ public enum TemporaryFiles {
     nonisolated(unsafe) private static var signalSources: [DispatchSourceSignal] = []
 
     static func register(_ path: String) {
+        _ = lazyLibraryCleanup
         lock.lock(); defer { lock.unlock() }
         paths.insert(path)
     }
+
+    /// A library loaded on first use (CLazy: libhdf5, libzstd, libpng, OpenBLAS) that turns out to be
+    /// missing ends the process from C with one error line; these files are removed first.
+    private static let lazyLibraryCleanup: Void = dms_lazy_set_cleanup { TemporaryFiles.removeAll() }
 
     static func unregister(_ path: String) {
         lock.lock(); defer { lock.unlock() }
@@ -27,6 +33,7 @@ public enum TemporaryFiles {
     /// Registers a temporary folder: removed with everything in it on failure or a signal, unless
     /// `removeFolder` took it away first.
     public static func registerFolder(_ path: String) {
+        _ = lazyLibraryCleanup
         lock.lock(); defer { lock.unlock() }
         folders.insert(path)
     }

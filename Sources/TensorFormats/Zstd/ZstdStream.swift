@@ -1,3 +1,4 @@
+import CLinux
 import CZstd
 import Foundation
 
@@ -42,7 +43,7 @@ public final class ZstdEncoder {
     public private(set) var workers = 0
     public let level: Int
 
-    /// `workers` nil uses one per online core; libzstd without thread support runs single-threaded.
+    /// `workers` nil uses one per core the process may run on (its affinity mask); libzstd without thread support runs single-threaded.
     public init(level: Int = Zstd.defaultLevel, workers: Int? = nil) throws(TensorFormatError) {
         guard let context = ZSTD_createCCtx() else { throw TensorFormatError(.io, "cannot allocate a zstd compression context") }
         self.context = context
@@ -50,7 +51,9 @@ public final class ZstdEncoder {
         output = .allocate(byteCount: ZSTD_CStreamOutSize(), alignment: 64)
         try set(ZSTD_c_compressionLevel, Int32(level), "level \(level)")
         try set(ZSTD_c_checksumFlag, 1, "checksum")
-        let wanted = workers ?? ProcessInfo.processInfo.activeProcessorCount
+        // The affinity mask's CPUs (a rank bound to one core compresses on that core alone).
+        let affinity = Int(dms_affinity_cpu_count())
+        let wanted = workers ?? (affinity > 0 ? affinity : ProcessInfo.processInfo.activeProcessorCount)
         if wanted > 1, ZSTD_isError(ZSTD_CCtx_setParameter(context, ZSTD_c_nbWorkers, Int32(wanted))) == 0 {
             self.workers = wanted
         }
