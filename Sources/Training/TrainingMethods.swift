@@ -108,22 +108,6 @@ public struct EraseMethod: TrainingMethod {
     public static var optimizers: [(prefix: String, optimizer: WritableKeyPath<Self, ModelOptimizer>)] { [("adam", \.optimizer)] }
 }
 
-/// lambda at outer iteration i: `value` * min(1, (i + 1) / ramp), constant when ramp is 0.
-public struct PenaltySchedule: Sendable {
-    public var value: Float
-    public var ramp: Int
-
-    public init(value: Float, ramp: Int) {
-        self.value = value
-        self.ramp = ramp
-    }
-
-    public func lambda(at iteration: Int) -> Float {
-        guard ramp > 0, iteration + 1 < ramp else { return value }
-        return value * Float(iteration + 1) / Float(ramp)
-    }
-}
-
 /// `unlearn --schedule penalty`: the first-order penalty method for
 /// min_θ max_ϑ L_CU(θ) + λ (L_ft(θ) − L_ft(ϑ)). A persistent lower-level copy ϑ (initialised to the
 /// student) takes K AdamW steps on L_ft; then θ takes one step along ∇L_CU(θ) + λ∇L_ft(θ), where L_ft(θ)
@@ -138,17 +122,17 @@ public struct PenaltyMethod: TrainingMethod {
     public let lower: LowerLevelObjective
     public let upper: ConceptObjective
     public let batchSize: Int
-    public let innerSteps: Int
-    public let penalty: PenaltySchedule
+    /// K and the lambda schedule.
+    public let penalty: PenaltySettings
     public var lowerOptimizer: ModelOptimizer
     public var upperOptimizer: ModelOptimizer
     /// The ranks sharing each batch (`solo` in one process).
     public var parallel = DataParallel.solo
 
     public init(student: UNet2D, teacher: UNet2D, data: TrainingData, forget: TrainingData,
-                lower: LowerLevelObjective, upper: ConceptObjective, batchSize: Int, innerSteps: Int,
-                penalty: PenaltySchedule, lowerOptimizer: ModelOptimizer, upperOptimizer: ModelOptimizer) {
-        precondition(innerSteps >= 1, "the penalty method needs at least one inner step")
+                lower: LowerLevelObjective, upper: ConceptObjective, batchSize: Int, penalty: PenaltySettings,
+                lowerOptimizer: ModelOptimizer, upperOptimizer: ModelOptimizer) {
+        precondition(penalty.innerSteps >= 1, "the penalty method needs at least one inner step")
         self.student = student
         lowerCopy = student
         self.teacher = teacher
@@ -157,7 +141,6 @@ public struct PenaltyMethod: TrainingMethod {
         self.lower = lower
         self.upper = upper
         self.batchSize = batchSize
-        self.innerSteps = innerSteps
         self.penalty = penalty
         self.lowerOptimizer = lowerOptimizer
         self.upperOptimizer = upperOptimizer
@@ -166,7 +149,7 @@ public struct PenaltyMethod: TrainingMethod {
     public mutating func step(_ index: Int, rng: inout TrainingRandom) throws -> StepReport {
         let (lower, upper, teacher) = (self.lower, self.upper, self.teacher)
         var last: (items: [(NoisedBatch, UNetOutput)], total: Float) = ([], 0)
-        for _ in 0..<innerSteps {
+        for _ in 0..<penalty.innerSteps {
             let chunks = lower.drawChunks(from: data, size: batchSize, parallel: parallel, rng: &rng)
             let items = try chunks.map { ($0, try lower.teacherOutput(teacher, $0)) }
             let means = try parallel.descend(&lowerCopy, with: &lowerOptimizer, over: items, batchSize: batchSize) { model, item, gradients in
@@ -259,3 +242,4 @@ public struct InterleavedMethod: TrainingMethod {
         [("adam-lower", \.lowerOptimizer), ("adam-upper", \.upperOptimizer)]
     }
 }
+

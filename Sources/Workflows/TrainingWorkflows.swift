@@ -18,7 +18,7 @@ public enum TrainingWorkflows {
         let source: ModelOrigin
         let schedulerHome: String
         if let initConfig {
-            (studentModel, source) = try initialModel(config: initConfig, seed: training.seed)
+            (studentModel, source) = try initialModel(config: initConfig, seed: training.optimizer.seed)
             schedulerHome = URL(fileURLWithPath: initConfig).deletingLastPathComponent().path
         } else {
             (studentModel, source) = try loadTrainable(student ?? "-", open: open)
@@ -29,17 +29,16 @@ public enum TrainingWorkflows {
         let scheduler = try loadSchedulerConfig(model: schedulerHome, explicit: training.scheduler)
         let retain = try data.load(open, lower: lower, model: studentModel,
                                    teacher: teacherModel.flatMap { model in teacher.map { (model.unet, $0) } },
-                                   scheduler: scheduler, seed: training.seed, output: output)
+                                   scheduler: scheduler, seed: training.optimizer.seed, output: output)
         let trainingData = retain.data
-        planMemory(&studentModel, batch: training.batch, data: trainingData, quiet: output.quiet)
+        planMemory(&studentModel, batch: training.optimizer.batch, data: trainingData, quiet: output.quiet)
         var method = FinetuneMethod(student: consume studentModel, teacher: teacherModel?.unet, data: trainingData,
-                                    objective: lower.objective(NoiseSchedule(scheduler)), batchSize: training.batch,
-                                    optimizer: training.optimizer())
+                                    objective: LowerLevelObjective(schedule: NoiseSchedule(scheduler), settings: lower),
+                                    batchSize: training.optimizer.batch, optimizer: training.optimizer.optimizer())
         let inputs = RunDescription.Inputs(student: initConfig == nil ? source.sha256 : nil,
                                            initConfig: initConfig == nil ? nil : source.sha256,
                                            teacher: teacherModel?.origin.sha256, data: retain.sha256, retainPrompts: retain.prompts)
-        var run = training.describe("finetune", scheduler: scheduler, inputs: inputs)
-        lower.describe(into: &run)
+        let run = RunDescription(command: "finetune", optimizer: training.optimizer, scheduler: scheduler, lower: lower, inputs: inputs)
         try train(&method, run: run, settings: training, source: source, output: output, stop: stop, open: open)
     }
 
@@ -57,15 +56,14 @@ public enum TrainingWorkflows {
         try checkCompatible(student: studentModel, teacher: teacherModel.unet, teacherPath: teacher)
         let scheduler = try loadSchedulerConfig(model: teacher, explicit: training.scheduler)
         let forgotten = try forget.load(open, model: studentModel, teacher: teacherModel.unet, teacherPath: teacher, scheduler: scheduler,
-                                        seed: training.seed, sampleShape: sampleShape(studentModel, data: nil), quiet: output.quiet)
-        planMemory(&studentModel, batch: training.batch, data: forgotten.data, quiet: output.quiet)
+                                        seed: training.optimizer.seed, sampleShape: sampleShape(studentModel, data: nil), quiet: output.quiet)
+        planMemory(&studentModel, batch: training.optimizer.batch, data: forgotten.data, quiet: output.quiet)
         var method = EraseMethod(student: consume studentModel, teacher: teacherModel.unet, forget: forgotten.data,
-                                 objective: forget.objective(NoiseSchedule(scheduler)), batchSize: training.batch,
-                                 optimizer: training.optimizer())
-        var run = training.describe("erase", scheduler: scheduler,
-                                    inputs: .init(student: source.sha256, teacher: teacherModel.origin.sha256, forget: forgotten.sha256,
-                                                  forgetPrompts: forgotten.prompts))
-        forget.describe(into: &run)
+                                 objective: ConceptObjective(schedule: NoiseSchedule(scheduler), settings: forget.concept),
+                                 batchSize: training.optimizer.batch, optimizer: training.optimizer.optimizer())
+        let run = RunDescription(command: "erase", optimizer: training.optimizer, scheduler: scheduler, upper: forget.concept,
+                                 inputs: .init(student: source.sha256, teacher: teacherModel.origin.sha256, forget: forgotten.sha256,
+                                               forgetPrompts: forgotten.prompts))
         try train(&method, run: run, settings: training, source: source, output: output, stop: stop, open: open)
     }
 
@@ -85,34 +83,35 @@ public enum TrainingWorkflows {
         let scheduler = try loadSchedulerConfig(model: teacher, explicit: training.scheduler)
         let noise = NoiseSchedule(scheduler)
         let retained = try data.load(open, lower: lower, model: studentModel, teacher: (teacherModel.unet, teacher),
-                                     scheduler: scheduler, seed: training.seed, output: output)
+                                     scheduler: scheduler, seed: training.optimizer.seed, output: output)
         let retain = retained.data
         let forgotten = try forget.load(open, model: studentModel, teacher: teacherModel.unet, teacherPath: teacher, scheduler: scheduler,
-                                        seed: training.seed, sampleShape: sampleShape(studentModel, data: retain), quiet: output.quiet)
+                                        seed: training.optimizer.seed, sampleShape: sampleShape(studentModel, data: retain), quiet: output.quiet)
         let forgetData = forgotten.data
-        planMemory(&studentModel, batch: training.batch, data: retain, quiet: output.quiet)
-        let lowerOptimizer = training.optimizer()
-        let upperOptimizer = training.optimizer(learningRate: settings.upperLr, warmup: settings.upperWarmup)
-        var run = training.describe("unlearn", scheduler: scheduler,
-                                    inputs: .init(student: source.sha256, teacher: teacherModel.origin.sha256, data: retained.sha256,
-                                                  forget: forgotten.sha256, forgetPrompts: forgotten.prompts,
-                                                  retainPrompts: retained.prompts))
-        lower.describe(into: &run)
-        forget.describe(into: &run)
-        settings.describe(into: &run)
+        planMemory(&studentModel, batch: training.optimizer.batch, data: retain, quiet: output.quiet)
+        let run = RunDescription(command: "unlearn", optimizer: training.optimizer, scheduler: scheduler, lower: lower,
+                                 upper: forget.concept, unlearn: settings,
+                                 inputs: .init(student: source.sha256, teacher: teacherModel.origin.sha256, data: retained.sha256,
+                                               forget: forgotten.sha256, forgetPrompts: forgotten.prompts,
+                                               retainPrompts: retained.prompts))
+        // The described settings: the upper optimizer's rate and warmup resolved, the other schedule's options gone.
+        let described = run.unlearn ?? settings
+        let lowerOptimizer = training.optimizer.optimizer()
+        let upperOptimizer = training.optimizer.optimizer(learningRate: described.upperLr, warmup: described.upperWarmup)
+        let lowerObjective = LowerLevelObjective(schedule: noise, settings: lower)
+        let upperObjective = ConceptObjective(schedule: noise, settings: forget.concept)
         switch settings.schedule {
         case .penalty:
             var method = PenaltyMethod(student: consume studentModel, teacher: teacherModel.unet, data: retain, forget: forgetData,
-                                       lower: lower.objective(noise), upper: forget.objective(noise), batchSize: training.batch,
-                                       innerSteps: settings.innerSteps,
-                                       penalty: PenaltySchedule(value: settings.lambda, ramp: settings.lambdaRamp),
+                                       lower: lowerObjective, upper: upperObjective, batchSize: training.optimizer.batch,
+                                       penalty: settings.penalty ?? PenaltySettings(),
                                        lowerOptimizer: lowerOptimizer, upperOptimizer: upperOptimizer)
             try train(&method, run: run, settings: training, source: source, output: output, stop: stop, open: open)
         case .interleaved:
             var method = InterleavedMethod(student: consume studentModel, teacher: teacherModel.unet, data: retain, forget: forgetData,
-                                           lower: lower.objective(noise), upper: forget.objective(noise), batchSize: training.batch,
-                                           upperEvery: settings.upperEvery, lowerOptimizer: lowerOptimizer,
-                                           upperOptimizer: upperOptimizer)
+                                           lower: lowerObjective, upper: upperObjective, batchSize: training.optimizer.batch,
+                                           upperEvery: (settings.interleaved ?? InterleavedSettings()).upperEvery,
+                                           lowerOptimizer: lowerOptimizer, upperOptimizer: upperOptimizer)
             try train(&method, run: run, settings: training, source: source, output: output, stop: stop, open: open)
         }
     }

@@ -39,6 +39,6 @@ struct EraseCommand: ParsableCommand {
     func run() throws {
         try training.joinRanks()
         try TrainingWorkflows.erase(model: model, output: OutputSettings(path: output, force: binary.force, quiet: common.quiet),
-                                    teacher: teacher, forget: forget.settings, training: training.settings, open: input.open)
+                                    teacher: teacher, forget: try forget.settings, training: try training.settings, open: input.open)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Training
 import Workflows
 
 extension UnlearnSchedule: ExpressibleByArgument {}
@@ -26,9 +27,6 @@ struct UnlearnCommand: ParsableCommand {
         """
     )
 
-    /// The defaults the options start from (and the help shows): the settings' own.
-    private static let defaults = UnlearnSettings()
-
     @Argument(help: "Student to unlearn (a checkpoint, folder, or -).")
     var student: String
 
@@ -39,9 +37,55 @@ struct UnlearnCommand: ParsableCommand {
     var teacher: String
 
     @OptionGroup var retain: RetainOptions
+    @OptionGroup var unlearn: UnlearnOptions
+    @OptionGroup var forget: ForgetOptions
+    @OptionGroup var lower: LowerLevelOptions
+    @OptionGroup var training: TrainingOptions
+    @OptionGroup var input: InputOptions
+    @OptionGroup var binary: BinaryOutputOptions
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        try training.validate(output: output)
+    }
+
+    func run() throws {
+        try training.joinRanks()
+        try TrainingWorkflows.unlearn(student: student, output: OutputSettings(path: output, force: binary.force, quiet: common.quiet),
+                                      teacher: teacher, data: retain.settings, settings: try unlearn.settings, forget: try forget.settings,
+                                      lower: try lower.settings, training: try training.settings, open: input.open)
+    }
+}
+
+/// unlearn's own options: `UnlearnSettings`, each schedule's in its own group.
+struct UnlearnOptions: SettingsOptions {
+    typealias Settings = UnlearnSettings
+    private static let defaults = UnlearnSettings()
 
     @Option(help: "penalty (the paper's first-order penalty method) or interleaved (the authors' code).")
     var schedule = Self.defaults.schedule
+
+    @OptionGroup var penalty: PenaltyOptions
+
+    @Option(name: .customLong("upper-lr"), help: "Learning rate of the upper-level optimizer (default --lr).")
+    var upperLr: Float?
+
+    @Option(name: .customLong("upper-warmup"), help: "Warmup of the upper-level optimizer (default --warmup).")
+    var upperWarmup: Int?
+
+    @OptionGroup var interleaved: InterleavedOptions
+
+    func validate() throws {
+        try requireFinite(["--upper-lr": upperLr])
+        if let upperLr, upperLr <= 0 { throw ValidationError("--upper-lr must be positive") }
+        if let upperWarmup, upperWarmup < 0 { throw ValidationError("--upper-warmup must not be negative") }
+    }
+}
+
+/// `--schedule penalty`'s options: `PenaltySettings`.
+struct PenaltyOptions: SettingsOptions {
+    typealias Settings = PenaltySettings
+    private static let defaults = PenaltySettings()
 
     @Option(name: .customLong("inner-steps"), help: "Penalty: lower-level steps of the copy per outer iteration (K).")
     var innerSteps = Self.defaults.innerSteps
@@ -52,44 +96,26 @@ struct UnlearnCommand: ParsableCommand {
     @Option(name: .customLong("lambda-ramp"), help: "Penalty: iterations over which lambda grows linearly from 0 (0: constant).")
     var lambdaRamp = Self.defaults.lambdaRamp
 
-    @Option(name: .customLong("upper-lr"), help: "Learning rate of the upper-level optimizer (default --lr).")
-    var upperLr: Float?
+    func validate() throws {
+        try requireFinite(["--lambda": lambda])
+        guard innerSteps >= 1, lambdaRamp >= 0, lambda >= 0 else {
+            throw ValidationError("--inner-steps and --upper-every must be at least 1; --lambda and --lambda-ramp not negative")
+        }
+    }
+}
 
-    @Option(name: .customLong("upper-warmup"), help: "Warmup of the upper-level optimizer (default --warmup).")
-    var upperWarmup: Int?
+/// `--schedule interleaved`'s options: `InterleavedSettings`.
+struct InterleavedOptions: SettingsOptions {
+    typealias Settings = InterleavedSettings
+    private static let defaults = InterleavedSettings()
 
     @Option(name: .customLong("upper-every"), help: "Interleaved: an upper step every k-th iteration.")
     var upperEvery = Self.defaults.upperEvery
 
-    @OptionGroup var forget: ForgetOptions
-    @OptionGroup var lower: LowerLevelOptions
-    @OptionGroup var training: TrainingOptions
-    @OptionGroup var input: InputOptions
-    @OptionGroup var binary: BinaryOutputOptions
-    @OptionGroup var common: CommonOptions
-
     func validate() throws {
-        try training.validate(output: output)
-        try requireFinite(["--lambda": lambda, "--upper-lr": upperLr])
-        guard innerSteps >= 1, upperEvery >= 1, lambdaRamp >= 0, lambda >= 0 else {
+        guard upperEvery >= 1 else {
             throw ValidationError("--inner-steps and --upper-every must be at least 1; --lambda and --lambda-ramp not negative")
         }
-        if let upperLr, upperLr <= 0 { throw ValidationError("--upper-lr must be positive") }
-        if let upperWarmup, upperWarmup < 0 { throw ValidationError("--upper-warmup must not be negative") }
-    }
-
-    func run() throws {
-        try training.joinRanks()
-        var settings = UnlearnSettings()
-        settings.schedule = schedule
-        settings.innerSteps = innerSteps
-        settings.lambda = lambda
-        settings.lambdaRamp = lambdaRamp
-        settings.upperLr = upperLr
-        settings.upperWarmup = upperWarmup
-        settings.upperEvery = upperEvery
-        try TrainingWorkflows.unlearn(student: student, output: OutputSettings(path: output, force: binary.force, quiet: common.quiet),
-                                      teacher: teacher, data: retain.settings, settings: settings, forget: forget.settings,
-                                      lower: lower.settings, training: training.settings, open: input.open)
     }
 }
+
