@@ -87,6 +87,26 @@ public struct InterleavedSettings: Codable, Equatable, Sendable {
     public init() {}
 }
 
+/// What the robust upper level attacks with (`--upper-attack`).
+public enum UpperAttackKind: String, CaseIterable, Codable, Sendable {
+    /// Offsets of the forget prompts' encoder states found by projected gradient ascent on L_CU.
+    case adversarial
+}
+
+/// The robust upper level (`unlearn --upper-attack adversarial`, `UpperAttack`): L_CU evaluated on the
+/// forget prompts' encoder states plus an offset found against the current student, refreshed every
+/// `every` upper steps by `steps` projected gradient steps, each token row of the offset in an L2 ball
+/// of `radius` (the ball of `eval --attack adversarial`).
+public struct UpperAttackSettings: Codable, Equatable, Sendable {
+    /// nil: the plain upper level (the other fields do not apply and are not part of the run).
+    public var kind: UpperAttackKind?
+    public var every = 1
+    public var steps = 3
+    public var radius: Float = 1.5
+
+    public init() {}
+}
+
 /// unlearn's own options. Both schedules' options are held (the CLI parses both); `described` keeps only
 /// the chosen schedule's, so an option that does not apply is not part of the run.
 public struct UnlearnSettings: Codable, Equatable, Sendable {
@@ -96,11 +116,14 @@ public struct UnlearnSettings: Codable, Equatable, Sendable {
     public var upperLr: Float?
     public var upperWarmup: Int?
     public var interleaved: InterleavedSettings? = InterleavedSettings()
+    /// The robust upper level; absent from the run description when `kind` is nil.
+    public var attack: UpperAttackSettings? = UpperAttackSettings()
 
     public init() {}
 
     /// These settings as the run description holds them: the other schedule's options removed, the
-    /// upper optimizer's defaults resolved from `optimizer` (so `--upper-lr` equal to `--lr` is the same run).
+    /// upper optimizer's defaults resolved from `optimizer` (so `--upper-lr` equal to `--lr` is the same
+    /// run), the attack's options only with an attack.
     public func described(optimizer: OptimizerSettings) -> UnlearnSettings {
         var run = self
         run.upperLr = upperLr ?? optimizer.lr
@@ -109,6 +132,7 @@ public struct UnlearnSettings: Codable, Equatable, Sendable {
         case .penalty: run.interleaved = nil
         case .interleaved: run.penalty = nil
         }
+        if attack?.kind == nil { run.attack = nil }
         return run
     }
 }

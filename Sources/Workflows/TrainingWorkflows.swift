@@ -100,20 +100,30 @@ public enum TrainingWorkflows {
         let upperOptimizer = training.optimizer.optimizer(learningRate: described.upperLr, warmup: described.upperWarmup)
         let lowerObjective = LowerLevelObjective(schedule: noise, settings: lower)
         let upperObjective = ConceptObjective(schedule: noise, settings: forget.concept)
+        let attack = try upperAttack(described.attack, forget: forgetData)
         switch settings.schedule {
         case .penalty:
             var method = PenaltyMethod(student: consume studentModel, teacher: teacherModel.unet, data: retain, forget: forgetData,
                                        lower: lowerObjective, upper: upperObjective, batchSize: training.optimizer.batch,
                                        penalty: settings.penalty ?? PenaltySettings(),
-                                       lowerOptimizer: lowerOptimizer, upperOptimizer: upperOptimizer)
+                                       lowerOptimizer: lowerOptimizer, upperOptimizer: upperOptimizer, upperAttack: attack)
             try train(&method, run: run, settings: training, source: source, output: output, stop: stop, open: open)
         case .interleaved:
             var method = InterleavedMethod(student: consume studentModel, teacher: teacherModel.unet, data: retain, forget: forgetData,
                                            lower: lowerObjective, upper: upperObjective, batchSize: training.optimizer.batch,
                                            upperEvery: (settings.interleaved ?? InterleavedSettings()).upperEvery,
-                                           lowerOptimizer: lowerOptimizer, upperOptimizer: upperOptimizer)
+                                           lowerOptimizer: lowerOptimizer, upperOptimizer: upperOptimizer, upperAttack: attack)
             try train(&method, run: run, settings: training, source: source, output: output, stop: stop, open: open)
         }
+    }
+
+    /// The robust upper level's attack on the forget prompts' encoder states [S, D], when one is asked for.
+    private static func upperAttack(_ settings: UpperAttackSettings?, forget: TrainingData) throws -> UpperAttack? {
+        guard let settings, settings.kind == .adversarial else { return nil }
+        guard let cond = forget.cond, cond.shape.count == 3 else {
+            throw TensorFormatError(.missingTensor, "--upper-attack needs the forget prompts' encoder states cond [M,S,D]", tensor: "cond")
+        }
+        return UpperAttack(settings: settings, tokens: cond.shape[1], width: cond.shape[2])
     }
 
     /// Turns on activation recomputation when `TrainingMemoryPlan` asks for it at the size of `data`.

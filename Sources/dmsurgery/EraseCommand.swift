@@ -28,7 +28,7 @@ struct EraseCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Frozen teacher giving the targets.", valueName: "model"))
     var teacher: String
 
-    @OptionGroup var forget: ForgetOptions
+    @OptionGroup var forget: ForgetOptions<EraseSpelling>
     @OptionGroup var training: TrainingOptions
     @OptionGroup var input: InputOptions
     @OptionGroup var binary: BinaryOutputOptions

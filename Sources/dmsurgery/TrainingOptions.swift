@@ -135,9 +135,28 @@ struct LowerLevelOptions: SettingsOptions {
 
 extension ErasureMethod: ExpressibleByArgument {}
 
+/// How a command spells the option choosing the upper objective: erase's `--method`; unlearn's
+/// `--upper`, with `--method` kept as an alias.
+protocol UpperObjectiveSpelling {
+    static var names: NameSpecification { get }
+    static var help: String { get }
+}
+
+enum EraseSpelling: UpperObjectiveSpelling {
+    static var names: NameSpecification { [.customLong("method")] }
+    static var help: String { "How the concept is removed: esd (teacher-guided ESD) or ablation (toward the anchor prompts)." }
+}
+
+enum UnlearnSpelling: UpperObjectiveSpelling {
+    static var names: NameSpecification { [.customLong("upper"), .customLong("method")] }
+    static var help: String {
+        "The upper objective L_CU: esd (teacher-guided ESD) or ablation (toward the anchor prompts); --method is an alias."
+    }
+}
+
 /// The concept to remove (erase, unlearn): `ForgetSettings`; the file or prompts are inputs, `concept` is
 /// part of the run description.
-struct ForgetOptions: SettingsOptions {
+struct ForgetOptions<Spelling: UpperObjectiveSpelling>: SettingsOptions {
     typealias Settings = ForgetSettings
 
     @Option(help: ArgumentHelp("Forget file: cond [M,S,D] and uncond [S,D]; optional x0 [M,C,H,W] and anchor [M,S,D] (formats/training-data.md).", valueName: "file"))
@@ -146,7 +165,7 @@ struct ForgetOptions: SettingsOptions {
     @Option(name: .customLong("forget-prompt"), help: ArgumentHelp("Instead of --forget: a prompt of the concept, encoded by the --teacher pipeline's text encoder (repeat for more).", valueName: "text"))
     var prompts: [String] = []
 
-    @OptionGroup var concept: ConceptOptions
+    @OptionGroup var concept: ConceptOptions<Spelling>
 
     func validate() throws {
         guard (forget == nil) != prompts.isEmpty else { throw ValidationError("give --forget FILE or --forget-prompt TEXT..., not both") }
@@ -154,21 +173,20 @@ struct ForgetOptions: SettingsOptions {
 }
 
 /// How the concept is removed: `ConceptSettings`.
-struct ConceptOptions: SettingsOptions {
+struct ConceptOptions<Spelling: UpperObjectiveSpelling>: SettingsOptions {
     typealias Settings = ConceptSettings
-    private static let defaults = ConceptSettings()
 
-    @Option(help: "How the concept is removed: esd (teacher-guided ESD) or ablation (toward the anchor prompts).")
-    var method = Self.defaults.method
+    @Option(name: Spelling.names, help: ArgumentHelp(Spelling.help, valueName: "method"))
+    var method = ConceptSettings().method
 
     @Option(help: "ESD guidance strength eta.")
-    var eta = Self.defaults.eta
+    var eta = ConceptSettings().eta
 
     @Option(name: .customLong("forget-sample-steps"), help: "DDIM steps for the teacher's forget images when the forget file has no x0.")
-    var forgetSampleSteps = Self.defaults.forgetSampleSteps
+    var forgetSampleSteps = ConceptSettings().forgetSampleSteps
 
     @Option(name: .customLong("forget-guidance"), help: "Guidance scale of those images.")
-    var forgetGuidance = Self.defaults.forgetGuidance
+    var forgetGuidance = ConceptSettings().forgetGuidance
 
     func validate() throws {
         try requireFinite(["--eta": eta, "--forget-guidance": forgetGuidance])

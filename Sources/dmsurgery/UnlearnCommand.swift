@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConceptWorld
 import Training
 import Workflows
 
@@ -21,6 +22,11 @@ struct UnlearnCommand: ParsableCommand {
         and VAE come from the --teacher pipeline folder and stay frozen (formats/training.md).
         --forget-prompt TEXT... replaces --forget: the prompts encoded by the same text encoder, used as a \
         forget file of prompts without x0 (the teacher draws the forget images).
+        --upper esd|ablation chooses L_CU (--method is the same option). --upper-attack adversarial makes the \
+        upper level robust: L_CU is evaluated on the forget prompts' encoder states plus an offset (each \
+        token row in an L2 ball of --attack-radius) refreshed against the current student every \
+        --attack-every upper steps by --attack-steps projected gradient-ascent steps on L_CU; costs and \
+        equations in formats/training.md.
 
         Exit status: 0 success; 2 invalid input or an I/O error; 64 usage error; 130/143 interrupted by \
         SIGINT/SIGTERM after saving the resumable state.
@@ -38,7 +44,7 @@ struct UnlearnCommand: ParsableCommand {
 
     @OptionGroup var retain: RetainOptions
     @OptionGroup var unlearn: UnlearnOptions
-    @OptionGroup var forget: ForgetOptions
+    @OptionGroup var forget: ForgetOptions<UnlearnSpelling>
     @OptionGroup var lower: LowerLevelOptions
     @OptionGroup var training: TrainingOptions
     @OptionGroup var input: InputOptions
@@ -74,6 +80,7 @@ struct UnlearnOptions: SettingsOptions {
     var upperWarmup: Int?
 
     @OptionGroup var interleaved: InterleavedOptions
+    @OptionGroup var attack: UpperAttackOptions
 
     func validate() throws {
         try requireFinite(["--upper-lr": upperLr])
@@ -119,3 +126,32 @@ struct InterleavedOptions: SettingsOptions {
     }
 }
 
+extension UpperAttackKind: ExpressibleByArgument {}
+
+/// The robust upper level's options: `UpperAttackSettings` (part of the run only with --upper-attack).
+struct UpperAttackOptions: SettingsOptions {
+    typealias Settings = UpperAttackSettings
+    private static let defaults = UpperAttackSettings()
+
+    @Option(name: .customLong("upper-attack"), help: ArgumentHelp("Robust upper level: evaluate L_CU on adversarial offsets of the forget prompts' encoder states.", valueName: "attack"))
+    var kind: UpperAttackKind?
+
+    @Option(name: .customLong("attack-every"), help: "Refresh the adversarial offsets every N upper steps.")
+    var every = Self.defaults.every
+
+    @Option(name: .customLong("attack-steps"), help: "Projected gradient steps per refresh.")
+    var steps = Self.defaults.steps
+
+    @Option(name: .customLong("attack-radius"), help: "L2 radius of each token row's offset (the ball of eval --attack adversarial).")
+    var radius = Self.defaults.radius
+
+    func validate() throws {
+        guard (1...1_000_000).contains(every), (1...AttackSettings.maximumSteps).contains(steps) else {
+            throw ValidationError("--attack-every must be in 1...1000000 and --attack-steps in 1...\(AttackSettings.maximumSteps)")
+        }
+        guard radius.isFinite, radius >= 0 else { throw ValidationError("--attack-radius must be a finite number >= 0") }
+        if kind == nil, every != Self.defaults.every || steps != Self.defaults.steps || radius != Self.defaults.radius {
+            throw ValidationError("--attack-every, --attack-steps and --attack-radius go with --upper-attack adversarial")
+        }
+    }
+}

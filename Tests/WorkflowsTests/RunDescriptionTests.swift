@@ -1,3 +1,4 @@
+import ConceptWorld
 import Diffusion
 import Training
 import XCTest
@@ -50,6 +51,7 @@ final class RunDescriptionTests: XCTestCase {
         ("unlearn.upperLr", { $0.unlearn?.upperLr = 1e-3 }),
         ("unlearn.upperWarmup", { $0.unlearn?.upperWarmup = 5 }),
         ("unlearn.interleaved", { $0.unlearn?.interleaved = InterleavedSettings() }),
+        ("unlearn.attack", { $0.unlearn?.attack = UpperAttackSettings() }),
         ("inputs.student", { $0.inputs.student = "s2" }),
         ("inputs.initConfig", { $0.inputs.initConfig = "c" }),
         ("inputs.teacher", { $0.inputs.teacher = "t2" }),
@@ -119,5 +121,29 @@ final class RunDescriptionTests: XCTestCase {
         other = base
         other.optimizer.ema = nil
         XCTAssertEqual(base.firstDifference(from: other)?.given, "none")
+    }
+
+    /// The robust upper level is part of the run only when it is on, and then by every option.
+    func testTheUpperAttackIsPartOfTheRunWhenOn() throws {
+        var settings = UnlearnSettings()
+        settings.attack?.steps = 7
+        let off = RunDescription(command: "unlearn", optimizer: base.optimizer, scheduler: SchedulerConfig(), unlearn: settings,
+                                 inputs: base.inputs)
+        XCTAssertNil(off.unlearn?.attack, "--attack-steps without --upper-attack is not part of the run")
+        settings.attack?.kind = .adversarial
+        let on = RunDescription(command: "unlearn", optimizer: base.optimizer, scheduler: SchedulerConfig(), unlearn: settings,
+                                inputs: base.inputs)
+        XCTAssertEqual(off.firstDifference(from: on)?.field, "unlearn.attack")
+        var other = settings
+        other.attack?.radius = 0.5
+        let wider = RunDescription(command: "unlearn", optimizer: base.optimizer, scheduler: SchedulerConfig(), unlearn: other,
+                                   inputs: base.inputs)
+        XCTAssertEqual(on.firstDifference(from: wider)?.field, "unlearn.attack.radius")
+        XCTAssertEqual(RunDescription.read(json: try on.json()), .description(on))
+    }
+
+    /// The robust upper level's ball is the one `eval --attack adversarial` uses.
+    func testTheUpperAttackRadiusIsTheEvalAttacks() {
+        XCTAssertEqual(UpperAttackSettings().radius, AttackSettings().radius)
     }
 }
