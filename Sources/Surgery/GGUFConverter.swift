@@ -58,7 +58,7 @@ extension Converter {
         var bytesRead = result.bytesRead
         try writer.write(to: output) { tensor, sink in
             guard let source = sources.next() else {
-                throw TensorFormatError(.sizeMismatch, "the GGUF plan has more tensors than the input", file: output.path, tensor: tensor.name)
+                throw SurgeryError(.sizeMismatch, "the GGUF plan has more tensors than the input", file: output.path, tensor: tensor.name)
             }
             try emitGGUF(tensor, from: source, checkpoint: plan.checkpoint, intermediate: intermediates[ByteKey(tensor.name)], sink: sink) { bytes in
                 bytesRead += bytes

@@ -60,21 +60,34 @@ public protocol CheckpointedMethod {
     /// The optimizers, by state prefix; their moments are sized by `student`'s parameters.
     static var optimizers: [(prefix: String, optimizer: WritableKeyPath<Self, ModelOptimizer>)] { get }
     var student: UNet2D { get }
+    /// The robust upper level's attack, whose offset the run continues from (none by default).
+    var upperAttack: UpperAttack? { get set }
 }
 
 extension CheckpointedMethod {
-    /// Adds the method's models and optimizers to a resumable state.
+    public var upperAttack: UpperAttack? {
+        get { nil }
+        set {}
+    }
+
+    /// Adds the method's models, optimizers and attack offset to a resumable state.
     public func store(into state: inout TrainingState) throws {
         for (prefix, model) in Self.models { state.store(self[keyPath: model], as: prefix) }
         for (prefix, optimizer) in Self.optimizers { try state.store(self[keyPath: optimizer], as: prefix) }
+        upperAttack?.store(into: &state)
     }
 
-    /// Reads them back from a state written by `store(into:)`: the models first, then the optimizers.
+    /// Reads them back from a state written by `store(into:)`: the models first, then the optimizers,
+    /// then the attack's offset.
     public mutating func restore(from state: TrainingState, file: String) throws {
         for (prefix, model) in Self.models { try state.restore(&self[keyPath: model], from: prefix, file: file) }
         let layout = student
         for (prefix, optimizer) in Self.optimizers {
             try state.restore(&self[keyPath: optimizer], from: prefix, for: layout, file: file)
+        }
+        if var attack = upperAttack {
+            try attack.restore(from: state, file: file)
+            upperAttack = attack
         }
     }
 }

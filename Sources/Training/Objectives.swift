@@ -32,24 +32,14 @@ public struct LowerLevelValue: Sendable {
 /// The lower level, L_ft = w_diff L_diff + w_out L_outKD + w_feat L_featKD (the paper's code defaults
 /// 1, 2, 0.1); without a teacher it is plain diffusion training.
 public struct LowerLevelObjective: Sendable {
-    /// The defaults, written once: the objective's initial values, which the training settings (and
-    /// through them the CLI's help) start from.
-    public enum Default {
-        public static let diffusionWeight: Float = 1
-        public static let outputWeight: Float = 2
-        public static let featureWeight: Float = 0.1
-        public static let uncondProbability: Float = 0
-    }
-
     public var schedule: NoiseSchedule
-    public var diffusionWeight = Default.diffusionWeight
-    public var outputWeight = Default.outputWeight
-    public var featureWeight = Default.featureWeight
-    public var minSNRGamma: Float?
-    /// Probability of replacing an item's prompt by the empty prompt (classifier-free-guidance dropout).
-    public var uncondProbability = Default.uncondProbability
+    /// The weights and the prompt dropout, as the options and the run description hold them.
+    public var settings: LowerLevelSettings
 
-    public init(schedule: NoiseSchedule) { self.schedule = schedule }
+    public init(schedule: NoiseSchedule, settings: LowerLevelSettings = LowerLevelSettings()) {
+        self.schedule = schedule
+        self.settings = settings
+    }
 
     /// Draws `size` items with replacement, then per item (in this order): the dropout coin when
     /// dropout is on, the timestep, and the noise; returns items `shard` of it (all when nil).
@@ -58,9 +48,9 @@ public struct LowerLevelObjective: Sendable {
         let indices = rng.integers(size, below: x0.shape[0])
         let clean = x0.items(indices)
         var cond = data.cond?.items(indices)
-        if uncondProbability > 0, var c = cond, let uncond = data.uncond {
+        if settings.uncondProb > 0, var c = cond, let uncond = data.uncond {
             let per = uncond.count
-            for b in 0..<size where Float(rng.uniform()) < uncondProbability {
+            for b in 0..<size where Float(rng.uniform()) < settings.uncondProb {
                 c.data.replaceSubrange(b * per..<(b + 1) * per, with: uncond.data)
             }
             cond = c
@@ -85,21 +75,22 @@ public struct LowerLevelObjective: Sendable {
                          into gradients: inout [String: Tensor]) throws -> LowerLevelValue {
         let (out, tape) = try model.forward(sample: batch.sample, timesteps: batch.timestepValues,
                                             encoderHiddenStates: batch.cond, recording: true)
+        let (wDiff, wOut, wFeat) = (settings.wDiff, settings.wOut, settings.wFeat)
         let (diff, dDiff) = Losses.diffusion(prediction: out.sample, target: batch.target, timesteps: batch.timesteps,
-                                             schedule: schedule, minSNRGamma: minSNRGamma)
-        var value = LowerLevelValue(total: diffusionWeight * diff, diffusion: diff)
-        var outputGradient = dDiff * (scale * diffusionWeight)
+                                             schedule: schedule, minSNRGamma: settings.minSnrGamma)
+        var value = LowerLevelValue(total: wDiff * diff, diffusion: diff)
+        var outputGradient = dDiff * (scale * wDiff)
         var blockGradients: [BlockOutput: Tensor] = [:]
         if let teacher {
             let (outKD, dOut) = Losses.outputDistillation(student: out.sample, teacher: teacher.sample)
-            outputGradient.add(dOut, scaledBy: scale * outputWeight)
+            outputGradient.add(dOut, scaledBy: scale * wOut)
             let (featKD, dBlocks) = Losses.featureDistillation(student: out.blocks, teacher: teacher.blocks)
-            if featureWeight != 0 {
-                for (id, g) in dBlocks { blockGradients[id] = g * (scale * featureWeight) }
+            if wFeat != 0 {
+                for (id, g) in dBlocks { blockGradients[id] = g * (scale * wFeat) }
             }
             value.outputKD = outKD
             value.featureKD = featKD
-            value.total += outputWeight * outKD + featureWeight * featKD
+            value.total += wOut * outKD + wFeat * featKD
         }
         _ = model.backward(tape!, outputGradient: outputGradient, blockGradients: blockGradients, accumulatingInto: &gradients)
         return value
@@ -121,26 +112,23 @@ public enum ErasureMethod: String, Sendable, CaseIterable {
 
 /// The upper level, L_CU = MSE(f_s(x_t,t,c), target(teacher)) over noised forget images.
 public struct ConceptObjective: Sendable {
-    /// The defaults, written once (see `LowerLevelObjective.Default`).
-    public enum Default {
-        public static let method = ErasureMethod.esd
-        public static let eta: Float = 1
-    }
-
     public var schedule: NoiseSchedule
-    public var method = Default.method
-    public var eta = Default.eta
-    /// The UCE objective, set when `method` is `.uce` (`unlearn --method uce`).
+    /// The method and ESD's eta, as the options and the run description hold them.
+    public var settings: ConceptSettings
+    /// The UCE objective, set when the method is `.uce` (`unlearn --upper uce`).
     public var closedForm: ClosedFormObjective?
 
-    public init(schedule: NoiseSchedule) { self.schedule = schedule }
+    public init(schedule: NoiseSchedule, settings: ConceptSettings = ConceptSettings()) {
+        self.schedule = schedule
+        self.settings = settings
+    }
 
     /// Draws forget items with replacement, then their timesteps and noise, and sets the target from
     /// the frozen teacher (per `chunk` items, one forward for ESD's unconditional and conditional predictions)
     /// for items `shard` (all when nil) only.
     public func drawBatch(from forget: TrainingData, size: Int, shard: Range<Int>? = nil, chunk: Int = 1,
                           teacher: UNet2D, rng: inout TrainingRandom) throws -> NoisedBatch {
-        if method == .uce {
+        if settings.method == .uce {
             // UCE's loss reads the projections alone: each item is a placeholder that only keeps the
             // chunk structure the data-parallel step pairs with the lower level's batches.
             let n = (shard ?? 0..<size).count
@@ -162,10 +150,10 @@ public struct ConceptObjective: Sendable {
         for start in stride(from: 0, to: indices.count, by: chunk) {
             let part = Array(start..<Swift.min(indices.count, start + chunk))
             let x = sample.items(part), c = cond.items(part), t = part.map { Float(timesteps[$0]) }
-            switch method {
+            switch settings.method {
             case .esd:
                 targets.append(try guidedPrediction(teacher, sample: x, timesteps: t, unconditional: forget.uncond!.repeatedItem(part.count),
-                                                    conditional: c, scale: -eta))
+                                                    conditional: c, scale: -settings.eta))
             case .ablation:
                 targets.append(try teacher(sample: x, timesteps: t, encoderHiddenStates: forget.anchor!.items(part.map { indices[$0] })))
             case .uce:
@@ -179,7 +167,7 @@ public struct ConceptObjective: Sendable {
     /// L_CU of `model` on `batch` (whose target is set); adds `scale` times its gradient into `gradients`.
     public func evaluate(_ model: UNet2D, _ batch: NoisedBatch, scale: Float = 1,
                          into gradients: inout [String: Tensor]) throws -> Float {
-        if method == .uce {
+        if settings.method == .uce {
             guard let closedForm else { throw TrainingError(.invalidArgument, "the UCE upper level was given no embeddings") }
             return try closedForm.evaluate(model, scale: scale, into: &gradients)
         }

@@ -5,7 +5,8 @@ import TensorFormats
 /// Everything that shapes a training run's weights, so that `--resume` continues only the run the state
 /// was written by: the options (not `--steps`, so a finished run can be extended), the scheduler, and the
 /// sha256 of every input. Stored in the state file as JSON (formats/training.md) and compared field by
-/// field; options that do not apply to a command (or to an unlearn schedule) are nil.
+/// field; options that do not apply to a command (or to an unlearn schedule) are nil. The options are the
+/// settings values themselves (RunSettings.swift), so a new option is part of the run without a line here.
 public struct RunDescription: Codable, Equatable, Sendable {
     /// The sha256 of each input (`nil` when the command has no such input). A regular file is hashed as
     /// bytes; a folder, shard index or standard input by its content (formats/training.md).
@@ -34,53 +35,33 @@ public struct RunDescription: Codable, Equatable, Sendable {
         }
     }
 
+    /// The shape of the description as the state file stores it; a state of another format is refused
+    /// with a message saying so (formats/training.md). 2: the settings stored as nested values.
+    public static let format = 2
+
+    public var format = RunDescription.format
     public var command: String
-    // every training command
-    public var batch: Int
-    public var lr: Float
-    public var warmup: Int
-    public var weightDecay: Float
-    public var ema: Float?
-    public var maxGradNorm: Float
-    public var seed: UInt64
+    /// Every training command.
+    public var optimizer: OptimizerSettings
     public var scheduler: SchedulerConfig
-    // the lower level (finetune, unlearn)
-    public var wDiff: Float?
-    public var wOut: Float?
-    public var wFeat: Float?
-    public var minSnrGamma: Float?
-    public var uncondProb: Float?
-    // the upper level (erase, unlearn)
-    public var method: String?
-    public var eta: Float?
-    public var forgetSampleSteps: Int?
-    public var forgetGuidance: Float?
-    // unlearn
-    public var schedule: String?
-    public var innerSteps: Int?
-    public var lambda: Float?
-    public var lambdaRamp: Int?
-    public var upperLr: Float?
-    public var upperWarmup: Int?
-    public var upperEvery: Int?
-    // unlearn's UCE: `--init uce`, and the scales of the UCE embeddings (formats/uce.md)
-    public var initEdit: String?
-    public var uceEraseScale: Float?
-    public var ucePreserveScale: Float?
-    public var uceLambda: Float?
+    /// The lower level (finetune, unlearn).
+    public var lower: LowerLevelSettings?
+    /// The upper level (erase, unlearn).
+    public var upper: ConceptSettings?
+    /// unlearn, with the chosen schedule's options only (`UnlearnSettings.described`).
+    public var unlearn: UnlearnSettings?
+    /// unlearn's UCE (`--upper uce`, `--init uce`), when used.
+    public var uce: UCEPhaseSettings?
     public var inputs: Inputs
 
-    public init(command: String, batch: Int, lr: Float, warmup: Int, weightDecay: Float, ema: Float?, maxGradNorm: Float,
-                seed: UInt64, scheduler: SchedulerConfig, inputs: Inputs) {
+    public init(command: String, optimizer: OptimizerSettings, scheduler: SchedulerConfig, lower: LowerLevelSettings? = nil,
+                upper: ConceptSettings? = nil, unlearn: UnlearnSettings? = nil, inputs: Inputs) {
         self.command = command
-        self.batch = batch
-        self.lr = lr
-        self.warmup = warmup
-        self.weightDecay = weightDecay
-        self.ema = ema
-        self.maxGradNorm = maxGradNorm
-        self.seed = seed
+        self.optimizer = optimizer
         self.scheduler = scheduler
+        self.lower = lower
+        self.upper = upper
+        self.unlearn = unlearn.map { $0.described(optimizer: optimizer) }
         self.inputs = inputs
     }
 
@@ -93,8 +74,8 @@ public struct RunDescription: Codable, Equatable, Sendable {
     private static func firstDifference(_ a: Mirror, _ b: Mirror, prefix: String) -> (field: String, stored: String, given: String)? {
         for (left, right) in zip(a.children, b.children) {
             let name = prefix + (left.label ?? "?")
-            let l = Mirror(reflecting: left.value), r = Mirror(reflecting: right.value)
-            if l.displayStyle == .struct && r.displayStyle == .struct {
+            let l = structure(left.value), r = structure(right.value)
+            if let l, let r {
                 if let found = firstDifference(l, r, prefix: name + ".") { return found }
                 continue
             }
@@ -104,13 +85,23 @@ public struct RunDescription: Codable, Equatable, Sendable {
         return nil
     }
 
-    /// A field's value as shown in a message: optionals unwrapped, absent values as "none".
+    /// The mirror of a nested settings value (present optionals unwrapped), so its fields are compared one
+    /// by one; nil for a leaf or an absent value.
+    private static func structure(_ value: Any) -> Mirror? {
+        let mirror = Mirror(reflecting: value)
+        if mirror.displayStyle == .optional { return mirror.children.first.flatMap { structure($0.value) } }
+        return mirror.displayStyle == .struct ? mirror : nil
+    }
+
+    /// A field's value as shown in a message: optionals unwrapped, absent values as "none", a settings
+    /// value that one side lacks as "set".
     private static func text(_ value: Any) -> String {
         let mirror = Mirror(reflecting: value)
         if mirror.displayStyle == .optional {
             guard let wrapped = mirror.children.first?.value else { return "none" }
             return text(wrapped)
         }
+        if mirror.displayStyle == .struct { return "set" }
         if let e = value as? any RawRepresentable { return "\(e.rawValue)" }
         return "\(value)"
     }
@@ -123,11 +114,24 @@ public struct RunDescription: Codable, Equatable, Sendable {
         return String(decoding: try encoder.encode(self), as: UTF8.self)
     }
 
-    /// Reads what `json()` wrote; nil when the text is not a run description.
-    public init?(json text: String) {
+    /// What a state's stored text holds.
+    public enum Stored: Equatable, Sendable {
+        case description(RunDescription)
+        /// A description of another `format` (nil: the flat shape of format 1, which had no such field).
+        case otherFormat(Int?)
+        /// No run description at all.
+        case unreadable
+    }
+
+    /// Reads what `json()` wrote, telling a description of another format from text that is none.
+    public static func read(json text: String) -> Stored {
+        struct Probe: Decodable { var format: Int?; var command: String? }
         let decoder = JSONDecoder()
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        guard let value = try? decoder.decode(RunDescription.self, from: Data(text.utf8)) else { return nil }
-        self = value
+        let bytes = Data(text.utf8)
+        guard let probe = try? decoder.decode(Probe.self, from: bytes), probe.command != nil else { return .unreadable }
+        guard probe.format == format else { return .otherFormat(probe.format) }
+        guard let value = try? decoder.decode(RunDescription.self, from: bytes) else { return .unreadable }
+        return .description(value)
     }
 }

@@ -111,7 +111,12 @@ public struct TrainingLoop {
 
     /// Refuses a state written by another run, naming the first field that differs.
     func check(_ state: TrainingState, file: String) throws {
-        guard let stored = state.values["run"].flatMap(RunDescription.init(json:)) else {
+        let stored: RunDescription
+        switch state.values["run"].map(RunDescription.read(json:)) ?? .unreadable {
+        case .description(let description): stored = description
+        case .otherFormat(let format):
+            throw TrainingError(.runMismatch, "the state's run description is format \(format ?? 1), this dmsurgery reads format \(RunDescription.format) (written by another version); start the run again without --resume", file: file)
+        case .unreadable:
             throw TrainingError(.runMismatch, "the state holds no run description (written by an older dmsurgery?); start the run again", file: file)
         }
         guard stored != run else { return }

@@ -108,22 +108,6 @@ public struct EraseMethod: TrainingMethod {
     public static var optimizers: [(prefix: String, optimizer: WritableKeyPath<Self, ModelOptimizer>)] { [("adam", \.optimizer)] }
 }
 
-/// lambda at outer iteration i: `value` * min(1, (i + 1) / ramp), constant when ramp is 0.
-public struct PenaltySchedule: Sendable {
-    public var value: Float
-    public var ramp: Int
-
-    public init(value: Float, ramp: Int) {
-        self.value = value
-        self.ramp = ramp
-    }
-
-    public func lambda(at iteration: Int) -> Float {
-        guard ramp > 0, iteration + 1 < ramp else { return value }
-        return value * Float(iteration + 1) / Float(ramp)
-    }
-}
-
 /// `unlearn --schedule penalty`: the first-order penalty method for
 /// min_θ max_ϑ L_CU(θ) + λ (L_ft(θ) − L_ft(ϑ)). A persistent lower-level copy ϑ (initialised to the
 /// student) takes K AdamW steps on L_ft; then θ takes one step along ∇L_CU(θ) + λ∇L_ft(θ), where L_ft(θ)
@@ -138,17 +122,19 @@ public struct PenaltyMethod: TrainingMethod {
     public let lower: LowerLevelObjective
     public let upper: ConceptObjective
     public let batchSize: Int
-    public let innerSteps: Int
-    public let penalty: PenaltySchedule
+    /// K and the lambda schedule.
+    public let penalty: PenaltySettings
     public var lowerOptimizer: ModelOptimizer
     public var upperOptimizer: ModelOptimizer
+    /// The robust upper level: L_CU on the adversarially shifted prompts (every outer iteration is an upper step).
+    public var upperAttack: UpperAttack?
     /// The ranks sharing each batch (`solo` in one process).
     public var parallel = DataParallel.solo
 
     public init(student: UNet2D, teacher: UNet2D, data: TrainingData, forget: TrainingData,
-                lower: LowerLevelObjective, upper: ConceptObjective, batchSize: Int, innerSteps: Int,
-                penalty: PenaltySchedule, lowerOptimizer: ModelOptimizer, upperOptimizer: ModelOptimizer) {
-        precondition(innerSteps >= 1, "the penalty method needs at least one inner step")
+                lower: LowerLevelObjective, upper: ConceptObjective, batchSize: Int, penalty: PenaltySettings,
+                lowerOptimizer: ModelOptimizer, upperOptimizer: ModelOptimizer, upperAttack: UpperAttack? = nil) {
+        precondition(penalty.innerSteps >= 1, "the penalty method needs at least one inner step")
         self.student = student
         lowerCopy = student
         self.teacher = teacher
@@ -157,16 +143,16 @@ public struct PenaltyMethod: TrainingMethod {
         self.lower = lower
         self.upper = upper
         self.batchSize = batchSize
-        self.innerSteps = innerSteps
         self.penalty = penalty
         self.lowerOptimizer = lowerOptimizer
         self.upperOptimizer = upperOptimizer
+        self.upperAttack = upperAttack
     }
 
     public mutating func step(_ index: Int, rng: inout TrainingRandom) throws -> StepReport {
         let (lower, upper, teacher) = (self.lower, self.upper, self.teacher)
         var last: (items: [(NoisedBatch, UNetOutput)], total: Float) = ([], 0)
-        for _ in 0..<innerSteps {
+        for _ in 0..<penalty.innerSteps {
             let chunks = lower.drawChunks(from: data, size: batchSize, parallel: parallel, rng: &rng)
             let items = try chunks.map { ($0, try lower.teacherOutput(teacher, $0)) }
             let means = try parallel.descend(&lowerCopy, with: &lowerOptimizer, over: items, batchSize: batchSize) { model, item, gradients in
@@ -177,7 +163,7 @@ public struct PenaltyMethod: TrainingMethod {
         let lambda = penalty.lambda(at: index)
         var report = StepReport()
         report.learningRate = upperOptimizer.currentRate
-        let forgetChunks = try upper.drawChunks(from: forget, size: batchSize, parallel: parallel, teacher: teacher, rng: &rng)
+        let forgetChunks = try drawAttacked(upper, from: forget, upperStep: index, teacher: teacher, rng: &rng)
         let means = try parallel.descend(&student, with: &upperOptimizer, over: Array(zip(forgetChunks, last.items)),
                                          batchSize: batchSize) { model, item, gradients in
             // Both levels' gradients of one item go into one buffer, as the single-process step did.
@@ -216,12 +202,14 @@ public struct InterleavedMethod: TrainingMethod {
     public let upperEvery: Int
     public var lowerOptimizer: ModelOptimizer
     public var upperOptimizer: ModelOptimizer
+    /// The robust upper level: L_CU on the adversarially shifted prompts (upper step index / upperEvery).
+    public var upperAttack: UpperAttack?
     /// The ranks sharing each batch (`solo` in one process).
     public var parallel = DataParallel.solo
 
     public init(student: UNet2D, teacher: UNet2D, data: TrainingData, forget: TrainingData,
                 lower: LowerLevelObjective, upper: ConceptObjective, batchSize: Int, upperEvery: Int,
-                lowerOptimizer: ModelOptimizer, upperOptimizer: ModelOptimizer) {
+                lowerOptimizer: ModelOptimizer, upperOptimizer: ModelOptimizer, upperAttack: UpperAttack? = nil) {
         precondition(upperEvery >= 1, "the upper step period must be at least 1")
         self.student = student
         self.teacher = teacher
@@ -233,6 +221,7 @@ public struct InterleavedMethod: TrainingMethod {
         self.upperEvery = upperEvery
         self.lowerOptimizer = lowerOptimizer
         self.upperOptimizer = upperOptimizer
+        self.upperAttack = upperAttack
     }
 
     public mutating func step(_ index: Int, rng: inout TrainingRandom) throws -> StepReport {
@@ -245,7 +234,7 @@ public struct InterleavedMethod: TrainingMethod {
         }
         report.add("l_ft", LowerLevelValue(parts: means, distilled: true))
         if index % upperEvery == upperEvery - 1 {
-            let forgetChunks = try upper.drawChunks(from: forget, size: batchSize, parallel: parallel, teacher: teacher, rng: &rng)
+            let forgetChunks = try drawAttacked(upper, from: forget, upperStep: index / upperEvery, teacher: teacher, rng: &rng)
             let cu = try parallel.descend(&student, with: &upperOptimizer, over: forgetChunks, batchSize: batchSize) { model, item, gradients in
                 [Double(try upper.evaluate(model, item, into: &gradients))]
             }
@@ -257,5 +246,35 @@ public struct InterleavedMethod: TrainingMethod {
     public static var models: [(prefix: String, model: WritableKeyPath<Self, UNet2D>)] { [("model", \.student)] }
     public static var optimizers: [(prefix: String, optimizer: WritableKeyPath<Self, ModelOptimizer>)] {
         [("adam-lower", \.lowerOptimizer), ("adam-upper", \.upperOptimizer)]
+    }
+}
+
+/// The methods with an upper level (penalty, interleaved).
+protocol UpperLevelMethod: TrainingMethod {
+    var student: UNet2D { get }
+    var batchSize: Int { get }
+    var upperAttack: UpperAttack? { get set }
+}
+
+extension PenaltyMethod: UpperLevelMethod {}
+extension InterleavedMethod: UpperLevelMethod {}
+
+extension UpperLevelMethod {
+    /// This rank's chunks of upper step `upperStep`'s forget batch, with the robust upper level's offset
+    /// added to their prompts when there is one (refreshed first on a refresh step). The refresh sees the
+    /// whole batch on every rank: the same draw from a copy of the stream, in the single process's chunks.
+    mutating func drawAttacked(_ upper: ConceptObjective, from forget: TrainingData, upperStep: Int, teacher: UNet2D,
+                               rng: inout TrainingRandom) throws -> [NoisedBatch] {
+        let start = rng
+        let chunks = try upper.drawChunks(from: forget, size: batchSize, parallel: parallel, teacher: teacher, rng: &rng)
+        guard var attack = upperAttack else { return chunks }
+        if attack.refreshes(atUpperStep: upperStep) {
+            var copy = start
+            let whole = parallel.size == 1 ? chunks
+                : try upper.drawChunks(from: forget, size: batchSize, parallel: .solo, teacher: teacher, rng: &copy)
+            try attack.refresh(student, on: whole)
+            upperAttack = attack
+        }
+        return chunks.map { attack.shifted($0) }
     }
 }

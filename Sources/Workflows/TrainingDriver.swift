@@ -66,17 +66,17 @@ func train<M: TrainingMethod>(_ method: inout M, run: RunDescription, settings: 
     let config = method.student.config
     let factor = config.downsampleFactor
     let side = ((config.sampleSize ?? 32) + factor - 1) / factor * factor
-    do { try method.student.checkInput(batch: settings.batch, height: side, width: side, training: true, option: "--batch") } catch let error as UNetError {
+    do { try method.student.checkInput(batch: settings.optimizer.batch, height: side, width: side, training: true, option: "--batch") } catch let error as UNetError {
         throw located(error, file: output.path)
     }
-    try TrainingMemoryPlan.checkOptimizerFits(method.student, batch: settings.batch, side: side)
+    try TrainingMemoryPlan.checkOptimizerFits(method.student, batch: settings.optimizer.batch, side: side)
     let statePath = settings.statePath(output: output.path)
     if settings.resume, let statePath, !FileManager.default.fileExists(atPath: statePath) {
         throw TensorFormatError(.notFound, "no resumable state (run with --checkpoint-every, or interrupt a run, first)", file: statePath)
     }
     let parallel = DataParallel.current ?? .solo
     let quiet = output.quiet || !parallel.isRoot
-    var loop = TrainingLoop(steps: settings.steps, seed: settings.seed, emaDecay: settings.ema, statePath: statePath,
+    var loop = TrainingLoop(steps: settings.steps, seed: settings.optimizer.seed, emaDecay: settings.optimizer.ema, statePath: statePath,
                             checkpointEvery: settings.checkpointEvery, run: run)
     loop.parallel = parallel
     if let heldout = settings.heldout {
@@ -110,7 +110,7 @@ func train<M: TrainingMethod>(_ method: inout M, run: RunDescription, settings: 
         let options = (try? JSONParser.parse(try run.json())) ?? .object([])
         metadata[trainingMetadataKey] = JSONWriter.compact(.object([
             JSONMember("command", .string(command)), JSONMember("steps", .number(String(settings.steps))),
-            JSONMember("seed", .number(String(settings.seed))), JSONMember("options", options),
+            JSONMember("seed", .number(String(settings.optimizer.seed))), JSONMember("options", options),
             JSONMember("losses", .object(losses)),
         ]))
         try model.write(to: output.path, configJSON: source.configJSON, metadata: metadata, force: output.force)

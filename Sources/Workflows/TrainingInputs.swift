@@ -106,14 +106,14 @@ extension ForgetSettings {
             let data = try PromptData.encode(prompts, pipeline: teacherPath, model: model, source: "--forget-prompt")
             record = InputRecord(data: data, sha256: PromptData.digest(data), prompts: PromptData.digest(prompts))
         }
-        if method == .ablation && record.data.anchor == nil {
+        if concept.method == .ablation && record.data.anchor == nil {
             throw TensorFormatError(.missingTensor, "--method ablation needs the anchor prompts anchor [M,S,D] of a forget file",
                                     file: forget ?? "--forget-prompt", tensor: "anchor")
         }
         if record.data.x0 == nil {
-            note("drawing \(record.data.count) forget images with the teacher (\(forgetSampleSteps) DDIM steps, guidance \(forgetGuidance))", quiet: quiet)
+            note("drawing \(record.data.count) forget images with the teacher (\(concept.forgetSampleSteps) DDIM steps, guidance \(concept.forgetGuidance))", quiet: quiet)
             record.data.x0 = try generateForgetImages(teacher: teacher, forget: record.data, scheduler: scheduler, sampleShape: sampleShape,
-                                                      steps: forgetSampleSteps, guidance: forgetGuidance, seed: seed)
+                                                      steps: concept.forgetSampleSteps, guidance: concept.forgetGuidance, seed: seed)
         }
         return record
     }

@@ -1,104 +1,44 @@
-import Diffusion
 import Training
 
-/// What every training subcommand (finetune, erase, unlearn) is told, as plain values. The initial
-/// values of these settings types are the options' defaults, written once: the CLI's options start
-/// from them (and its help shows them), and the objectives' defaults come from Training.
-public struct TrainingSettings: Sendable {
+/// What every training subcommand (finetune, erase, unlearn) is told, as plain values: the options that
+/// shape the weights (`optimizer`, stored whole in the run description) and those that only steer the
+/// run (how long, where the state and log go). The settings' initial values are the options' defaults,
+/// written once (Training's RunSettings.swift and here); the CLI's option groups decode into these
+/// values by field name, and its help shows these defaults.
+public struct TrainingSettings: Codable, Sendable {
+    /// Not part of the run description, so a finished run can be extended.
     public var steps = 1000
-    public var batch = 8
-    public var lr: Float = 1e-4
-    public var warmup = 0
-    public var weightDecay: Float = 1e-2
-    public var ema: Float?
-    public var maxGradNorm: Float = 1
-    public var seed: UInt64 = 0
+    public var optimizer = OptimizerSettings()
     /// scheduler_config.json to train with instead of the model's.
     public var scheduler: String?
     public var log: String?
-    public var checkpointEvery: Int?
-    public var resume = false
-    public var state: String?
     /// `--heldout`: a data file the student is measured on every `heldoutEvery` iterations (the log's
     /// `heldout_loss`; formats/training.md).
     public var heldout: String?
     public var heldoutEvery = 50
+    public var checkpointEvery: Int?
+    public var resume = false
+    public var state: String?
 
     public init() {}
 
     /// Where the resumable state lives (default OUT.state.safetensors; none when OUT is standard output).
     public func statePath(output: String) -> String? { state ?? (output == "-" ? nil : output + ".state.safetensors") }
-
-    public func optimizer(learningRate: Float? = nil, warmup: Int? = nil) -> ModelOptimizer {
-        ModelOptimizer(learningRate: learningRate ?? lr, warmup: warmup ?? self.warmup, weightDecay: weightDecay,
-                       maxGradNorm: maxGradNorm > 0 ? maxGradNorm : nil)
-    }
-
-    /// The run description with these options (not --steps, so a finished run can be extended).
-    func describe(_ command: String, scheduler: SchedulerConfig, inputs: RunDescription.Inputs) -> RunDescription {
-        RunDescription(command: command, batch: batch, lr: lr, warmup: warmup, weightDecay: weightDecay, ema: ema,
-                       maxGradNorm: maxGradNorm, seed: seed, scheduler: scheduler, inputs: inputs)
-    }
 }
 
-/// The lower level's loss weights (finetune, unlearn).
-public struct LowerLevelSettings: Sendable {
-    public var wDiff = LowerLevelObjective.Default.diffusionWeight
-    public var wOut = LowerLevelObjective.Default.outputWeight
-    public var wFeat = LowerLevelObjective.Default.featureWeight
-    public var minSnrGamma: Float?
-    public var uncondProb = LowerLevelObjective.Default.uncondProbability
-
-    public init() {}
-
-    func objective(_ schedule: NoiseSchedule) -> LowerLevelObjective {
-        var o = LowerLevelObjective(schedule: schedule)
-        o.diffusionWeight = wDiff
-        o.outputWeight = wOut
-        o.featureWeight = wFeat
-        o.minSNRGamma = minSnrGamma
-        o.uncondProbability = uncondProb
-        return o
-    }
-
-    func describe(into run: inout RunDescription) {
-        run.wDiff = wDiff
-        run.wOut = wOut
-        run.wFeat = wFeat
-        run.minSnrGamma = minSnrGamma
-        run.uncondProb = uncondProb
-    }
-}
-
-/// The upper level: the concept to remove and how (erase, unlearn).
-public struct ForgetSettings: Sendable {
+/// The upper level: the concept to remove (a forget file or prompts, inputs hashed into the run
+/// description) and how (`concept`, stored whole in it) (erase, unlearn).
+public struct ForgetSettings: Codable, Sendable {
     /// The forget file (formats/training-data.md); nil when the concept is given as `prompts`.
     public var forget: String?
     /// `--forget-prompt`: prompts encoded by the teacher pipeline's text encoder, used as a forget file of
     /// those prompts without x0 would be.
     public var prompts: [String] = []
-    public var method = ConceptObjective.Default.method
-    public var eta = ConceptObjective.Default.eta
-    public var forgetSampleSteps = 25
-    public var forgetGuidance: Float = 5
+    public var concept = ConceptSettings()
 
     public init(forget: String) { self.forget = forget }
 
     public init(prompts: [String]) { self.prompts = prompts }
-
-    func objective(_ schedule: NoiseSchedule) -> ConceptObjective {
-        var o = ConceptObjective(schedule: schedule)
-        o.method = method
-        o.eta = eta
-        return o
-    }
-
-    func describe(into run: inout RunDescription) {
-        run.method = method.rawValue
-        run.eta = eta
-        run.forgetSampleSteps = forgetSampleSteps
-        run.forgetGuidance = forgetGuidance
-    }
 }
 
 /// Where the lower level's data comes from (finetune, unlearn): a data file, or the teacher pipeline's own
@@ -139,40 +79,6 @@ public struct RetainSettings: Sendable {
     func cachePath(output: String) -> String? {
         if case .data = source { return nil }
         return cache ?? (output == "-" ? nil : output + ".retain.safetensors")
-    }
-}
-
-/// How unlearn schedules the two levels.
-public enum UnlearnSchedule: String, CaseIterable, Sendable {
-    case penalty
-    case interleaved
-}
-
-/// unlearn's own options.
-public struct UnlearnSettings: Sendable {
-    public var schedule = UnlearnSchedule.penalty
-    public var innerSteps = 20
-    public var lambda: Float = 100
-    public var lambdaRamp = 0
-    public var upperLr: Float?
-    public var upperWarmup: Int?
-    public var upperEvery = 10
-
-    public init() {}
-
-    /// Only the options of the chosen schedule are part of the run.
-    func describe(into run: inout RunDescription) {
-        run.schedule = schedule.rawValue
-        run.upperLr = upperLr ?? run.lr
-        run.upperWarmup = upperWarmup ?? run.warmup
-        switch schedule {
-        case .penalty:
-            run.innerSteps = innerSteps
-            run.lambda = lambda
-            run.lambdaRamp = lambdaRamp
-        case .interleaved:
-            run.upperEvery = upperEvery
-        }
     }
 }
 

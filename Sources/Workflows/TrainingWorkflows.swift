@@ -18,7 +18,7 @@ public enum TrainingWorkflows {
         let source: ModelOrigin
         let schedulerHome: String
         if let initConfig {
-            (studentModel, source) = try initialModel(config: initConfig, seed: training.seed)
+            (studentModel, source) = try initialModel(config: initConfig, seed: training.optimizer.seed)
             schedulerHome = URL(fileURLWithPath: initConfig).deletingLastPathComponent().path
         } else {
             (studentModel, source) = try loadTrainable(student ?? "-", open: open)
@@ -29,17 +29,16 @@ public enum TrainingWorkflows {
         let scheduler = try loadSchedulerConfig(model: schedulerHome, explicit: training.scheduler)
         let retain = try data.load(open, lower: lower, model: studentModel,
                                    teacher: teacherModel.flatMap { model in teacher.map { (model.unet, $0) } },
-                                   scheduler: scheduler, seed: training.seed, output: output)
+                                   scheduler: scheduler, seed: training.optimizer.seed, output: output)
         let trainingData = retain.data
-        planMemory(&studentModel, batch: training.batch, data: trainingData, quiet: output.quiet)
+        planMemory(&studentModel, batch: training.optimizer.batch, data: trainingData, quiet: output.quiet)
         var method = FinetuneMethod(student: consume studentModel, teacher: teacherModel?.unet, data: trainingData,
-                                    objective: lower.objective(NoiseSchedule(scheduler)), batchSize: training.batch,
-                                    optimizer: training.optimizer())
+                                    objective: LowerLevelObjective(schedule: NoiseSchedule(scheduler), settings: lower),
+                                    batchSize: training.optimizer.batch, optimizer: training.optimizer.optimizer())
         let inputs = RunDescription.Inputs(student: initConfig == nil ? source.sha256 : nil,
                                            initConfig: initConfig == nil ? nil : source.sha256,
                                            teacher: teacherModel?.origin.sha256, data: retain.sha256, retainPrompts: retain.prompts)
-        var run = training.describe("finetune", scheduler: scheduler, inputs: inputs)
-        lower.describe(into: &run)
+        let run = RunDescription(command: "finetune", optimizer: training.optimizer, scheduler: scheduler, lower: lower, inputs: inputs)
         try train(&method, run: run, settings: training, source: source, output: output, stop: stop, open: open)
     }
 
@@ -57,15 +56,14 @@ public enum TrainingWorkflows {
         try checkCompatible(student: studentModel, teacher: teacherModel.unet, teacherPath: teacher)
         let scheduler = try loadSchedulerConfig(model: teacher, explicit: training.scheduler)
         let forgotten = try forget.load(open, model: studentModel, teacher: teacherModel.unet, teacherPath: teacher, scheduler: scheduler,
-                                        seed: training.seed, sampleShape: sampleShape(studentModel, data: nil), quiet: output.quiet)
-        planMemory(&studentModel, batch: training.batch, data: forgotten.data, quiet: output.quiet)
+                                        seed: training.optimizer.seed, sampleShape: sampleShape(studentModel, data: nil), quiet: output.quiet)
+        planMemory(&studentModel, batch: training.optimizer.batch, data: forgotten.data, quiet: output.quiet)
         var method = EraseMethod(student: consume studentModel, teacher: teacherModel.unet, forget: forgotten.data,
-                                 objective: forget.objective(NoiseSchedule(scheduler)), batchSize: training.batch,
-                                 optimizer: training.optimizer())
-        var run = training.describe("erase", scheduler: scheduler,
-                                    inputs: .init(student: source.sha256, teacher: teacherModel.origin.sha256, forget: forgotten.sha256,
-                                                  forgetPrompts: forgotten.prompts))
-        forget.describe(into: &run)
+                                 objective: ConceptObjective(schedule: NoiseSchedule(scheduler), settings: forget.concept),
+                                 batchSize: training.optimizer.batch, optimizer: training.optimizer.optimizer())
+        let run = RunDescription(command: "erase", optimizer: training.optimizer, scheduler: scheduler, upper: forget.concept,
+                                 inputs: .init(student: source.sha256, teacher: teacherModel.origin.sha256, forget: forgotten.sha256,
+                                               forgetPrompts: forgotten.prompts))
         try train(&method, run: run, settings: training, source: source, output: output, stop: stop, open: open)
         try writeDelta(deltaOut, base: model, output: output, open: open)
     }
@@ -86,40 +84,41 @@ public enum TrainingWorkflows {
         let scheduler = try loadSchedulerConfig(model: teacher, explicit: training.scheduler)
         let noise = NoiseSchedule(scheduler)
         let retained = try data.load(open, lower: lower, model: studentModel, teacher: (teacherModel.unet, teacher),
-                                     scheduler: scheduler, seed: training.seed, output: output)
+                                     scheduler: scheduler, seed: training.optimizer.seed, output: output)
         let retain = retained.data
         let forgotten = try forget.load(open, model: studentModel, teacher: teacherModel.unet, teacherPath: teacher, scheduler: scheduler,
-                                        seed: training.seed, sampleShape: sampleShape(studentModel, data: retain), quiet: output.quiet)
+                                        seed: training.optimizer.seed, sampleShape: sampleShape(studentModel, data: retain), quiet: output.quiet)
         let forgetData = forgotten.data
-        var upper = forget.objective(noise)
+        var upperObjective = ConceptObjective(schedule: noise, settings: forget.concept)
         if let uce {
-            try uce.prepare(&studentModel, upper: &upper, forget: forgetData, data: retain, file: forget.forget ?? teacher, studentPath: student)
+            try uce.prepare(&studentModel, upper: &upperObjective, forget: forgetData, data: retain, file: forget.forget ?? teacher, studentPath: student)
         }
-        planMemory(&studentModel, batch: training.batch, data: retain, quiet: output.quiet)
-        let lowerOptimizer = training.optimizer()
-        let upperOptimizer = training.optimizer(learningRate: settings.upperLr, warmup: settings.upperWarmup)
-        var run = training.describe("unlearn", scheduler: scheduler,
-                                    inputs: .init(student: source.sha256, teacher: teacherModel.origin.sha256, data: retained.sha256,
-                                                  forget: forgotten.sha256, forgetPrompts: forgotten.prompts,
-                                                  retainPrompts: retained.prompts))
-        lower.describe(into: &run)
-        forget.describe(into: &run)
-        settings.describe(into: &run)
-        uce?.describe(into: &run)
+        planMemory(&studentModel, batch: training.optimizer.batch, data: retain, quiet: output.quiet)
+        var run = RunDescription(command: "unlearn", optimizer: training.optimizer, scheduler: scheduler, lower: lower,
+                                 upper: forget.concept, unlearn: settings,
+                                 inputs: .init(student: source.sha256, teacher: teacherModel.origin.sha256, data: retained.sha256,
+                                               forget: forgotten.sha256, forgetPrompts: forgotten.prompts,
+                                               retainPrompts: retained.prompts))
+        run.uce = uce
+        // The described settings: the upper optimizer's rate and warmup resolved, the other schedule's options gone.
+        let described = run.unlearn ?? settings
+        let lowerOptimizer = training.optimizer.optimizer()
+        let upperOptimizer = training.optimizer.optimizer(learningRate: described.upperLr, warmup: described.upperWarmup)
+        let lowerObjective = LowerLevelObjective(schedule: noise, settings: lower)
+        let attack = try upperAttack(described.attack, forget: forgetData)
         switch settings.schedule {
         case .penalty:
             var method = PenaltyMethod(student: consume studentModel, teacher: teacherModel.unet, data: retain, forget: forgetData,
-                                       lower: lower.objective(noise), upper: upper, batchSize: training.batch,
-                                       innerSteps: settings.innerSteps,
-                                       penalty: PenaltySchedule(value: settings.lambda, ramp: settings.lambdaRamp),
-                                       lowerOptimizer: lowerOptimizer, upperOptimizer: upperOptimizer)
+                                       lower: lowerObjective, upper: upperObjective, batchSize: training.optimizer.batch,
+                                       penalty: settings.penalty ?? PenaltySettings(),
+                                       lowerOptimizer: lowerOptimizer, upperOptimizer: upperOptimizer, upperAttack: attack)
             try train(&method, run: run, settings: training, source: source, output: output, stop: stop, open: open)
             try writeDelta(deltaOut, base: student, output: output, open: open)
         case .interleaved:
             var method = InterleavedMethod(student: consume studentModel, teacher: teacherModel.unet, data: retain, forget: forgetData,
-                                           lower: lower.objective(noise), upper: upper, batchSize: training.batch,
-                                           upperEvery: settings.upperEvery, lowerOptimizer: lowerOptimizer,
-                                           upperOptimizer: upperOptimizer)
+                                           lower: lowerObjective, upper: upperObjective, batchSize: training.optimizer.batch,
+                                           upperEvery: (settings.interleaved ?? InterleavedSettings()).upperEvery,
+                                           lowerOptimizer: lowerOptimizer, upperOptimizer: upperOptimizer, upperAttack: attack)
             try train(&method, run: run, settings: training, source: source, output: output, stop: stop, open: open)
             try writeDelta(deltaOut, base: student, output: output, open: open)
         }
@@ -130,6 +129,15 @@ public enum TrainingWorkflows {
         guard let deltaOut, (DataParallel.current ?? .solo).isRoot else { return }
         try LoRAWorkflow.writeDelta(basePath: base, editedPath: output.path, settings: deltaOut, open: open, force: output.force,
                                     quiet: output.quiet)
+    }
+
+    /// The robust upper level's attack on the forget prompts' encoder states [S, D], when one is asked for.
+    private static func upperAttack(_ settings: UpperAttackSettings?, forget: TrainingData) throws -> UpperAttack? {
+        guard let settings, settings.kind == .adversarial else { return nil }
+        guard let cond = forget.cond, cond.shape.count == 3 else {
+            throw TensorFormatError(.missingTensor, "--upper-attack needs the forget prompts' encoder states cond [M,S,D]", tensor: "cond")
+        }
+        return UpperAttack(settings: settings, tokens: cond.shape[1], width: cond.shape[2])
     }
 
     /// Turns on activation recomputation when `TrainingMemoryPlan` asks for it at the size of `data`.

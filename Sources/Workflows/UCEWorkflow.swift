@@ -171,23 +171,9 @@ public enum UCEWorkflow {
     }
 }
 
-/// UCE inside `unlearn`: `--init uce` (start from the closed-form edit) and the scales of the
-/// embeddings of `--method uce`'s upper objective and of the initial edit.
-public struct UCEPhaseSettings: Sendable {
-    public var initEdit = false
-    public var eraseScale = ClosedFormEdit.Default.eraseScale
-    public var preserveScale = ClosedFormEdit.Default.preserveScale
-    public var lambda = ClosedFormEdit.Default.lambda
-
-    public init() {}
-
-    func describe(into run: inout RunDescription) {
-        run.initEdit = initEdit ? "uce" : nil
-        run.uceEraseScale = eraseScale
-        run.ucePreserveScale = preserveScale
-        run.uceLambda = lambda
-    }
-
+/// What `unlearn` does with UCE (the settings value lives in Training's RunSettings, beside the others
+/// the run description holds).
+extension UCEPhaseSettings {
     /// The edit of `forget` (the forget file's data) against `data` (the retain data) at these scales.
     func edit(forget: TrainingData, data: TrainingData, file: String) throws -> ClosedFormEdit {
         var edit = try UCEWorkflow.worldEdit(forget: forget, data: data, file: file)
@@ -207,7 +193,7 @@ public struct UCEPhaseSettings: Sendable {
         }
         let base = student.parameters.filter { ClosedFormEdit.isProjection($0.key) }
         guard !base.isEmpty else { throw TensorFormatError(.invalidConfig, "no cross-attention projection (attn2.to_k/to_v) to edit", file: studentPath) }
-        if upper.method == .uce { upper.closedForm = ClosedFormObjective(edit: edit, base: base) }
+        if upper.settings.method == .uce { upper.closedForm = ClosedFormObjective(edit: edit, base: base) }
         if initEdit {
             let k: [Double]
             do { k = try edit.transform() } catch {

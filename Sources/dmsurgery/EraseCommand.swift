@@ -36,7 +36,7 @@ struct EraseCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Frozen teacher giving the targets (esd, ablation); with --method uce, a pipeline folder whose text encoder encodes --forget-prompt when MODEL is not one.", valueName: "model"))
     var teacher: String?
 
-    @OptionGroup var forget: ForgetOptions
+    @OptionGroup var forget: ForgetOptions<EraseSpelling>
     @OptionGroup var uce: UCEOptions
     @OptionGroup var delta: DeltaOutOptions
     @OptionGroup var training: TrainingOptions
@@ -46,21 +46,21 @@ struct EraseCommand: ParsableCommand {
 
     func validate() throws {
         try delta.check(model: model, output: output)
-        guard forget.method != .uce else { return try uce.check(forget: forget, training: training, teacher: teacher) }
+        guard forget.concept.method != .uce else { return try uce.check(forget: forget, training: training, teacher: teacher) }
         try training.validate(output: output)
-        guard teacher != nil else { throw ValidationError("--method \(forget.method.rawValue) needs --teacher") }
+        guard teacher != nil else { throw ValidationError("--method \(forget.concept.method.rawValue) needs --teacher") }
         if let option = uce.anyGiven { throw ValidationError("\(option) applies to --method uce") }
     }
 
     func run() throws {
         let out = OutputSettings(path: output, force: binary.force, quiet: common.quiet)
-        if forget.method == .uce {
+        if forget.concept.method == .uce {
             return try UCEWorkflow.erase(model: model, output: out, settings: uce.settings(forget: forget, teacher: teacher),
                                           deltaOut: delta.settings, open: input.open)
         }
-        guard let teacher else { throw ValidationError("--method \(forget.method.rawValue) needs --teacher") }
+        guard let teacher else { throw ValidationError("--method \(forget.concept.method.rawValue) needs --teacher") }
         try training.joinRanks()
-        try TrainingWorkflows.erase(model: model, output: out, teacher: teacher, forget: forget.settings, training: training.settings,
+        try TrainingWorkflows.erase(model: model, output: out, teacher: teacher, forget: try forget.settings, training: try training.settings,
                                     deltaOut: delta.settings, open: input.open)
     }
 }

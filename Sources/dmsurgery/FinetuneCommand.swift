@@ -55,7 +55,7 @@ struct FinetuneCommand: ParsableCommand {
         try training.joinRanks()
         try TrainingWorkflows.finetune(student: initConfig == nil ? paths[0] : nil, initConfig: initConfig,
                                        output: OutputSettings(path: paths.last!, force: binary.force, quiet: common.quiet),
-                                       data: retain.settings, teacher: teacher, lower: lower.settings, training: training.settings,
+                                       data: retain.settings, teacher: teacher, lower: try lower.settings, training: try training.settings,
                                        open: input.open)
     }
 }

@@ -2,34 +2,16 @@ import ArgumentParser
 import Training
 import Workflows
 
-/// Options every training subcommand (finetune, erase, unlearn) shares.
-struct TrainingOptions: ParsableArguments {
+/// Options every training subcommand (finetune, erase, unlearn) shares: `TrainingSettings`.
+struct TrainingOptions: SettingsOptions {
+    typealias Settings = TrainingSettings
     /// The defaults the options start from (and the help shows): the settings' own.
     private static let defaults = TrainingSettings()
 
     @Option(help: "Iterations to run (unlearn: outer iterations).")
     var steps = Self.defaults.steps
 
-    @Option(help: "Items per batch.")
-    var batch = Self.defaults.batch
-
-    @Option(help: "AdamW learning rate (unlearn: the lower level's).")
-    var lr = Self.defaults.lr
-
-    @Option(help: "Linear warmup over this many updates, then constant.")
-    var warmup = Self.defaults.warmup
-
-    @Option(name: .customLong("weight-decay"), help: "AdamW decoupled weight decay.")
-    var weightDecay = Self.defaults.weightDecay
-
-    @Option(help: "Keep an exponential moving average of the weights with this decay and write it instead of the raw weights.")
-    var ema: Float?
-
-    @Option(name: .customLong("max-grad-norm"), help: "Clip the global gradient norm to this value (0 disables).")
-    var maxGradNorm = Self.defaults.maxGradNorm
-
-    @Option(help: "Seed of every random draw (batches, timesteps, noise, dropout, generated forget images).")
-    var seed = Self.defaults.seed
+    @OptionGroup var optimizer: OptimizerOptions
 
     @Option(help: "scheduler_config.json to train with instead of the model's.")
     var scheduler: String?
@@ -53,13 +35,8 @@ struct TrainingOptions: ParsableArguments {
     var state: String?
 
     func validate(output: String) throws {
-        try requireFinite(["--lr": lr, "--weight-decay": weightDecay, "--ema": ema, "--max-grad-norm": maxGradNorm])
-        guard steps >= 1, batch >= 1 else { throw ValidationError("--steps and --batch must be at least 1") }
-        guard lr > 0, warmup >= 0, weightDecay >= 0, maxGradNorm >= 0 else {
-            throw ValidationError("--lr must be positive; --warmup, --weight-decay and --max-grad-norm not negative")
-        }
-        if let ema, !(ema > 0 && ema < 1) { throw ValidationError("--ema must be between 0 and 1 (exclusive)") }
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
+        guard steps >= 1 else { throw ValidationError("--steps and --batch must be at least 1") }
         guard heldoutEvery >= 1 else { throw ValidationError("--heldout-every must be at least 1") }
         try checkBatch(ranks: DataParallel.announcedSize)
         if statePath(output: output) == nil && (resume || checkpointEvery != nil) {
@@ -69,8 +46,8 @@ struct TrainingOptions: ParsableArguments {
 
     /// Each of the MPI ranks takes an equal share of the global batch.
     func checkBatch(ranks: Int) throws {
-        guard batch % ranks == 0 else {
-            throw ValidationError("--batch \(batch) is the global batch: it must be a multiple of the \(ranks) MPI ranks")
+        guard optimizer.batch % ranks == 0 else {
+            throw ValidationError("--batch \(optimizer.batch) is the global batch: it must be a multiple of the \(ranks) MPI ranks")
         }
     }
 
@@ -84,32 +61,53 @@ struct TrainingOptions: ParsableArguments {
         }
     }
 
-    /// Where the resumable state lives.
-    func statePath(output: String) -> String? { settings.statePath(output: output) }
-
-    var settings: TrainingSettings {
-        var s = TrainingSettings()
-        s.steps = steps
-        s.batch = batch
-        s.lr = lr
-        s.warmup = warmup
-        s.weightDecay = weightDecay
-        s.ema = ema
-        s.maxGradNorm = maxGradNorm
-        s.seed = seed
-        s.scheduler = scheduler
-        s.log = log
-        s.checkpointEvery = checkpointEvery
-        s.resume = resume
-        s.state = state
-        s.heldout = heldout
-        s.heldoutEvery = heldoutEvery
-        return s
+    /// Where the resumable state lives (the settings' rule, before the options are read as settings).
+    func statePath(output: String) -> String? {
+        var settings = TrainingSettings()
+        settings.state = state
+        return settings.statePath(output: output)
     }
 }
 
-/// The lower-level loss options (finetune, unlearn).
-struct LowerLevelOptions: ParsableArguments {
+/// The optimizer and the seed: `OptimizerSettings`, part of the run description.
+struct OptimizerOptions: SettingsOptions {
+    typealias Settings = OptimizerSettings
+    private static let defaults = OptimizerSettings()
+
+    @Option(help: "Items per batch.")
+    var batch = Self.defaults.batch
+
+    @Option(help: "AdamW learning rate (unlearn: the lower level's).")
+    var lr = Self.defaults.lr
+
+    @Option(help: "Linear warmup over this many updates, then constant.")
+    var warmup = Self.defaults.warmup
+
+    @Option(name: .customLong("weight-decay"), help: "AdamW decoupled weight decay.")
+    var weightDecay = Self.defaults.weightDecay
+
+    @Option(help: "Keep an exponential moving average of the weights with this decay and write it instead of the raw weights.")
+    var ema: Float?
+
+    @Option(name: .customLong("max-grad-norm"), help: "Clip the global gradient norm to this value (0 disables).")
+    var maxGradNorm = Self.defaults.maxGradNorm
+
+    @Option(help: "Seed of every random draw (batches, timesteps, noise, dropout, generated forget images).")
+    var seed = Self.defaults.seed
+
+    func validate() throws {
+        try requireFinite(["--lr": lr, "--weight-decay": weightDecay, "--ema": ema, "--max-grad-norm": maxGradNorm])
+        guard batch >= 1 else { throw ValidationError("--steps and --batch must be at least 1") }
+        guard lr > 0, warmup >= 0, weightDecay >= 0, maxGradNorm >= 0 else {
+            throw ValidationError("--lr must be positive; --warmup, --weight-decay and --max-grad-norm not negative")
+        }
+        if let ema, !(ema > 0 && ema < 1) { throw ValidationError("--ema must be between 0 and 1 (exclusive)") }
+    }
+}
+
+/// The lower-level loss options (finetune, unlearn): `LowerLevelSettings`, part of the run description.
+struct LowerLevelOptions: SettingsOptions {
+    typealias Settings = LowerLevelSettings
     private static let defaults = LowerLevelSettings()
 
     @Option(name: .customLong("w-diff"), help: "Weight of the denoising loss L_diff.")
@@ -133,54 +131,67 @@ struct LowerLevelOptions: ParsableArguments {
         if let minSnrGamma, minSnrGamma <= 0 { throw ValidationError("--min-snr-gamma must be positive") }
         guard uncondProb >= 0 && uncondProb <= 1 else { throw ValidationError("--uncond-prob must be in [0, 1]") }
     }
-
-    var settings: LowerLevelSettings {
-        var s = LowerLevelSettings()
-        s.wDiff = wDiff
-        s.wOut = wOut
-        s.wFeat = wFeat
-        s.minSnrGamma = minSnrGamma
-        s.uncondProb = uncondProb
-        return s
-    }
 }
 
 extension ErasureMethod: ExpressibleByArgument {}
 
-/// The upper-level options (erase, unlearn).
-struct ForgetOptions: ParsableArguments {
-    private static let defaults = ForgetSettings(prompts: [])
+/// How a command spells the option choosing the upper objective: erase's `--method`; unlearn's
+/// `--upper`, with `--method` kept as an alias.
+protocol UpperObjectiveSpelling {
+    static var names: NameSpecification { get }
+    static var help: String { get }
+}
+
+enum EraseSpelling: UpperObjectiveSpelling {
+    static var names: NameSpecification { [.customLong("method")] }
+    static var help: String {
+        "How the concept is removed: esd (teacher-guided ESD), ablation (toward the anchor prompts) or uce (the closed-form edit of the cross-attention projections)."
+    }
+}
+
+enum UnlearnSpelling: UpperObjectiveSpelling {
+    static var names: NameSpecification { [.customLong("upper"), .customLong("method")] }
+    static var help: String {
+        "The upper objective L_CU: esd (teacher-guided ESD), ablation (toward the anchor prompts) or uce (UCE's least-squares objective on the cross-attention projections); --method is an alias."
+    }
+}
+
+/// The concept to remove (erase, unlearn): `ForgetSettings`; the file or prompts are inputs, `concept` is
+/// part of the run description.
+struct ForgetOptions<Spelling: UpperObjectiveSpelling>: SettingsOptions {
+    typealias Settings = ForgetSettings
 
     @Option(help: ArgumentHelp("Forget file: cond [M,S,D] and uncond [S,D]; optional x0 [M,C,H,W] and anchor [M,S,D] (formats/training-data.md).", valueName: "file"))
     var forget: String?
 
     @Option(name: .customLong("forget-prompt"), help: ArgumentHelp("Instead of --forget: a prompt of the concept, encoded by the --teacher pipeline's text encoder (repeat for more).", valueName: "text"))
-    var forgetPrompts: [String] = []
+    var prompts: [String] = []
 
-    @Option(help: "How the concept is removed: esd (teacher-guided ESD), ablation (toward the anchor prompts) or uce (erase: the closed-form edit; unlearn: its least-squares objective).")
-    var method = Self.defaults.method
+    @OptionGroup var concept: ConceptOptions<Spelling>
+
+    func validate() throws {
+        guard (forget == nil) != prompts.isEmpty else { throw ValidationError("give --forget FILE or --forget-prompt TEXT..., not both") }
+    }
+}
+
+/// How the concept is removed: `ConceptSettings`.
+struct ConceptOptions<Spelling: UpperObjectiveSpelling>: SettingsOptions {
+    typealias Settings = ConceptSettings
+
+    @Option(name: Spelling.names, help: ArgumentHelp(Spelling.help, valueName: "method"))
+    var method = ConceptSettings().method
 
     @Option(help: "ESD guidance strength eta.")
-    var eta = Self.defaults.eta
+    var eta = ConceptSettings().eta
 
     @Option(name: .customLong("forget-sample-steps"), help: "DDIM steps for the teacher's forget images when the forget file has no x0.")
-    var forgetSampleSteps = Self.defaults.forgetSampleSteps
+    var forgetSampleSteps = ConceptSettings().forgetSampleSteps
 
     @Option(name: .customLong("forget-guidance"), help: "Guidance scale of those images.")
-    var forgetGuidance = Self.defaults.forgetGuidance
+    var forgetGuidance = ConceptSettings().forgetGuidance
 
     func validate() throws {
         try requireFinite(["--eta": eta, "--forget-guidance": forgetGuidance])
         guard forgetSampleSteps >= 1 else { throw ValidationError("--forget-sample-steps must be at least 1") }
-        guard (forget == nil) != forgetPrompts.isEmpty else { throw ValidationError("give --forget FILE or --forget-prompt TEXT..., not both") }
-    }
-
-    var settings: ForgetSettings {
-        var s = forget.map { ForgetSettings(forget: $0) } ?? ForgetSettings(prompts: forgetPrompts)
-        s.method = method
-        s.eta = eta
-        s.forgetSampleSteps = forgetSampleSteps
-        s.forgetGuidance = forgetGuidance
-        return s
     }
 }

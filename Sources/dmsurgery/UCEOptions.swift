@@ -43,18 +43,18 @@ struct UCEOptions: ParsableArguments {
     }
 
     /// Refuses what does not apply to the edit: the training options, and prompts mixed with world files.
-    func check(forget: ForgetOptions, training: TrainingOptions, teacher: String?) throws {
-        let trained = TrainingSettings()
+    func check(forget: ForgetOptions<EraseSpelling>, training: TrainingOptions, teacher: String?) throws {
+        let trained = TrainingSettings(), optimized = OptimizerSettings(), o = training.optimizer
         let given: [(String, Bool)] = [
-            ("--steps", training.steps != trained.steps), ("--batch", training.batch != trained.batch), ("--lr", training.lr != trained.lr),
-            ("--warmup", training.warmup != trained.warmup), ("--weight-decay", training.weightDecay != trained.weightDecay),
-            ("--ema", training.ema != nil), ("--max-grad-norm", training.maxGradNorm != trained.maxGradNorm),
-            ("--seed", training.seed != trained.seed), ("--scheduler", training.scheduler != nil), ("--log", training.log != nil),
+            ("--steps", training.steps != trained.steps), ("--batch", o.batch != optimized.batch), ("--lr", o.lr != optimized.lr),
+            ("--warmup", o.warmup != optimized.warmup), ("--weight-decay", o.weightDecay != optimized.weightDecay),
+            ("--ema", o.ema != nil), ("--max-grad-norm", o.maxGradNorm != optimized.maxGradNorm),
+            ("--seed", o.seed != optimized.seed), ("--scheduler", training.scheduler != nil), ("--log", training.log != nil),
             ("--heldout", training.heldout != nil), ("--heldout-every", training.heldoutEvery != trained.heldoutEvery),
             ("--checkpoint-every", training.checkpointEvery != nil), ("--resume", training.resume), ("--state", training.state != nil),
-            ("--eta", forget.eta != ConceptObjective.Default.eta),
-            ("--forget-sample-steps", forget.forgetSampleSteps != ForgetSettings(prompts: []).forgetSampleSteps),
-            ("--forget-guidance", forget.forgetGuidance != ForgetSettings(prompts: []).forgetGuidance),
+            ("--eta", forget.concept.eta != ConceptSettings().eta),
+            ("--forget-sample-steps", forget.concept.forgetSampleSteps != ConceptSettings().forgetSampleSteps),
+            ("--forget-guidance", forget.concept.forgetGuidance != ConceptSettings().forgetGuidance),
         ]
         if let name = given.first(where: \.1)?.0 { throw ValidationError("\(name) is a training option: --method uce is a closed-form edit and trains nothing") }
         // Under mpirun every rank would compute and write the same OUT: the edit is one process's work.
@@ -66,15 +66,15 @@ struct UCEOptions: ParsableArguments {
             if teacher != nil { throw ValidationError("--teacher gives the text encoder of --forget-prompt; --forget files hold their embeddings") }
         } else {
             if data != nil { throw ValidationError("--data goes with --forget (concept-world files); with --forget-prompt use --preserve-prompts FILE") }
-            if targetPrompts.count > 1 && targetPrompts.count != forget.forgetPrompts.count {
-                throw ValidationError("give one --target-prompt, or one per --forget-prompt (\(forget.forgetPrompts.count)), not \(targetPrompts.count)")
+            if targetPrompts.count > 1 && targetPrompts.count != forget.prompts.count {
+                throw ValidationError("give one --target-prompt, or one per --forget-prompt (\(forget.prompts.count)), not \(targetPrompts.count)")
             }
         }
     }
 
-    func settings(forget: ForgetOptions, teacher: String?) -> UCESettings {
+    func settings(forget: ForgetOptions<EraseSpelling>, teacher: String?) -> UCESettings {
         var s = UCESettings()
-        s.forgetPrompts = forget.forgetPrompts
+        s.forgetPrompts = forget.prompts
         s.targetPrompts = targetPrompts
         s.preservePrompts = preservePrompts
         s.forget = forget.forget

@@ -24,7 +24,7 @@ struct UCEUpperOptions: ParsableArguments {
     @Option(name: .customLong("uce-lambda"), help: "--method uce or --init uce: weight of ‖W − W_old‖² (positive).")
     var lambda = Self.defaults.lambda
 
-    func check(method: ErasureMethod, forget: ForgetOptions) throws {
+    func check(method: ErasureMethod, forget: ForgetOptions<UnlearnSpelling>) throws {
         try requireFinite(["--uce-erase-scale": eraseScale, "--uce-preserve-scale": preserveScale, "--uce-lambda": lambda])
         let used = method == .uce || start != nil
         if !used {

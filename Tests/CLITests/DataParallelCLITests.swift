@@ -59,7 +59,9 @@ final class DataParallelCLITests: XCTestCase {
         [("finetune", "finetune \(model) OUT --teacher \(teacher) --data \(data) --seed 5"),
          ("erase", "erase \(model) OUT --teacher \(teacher) --forget \(forget) --seed 6"),
          ("unlearn", "unlearn \(model) OUT --teacher \(teacher) --data \(data) --forget \(forget) --inner-steps 2 --seed 7"),
-         ("interleaved", "unlearn \(model) OUT --teacher \(teacher) --data \(data) --forget \(forget) --schedule interleaved --upper-every 2 --seed 8")]
+         ("interleaved", "unlearn \(model) OUT --teacher \(teacher) --data \(data) --forget \(forget) --schedule interleaved --upper-every 2 --seed 8"),
+         // The robust upper level: every rank refreshes the offset on the whole batch.
+         ("robust", "unlearn \(model) OUT --teacher \(teacher) --data \(data) --forget \(forget) --schedule interleaved --upper-every 4 --upper-attack adversarial --attack-every 2 --attack-steps 1 --seed 9")]
     }
 
     func testTwoRanksGiveTheSingleProcessWeightsPerTensorForFinetuneEraseAndBothUnlearnSchedules() throws {

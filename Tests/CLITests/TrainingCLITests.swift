@@ -103,7 +103,7 @@ final class TrainingCLITests: XCTestCase {
         XCTAssertEqual(try CLI.run(unlearnArguments(path("u.safetensors"), steps: 1) + ["--checkpoint-every", "1"]).status, 0)
         let r = try CLI.run(unlearnArguments(path("u.safetensors"), steps: 2) + ["--resume", "--lambda", "5"])
         XCTAssertEqual(r.status, 2)
-        XCTAssertTrue(r.stderr.contains("run-mismatch: the state was written by a run with lambda 100.0, this run has 5.0"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("run-mismatch: the state was written by a run with unlearn.penalty.lambda 100.0, this run has 5.0"), r.stderr)
     }
 
     func testPromptDropoutNeedsTheEmptyPrompt() throws {

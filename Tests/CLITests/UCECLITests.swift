@@ -192,14 +192,14 @@ final class UCECLITests: XCTestCase {
         // The closed-form edit alone, then the phase started from it.
         XCTAssertEqual(try CLI.run(["erase", model, path("edit.safetensors"), "--method", "uce", "--forget", path("world/forget.safetensors"),
                                     "--data", path("world/retain.safetensors"), "-q"]).status, 0)
-        let run = try CLI.run(["unlearn", model, path("u.safetensors"), "--method", "uce", "--init", "uce", "--steps", "1",
+        let run = try CLI.run(["unlearn", model, path("u.safetensors"), "--upper", "uce", "--init", "uce", "--steps", "1",
                                "--log", path("log.jsonl")] + common)
         XCTAssertEqual(run.status, 0, run.stderr)
         let log = try String(contentsOfFile: path("log.jsonl"), encoding: .utf8)
         XCTAssertTrue(log.contains("\"l_cu\""), log)
         let description = try Checkpoint.open(path("u.safetensors")).metadata?["dmsurgery.training"] ?? ""
-        XCTAssertTrue(description.contains("\"initEdit\":\"uce\"") && description.contains("\"method\":\"uce\"")
-                      && description.contains("\"uceLambda\":0.5"), description)
+        XCTAssertTrue(description.contains("\"uce\":{\"eraseScale\":1,\"initEdit\":true,\"lambda\":0.5,\"preserveScale\":1}")
+                      && description.contains("\"method\":\"uce\""), description)
         // One upper step moves the edited projections by at most a few learning rates; everything else by none of UCE.
         let edit = try floats(path("edit.safetensors")), trained = try floats(path("u.safetensors")), before = try floats(model + "/diffusion_pytorch_model.safetensors")
         let name = try XCTUnwrap(edit.keys.first { $0.hasSuffix("attn2.to_k.weight") })

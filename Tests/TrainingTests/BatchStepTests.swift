@@ -51,7 +51,7 @@ final class BatchStepTests: XCTestCase {
             return PenaltyMethod(student: try Fixtures.model("engine/cond_small"), teacher: try Fixtures.model("training/teacher"),
                                  data: try data("data", role: .data), forget: try data("forget", role: .forget),
                                  lower: LowerLevelObjective(schedule: schedule), upper: ConceptObjective(schedule: schedule),
-                                 batchSize: 2, innerSteps: 1, penalty: PenaltySchedule(value: 0.5, ramp: 0),
+                                 batchSize: 2, penalty: PenaltySettings(innerSteps: 1, lambda: 0.5),
                                  lowerOptimizer: optimizer(), upperOptimizer: optimizer())
         }
         var trained = try method()

@@ -24,7 +24,7 @@ final class BoundedMemoryTrainingTests: XCTestCase {
         var method = PenaltyMethod(student: student, teacher: try Fixtures.model("training/teacher"),
                                    data: try data("data", role: .data), forget: try data("forget", role: .forget),
                                    lower: LowerLevelObjective(schedule: schedule), upper: ConceptObjective(schedule: schedule),
-                                   batchSize: 2, innerSteps: 2, penalty: PenaltySchedule(value: 10, ramp: 0),
+                                   batchSize: 2, penalty: PenaltySettings(innerSteps: 2, lambda: 10),
                                    lowerOptimizer: ModelOptimizer(learningRate: 1e-3, warmup: 0, weightDecay: 1e-2, maxGradNorm: 1),
                                    upperOptimizer: ModelOptimizer(learningRate: 1e-3, warmup: 0, weightDecay: 1e-2, maxGradNorm: 1))
         var rng = TrainingRandom(seed: 3)

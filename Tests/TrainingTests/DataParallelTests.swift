@@ -22,7 +22,7 @@ final class DataParallelTests: XCTestCase {
 
     func testLowerLevelSlicesJoinToTheWholeBatch() throws {
         var objective = LowerLevelObjective(schedule: try Fixtures.scheduler(prediction: .epsilon))
-        objective.uncondProbability = 0.5
+        objective.settings.uncondProb = 0.5
         let retain = try data("data", role: .data)
         for ranks in [2, 3, 6] {
             var whole = TrainingRandom(seed: 11)

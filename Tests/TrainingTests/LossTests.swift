@@ -92,7 +92,7 @@ final class LossTests: XCTestCase {
     func testLowerLevelValueAndGradients() throws {
         let schedule = try Fixtures.scheduler(prediction: .epsilon)
         var objective = LowerLevelObjective(schedule: schedule)
-        objective.minSNRGamma = 5
+        objective.settings.minSnrGamma = 5
         let b = batch(schedule)
         var gradients: [String: Tensor] = [:]
         let value = try objective.evaluate(student, b, teacher: try objective.teacherOutput(teacher, b), into: &gradients)
@@ -158,11 +158,11 @@ final class OptimizationTests: XCTestCase {
     }
 
     func testPenaltyRamp() {
-        let p = PenaltySchedule(value: 10, ramp: 5)
+        let p = PenaltySettings(lambda: 10, lambdaRamp: 5)
         XCTAssertEqual(p.lambda(at: 0), 2)
         XCTAssertEqual(p.lambda(at: 4), 10)
         XCTAssertEqual(p.lambda(at: 100), 10)
-        XCTAssertEqual(PenaltySchedule(value: 10, ramp: 0).lambda(at: 0), 10)
+        XCTAssertEqual(PenaltySettings(lambda: 10, lambdaRamp: 0).lambda(at: 0), 10)
     }
 
     func testRandomStreamContinuesFromItsState() {

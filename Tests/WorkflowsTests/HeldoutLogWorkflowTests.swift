@@ -27,7 +27,7 @@ final class HeldoutLogWorkflowTests: XCTestCase {
     private func finetune(output: String, log: String, heldout: String?) throws {
         var training = TrainingSettings()
         training.steps = 5
-        training.batch = 2
+        training.optimizer.batch = 2
         training.scheduler = fixture("engine/scheduler_config.json")
         training.log = log
         training.heldout = heldout

@@ -42,7 +42,7 @@ final class ResumeWorkflowTests: XCTestCase {
         var run = Run(student: fixture("engine/cond_small"), data: fixture("training/data.safetensors"),
                       teacher: fixture("training/teacher"))
         run.training.steps = 1
-        run.training.batch = 2
+        run.training.optimizer.batch = 2
         run.training.checkpointEvery = 1
         run.training.scheduler = fixture("engine/scheduler_config.json")
         let out = path("out.safetensors")
@@ -96,7 +96,21 @@ final class ResumeWorkflowTests: XCTestCase {
     }
 
     func testAnotherOptionIsRefused() throws {
-        let error = try resumeError { $0.training.weightDecay = 0 }
-        XCTAssertTrue(error?.message.contains("weightDecay") ?? false, "\(String(describing: error))")
+        let error = try resumeError { $0.training.optimizer.weightDecay = 0 }
+        XCTAssertTrue(error?.message.contains("optimizer.weightDecay 0.01") ?? false, "\(String(describing: error))")
+    }
+
+    /// A state whose run description has the flat shape of format 1 (before the settings were nested) is
+    /// refused with one line saying so, not read as another run's options.
+    func testAStateOfTheOlderFormatIsRefusedByName() throws {
+        let error = try resumeError { run in
+            let statePath = run.training.statePath(output: path("out.safetensors"))!
+            var state = try TrainingState(contentsOf: statePath)
+            state.values["run"] = #"{"batch":2,"command":"finetune","lr":0.0001,"seed":0,"warmup":0,"weightDecay":0.01}"#
+            try state.write(to: statePath)
+        }
+        XCTAssertEqual(error?.code, .runMismatch)
+        XCTAssertTrue(error?.message.contains("run description is format 1, this dmsurgery reads format 2") ?? false,
+                      "\(String(describing: error))")
     }
 }

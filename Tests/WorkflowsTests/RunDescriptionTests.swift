@@ -1,3 +1,4 @@
+import ConceptWorld
 import Diffusion
 import Training
 import XCTest
@@ -5,25 +6,25 @@ import XCTest
 /// The run description is what `--resume` compares: every field must be told apart, by name.
 final class RunDescriptionTests: XCTestCase {
     private var base: RunDescription {
-        var run = RunDescription(command: "unlearn", batch: 2, lr: 1e-4, warmup: 0, weightDecay: 1e-2, ema: 0.9, maxGradNorm: 1,
-                                 seed: 0, scheduler: SchedulerConfig(),
-                                 inputs: .init(student: "s", teacher: "t", data: "d", forget: "f"))
-        run.wDiff = 1; run.wOut = 2; run.wFeat = 0.1; run.uncondProb = 0
-        run.method = "esd"; run.eta = 1; run.forgetSampleSteps = 25; run.forgetGuidance = 5
-        run.schedule = "penalty"; run.innerSteps = 20; run.lambda = 100; run.lambdaRamp = 0; run.upperLr = 1e-4; run.upperWarmup = 0
-        return run
+        var optimizer = OptimizerSettings()
+        optimizer.batch = 2
+        optimizer.ema = 0.9
+        return RunDescription(command: "unlearn", optimizer: optimizer, scheduler: SchedulerConfig(), lower: LowerLevelSettings(),
+                              upper: ConceptSettings(), unlearn: UnlearnSettings(),
+                              inputs: .init(student: "s", teacher: "t", data: "d", forget: "f"))
     }
 
     /// One change per field, named as `firstDifference` names it.
     private let changes: [(field: String, change: (inout RunDescription) -> Void)] = [
+        ("format", { $0.format = 1 }),
         ("command", { $0.command = "erase" }),
-        ("batch", { $0.batch = 3 }),
-        ("lr", { $0.lr = 2e-4 }),
-        ("warmup", { $0.warmup = 1 }),
-        ("weightDecay", { $0.weightDecay = 0 }),
-        ("ema", { $0.ema = nil }),
-        ("maxGradNorm", { $0.maxGradNorm = 0 }),
-        ("seed", { $0.seed = 1 }),
+        ("optimizer.batch", { $0.optimizer.batch = 3 }),
+        ("optimizer.lr", { $0.optimizer.lr = 2e-4 }),
+        ("optimizer.warmup", { $0.optimizer.warmup = 1 }),
+        ("optimizer.weightDecay", { $0.optimizer.weightDecay = 0 }),
+        ("optimizer.ema", { $0.optimizer.ema = nil }),
+        ("optimizer.maxGradNorm", { $0.optimizer.maxGradNorm = 0 }),
+        ("optimizer.seed", { $0.optimizer.seed = 1 }),
         ("scheduler.numTrainTimesteps", { $0.scheduler.numTrainTimesteps = 500 }),
         ("scheduler.betaStart", { $0.scheduler.betaStart = 0.001 }),
         ("scheduler.betaEnd", { $0.scheduler.betaEnd = 0.012 }),
@@ -34,26 +35,24 @@ final class RunDescriptionTests: XCTestCase {
         ("scheduler.timestepSpacing", { $0.scheduler.timestepSpacing = .trailing }),
         ("scheduler.clipSample", { $0.scheduler.clipSample = false }),
         ("scheduler.clipSampleRange", { $0.scheduler.clipSampleRange = 2 }),
-        ("wDiff", { $0.wDiff = 0.5 }),
-        ("wOut", { $0.wOut = 1 }),
-        ("wFeat", { $0.wFeat = 0 }),
-        ("minSnrGamma", { $0.minSnrGamma = 5 }),
-        ("uncondProb", { $0.uncondProb = 0.1 }),
-        ("method", { $0.method = "ablation" }),
-        ("eta", { $0.eta = 2 }),
-        ("forgetSampleSteps", { $0.forgetSampleSteps = 10 }),
-        ("forgetGuidance", { $0.forgetGuidance = 3 }),
-        ("schedule", { $0.schedule = "interleaved" }),
-        ("innerSteps", { $0.innerSteps = 5 }),
-        ("lambda", { $0.lambda = 5 }),
-        ("lambdaRamp", { $0.lambdaRamp = 10 }),
-        ("upperLr", { $0.upperLr = 1e-3 }),
-        ("upperWarmup", { $0.upperWarmup = 5 }),
-        ("upperEvery", { $0.upperEvery = 3 }),
-        ("initEdit", { $0.initEdit = "uce" }),
-        ("uceEraseScale", { $0.uceEraseScale = 2 }),
-        ("ucePreserveScale", { $0.ucePreserveScale = 2 }),
-        ("uceLambda", { $0.uceLambda = 1 }),
+        ("lower.wDiff", { $0.lower?.wDiff = 0.5 }),
+        ("lower.wOut", { $0.lower?.wOut = 1 }),
+        ("lower.wFeat", { $0.lower?.wFeat = 0 }),
+        ("lower.minSnrGamma", { $0.lower?.minSnrGamma = 5 }),
+        ("lower.uncondProb", { $0.lower?.uncondProb = 0.1 }),
+        ("upper.method", { $0.upper?.method = .ablation }),
+        ("upper.eta", { $0.upper?.eta = 2 }),
+        ("upper.forgetSampleSteps", { $0.upper?.forgetSampleSteps = 10 }),
+        ("upper.forgetGuidance", { $0.upper?.forgetGuidance = 3 }),
+        ("unlearn.schedule", { $0.unlearn?.schedule = .interleaved }),
+        ("unlearn.penalty.innerSteps", { $0.unlearn?.penalty?.innerSteps = 5 }),
+        ("unlearn.penalty.lambda", { $0.unlearn?.penalty?.lambda = 5 }),
+        ("unlearn.penalty.lambdaRamp", { $0.unlearn?.penalty?.lambdaRamp = 10 }),
+        ("unlearn.upperLr", { $0.unlearn?.upperLr = 1e-3 }),
+        ("unlearn.upperWarmup", { $0.unlearn?.upperWarmup = 5 }),
+        ("unlearn.interleaved", { $0.unlearn?.interleaved = InterleavedSettings() }),
+        ("unlearn.attack", { $0.unlearn?.attack = UpperAttackSettings() }),
+        ("uce", { $0.uce = UCEPhaseSettings() }),
         ("inputs.student", { $0.inputs.student = "s2" }),
         ("inputs.initConfig", { $0.inputs.initConfig = "c" }),
         ("inputs.teacher", { $0.inputs.teacher = "t2" }),
@@ -73,25 +72,45 @@ final class RunDescriptionTests: XCTestCase {
         XCTAssertNil(base.firstDifference(from: base))
     }
 
-    /// A field added to RunDescription without a change above fails here, so the table stays complete.
+    /// A field added to RunDescription (or to a settings value it holds) without a change above fails
+    /// here, so the table stays complete; absent settings (the other schedule's) are leaves.
     func testTheTableCoversEveryField() {
-        func leaves(_ mirror: Mirror, _ prefix: String) -> [String] {
-            mirror.children.flatMap { child -> [String] in
+        func leaves(_ value: Any, _ prefix: String) -> [String] {
+            Mirror(reflecting: value).children.flatMap { child -> [String] in
                 let name = prefix + (child.label ?? "?")
-                let nested = Mirror(reflecting: child.value)
-                return nested.displayStyle == .struct ? leaves(nested, name + ".") : [name]
+                var value = child.value
+                let mirror = Mirror(reflecting: value)
+                if mirror.displayStyle == .optional, let wrapped = mirror.children.first?.value { value = wrapped }
+                return Mirror(reflecting: value).displayStyle == .struct ? leaves(value, name + ".") : [name]
             }
         }
-        XCTAssertEqual(Set(leaves(Mirror(reflecting: base), "")), Set(changes.map(\.field)))
+        XCTAssertEqual(Set(leaves(base, "")), Set(changes.map(\.field)))
+    }
+
+    /// Only the chosen schedule's options are part of an unlearn run, and the upper optimizer's defaults are
+    /// resolved, so an explicit `--upper-lr` equal to `--lr` is the same run.
+    func testTheOtherSchedulesOptionsAreNotPartOfTheRun() {
+        XCTAssertNil(base.unlearn?.interleaved)
+        XCTAssertEqual(base.unlearn?.penalty, PenaltySettings())
+        XCTAssertEqual(base.unlearn?.upperLr, base.optimizer.lr)
+        var interleaved = UnlearnSettings()
+        interleaved.schedule = .interleaved
+        interleaved.penalty?.innerSteps = 3
+        let run = RunDescription(command: "unlearn", optimizer: base.optimizer, scheduler: SchedulerConfig(), unlearn: interleaved,
+                                 inputs: base.inputs)
+        XCTAssertNil(run.unlearn?.penalty, "--inner-steps does not apply to the interleaved schedule")
+        XCTAssertEqual(run.unlearn?.interleaved, InterleavedSettings())
     }
 
     func testTheStateFileTextRoundTrips() throws {
         var run = base
         run.scheduler = .stableDiffusion
-        run.lr = 3.3e-5
+        run.optimizer.lr = 3.3e-5
         let text = try run.json()
-        XCTAssertEqual(RunDescription(json: text), run)
-        XCTAssertNil(RunDescription(json: "batch=2 lr=0.0001"), "an old fingerprint is not a description")
+        XCTAssertEqual(RunDescription.read(json: text), .description(run))
+        XCTAssertEqual(RunDescription.read(json: "batch=2 lr=0.0001"), .unreadable, "an old fingerprint is not a description")
+        XCTAssertEqual(RunDescription.read(json: #"{"command":"erase","batch":2,"lr":0.0001}"#), .otherFormat(nil),
+                       "the flat shape of format 1 is told apart")
     }
 
     func testTheDifferenceShowsBothValues() throws {
@@ -101,7 +120,31 @@ final class RunDescriptionTests: XCTestCase {
         XCTAssertEqual(difference.stored, "epsilon")
         XCTAssertEqual(difference.given, "v_prediction")
         other = base
-        other.ema = nil
+        other.optimizer.ema = nil
         XCTAssertEqual(base.firstDifference(from: other)?.given, "none")
+    }
+
+    /// The robust upper level is part of the run only when it is on, and then by every option.
+    func testTheUpperAttackIsPartOfTheRunWhenOn() throws {
+        var settings = UnlearnSettings()
+        settings.attack?.steps = 7
+        let off = RunDescription(command: "unlearn", optimizer: base.optimizer, scheduler: SchedulerConfig(), unlearn: settings,
+                                 inputs: base.inputs)
+        XCTAssertNil(off.unlearn?.attack, "--attack-steps without --upper-attack is not part of the run")
+        settings.attack?.kind = .adversarial
+        let on = RunDescription(command: "unlearn", optimizer: base.optimizer, scheduler: SchedulerConfig(), unlearn: settings,
+                                inputs: base.inputs)
+        XCTAssertEqual(off.firstDifference(from: on)?.field, "unlearn.attack")
+        var other = settings
+        other.attack?.radius = 0.5
+        let wider = RunDescription(command: "unlearn", optimizer: base.optimizer, scheduler: SchedulerConfig(), unlearn: other,
+                                   inputs: base.inputs)
+        XCTAssertEqual(on.firstDifference(from: wider)?.field, "unlearn.attack.radius")
+        XCTAssertEqual(RunDescription.read(json: try on.json()), .description(on))
+    }
+
+    /// The robust upper level's ball is the one `eval --attack adversarial` uses.
+    func testTheUpperAttackRadiusIsTheEvalAttacks() {
+        XCTAssertEqual(UpperAttackSettings().radius, AttackSettings().radius)
     }
 }
