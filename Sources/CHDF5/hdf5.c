@@ -8,6 +8,12 @@
 /* The build's headers fix struct layouts and the hid_t width, so the library must be the same
    major.minor release as the headers: HDF5 changes its ABI between minor releases (its soname too). */
 static int dms_hdf5_check(void *handle, char *why, size_t cap) {
+    /* First of all, before any call that initialises the library (H5get_libversion below does, and
+       dms_h5_global's H5open): libhdf5's exit handler closes every id still open, and after a failed
+       write (a full disk) it finds half-closed dataset ids and segfaults after the error line
+       (HDF5Library.setUp says more). */
+    herr_t (*dont_atexit)(void) = (herr_t(*)(void))dlsym(handle, "H5dont_atexit");
+    if (dont_atexit) (void)dont_atexit();
     herr_t (*version)(unsigned *, unsigned *, unsigned *) =
         (herr_t(*)(unsigned *, unsigned *, unsigned *))dlsym(handle, "H5get_libversion");
     unsigned major = 0, minor = 0, release = 0;

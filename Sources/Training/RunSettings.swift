@@ -141,10 +141,16 @@ public struct UnlearnSettings: Codable, Equatable, Sendable {
 /// embeddings of `--upper uce`'s objective and of the initial edit (formats/uce.md). In the run
 /// description only when either is used.
 public struct UCEPhaseSettings: Codable, Equatable, Sendable {
-    public var initEdit = false
+    /// What the phase starts from: `uce`, the closed-form edit of STUDENT; nil, STUDENT as it is.
+    public var initEdit: UCEInitialEdit?
     public var eraseScale = ClosedFormEdit.Default.eraseScale
     public var preserveScale = ClosedFormEdit.Default.preserveScale
     public var lambda = ClosedFormEdit.Default.lambda
 
     public init() {}
+}
+
+/// `unlearn --init`: the edit the bilevel phase starts from.
+public enum UCEInitialEdit: String, Codable, CaseIterable, Sendable {
+    case uce
 }

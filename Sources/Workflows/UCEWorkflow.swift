@@ -194,7 +194,7 @@ extension UCEPhaseSettings {
         let base = student.parameters.filter { ClosedFormEdit.isProjection($0.key) }
         guard !base.isEmpty else { throw TensorFormatError(.invalidConfig, "no cross-attention projection (attn2.to_k/to_v) to edit", file: studentPath) }
         if upper.settings.method == .uce { upper.closedForm = ClosedFormObjective(edit: edit, base: base) }
-        if initEdit {
+        if initEdit == .uce {
             let k: [Double]
             do { k = try edit.transform() } catch {
                 throw TensorFormatError(.uceNotPositiveDefinite, "the UCE system is not positive definite (\(error)); raise --uce-lambda", file: file)

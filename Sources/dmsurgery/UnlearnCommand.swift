@@ -71,7 +71,7 @@ struct UnlearnCommand: ParsableCommand {
         try TrainingWorkflows.unlearn(student: student, output: OutputSettings(path: output, force: binary.force, quiet: common.quiet),
                                       teacher: teacher, data: retain.settings, settings: try unlearn.settings, forget: try forget.settings,
                                       lower: try lower.settings, training: try training.settings, deltaOut: delta.settings,
-                                      uce: uce.settings(method: forget.concept.method), open: input.open)
+                                      uce: try uce.settings(method: forget.concept.method), open: input.open)
     }
 }
 

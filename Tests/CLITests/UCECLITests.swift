@@ -198,7 +198,7 @@ final class UCECLITests: XCTestCase {
         let log = try String(contentsOfFile: path("log.jsonl"), encoding: .utf8)
         XCTAssertTrue(log.contains("\"l_cu\""), log)
         let description = try Checkpoint.open(path("u.safetensors")).metadata?["dmsurgery.training"] ?? ""
-        XCTAssertTrue(description.contains("\"uce\":{\"eraseScale\":1,\"initEdit\":true,\"lambda\":0.5,\"preserveScale\":1}")
+        XCTAssertTrue(description.contains("\"uce\":{\"eraseScale\":1,\"initEdit\":\"uce\",\"lambda\":0.5,\"preserveScale\":1}")
                       && description.contains("\"method\":\"uce\""), description)
         // One upper step moves the edited projections by at most a few learning rates; everything else by none of UCE.
         let edit = try floats(path("edit.safetensors")), trained = try floats(path("u.safetensors")), before = try floats(model + "/diffusion_pytorch_model.safetensors")
