@@ -82,3 +82,12 @@ enum CLI {
         return CLIResult(status: process.terminationStatus, stdout: out, stderr: String(decoding: err, as: UTF8.self))
     }
 }
+
+/// max |a − b| / max |b|: how far a result is from its reference, relative to the reference's scale;
+/// infinity when either is missing, empty or the counts differ (so a test cannot pass on nothing).
+func relativeMaxError(_ a: [Float]?, _ b: [Float]?) -> Float {
+    guard let a, let b, a.count == b.count, !a.isEmpty else { return .infinity }
+    var diff: Float = 0, scale: Float = 0
+    for (x, y) in zip(a, b) { diff = max(diff, abs(x - y)); scale = max(scale, abs(y)) }
+    return diff / max(scale, 1e-12)
+}

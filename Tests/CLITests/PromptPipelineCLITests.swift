@@ -121,21 +121,28 @@ final class PromptPipelineCLITests: XCTestCase {
         XCTAssertNotEqual(outputs[0], outputs[2])
     }
 
-    func testLatentSampleFromGivenNoiseMatchesStableDiffusionPipeline() throws {
-        let root = try Self.pipelines.get()
-        let directory = try CLI.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
+    /// Two prompts (and their JSON file for the Python reference) and seeded initial latents [2, 4, 8, 8]
+    /// in `directory`, for the sample-parity tests.
+    private static func twoPromptsAndNoise(in directory: URL, seed: UInt32) throws -> (prompts: [String], json: String, noise: String) {
         let prompts = ["a photo of a cat!", "in the style of Van Gogh"]
         let promptsJSON = directory.appendingPathComponent("prompts.json").path
         try JSONEncoder().encode(prompts).write(to: URL(fileURLWithPath: promptsJSON))
         var values: [Float] = []
-        var state: UInt32 = 12345
+        var state = seed
         for _ in 0..<(2 * 4 * 8 * 8) {
             state = state &* 1_664_525 &+ 1_013_904_223
             values.append(Float(Int(state >> 8) % 2001 - 1000) / 500)
         }
         let noise = directory.appendingPathComponent("noise.safetensors").path
         try SafetensorsWriter.writeFloats([("latents", [2, 4, 8, 8], values)], to: noise)
+        return (prompts, promptsJSON, noise)
+    }
+
+    func testLatentSampleFromGivenNoiseMatchesStableDiffusionPipeline() throws {
+        let root = try Self.pipelines.get()
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (prompts, promptsJSON, noise) = try Self.twoPromptsAndNoise(in: directory, seed: 12345)
         let expectedPath = directory.appendingPathComponent("expected.safetensors").path
         let reference = try CLI.shell("python3 fixtures/clip/tiny_pipeline.py sample \(root)/sd \(promptsJSON) \(noise) 4 7.5 \(expectedPath)")
         XCTAssertEqual(reference.status, 0, reference.stderr)
@@ -165,17 +172,7 @@ final class PromptPipelineCLITests: XCTestCase {
         let root = try Self.pipelines.get()
         let directory = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let prompts = ["a photo of a cat!", "in the style of Van Gogh"]
-        let promptsJSON = directory.appendingPathComponent("prompts.json").path
-        try JSONEncoder().encode(prompts).write(to: URL(fileURLWithPath: promptsJSON))
-        var values: [Float] = []
-        var state: UInt32 = 2816
-        for _ in 0..<(2 * 4 * 8 * 8) {
-            state = state &* 1_664_525 &+ 1_013_904_223
-            values.append(Float(Int(state >> 8) % 2001 - 1000) / 500)
-        }
-        let noise = directory.appendingPathComponent("noise.safetensors").path
-        try SafetensorsWriter.writeFloats([("latents", [2, 4, 8, 8], values)], to: noise)
+        let (prompts, promptsJSON, noise) = try Self.twoPromptsAndNoise(in: directory, seed: 2816)
         let expectedPath = directory.appendingPathComponent("expected.safetensors").path
         let negative = "blurry, low quality"
         let reference = try CLI.shell("python3 fixtures/clip/tiny_pipeline.py sample \(root)/sdxl \(promptsJSON) \(noise) 4 5.0 \(expectedPath) '\(negative)'")

@@ -46,13 +46,6 @@ final class SDXLEngineCLITests: XCTestCase {
         return out
     }
 
-    private func relativeMaxError(_ a: [Float]?, _ b: [Float]?) -> Float {
-        guard let a, let b, a.count == b.count else { return .infinity }
-        var diff: Float = 0, scale: Float = 0
-        for (x, y) in zip(a, b) { diff = max(diff, abs(x - y)); scale = max(scale, abs(y)) }
-        return diff / max(scale, 1e-12)
-    }
-
     func testForwardAndBenchTakeTheAddedConditioning() throws {
         let directory = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

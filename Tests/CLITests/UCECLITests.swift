@@ -24,12 +24,6 @@ final class UCECLITests: XCTestCase {
         return out
     }
 
-    func relativeMaxError(_ a: [Float], _ b: [Float]) -> Float {
-        var diff: Float = 0, scale: Float = 0
-        for (x, y) in zip(a, b) { diff = max(diff, abs(x - y)); scale = max(scale, abs(y)) }
-        return a.count == b.count ? diff / max(scale, 1e-12) : .infinity
-    }
-
     /// The spec file uce_check.py reads and the preserve prompt file dmsurgery reads.
     func inputs(_ directory: URL) throws -> (spec: String, preserve: String) {
         let spec = directory.appendingPathComponent("spec.json").path
