@@ -20,6 +20,20 @@ let kernelTargets: [Target] = kernelCPUs.map { isa, flags in
             swiftSettings: [debugOptimized] + (flags.isEmpty ? [] : [.unsafeFlags(flags)]))
 }
 
+// Start-up (BENCHMARKS.md "Start-up"): the executable exports no symbols (exports.map). The Swift driver
+// links executables with -export-dynamic, which put 21,700 names in .dynsym that the runtime's dladdr
+// scans at every start (its backtracer's static initializer) and the loader hashes. The binary stays
+// position-independent: -no-pie would spare the loader 96,000 relocations and about 300 copy-on-write
+// faults (another 1.3 ms), but with a shared Swift runtime (debug builds) glibc then warns on stderr
+// about direct references to its protected symbols, and ASLR of the image is worth keeping.
+let startupLinkerSettings: [LinkerSetting] = {
+#if os(Linux)
+    return [.unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/dmsurgery/exports.map"])]
+#else
+    return []
+#endif
+}()
+
 let package = Package(
     name: "dmsurgery",
     platforms: [.macOS(.v13)],
@@ -86,7 +100,9 @@ let package = Package(
             dependencies: [
                 "Workflows", "TensorFormats", "TensorMath", "Surgery", "UNet", "Diffusion", "Training", "ConceptWorld", "CLIP", "VAE",
                 "ModelGraph", "ONNX", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            exclude: ["exports.map"],
+            linkerSettings: startupLinkerSettings
         ),
         // libFuzzer entry for the safetensors header parser; built with -DFUZZING by scripts/fuzz.
         .executableTarget(name: "SafetensorsFuzzer", dependencies: ["TensorFormats"]),

@@ -233,6 +233,7 @@ public struct JSONParser {
 
     private mutating func parseString() throws(JSONParseError) -> String {
         position += 1
+        let start = position
         var scalars = String.UnicodeScalarView()
         var runStart = position
         // Plain runs are copied as bytes (the header was already checked to be UTF-8); escapes are decoded.
@@ -245,6 +246,11 @@ public struct JSONParser {
         while true {
             guard let byte = current else { throw error("unterminated string") }
             if byte == UInt8(ascii: "\"") {
+                // Most strings (every tensor name) have no escape: one decode, no scalar view.
+                if runStart == start {
+                    position += 1
+                    return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<(position - 1)]), as: UTF8.self)
+                }
                 flush(self, position, into: &scalars)
                 position += 1
                 return String(scalars)
