@@ -78,7 +78,8 @@ final class SDXLTrainingTests: XCTestCase {
             settings.method = method
             let objective = ConceptObjective(schedule: schedule, settings: settings)
             var rng = TrainingRandom(seed: 5)
-            let drawn = try objective.drawBatch(from: one, size: 2, teacher: teacher, rng: &rng)
+            // One teacher call for both items (chunk 2), as the direct call below makes.
+            let drawn = try objective.drawBatch(from: one, size: 2, chunk: 2, teacher: teacher, rng: &rng)
             let t = drawn.timestepValues
             let expected = method == .esd
                 ? try guidedPrediction(teacher, sample: drawn.sample, timesteps: t, unconditional: one.uncond!.repeatedItem(2),
@@ -104,7 +105,7 @@ final class SDXLTrainingTests: XCTestCase {
 
     /// Prompt dropout replaces both the encoder states and the pooled embedding, and keeps the time ids.
     func testDroppedPromptsAreTheEmptyPromptOnBothInputs() throws {
-        let data = try load("data")
+        let data = try load("sdxl/data")
         var settings = LowerLevelSettings()
         settings.uncondProb = 1
         let objective = LowerLevelObjective(schedule: try Fixtures.scheduler(prediction: .epsilon), settings: settings)
