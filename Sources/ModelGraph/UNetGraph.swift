@@ -7,14 +7,22 @@ import UNet
 /// Inputs and outputs are those diffusers' OnnxStableDiffusionPipeline feeds: `sample` [batch, C, height,
 /// width] float32, `timestep` [timestep_batch] float32 (one value is broadcast to the batch, as the
 /// pipeline passes shape [1]), `encoder_hidden_states` [batch, sequence, D] float32 -> `out_sample`
-/// (a UNet2DModel has no `encoder_hidden_states`).
+/// (a UNet2DModel has no `encoder_hidden_states`). An SDXL UNet (`addition_embed_type: text_time`) also
+/// takes `text_embeds` [batch, P] and `time_ids` [batch, 6] float32, the names and shapes of optimum's
+/// SDXL UNet export that diffusers' ORTStableDiffusionXLPipeline feeds (P = the add_embedding input
+/// width less six time ids of `addition_time_embed_dim`).
 public enum UNetGraph {
     /// With fixed shapes, the side sizes are the sample's (latent) sides and `sequence` is fixed too.
     public static func build(_ s: UNetStructure, shapes: [String: [Int]], file: String, io: IOShape = .dynamic,
                              sequence: Int = 77) throws -> Graph {
-        // SDXL's text_embeds/time_ids inputs and add_embedding are not emitted: refused, not dropped.
-        if s.config.textTime != nil {
-            throw UNetError(.unsupportedConfig, "addition_embed_type", "text_time (SDXL) is not exported to ONNX")
+        var pooledWidth: Int?
+        if let spec = s.config.textTime {
+            // SDXL's six micro-conditioning numbers fix the pooled width the graph declares.
+            pooledWidth = spec.inputDim - 6 * spec.timeEmbedDim
+            guard pooledWidth! >= 1 else {
+                throw UNetError(.unsupportedConfig, "projection_class_embeddings_input_dim",
+                                "\(spec.inputDim) leaves no pooled text embedding beside 6 time ids of \(spec.timeEmbedDim)")
+            }
         }
         var b = GraphBuilder(shapes: shapes, file: file)
         var u = Walker(b: b, config: s.config)
@@ -29,6 +37,10 @@ public enum UNetGraph {
         if let contextDim = s.config.crossAttentionDim {
             inputs.append(ValueInfo(name: "encoder_hidden_states", type: .float32,
                                     shape: [io.batch, io.fixed == nil ? .symbolic("sequence") : .fixed(sequence), .fixed(contextDim)]))
+        }
+        if let pooledWidth {
+            inputs.append(ValueInfo(name: "text_embeds", type: .float32, shape: [io.batch, .fixed(pooledWidth)]))
+            inputs.append(ValueInfo(name: "time_ids", type: .float32, shape: [io.batch, .fixed(6)]))
         }
         let outputs = [ValueInfo(name: "out_sample", type: .float32, shape: [io.batch, .fixed(s.convOut.outChannels)] + spatial)]
         return b.graph(name: "unet", inputs: inputs, outputs: outputs)
@@ -97,8 +109,32 @@ public enum UNetGraph {
                 emb = b.op("Pad", [emb, b.int64s([0, 0, 0, 1])], scope: scope)
             }
             let l1 = try linear(s.timeLinear1, emb, scope: "time_embedding.linear_1")
-            let l2 = try linear(s.timeLinear2, b.silu(l1, scope: "time_embedding"), scope: "time_embedding.linear_2")
+            var l2 = try linear(s.timeLinear2, b.silu(l1, scope: "time_embedding"), scope: "time_embedding.linear_2")
+            if let spec = config.textTime, let add1 = s.addLinear1, let add2 = s.addLinear2 {
+                l2 = b.op("Add", [l2, try addedEmbedding(spec, add1, add2)], scope: "add_embedding")
+            }
             return b.silu(l2, scope: "time_embedding")
+        }
+
+        /// diffusers' text_time branch: add_time_proj (sin/cos of each time id, the time embedding's
+        /// frequency rule at addition_time_embed_dim) flattened per item after text_embeds, through
+        /// add_embedding's linear, SiLU, linear; the result is added to the time embedding.
+        mutating func addedEmbedding(_ spec: TextTimeConfig, _ add1: LinearLayer, _ add2: LinearLayer) throws -> String {
+            let dim = spec.timeEmbedDim, half = dim / 2
+            let scope = "add_time_proj"
+            let logPeriod = Float(-log(Double(10000)))
+            let freqs: [Float] = (0..<half).map { i in expf(logPeriod * Float(i) / (Float(half) - config.freqShift)) }
+            let ids = b.op("Unsqueeze", ["time_ids", b.int64s([2])], scope: scope)
+            let arg = b.op("Mul", [ids, b.floats(freqs, shape: [1, 1, half], name: "add_time_proj_frequencies")], scope: scope)
+            let sin = b.op("Sin", [arg], scope: scope), cos = b.op("Cos", [arg], scope: scope)
+            var emb = b.op("Concat", config.flipSinToCos ? [cos, sin] : [sin, cos], scope: scope, [("axis", .int(2))])
+            if dim % 2 == 1 {
+                emb = b.op("Pad", [emb, b.int64s([0, 0, 0, 0, 0, 1])], scope: scope)
+            }
+            let flat = b.op("Reshape", [emb, b.int64s([0, -1])], scope: scope)
+            let input = b.op("Concat", ["text_embeds", flat], scope: scope, [("axis", .int(1))])
+            let l1 = try linear(add1, input, scope: "add_embedding.linear_1")
+            return try linear(add2, b.silu(l1, scope: "add_embedding"), scope: "add_embedding.linear_2")
         }
 
         mutating func linear(_ l: LinearLayer, _ x: String, scope: String) throws -> String {

@@ -196,8 +196,6 @@ extension NoisedBatch {
     /// Items `range` of the batch (the whole batch is returned as is).
     func slice(_ range: Range<Int>?) -> NoisedBatch {
         guard let range, range != 0..<timesteps.count else { return self }
-        let items = Array(range)
-        return NoisedBatch(sample: sample.items(items), timesteps: Array(timesteps[range]), cond: cond?.items(items),
-                           target: target.items(items))
+        return items(Array(range))
     }
 }

@@ -27,7 +27,8 @@ public struct HeldoutProbe: Sendable {
         let noise = rng.tensor(x0.shape)
         batch = NoisedBatch(sample: schedule.addNoise(original: x0, noise: noise, timesteps: timesteps), timesteps: timesteps,
                             cond: data.cond, target: schedule.target(schedule.config.predictionType, original: x0, noise: noise,
-                                                                     timesteps: timesteps))
+                                                                     timesteps: timesteps),
+                            textTime: data.textTime(Array(0..<n)))
         self.every = every
     }
 
@@ -42,7 +43,7 @@ public struct HeldoutProbe: Sendable {
         while start < n {
             let part = batch.slice(start..<min(n, start + chunk))
             let out = try model.forward(sample: part.sample, timesteps: part.timestepValues, encoderHiddenStates: part.cond,
-                                        recording: false).output.sample
+                                        textTime: part.textTime, recording: false).output.sample
             for (p, t) in zip(out.data, part.target.data) {
                 let d = Double(p) - Double(t)
                 sum += d * d

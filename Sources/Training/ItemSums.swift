@@ -69,11 +69,7 @@ public struct ItemSums {
 extension NoisedBatch {
     /// The batch as consecutive batches of `size` items (a divisor of the batch), in order.
     func chunks(of size: Int) -> [NoisedBatch] {
-        stride(from: 0, to: timesteps.count, by: size).map { start in
-            let items = Array(start..<(start + size))
-            return NoisedBatch(sample: sample.items(items), timesteps: Array(timesteps[start..<(start + size)]),
-                               cond: cond?.items(items), target: target.items(items))
-        }
+        stride(from: 0, to: timesteps.count, by: size).map { items(Array($0..<($0 + size))) }
     }
 }
 

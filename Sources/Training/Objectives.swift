@@ -3,19 +3,28 @@ import TensorFormats
 import TensorMath
 import UNet
 
-/// A batch noised for one step: x_t, its timesteps, the prompts the model sees, and the scheduler's
-/// target for the clean samples.
+/// A batch noised for one step: x_t, its timesteps, the prompts the model sees (with SDXL's added
+/// conditioning), and the scheduler's target for the clean samples.
 public struct NoisedBatch: Sendable {
     public var sample: Tensor
     public var timesteps: [Int]
     public var cond: Tensor?
     public var target: Tensor
+    /// The pooled embeddings and time ids of the items' prompts (text_time models only).
+    public var textTime: TextTimeInputs?
 
-    public init(sample: Tensor, timesteps: [Int], cond: Tensor?, target: Tensor) {
+    public init(sample: Tensor, timesteps: [Int], cond: Tensor?, target: Tensor, textTime: TextTimeInputs? = nil) {
         self.sample = sample
         self.timesteps = timesteps
         self.cond = cond
         self.target = target
+        self.textTime = textTime
+    }
+
+    /// Items `indices` of the batch.
+    func items(_ indices: [Int]) -> NoisedBatch {
+        NoisedBatch(sample: sample.items(indices), timesteps: indices.map { timesteps[$0] }, cond: cond?.items(indices),
+                    target: target.items(indices), textTime: textTime?.items(indices))
     }
 
     public var timestepValues: [Float] { timesteps.map(Float.init) }
@@ -48,10 +57,16 @@ public struct LowerLevelObjective: Sendable {
         let indices = rng.integers(size, below: x0.shape[0])
         let clean = x0.items(indices)
         var cond = data.cond?.items(indices)
+        var textTime = data.textTime(indices)
         if settings.uncondProb > 0, var c = cond, let uncond = data.uncond {
+            // A dropped prompt is the empty prompt on every input it feeds: its encoder states and, for
+            // SDXL, its pooled embedding (diffusers' SDXL scripts encode "" for both).
             let per = uncond.count
             for b in 0..<size where Float(rng.uniform()) < settings.uncondProb {
                 c.data.replaceSubrange(b * per..<(b + 1) * per, with: uncond.data)
+                if let pooled = data.uncondPooled, textTime != nil {
+                    textTime!.textEmbeds.data.replaceSubrange(b * pooled.count..<(b + 1) * pooled.count, with: pooled.data)
+                }
             }
             cond = c
         }
@@ -59,14 +74,15 @@ public struct LowerLevelObjective: Sendable {
         let noise = rng.tensor(clean.shape)
         return NoisedBatch(sample: schedule.addNoise(original: clean, noise: noise, timesteps: timesteps),
                            timesteps: timesteps, cond: cond,
-                           target: schedule.target(schedule.config.predictionType, original: clean, noise: noise, timesteps: timesteps))
+                           target: schedule.target(schedule.config.predictionType, original: clean, noise: noise, timesteps: timesteps),
+                           textTime: textTime)
             .slice(shard)
     }
 
     /// The frozen teacher's output and block outputs on `batch` (no tape).
     public func teacherOutput(_ teacher: UNet2D, _ batch: NoisedBatch) throws -> UNetOutput {
         try teacher.forward(sample: batch.sample, timesteps: batch.timestepValues, encoderHiddenStates: batch.cond,
-                            recording: false).output
+                            textTime: batch.textTime, recording: false).output
     }
 
     /// L_ft of `model` on `batch`; adds `scale` times its parameter gradient into `gradients` (the
@@ -74,7 +90,7 @@ public struct LowerLevelObjective: Sendable {
     public func evaluate(_ model: UNet2D, _ batch: NoisedBatch, teacher: UNetOutput?, scale: Float = 1,
                          into gradients: inout [String: Tensor]) throws -> LowerLevelValue {
         let (out, tape) = try model.forward(sample: batch.sample, timesteps: batch.timestepValues,
-                                            encoderHiddenStates: batch.cond, recording: true)
+                                            encoderHiddenStates: batch.cond, textTime: batch.textTime, recording: true)
         let (wDiff, wOut, wFeat) = (settings.wDiff, settings.wOut, settings.wFeat)
         let (diff, dDiff) = Losses.diffusion(prediction: out.sample, target: batch.target, timesteps: batch.timesteps,
                                              schedule: schedule, minSNRGamma: settings.minSnrGamma)
@@ -144,24 +160,28 @@ public struct ConceptObjective: Sendable {
         let clean = x0.items(indices)
         let sample = schedule.addNoise(original: clean, noise: noise, timesteps: timesteps)
         let cond = forget.cond!.items(indices)
+        let textTime = forget.textTime(indices)
         // One teacher call per `chunk` items (DataParallel.chunk), so a chunk's targets are the same
         // computation whatever the shard: the result must not depend on how the batch is split among ranks.
         var targets: [Tensor] = []
         for start in stride(from: 0, to: indices.count, by: chunk) {
             let part = Array(start..<Swift.min(indices.count, start + chunk))
             let x = sample.items(part), c = cond.items(part), t = part.map { Float(timesteps[$0]) }
+            let items = part.map { indices[$0] }
             switch settings.method {
             case .esd:
                 targets.append(try guidedPrediction(teacher, sample: x, timesteps: t, unconditional: forget.uncond!.repeatedItem(part.count),
-                                                    conditional: c, scale: -settings.eta))
+                                                    conditional: c, scale: -settings.eta, unconditionalTextTime: forget.uncondTextTime(items),
+                                                    conditionalTextTime: forget.textTime(items)))
             case .ablation:
-                targets.append(try teacher(sample: x, timesteps: t, encoderHiddenStates: forget.anchor!.items(part.map { indices[$0] })))
+                targets.append(try teacher(sample: x, timesteps: t, encoderHiddenStates: forget.anchor!.items(items),
+                                           textTime: forget.anchorTextTime(items)))
             case .uce:
                 throw TrainingError(.invalidArgument, "the UCE upper level draws no noised batches")
             }
         }
         let target = Tensor.joined(targets)
-        return NoisedBatch(sample: sample, timesteps: timesteps, cond: cond, target: target)
+        return NoisedBatch(sample: sample, timesteps: timesteps, cond: cond, target: target, textTime: textTime)
     }
 
     /// L_CU of `model` on `batch` (whose target is set); adds `scale` times its gradient into `gradients`.
@@ -172,7 +192,7 @@ public struct ConceptObjective: Sendable {
             return try closedForm.evaluate(model, scale: scale, into: &gradients)
         }
         let (out, tape) = try model.forward(sample: batch.sample, timesteps: batch.timestepValues,
-                                            encoderHiddenStates: batch.cond, recording: true)
+                                            encoderHiddenStates: batch.cond, textTime: batch.textTime, recording: true)
         var (loss, grad) = NN.mseLoss(out.sample, batch.target)
         if scale != 1 { grad.scale(by: scale) }
         _ = model.backward(tape!, outputGradient: grad, accumulatingInto: &gradients)

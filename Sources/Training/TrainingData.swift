@@ -29,6 +29,15 @@ public struct TrainingData: Sendable {
     public var anchor: Tensor?
     /// The prompts as text (`dmsurgery.prompts`), informational.
     public var prompts: [String]
+    /// SDXL's added conditioning (models with `addition_embed_type: text_time`, nil otherwise): each
+    /// prompt's pooled embedding `cond_pooled` [N, P] (the UNet's text_embeds, named as `encode-prompt`
+    /// writes it) and micro-conditioning `time_ids` [N, K].
+    public var condPooled: Tensor?
+    public var timeIds: Tensor?
+    /// [P]: the empty prompt's pooled embedding (with `uncond`).
+    public var uncondPooled: Tensor?
+    /// [N, P]: the anchor prompts' pooled embeddings (with `anchor`).
+    public var anchorPooled: Tensor?
 
     /// Items: the count of `x0`, else of `cond`.
     public var count: Int { x0?.shape[0] ?? cond?.shape[0] ?? 0 }
@@ -39,6 +48,25 @@ public struct TrainingData: Sendable {
         self.uncond = uncond
         self.anchor = anchor
         self.prompts = prompts
+    }
+
+    /// Items `indices`' added conditioning (nil for models without text_time).
+    public func textTime(_ indices: [Int]) -> TextTimeInputs? {
+        guard let condPooled, let timeIds else { return nil }
+        return TextTimeInputs(textEmbeds: condPooled.items(indices), timeIds: timeIds.items(indices))
+    }
+
+    /// The empty prompt's added conditioning for items `indices` (their own time ids: diffusers' SDXL
+    /// pipelines give both guidance sides the same micro-conditioning).
+    public func uncondTextTime(_ indices: [Int]) -> TextTimeInputs? {
+        guard let uncondPooled, let timeIds else { return nil }
+        return TextTimeInputs(textEmbeds: uncondPooled.repeatedItem(indices.count), timeIds: timeIds.items(indices))
+    }
+
+    /// The anchor prompts' added conditioning for items `indices`.
+    public func anchorTextTime(_ indices: [Int]) -> TextTimeInputs? {
+        guard let anchorPooled, let timeIds else { return nil }
+        return TextTimeInputs(textEmbeds: anchorPooled.items(indices), timeIds: timeIds.items(indices))
     }
 
     /// Reads and validates `checkpoint` (named `file` in errors) against the model `config` describes;
@@ -94,11 +122,67 @@ public struct TrainingData: Sendable {
         }
         let n = x0?.shape[0] ?? cond?.shape[0] ?? 0
         guard n > 0 else { throw fail(.emptyData, "the file holds no items (N = 0)", x0 == nil ? "cond" : "x0") }
+        let textTime = try Self.readTextTime(read, fail, config: config, role: role, count: n, anchor: anchor != nil)
 
         var prompts: [String] = []
         if let text = checkpoint.metadata?["dmsurgery.prompts"], case .array(let list)? = try? JSONParser.parse(text) {
             prompts = list.compactMap(\.stringValue)
         }
         self.init(x0: x0, cond: cond, uncond: uncond, anchor: anchor, prompts: prompts)
+        (condPooled, timeIds, uncondPooled, anchorPooled) = textTime
+    }
+
+    /// The text_time tensors: `cond_pooled` [N, P] and `time_ids` [N, K] with P + K x
+    /// addition_time_embed_dim = projection_class_embeddings_input_dim, `uncond_pooled` [P] (a
+    /// forget file's ESD ∅ needs it), `anchor_pooled` [N, P] beside `anchor`; all refused for a
+    /// model without text_time.
+    private static func readTextTime(_ read: (String) throws -> Tensor?, _ fail: (TensorFormatError.Code, String, String?) -> TensorFormatError,
+                                     config: UNetConfig, role: Role, count n: Int, anchor: Bool)
+        throws -> (Tensor?, Tensor?, Tensor?, Tensor?) {
+        let names = ["cond_pooled", "time_ids", "uncond_pooled", "anchor_pooled"]
+        let tensors = try names.map { try read($0) }
+        guard let spec = config.textTime else {
+            for (name, tensor) in zip(names, tensors) where tensor != nil {
+                throw fail(.unexpectedTensor, "the model has no text_time conditioning (addition_embed_type)", name)
+            }
+            return (nil, nil, nil, nil)
+        }
+        guard let embeds = tensors[0] else {
+            throw fail(.missingTensor, "a text_time (SDXL) model needs each prompt's pooled embedding cond_pooled [N, P]", "cond_pooled")
+        }
+        guard embeds.rank == 2, embeds.shape[1] >= 1, embeds.shape[1] < spec.inputDim,
+              (spec.inputDim - embeds.shape[1]) % spec.timeEmbedDim == 0 else {
+            throw fail(.badShape, "shape \(embeds.shape), expected [N, P] with \(spec.inputDim) - P a multiple of addition_time_embed_dim \(spec.timeEmbedDim)", "cond_pooled")
+        }
+        let p = embeds.shape[1], k = (spec.inputDim - p) / spec.timeEmbedDim
+        guard let ids = tensors[1] else {
+            throw fail(.missingTensor, "a text_time (SDXL) model needs the micro-conditioning time_ids [N, \(k)] (original size, crop top-left, target size)", "time_ids")
+        }
+        guard ids.rank == 2, ids.shape[1] == k else { throw fail(.badShape, "shape \(ids.shape), expected [N, \(k)]", "time_ids") }
+        for (name, tensor) in [("cond_pooled", embeds), ("time_ids", ids)] where tensor.shape[0] != n {
+            throw fail(.countMismatch, "\(tensor.shape[0]) rows for \(n) items", name)
+        }
+        if let uncond = tensors[2], uncond.shape != [p] {
+            throw fail(.badShape, "shape \(uncond.shape), expected [\(p)] like one row of cond_pooled", "uncond_pooled")
+        }
+        if role == .forget && tensors[2] == nil {
+            throw fail(.missingTensor, "a forget file for a text_time (SDXL) model needs the empty prompt's pooled embedding uncond_pooled [\(p)]", "uncond_pooled")
+        }
+        if let anchorEmbeds = tensors[3] {
+            guard anchor else { throw fail(.unexpectedTensor, "anchor_pooled without the anchor prompts anchor", "anchor_pooled") }
+            guard anchorEmbeds.shape == embeds.shape else {
+                throw fail(.badShape, "shape \(anchorEmbeds.shape), expected \(embeds.shape) like cond_pooled", "anchor_pooled")
+            }
+        } else if anchor {
+            throw fail(.missingTensor, "anchor prompts on a text_time (SDXL) model need their pooled embeddings anchor_pooled [N, \(p)]", "anchor_pooled")
+        }
+        return (embeds, ids, tensors[2], tensors[3])
+    }
+}
+
+extension TextTimeInputs {
+    /// Items `indices` of both inputs.
+    func items(_ indices: [Int]) -> TextTimeInputs {
+        TextTimeInputs(textEmbeds: textEmbeds.items(indices), timeIds: timeIds.items(indices))
     }
 }

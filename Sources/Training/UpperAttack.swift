@@ -56,7 +56,7 @@ public struct UpperAttack: Sendable {
         for chunk in chunks {
             let item = shifted(chunk)
             let (out, tape) = try model.forward(sample: item.sample, timesteps: item.timestepValues, encoderHiddenStates: item.cond,
-                                                recording: gradient)
+                                                textTime: item.textTime, recording: gradient)
             let (loss, dOut) = NN.mseLoss(out.sample, item.target)
             total += Double(loss) / Double(chunks.count)
             guard gradient, let tape, let dContext = model.backward(tape, outputGradient: dOut, parameterGradients: false).encoderHiddenStates

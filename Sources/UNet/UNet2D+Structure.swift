@@ -9,6 +9,9 @@ public struct UNetStructure: Sendable {
     public let config: UNetConfig
     public let timeLinear1: LinearLayer
     public let timeLinear2: LinearLayer
+    /// `add_embedding.linear_1` and `linear_2` (text_time conditioning only).
+    public let addLinear1: LinearLayer?
+    public let addLinear2: LinearLayer?
     public let convIn: ConvLayer
     public let down: [DownBlock]
     public let mid: MidBlock?
@@ -23,6 +26,8 @@ public struct UNetStructure: Sendable {
         self.config = config
         timeLinear1 = model.timeLinear1
         timeLinear2 = model.timeLinear2
+        addLinear1 = model.addLinear1
+        addLinear2 = model.addLinear2
         convIn = model.convIn
         down = model.down
         mid = model.mid

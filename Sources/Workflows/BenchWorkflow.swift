@@ -44,17 +44,9 @@ public enum BenchWorkflow {
         var rng = NormalGenerator(seed: 0)
         let x = rng.tensor([batch, cfg.inChannels, side, side])
         let context = cfg.crossAttentionDim.map { rng.tensor([batch, 77, $0]) }
-        // SDXL: a random pooled embedding and the default time ids of a square image 8x the latent side.
-        var textTime: TextTimeInputs?
-        if let spec = cfg.textTime {
-            let pooled = spec.inputDim - 6 * spec.timeEmbedDim
-            guard pooled >= 1 else {
-                throw located(UNetError(.invalidConfig, "projection_class_embeddings_input_dim",
-                                        "\(spec.inputDim) leaves no pooled text embedding beside 6 time ids of \(spec.timeEmbedDim)"), file: subject.name)
-            }
-            let pixels = Float(side * 8)
-            textTime = TextTimeInputs(textEmbeds: rng.tensor([batch, pooled]),
-                                      timeIds: Tensor(shape: [batch, 6], data: Array([[Float]](repeating: [pixels, pixels, 0, 0, pixels, pixels], count: batch).joined())))
+        let textTime: TextTimeInputs?
+        do { textTime = try cfg.textTime.map { try benchTextTime($0, batch: batch, side: side, rng: &rng) } } catch let error as UNetError {
+            throw located(error, file: subject.name)
         }
         var times: [Double] = []
         for step in 0...steps {

@@ -33,11 +33,13 @@ public func distillationTrainStep(student: inout UNet2D, teacher: UNet2D, optimi
     let noise = rng.tensor(clean.shape)
     let timesteps = rng.integers(batch, below: objective.schedule.alphasCumprod.count)
     let context = cfg.crossAttentionDim.map { rng.tensor([batch, 77, $0]) }
+    let textTime = try cfg.textTime.map { try benchTextTime($0, batch: batch, side: side, rng: &rng) }
     let schedule = objective.schedule
     let noised = NoisedBatch(sample: schedule.addNoise(original: clean, noise: noise, timesteps: timesteps),
                              timesteps: timesteps, cond: context,
                              target: schedule.target(schedule.config.predictionType, original: clean, noise: noise,
-                                                     timesteps: timesteps))
+                                                     timesteps: timesteps),
+                             textTime: textTime)
     let t0 = DispatchTime.now()
     let teacherOut = try objective.teacherOutput(teacher, noised)
     let t1 = DispatchTime.now()
@@ -50,4 +52,18 @@ public func distillationTrainStep(student: inout UNet2D, teacher: UNet2D, optimi
     let t3 = DispatchTime.now()
     func seconds(_ a: DispatchTime, _ b: DispatchTime) -> Double { Double(b.uptimeNanoseconds - a.uptimeNanoseconds) / 1e9 }
     return (value.total, DistillationTiming(teacher: seconds(t0, t1), student: seconds(t1, t2), update: seconds(t2, t3)))
+}
+
+/// SDXL's added conditioning for a timing run: a random pooled embedding and the default time ids of a
+/// square image 8x the latent side (the SDXL VAE's factor). Throws when the config leaves no pooled
+/// width beside six time ids.
+func benchTextTime(_ spec: TextTimeConfig, batch: Int, side: Int, rng: inout NormalGenerator) throws -> TextTimeInputs {
+    let pooled = spec.inputDim - 6 * spec.timeEmbedDim
+    guard pooled >= 1 else {
+        throw UNetError(.invalidConfig, "projection_class_embeddings_input_dim",
+                        "\(spec.inputDim) leaves no pooled text embedding beside 6 time ids of \(spec.timeEmbedDim)")
+    }
+    let pixels = Float(side * 8)
+    return TextTimeInputs(textEmbeds: rng.tensor([batch, pooled]),
+                          timeIds: Tensor(shape: [batch, 6], data: Array([[Float]](repeating: [pixels, pixels, 0, 0, pixels, pixels], count: batch).joined())))
 }

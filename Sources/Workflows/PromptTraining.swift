@@ -21,8 +21,11 @@ enum PromptData {
     }
 
     /// `cond` [N,S,D] and `uncond` [S,D] of `prompts` as `encode-prompt` writes them, checked against the
-    /// model's cross_attention_dim the way a data file is.
-    static func encode(_ prompts: [String], pipeline: String, model: UNet2D, source: String) throws -> TrainingData {
+    /// model's cross_attention_dim the way a data file is. A text_time (SDXL) model also gets the pooled
+    /// embeddings (`cond_pooled`, `uncond_pooled`) and the time ids of images of `latentSize`
+    /// (height, width in latents).
+    static func encode(_ prompts: [String], pipeline: String, model: UNet2D, source: String,
+                       latentSize: (height: Int, width: Int)) throws -> TrainingData {
         guard !prompts.isEmpty else { throw TensorFormatError(.emptyData, "no prompts", file: source) }
         let encoder = try PromptEncoder(pipeline: pipeline)
         guard let d = model.config.crossAttentionDim else {
@@ -32,9 +35,35 @@ enum PromptData {
             throw TensorFormatError(.invalidConfig, "the text encoder's width \(encoder.width) differs from the UNet's cross_attention_dim \(d)",
                                     file: PipelineParts(pipeline).part("text_encoder") ?? pipeline)
         }
-        let (cond, _) = try encoder.encode(prompts)
-        let (uncond, _) = try encoder.emptyPrompt()
-        return TrainingData(x0: nil, cond: cond, uncond: uncond, prompts: prompts)
+        let (cond, pooled) = try encoder.encode(prompts)
+        let (uncond, uncondPooled) = try encoder.emptyPrompt()
+        var data = TrainingData(x0: nil, cond: cond, uncond: uncond, prompts: prompts)
+        if model.config.textTime != nil {
+            guard let pooled, let uncondPooled else {
+                throw TensorFormatError(.invalidConfig, "a text_time (SDXL) UNet needs the pooled embedding of an SDXL pipeline's text_encoder_2", file: pipeline)
+            }
+            let factor = try vaeDownscale(pipeline)
+            data.condPooled = pooled
+            data.uncondPooled = uncondPooled
+            data.timeIds = timeIds(count: prompts.count, height: latentSize.height * factor, width: latentSize.width * factor)
+        }
+        return data
+    }
+
+    /// SDXL's micro-conditioning as diffusers' SDXL training scripts make it for an image used whole at
+    /// its own size: original size = target size = (height, width) in pixels, crop top-left (0, 0).
+    static func timeIds(count: Int, height: Int, width: Int) -> Tensor {
+        let row: [Float] = [Float(height), Float(width), 0, 0, Float(height), Float(width)]
+        return Tensor(shape: [count, 6], data: Array([[Float]](repeating: row, count: count).joined()))
+    }
+
+    /// Pixels per latent of the pipeline's VAE: the time ids are sizes in pixels.
+    private static func vaeDownscale(_ pipeline: String) throws -> Int {
+        guard let vaePath = PipelineParts(pipeline).part("vae") else {
+            throw TensorFormatError(.invalidConfig, "SDXL's time ids are image sizes in pixels: the teacher needs to be a pipeline folder with vae/", file: pipeline)
+        }
+        let configPath = vaePath + "/config.json"
+        return try VAEConfig(json: try MappedFile.text(of: configPath, what: "the VAE config"), file: configPath).downscale
     }
 
     /// Data-free distillation data: `perPrompt` DDIM + CFG samples of the teacher for each prompt of
@@ -44,8 +73,8 @@ enum PromptData {
                                settings: RetainSettings, seed: UInt64, quiet: Bool) throws -> TrainingData {
         let prompts = try readPromptFile(file)
         guard !prompts.isEmpty else { throw TensorFormatError(.emptyData, "the prompt file holds no prompts", file: file) }
-        var data = try encode(prompts, pipeline: pipeline, model: model, source: file)
         let side = settings.size ?? model.config.sampleSize ?? 32
+        var data = try encode(prompts, pipeline: pipeline, model: model, source: file, latentSize: (side, side))
         do { try model.checkInput(batch: 1, height: side, width: side, training: true, option: "--retain-size") } catch let error as UNetError {
             throw located(error, file: file)
         }
@@ -57,6 +86,8 @@ enum PromptData {
         try MemoryBudget.check(MemoryBudget.product([floats, 4]), for: "the retain samples", option: "--retain-samples", file: file)
         let order = prompts.indices.flatMap { Array(repeating: $0, count: settings.samplesPerPrompt) }
         data.cond = data.cond!.items(order)
+        data.condPooled = data.condPooled?.items(order)
+        data.timeIds = data.timeIds?.items(order)
         data.prompts = order.map { prompts[$0] }
         note("drawing \(order.count) retain samples with the teacher (\(settings.sampleSteps) DDIM steps, guidance \(settings.guidance))", quiet: quiet)
         data.x0 = try generateForgetImages(teacher: teacher, forget: data, scheduler: scheduler, sampleShape: shape,
@@ -116,17 +147,21 @@ enum PromptData {
             }
             latents.append(try vae.latents(of: image))
         }
-        var data = try encode(prompts, pipeline: pipeline, model: model, source: sidecar)
-        data.x0 = Tensor.joined(latents)
+        let x0 = Tensor.joined(latents)
+        var data = try encode(prompts, pipeline: pipeline, model: model, source: sidecar, latentSize: (x0.shape[2], x0.shape[3]))
+        data.x0 = x0
         return data
+    }
+
+    /// The tensors of data made in memory by their data-file names, in file order.
+    private static func tensors(_ data: TrainingData) -> [(name: String, tensor: Tensor)] {
+        [("x0", data.x0), ("cond", data.cond), ("uncond", data.uncond), ("cond_pooled", data.condPooled),
+         ("time_ids", data.timeIds), ("uncond_pooled", data.uncondPooled)].compactMap { name, tensor in tensor.map { (name, $0) } }
     }
 
     /// Writes `data` as a data file (formats/training-data.md) that `--data` reads back as it is.
     static func writeCache(_ data: TrainingData, to path: String) throws {
-        var tensors: [(name: String, shape: [Int], values: [Float])] = []
-        for (name, tensor) in [("x0", data.x0), ("cond", data.cond), ("uncond", data.uncond)] {
-            if let tensor { tensors.append((name, tensor.shape, tensor.data)) }
-        }
+        let tensors = Self.tensors(data).map { (name: $0.name, shape: $0.tensor.shape, values: $0.tensor.data) }
         let prompts = JSONWriter.compact(.array(data.prompts.map { .string($0) }))
         try SafetensorsWriter.writeFloats(tensors, metadata: Metadata([("dmsurgery.prompts", prompts)]), to: path)
     }
@@ -134,8 +169,7 @@ enum PromptData {
     /// The sha256 of data made in memory: each tensor's name, shape and float32 bytes, in order.
     static func digest(_ data: TrainingData) -> String {
         var hasher = SHA256()
-        for (name, tensor) in [("x0", data.x0), ("cond", data.cond), ("uncond", data.uncond)] {
-            guard let tensor else { continue }
+        for (name, tensor) in tensors(data) {
             hasher.update(data: Data((name + "\(tensor.shape)").utf8))
             tensor.data.withUnsafeBytes { hasher.update(bufferPointer: $0) }
         }

@@ -82,6 +82,10 @@ extension LowerLevelSettings {
         if uncondProb > 0 && model.contextDim != nil && data.uncond == nil {
             throw TensorFormatError(.missingTensor, "--uncond-prob needs the empty prompt uncond [S,D]", file: path, tensor: "uncond")
         }
+        if uncondProb > 0 && model.config.textTime != nil && data.uncondPooled == nil {
+            throw TensorFormatError(.missingTensor, "--uncond-prob on a text_time (SDXL) model needs the empty prompt's pooled embedding uncond_pooled [P]",
+                                    file: path, tensor: "uncond_pooled")
+        }
         return (data, sha256)
     }
 }
@@ -103,7 +107,8 @@ extension ForgetSettings {
             let (data, sha256) = try loadTrainingData(forget, role: .forget, model: model, open: open)
             record = InputRecord(data: data, sha256: sha256)
         } else {
-            let data = try PromptData.encode(prompts, pipeline: teacherPath, model: model, source: "--forget-prompt")
+            let data = try PromptData.encode(prompts, pipeline: teacherPath, model: model, source: "--forget-prompt",
+                                             latentSize: (sampleShape[1], sampleShape[2]))
             record = InputRecord(data: data, sha256: PromptData.digest(data), prompts: PromptData.digest(prompts))
         }
         if concept.method == .ablation && record.data.anchor == nil {

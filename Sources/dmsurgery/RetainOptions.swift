@@ -6,7 +6,7 @@ struct RetainOptions: ParsableArguments {
     /// The defaults the options start from (and the help shows): the settings' own.
     private static let defaults = RetainSettings(data: "")
 
-    @Option(help: ArgumentHelp("Training data: x0 [N,C,H,W], cond [N,S,D], uncond [S,D] (formats/training-data.md).", valueName: "file"))
+    @Option(help: ArgumentHelp("Training data: x0 [N,C,H,W], cond [N,S,D], uncond [S,D]; SDXL also cond_pooled [N,P], time_ids [N,6], uncond_pooled [P] (formats/training-data.md).", valueName: "file"))
     var data: String?
 
     @Option(name: .customLong("retain-prompts"), help: ArgumentHelp("Instead of --data: prompts (one per line, UTF-8); the data is the --teacher pipeline's own DDIM+CFG latent samples for them.", valueName: "file"))

@@ -161,7 +161,7 @@ enum UnlearnSpelling: UpperObjectiveSpelling {
 struct ForgetOptions<Spelling: UpperObjectiveSpelling>: SettingsOptions {
     typealias Settings = ForgetSettings
 
-    @Option(help: ArgumentHelp("Forget file: cond [M,S,D] and uncond [S,D]; optional x0 [M,C,H,W] and anchor [M,S,D] (formats/training-data.md).", valueName: "file"))
+    @Option(help: ArgumentHelp("Forget file: cond [M,S,D] and uncond [S,D]; optional x0 [M,C,H,W] and anchor [M,S,D]; SDXL also cond_pooled, time_ids, uncond_pooled (formats/training-data.md).", valueName: "file"))
     var forget: String?
 
     @Option(name: .customLong("forget-prompt"), help: ArgumentHelp("Instead of --forget: a prompt of the concept, encoded by the --teacher pipeline's text encoder (repeat for more).", valueName: "text"))

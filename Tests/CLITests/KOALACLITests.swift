@@ -44,6 +44,30 @@ final class KOALACLITests: XCTestCase {
             for (name, shape) in student { XCTAssertEqual(reference[name], shape, "\(variant): \(name)") }
         }
 
+        // The KOALA-700M student trains against its teacher (unlearn: L_featKD pairs every stage's
+        // block outputs, no mid term) and ships as an sdxl GGUF in the original layout without a
+        // middle block (data of the teacher's widths: cond [N,7,64], cond_pooled [N,32], time_ids).
+        func normal(_ count: Int, _ seed: Int) -> [Float] { (0..<count).map { Float(sin(Double($0 * 7 + seed))) } }
+        let ids = [Float](Array([[Float]](repeating: [128, 128, 0, 0, 128, 128], count: 2).joined()))
+        var tensors: [(name: String, shape: [Int], values: [Float])] = [
+            ("x0", [2, 4, 16, 16], normal(2048, 1)), ("cond", [2, 7, 64], normal(896, 2)), ("uncond", [7, 64], normal(448, 3)),
+            ("cond_pooled", [2, 32], normal(64, 4)), ("uncond_pooled", [32], normal(32, 5)), ("time_ids", [2, 6], ids),
+        ]
+        try SafetensorsWriter.writeFloats(tensors, to: path("data.safetensors"))
+        tensors = tensors.map { $0.shape.count >= 2 && $0.name != "uncond" ? ($0.name, [1] + $0.shape.dropFirst(), Array($0.values.prefix($0.values.count / 2))) : $0 }
+        try SafetensorsWriter.writeFloats(tensors, to: path("forget.safetensors"))
+        let unlearn = try CLI.run(["unlearn", path("koala-700m"), path("u.safetensors"), "--teacher", path("teacher"), "--data", path("data.safetensors"),
+                                   "--forget", path("forget.safetensors"), "--steps", "1", "--inner-steps", "1", "--batch", "1", "--log", path("u.log"), "-q"])
+        XCTAssertEqual(unlearn.status, 0, unlearn.stderr)
+        let line = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("u.log")))) as? [String: Any])
+        XCTAssertGreaterThan(line["l_feat"] as? Double ?? 0, 0)
+        let gguf = try CLI.run(["convert", path("u.safetensors"), path("u.gguf"), "--pipeline-layout", "ldm", "-q"])
+        XCTAssertEqual(gguf.status, 0, gguf.stderr)
+        let file = try Checkpoint.open(path("u.gguf"))
+        XCTAssertEqual(file.entries.count, try Checkpoint.open(path("u.safetensors")).entries.count)
+        XCTAssertFalse(file.entries.contains { $0.name.hasPrefix("middle_block.") })
+        XCTAssertTrue(file.details.contains { $0.0 == "gguf kv general.architecture" && $0.1 == "STRING sdxl" }, "\(file.details)")
+
         // KOALA then widths: the width pass prunes the student's own layers, and the result runs.
         let both = path("koala-700m-0.3/")
         let prune = try CLI.run(["prune", "--depth", "koala-700m", "--ratio", "0.3", path("teacher"), both, "-q"])

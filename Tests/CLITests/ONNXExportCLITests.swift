@@ -68,6 +68,17 @@ final class ONNXExportCLITests: XCTestCase {
         XCTAssertEqual(try floats(back)["sample"], want, label, file: file, line: line)
     }
 
+    /// An SDXL UNet takes the added conditioning under optimum's SDXL input names, and ONNX Runtime on
+    /// them matches the engine's forward (text_embeds [B,20], time_ids [B,6] of the parity fixture).
+    func testSDXLUNetTakesTextEmbedsAndTimeIdsAndMatchesTheEngineOnONNXRuntime() throws {
+        let model = CLI.fixture("engine/cond_sdxl")
+        try assertUNetMatchesForward(model, inputs: model + "/io.safetensors", label: "cond_sdxl")
+        let names = try CLI.shell("python3 -c \"import onnx; m = onnx.load('\(path("cond_sdxl.onnx"))', load_external_data=False); print([(i.name, [d.dim_value or d.dim_param for d in i.type.tensor_type.shape.dim]) for i in m.graph.input])\"")
+        XCTAssertEqual(names.status, 0, names.stderr)
+        XCTAssertEqual(String(decoding: names.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines),
+                       "[('sample', ['batch', 4, 'height', 'width']), ('timestep', ['timestep_batch']), ('encoder_hidden_states', ['batch', 'sequence', 16]), ('text_embeds', ['batch', 20]), ('time_ids', ['batch', 6])]")
+    }
+
     func testUNetsDensePrunedAndDepthPrunedMatchTheEngineOnONNXRuntime() throws {
         let io = CLI.fixture("engine/cond_small/io.safetensors")
         // Dense with 1x1-conv projections, linear projections and per-block heads, a pruned fixture, DDPM.
