@@ -40,9 +40,15 @@ public struct AdamW: Sendable {
     /// Applies one AdamW step to `parameter` with `gradient` (same shape), using and advancing the
     /// state stored under `name`.
     public mutating func step(_ name: String, parameter: inout Tensor, gradient: Tensor) {
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("adamw", profileMark) }
         precondition(parameter.shape == gradient.shape, "AdamW: \(name) \(parameter.shape) vs gradient \(gradient.shape)")
+        // New moments are zeroed range by range inside the parallel update below, not in a serial pass
+        // before it: the kernel reads the same zeros, and the pages are first touched by the core using them.
+        let n = parameter.count
+        let fresh = states[name] == nil
         var state = states.removeValue(forKey: name)
-            ?? State(m: [Float](repeating: 0, count: parameter.count), v: [Float](repeating: 0, count: parameter.count))
+            ?? State(m: [Float](unsafeUninitializedCapacity: n) { _, c in c = n }, v: [Float](unsafeUninitializedCapacity: n) { _, c in c = n })
         precondition(state.m.count == parameter.count, "AdamW: \(name) changed size")
         state.step += 1
         let t = Double(state.step)
@@ -58,6 +64,10 @@ public struct AdamW: Sendable {
             // The kernel set's loop (Sources/TensorKernels): the same arithmetic in every lane width.
             Parallel.forRanges(pp.count, grain: 65536) { range in
                 let lo = range.lowerBound
+                if fresh {
+                    (pm.baseAddress! + lo).update(repeating: 0, count: range.count)
+                    (pv.baseAddress! + lo).update(repeating: 0, count: range.count)
+                }
                 VectorMath.kernels.adamW(pp.baseAddress! + lo, pg.baseAddress! + lo, pm.baseAddress! + lo,
                                          pv.baseAddress! + lo, range.count, decay, b1, b2, stepSize,
                                          biasCorrection2Sqrt, eps)

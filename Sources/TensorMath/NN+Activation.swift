@@ -3,7 +3,9 @@ import Foundation
 extension NN {
     /// SiLU (swish): x * sigmoid(x).
     public static func silu(_ x: Tensor) -> Tensor {
-        Tensor(uninitializedShape: x.shape) { out in
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("silu", profileMark) }
+        return Tensor(uninitializedShape: x.shape) { out in
             x.data.withUnsafeBufferPointer { px in
                 Parallel.forRanges(x.count, grain: 32768) { range in
                     VectorMath.kernels.silu(px.baseAddress! + range.lowerBound, out.baseAddress! + range.lowerBound,
@@ -15,6 +17,8 @@ extension NN {
 
     /// Backward of `silu` given the forward input: dy * s * (1 + x * (1 - s)), s = sigmoid(x).
     public static func siluBackward(_ dy: Tensor, input x: Tensor) -> Tensor {
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("silu bwd", profileMark) }
         precondition(dy.shape == x.shape, "siluBackward: gradient \(dy.shape) vs input \(x.shape)")
         return Tensor(uninitializedShape: x.shape) { out in
             dy.data.withUnsafeBufferPointer { pg in
@@ -32,7 +36,9 @@ extension NN {
     /// GELU in its exact erf form (torch's default `approximate='none'`): 0.5 x (1 + erf(x / sqrt 2)),
     /// with erf as ATen's vectorized kernel computes it (absolute error < 2e-7).
     public static func gelu(_ x: Tensor) -> Tensor {
-        Tensor(uninitializedShape: x.shape) { out in
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("gelu", profileMark) }
+        return Tensor(uninitializedShape: x.shape) { out in
             x.data.withUnsafeBufferPointer { px in
                 Parallel.forRanges(x.count, grain: 16384) { range in
                     VectorMath.kernels.gelu(px.baseAddress! + range.lowerBound, out.baseAddress! + range.lowerBound,
@@ -44,6 +50,8 @@ extension NN {
 
     /// Backward of `gelu` given the forward input.
     public static func geluBackward(_ dy: Tensor, input x: Tensor) -> Tensor {
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("gelu bwd", profileMark) }
         precondition(dy.shape == x.shape, "geluBackward: gradient \(dy.shape) vs input \(x.shape)")
         return Tensor(uninitializedShape: x.shape) { out in
             dy.data.withUnsafeBufferPointer { pg in
@@ -61,6 +69,8 @@ extension NN {
     /// GEGLU's gating after its projection: h [..., 2n] is split as torch's `chunk(2, dim=-1)` into
     /// hidden = h[..., :n] and gate = h[..., n:]; returns hidden * gelu(gate), [..., n].
     public static func geglu(_ h: Tensor) -> Tensor {
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("geglu", profileMark) }
         let two = h.shape.last ?? 0
         precondition(two % 2 == 0, "geglu: last dim \(two) is odd")
         let n = two / 2, rows = h.count / Swift.max(1, two)
@@ -80,6 +90,8 @@ extension NN {
 
     /// Backward of `geglu` given the forward input h; returns dh [..., 2n].
     public static func gegluBackward(_ dy: Tensor, input h: Tensor) -> Tensor {
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("geglu bwd", profileMark) }
         let two = h.shape.last ?? 0
         let n = two / 2, rows = h.count / Swift.max(1, two)
         precondition(dy.count == rows * n && dy.shape.last == n, "gegluBackward: gradient \(dy.shape) vs input \(h.shape)")

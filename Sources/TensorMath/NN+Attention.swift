@@ -34,7 +34,9 @@ extension NN {
     /// backward needs.
     public static func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int,
                                  scale: Float? = nil) -> (output: Tensor, stats: AttentionStatistics) {
-        attention(q: q, k: k, v: v, heads: heads, scale: scale, rowBlock: nil)
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("attention \(k.shape[1]) keys", profileMark) }
+        return attention(q: q, k: k, v: v, heads: heads, scale: scale, rowBlock: nil)
     }
 
     /// Which forward `attention` runs: the fused kernels pay where score rows are long (self-attention over
@@ -184,7 +186,9 @@ extension NN {
     public static func attentionBackward(_ dOut: Tensor, q: Tensor, k: Tensor, v: Tensor, heads: Int,
                                          stats: AttentionStatistics,
                                          scale: Float? = nil) -> (dq: Tensor, dk: Tensor, dv: Tensor) {
-        attentionBackward(dOut, q: q, k: k, v: v, heads: heads, stats: stats, scale: scale, rowBlock: nil)
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("attention bwd \(k.shape[1]) keys", profileMark) }
+        return attentionBackward(dOut, q: q, k: k, v: v, heads: heads, stats: stats, scale: scale, rowBlock: nil)
     }
 
     static func attentionBackward(_ dOut: Tensor, q: Tensor, k: Tensor, v: Tensor, heads: Int,

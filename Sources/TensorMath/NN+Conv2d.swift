@@ -44,7 +44,9 @@ extension NN {
     /// chunks of images.
     public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1,
                               padding: Int = 0, paddingEnd: Int? = nil) -> Tensor {
-        conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, paddingEnd: paddingEnd,
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("conv2d \(weight.shape[2])x\(weight.shape[3]) s\(stride) \(weight.shape[1])->\(weight.shape[0]) @\(x.shape[2])", profileMark) }
+        return conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, paddingEnd: paddingEnd,
                imagesPerChunk: nil)
     }
 
@@ -111,7 +113,9 @@ extension NN {
     public static func conv2dBackward(_ dy: Tensor, input x: Tensor, weight: Tensor, hasBias: Bool,
                                       stride: Int = 1, padding: Int = 0, paddingEnd: Int? = nil,
                                       needs: GradientNeeds = .all) -> LayerGradients {
-        conv2dBackward(dy, input: x, weight: weight, hasBias: hasBias, stride: stride, padding: padding,
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("conv2d bwd \(weight.shape[2])x\(weight.shape[3]) s\(stride) \(weight.shape[1])->\(weight.shape[0]) @\(x.shape[2])", profileMark) }
+        return conv2dBackward(dy, input: x, weight: weight, hasBias: hasBias, stride: stride, padding: padding,
                        paddingEnd: paddingEnd, needs: needs, imagesPerChunk: nil)
     }
 

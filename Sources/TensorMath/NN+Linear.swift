@@ -2,6 +2,8 @@ extension NN {
     /// y = x W^T + b, like `torch.nn.Linear`. x: [..., in]; weight: [out, in]; bias: [out] or nil.
     /// Returns [..., out].
     public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("linear", profileMark) }
         ComputeThreads.ensureConfigured()
         precondition(weight.rank == 2 && x.rank >= 1 && x.shape.last == weight.shape[1],
                      "linear: input \(x.shape) does not match weight \(weight.shape)")
@@ -35,6 +37,8 @@ extension NN {
     /// db = sum of dy over all leading dims (db only when `hasBias`).
     public static func linearBackward(_ dy: Tensor, input x: Tensor, weight: Tensor, hasBias: Bool,
                                       needs: GradientNeeds = .all) -> LayerGradients {
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("linear bwd", profileMark) }
         ComputeThreads.ensureConfigured()
         let (outF, inF) = (weight.shape[0], weight.shape[1])
         let rows = x.count / Swift.max(1, inF)

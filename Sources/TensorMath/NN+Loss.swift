@@ -5,6 +5,8 @@ extension NN {
     /// all weights 1 it equals the plain mean.
     public static func mseLoss(_ prediction: Tensor, _ target: Tensor,
                                sampleWeights: [Float]? = nil) -> (loss: Float, gradient: Tensor) {
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("mse", profileMark) }
         precondition(prediction.shape == target.shape, "mseLoss: \(prediction.shape) vs \(target.shape)")
         let b = prediction.rank == 0 ? 1 : prediction.shape[0]
         let per = prediction.count / Swift.max(1, b)

@@ -12,14 +12,18 @@ extension NN {
     /// A pruned layer that keeps a fixed channels-per-group passes `groups: C / channelsPerGroup`.
     public static func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?,
                                  eps: Float) -> (output: Tensor, stats: NormStatistics) {
-        groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps, thenSiLU: false)
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("groupNorm", profileMark) }
+        return groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps, thenSiLU: false)
     }
 
     /// silu(groupNorm(x)) in one pass over the output, for inference (a frozen model, a teacher): the
     /// normalized values are never stored. A training forward needs them for SiLU's backward, so it
     /// calls `groupNorm` and `silu`.
     public static func groupNormSiLU(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float) -> Tensor {
-        groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps, thenSiLU: true).output
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("groupNorm+silu", profileMark) }
+        return groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps, thenSiLU: true).output
     }
 
     static func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float,
@@ -69,6 +73,8 @@ extension NN {
     /// as torch); pass the forward's weight when it had one. Parameter gradients are [C].
     public static func groupNormBackward(_ dy: Tensor, input x: Tensor, stats: NormStatistics, groups: Int,
                                          weight: Tensor?, needs: GradientNeeds = .all) -> LayerGradients {
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("groupNorm bwd", profileMark) }
         precondition(dy.shape == x.shape, "groupNormBackward: gradient \(dy.shape) vs input \(x.shape)")
         let (b, c) = (x.shape[0], x.shape[1])
         let inner = x.count / Swift.max(1, b * c)
@@ -149,6 +155,8 @@ extension NN {
     /// `torch.nn.LayerNorm` over the last dimension: x [..., D]; weight and bias [D] or nil.
     public static func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?,
                                  eps: Float) -> (output: Tensor, stats: NormStatistics) {
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("layerNorm", profileMark) }
         let d = x.shape.last ?? 1
         let rows = x.count / Swift.max(1, d)
         if let weight { precondition(weight.shape == [d], "layerNorm: weight \(weight.shape) for last dim \(d)") }
@@ -187,6 +195,8 @@ extension NN {
     /// Backward of `layerNorm`; parameter gradients are [D] (only when the forward had a weight).
     public static func layerNormBackward(_ dy: Tensor, input x: Tensor, stats: NormStatistics, weight: Tensor?,
                                          needs: GradientNeeds = .all) -> LayerGradients {
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("layerNorm bwd", profileMark) }
         precondition(dy.shape == x.shape, "layerNormBackward: gradient \(dy.shape) vs input \(x.shape)")
         let d = x.shape.last ?? 1
         let rows = x.count / Swift.max(1, d)

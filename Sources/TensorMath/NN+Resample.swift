@@ -2,6 +2,8 @@ extension NN {
     /// Nearest-neighbour 2x upsampling of [B, C, H, W] to [B, C, 2H, 2W]
     /// (`F.interpolate(scale_factor=2.0, mode="nearest")`).
     public static func upsampleNearest2x(_ x: Tensor) -> Tensor {
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("upsample", profileMark) }
         precondition(x.rank == 4, "upsampleNearest2x expects [B,C,H,W], got \(x.shape)")
         let (b, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         return Tensor(uninitializedShape: [b, c, 2 * h, 2 * w]) { out in
@@ -27,6 +29,8 @@ extension NN {
 
     /// Backward of `upsampleNearest2x`: each input gradient is the sum of its 2x2 output block.
     public static func upsampleNearest2xBackward(_ dy: Tensor) -> Tensor {
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("upsample bwd", profileMark) }
         precondition(dy.rank == 4 && dy.shape[2] % 2 == 0 && dy.shape[3] % 2 == 0,
                      "upsampleNearest2xBackward expects [B,C,2H,2W], got \(dy.shape)")
         let (b, c, h, w) = (dy.shape[0], dy.shape[1], dy.shape[2] / 2, dy.shape[3] / 2)
@@ -51,6 +55,8 @@ extension NN {
     /// x [B, C, ...] + bias broadcast over the trailing dims; bias is [B, C] (a per-sample vector such as
     /// a ResNet's projected time embedding) or [C].
     public static func addChannelBias(_ x: Tensor, _ bias: Tensor) -> Tensor {
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("channel bias", profileMark) }
         precondition(x.rank >= 2, "addChannelBias expects [B,C,...], got \(x.shape)")
         let (b, c) = (x.shape[0], x.shape[1])
         let perSample = bias.shape == [b, c]
@@ -74,6 +80,8 @@ extension NN {
     /// Backward of `addChannelBias` for the bias: dy summed over the trailing dims, [B, C] when
     /// `perSample`, else also over the batch, [C]. (The input's gradient is dy itself.)
     public static func addChannelBiasBackward(_ dy: Tensor, perSample: Bool) -> Tensor {
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("channel bias bwd", profileMark) }
         if !perSample { return channelSums(dy) }
         let (b, c) = (dy.shape[0], dy.shape[1])
         let inner = dy.count / Swift.max(1, b * c)

@@ -102,6 +102,8 @@ public struct DataParallel: Sendable {
     /// buffers of at most 2^22 values (one call per buffer, not per tensor: latency grows with the
     /// number of calls); a parameter is in the result when any rank has a gradient for it.
     public func mean(_ items: consuming ItemSums, chunks: Int, layout model: UNet2D) -> (gradients: [String: Tensor], values: [Double]) {
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("batch mean", profileMark) }
         let scale = 1 / Double(chunks)
         var values = items.values
         if let mpi {
@@ -121,7 +123,10 @@ public struct DataParallel: Sendable {
         // model's gradients), else in new ones, filled from the float64 sums when there is no MPI.
         var outputs: [Tensor] = names.map { name in
             if var t = items.takeFirst(name) {
-                if mpi == nil { t.data.withUnsafeMutableBufferPointer { g in for i in 0..<g.count { g[i] = Float(Double(g[i]) * scale) } } }
+                // One chunk (scale 1) leaves every value as it is: no pass over the model's gradients.
+                if mpi == nil && scale != 1 {
+                    t.data.withUnsafeMutableBufferPointer { g in for i in 0..<g.count { g[i] = Float(Double(g[i]) * scale) } }
+                }
                 return t
             }
             let shape = parameters[name]?.shape ?? [items.sum(name)?.count ?? 0]

@@ -30,6 +30,8 @@ public struct ItemSums {
     /// Adds one item's parameter gradients and loss values (the same values, in the same order, for
     /// every item).
     public mutating func add(_ gradients: [String: Tensor], values itemValues: [Double]) {
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("item sums add", profileMark) }
         items += 1
         if values.isEmpty { values = itemValues } else {
             for i in values.indices { values[i] += itemValues[i] }

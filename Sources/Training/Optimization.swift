@@ -23,6 +23,8 @@ public struct LearningRateSchedule: Sendable, Equatable {
 /// together; when above `maxNorm`, all are scaled by maxNorm / (norm + 1e-6). Returns the norm before.
 @discardableResult
 public func clipGradients(_ gradients: inout [String: Tensor], maxNorm: Float) -> Float {
+    let profileMark = OpProfile.begin()
+    defer { OpProfile.end("clip gradients", profileMark) }
     var total: Double = 0
     for name in gradients.keys.sorted() {
         for v in gradients[name]!.data { total += Double(v * v) }

@@ -11,6 +11,10 @@ public enum FrozenStorage: String, Sendable, CaseIterable {
     case float16
     /// bfloat16: exact for weights read from BF16 files.
     case bfloat16
+    /// Nothing held: each weight is read from the checkpoint's mapped file at each use (F32, F16 and
+    /// BF16 tensors, exact) and its pages dropped from the resident set after the read, so an SD-size
+    /// teacher takes one layer's float32 copy of memory instead of 1.7 (16 bits) or 3.4 GB (`MappedTensor`).
+    case mapped
 
     /// The storage that holds `dtype` exactly in at most its size: half and bfloat16 files keep their
     /// 16 bits, every other dtype is widened to float32.
@@ -22,8 +26,19 @@ public enum FrozenStorage: String, Sendable, CaseIterable {
         }
     }
 
-    /// Bytes per element held.
-    public var elementBytes: Int { self == .float32 ? 4 : 2 }
+    /// Whether `checkpoint` can be held `.mapped`: its tensors lie in mapped files, every one F32, F16 or BF16.
+    public static func canMap(_ checkpoint: Checkpoint) -> Bool {
+        checkpoint.isMapped && checkpoint.entries.allSatisfy(MappedTensor.reads)
+    }
+
+    /// Bytes per element held in memory between uses.
+    public var elementBytes: Int {
+        switch self {
+        case .float32: 4
+        case .float16, .bfloat16: 2
+        case .mapped: 0
+        }
+    }
 }
 
 /// A weight held in 16 bits (IEEE half or bfloat16), widened to float32 when a layer reads it.
@@ -34,7 +49,7 @@ struct NarrowTensor: Sendable {
 
     /// Rounds `tensor` to nearest even, as torch's casts do (`ElementCodec`).
     init(_ tensor: Tensor, storage: FrozenStorage) {
-        precondition(storage != .float32, "a narrow tensor holds 16-bit floats")
+        precondition(storage == .float16 || storage == .bfloat16, "a narrow tensor holds 16-bit floats")
         shape = tensor.shape
         self.storage = storage
         let values = tensor.data
@@ -55,7 +70,9 @@ struct NarrowTensor: Sendable {
     /// The float32 values (exact: every half and bfloat16 value is a float32 value). A frozen SD-size
     /// teacher widens all its weights at every forward, so the half path is a table lookup inlined here.
     func widened() -> Tensor {
-        Tensor(uninitializedShape: shape) { out in
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("teacher weight widen", profileMark) }
+        return Tensor(uninitializedShape: shape) { out in
             bits.withUnsafeBufferPointer { src in
                 halfValues.withUnsafeBufferPointer { table in
                     Parallel.forParts(count: src.count) { _, range in
@@ -63,6 +80,64 @@ struct NarrowTensor: Sendable {
                             for i in range { out[i] = table[Int(src[i])] }
                         } else {
                             for i in range { out[i] = Float(bitPattern: UInt32(src[i]) << 16) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The checkpoint a mapped weight is read from; a class so that every weight of a model shares it and
+/// the mapping lives as long as the model. Reads of a mapped file cannot fail once it is open and
+/// do not change it, so the model may read from any thread (hence `@unchecked Sendable`).
+final class MappedWeightFile: @unchecked Sendable {
+    let checkpoint: Checkpoint
+    init(_ checkpoint: Checkpoint) {
+        precondition(checkpoint.isMapped, "\(checkpoint.name) is not mapped")
+        self.checkpoint = checkpoint
+    }
+}
+
+/// A weight read from its checkpoint's mapped file each time a layer reads it (`FrozenStorage.mapped`).
+struct MappedTensor: Sendable {
+    let shape: [Int]
+    let file: MappedWeightFile
+    let entry: TensorEntry
+
+    /// Whether `entry` can be read this way: one of the float dtypes the widening below knows.
+    static func reads(_ entry: TensorEntry) -> Bool { [DType.f32, .f16, .bf16].contains(entry.dtype) }
+
+    init(file: MappedWeightFile, entry: TensorEntry) {
+        precondition(MappedTensor.reads(entry), "\(entry.name): \(entry.dtype) is not read mapped")
+        shape = entry.shape
+        self.file = file
+        self.entry = entry
+    }
+
+    /// The float32 values, decoded from the file in parallel parts (exact: F16 and BF16 values are
+    /// float32 values); each part's pages leave the resident set once read.
+    func widened() -> Tensor {
+        let profileMark = OpProfile.begin()
+        defer { OpProfile.end("teacher weight read (mapped)", profileMark) }
+        let (entry, checkpoint) = (self.entry, file.checkpoint)
+        return Tensor(uninitializedShape: shape) { out in
+            halfValues.withUnsafeBufferPointer { table in
+                Parallel.forParts(count: out.count) { _, range in
+                    checkpoint.withMappedBytes(of: entry, elements: range) { bytes in
+                        let dst = out.baseAddress! + range.lowerBound
+                        switch entry.dtype {
+                        case .f32:
+                            UnsafeMutableRawPointer(dst).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+                        case .f16:
+                            for i in 0..<range.count {
+                                dst[i] = table[Int(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))]
+                            }
+                        default:
+                            for i in 0..<range.count {
+                                let bits = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                                dst[i] = Float(bitPattern: UInt32(bits) << 16)
+                            }
                         }
                     }
                 }
@@ -79,9 +154,10 @@ private let halfValues: [Float] = (0..<65536).map { ElementCodec.float(halfBits:
 struct Weights {
     var floats: [String: Tensor]
     var narrow: [String: NarrowTensor] = [:]
+    var mapped: [String: MappedTensor] = [:]
 
     /// The tensor under `name`; building the model checked that it exists.
-    @inline(__always) func at(_ name: String) -> Tensor { floats[name] ?? narrow[name]!.widened() }
+    @inline(__always) func at(_ name: String) -> Tensor { floats[name] ?? narrow[name]?.widened() ?? mapped[name]!.widened() }
 }
 
 extension UNet2D {
@@ -89,8 +165,9 @@ extension UNet2D {
     /// float32 keeps them as they are. Widened values are exact, so a model whose float32 weights
     /// were already 16-bit values (read from an F16 file) computes the same outputs to the bit.
     /// The model can no longer be trained or written: `parameters` is then empty.
+    /// `.mapped` needs the file: it is `init(checkpoint:frozen:)`'s alone, and keeps float32 here.
     public mutating func freeze(as storage: FrozenStorage) {
-        guard storage != .float32 else { return }
+        guard storage == .float16 || storage == .bfloat16 else { return }
         for name in parameters.keys.sorted() {
             narrowParameters[name] = NarrowTensor(parameters.removeValue(forKey: name)!, storage: storage)
         }

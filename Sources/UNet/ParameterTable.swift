@@ -12,15 +12,18 @@ struct ParameterTable {
     private(set) var weights: [String: Tensor]
     /// A frozen model's weights held in 16 bits (`UNet2D.freeze(as:)`), checked like the others.
     private(set) var narrow: [String: NarrowTensor] = [:]
+    /// A frozen model's weights read from their mapped file at each use (`FrozenStorage.mapped`).
+    private(set) var mapped: [String: MappedTensor] = [:]
     private(set) var used: Set<String> = []
     private var rng: SplitMix64?
     /// Shapes without values (`init(shapes:)`): the structure of a model for writers of other formats,
     /// built by the same code and checks as the model itself, with no weight in memory.
     private var declared: [String: [Int]] = [:]
 
-    init(_ weights: [String: Tensor], narrow: [String: NarrowTensor] = [:]) {
+    init(_ weights: [String: Tensor], narrow: [String: NarrowTensor] = [:], mapped: [String: MappedTensor] = [:]) {
         self.weights = weights
         self.narrow = narrow
+        self.mapped = mapped
     }
 
     init(shapes: [String: [Int]]) {
@@ -35,7 +38,7 @@ struct ParameterTable {
 
     /// Whether `name` exists; when generating, whether a dense model has it (`dense`).
     func has(_ name: String, dense: Bool) -> Bool {
-        rng == nil ? weights[name] != nil || narrow[name] != nil || declared[name] != nil : dense
+        rng == nil ? weights[name] != nil || narrow[name] != nil || mapped[name] != nil || declared[name] != nil : dense
     }
 
     /// The shape of `name`; `expect` lists the dims that must hold (nil = any), and the rank. When
@@ -45,7 +48,7 @@ struct ParameterTable {
             let shape = zip(expect.indices, expect).map { i, e in e ?? dense![i] }
             weights[name] = generate(shape, fill)
         }
-        guard let s = weights[name]?.shape ?? narrow[name]?.shape ?? declared[name] else {
+        guard let s = weights[name]?.shape ?? narrow[name]?.shape ?? mapped[name]?.shape ?? declared[name] else {
             throw UNetError(.missingParameter, name, "not in the weights")
         }
         let fits = s.count == expect.count && zip(s, expect).allSatisfy { $1 == nil || $0 == $1! }
@@ -74,7 +77,7 @@ struct ParameterTable {
 
     /// Names in the weights that no layer claimed, sorted.
     var unused: [String] {
-        (Array(weights.keys) + Array(narrow.keys) + Array(declared.keys)).filter { !used.contains($0) }.sorted()
+        (Array(weights.keys) + Array(narrow.keys) + Array(mapped.keys) + Array(declared.keys)).filter { !used.contains($0) }.sorted()
     }
 }
 

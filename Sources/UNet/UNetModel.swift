@@ -101,6 +101,8 @@ public struct UNet2D: Sendable {
     public internal(set) var parameters: [String: Tensor]
     /// The weights of a frozen model held in 16 bits (`freeze(as:)`); empty for a model being trained.
     var narrowParameters: [String: NarrowTensor]
+    /// The weights of a frozen model read from their mapped file at each use (`FrozenStorage.mapped`).
+    var mappedParameters: [String: MappedTensor]
 
     let timeLinear1: LinearLayer
     let timeLinear2: LinearLayer
@@ -267,6 +269,7 @@ public struct UNet2D: Sendable {
         }
         parameters = t.weights
         narrowParameters = t.narrow
+        mappedParameters = t.mapped
     }
 
     /// Updates parameters in place (an optimizer step); `body` must keep each shape.
@@ -281,10 +284,11 @@ public struct UNet2D: Sendable {
     /// Number of parameters (elements).
     public var parameterCount: Int {
         parameters.values.reduce(0) { $0 + $1.count } + narrowParameters.values.reduce(0) { $0 + $1.bits.count }
+            + mappedParameters.values.reduce(0) { $0 + $1.entry.elementCount }
     }
 
     /// What the layers read: the float32 parameters and the narrow ones.
-    var weights: Weights { Weights(floats: parameters, narrow: narrowParameters) }
+    var weights: Weights { Weights(floats: parameters, narrow: narrowParameters, mapped: mappedParameters) }
 
     /// Cross-attention context width (to_k input), nil for the unconditional family.
     public var contextDim: Int? { config.crossAttentionDim }
@@ -305,7 +309,9 @@ public struct UNet2D: Sendable {
 
     /// The cache the kernels may use: none for 16-bit weights, which are widened into a fresh array at
     /// every use and so could only fill the cache with entries that never hit.
-    private var weightTransformCache: WinogradWeightCache? { narrowParameters.isEmpty ? frozenWeightTransforms : nil }
+    private var weightTransformCache: WinogradWeightCache? {
+        narrowParameters.isEmpty && mappedParameters.isEmpty ? frozenWeightTransforms : nil
+    }
 
     /// Checks inputs and returns the per-item timesteps.
     private func validate(sample: Tensor, timesteps: [Float], context: Tensor?, textTime: TextTimeInputs?) throws -> [Float] {

@@ -25,7 +25,9 @@ func loadTrainable(_ path: String, open: OpenOptions, frozen: Bool = false,
         let checkpoint = try openCheckpoint(path, open, randomAccess: true)
         let storage = frozen ? TrainingMemoryPlan.teacherStorage(for: checkpoint) : .float32
         let unet = try UNet2D(checkpoint: checkpoint, frozen: storage)
-        if storage != .float32 {
+        if storage == .mapped {
+            note("reading the teacher's \(unet.parameterCount) weights from its mapped file at each use, computing in float32", quiet: quiet)
+        } else if storage != .float32 {
             note("holding the teacher's \(unet.parameterCount) weights as \(storage.rawValue), computing in float32", quiet: quiet)
         }
         guard let configJSON = checkpoint.configJSON else {

@@ -7,9 +7,9 @@ import UNet
 /// What a bilevel iteration of an SD-1.5-size pruned student holds (BENCHMARKS.md, issue 12 §3): the
 /// student, its lower-level copy and their two AdamW moments each (six student-sized buffers: these
 /// are fixed by the method), one gradient buffer, the teacher, and the tape. The plan shrinks the two
-/// that can shrink without changing the training: the teacher is held in 16 bits (exact for an F16 or
-/// BF16 file) and the tape is bounded by recomputing activations block by block (bit-identical
-/// gradients). Models below `largeModelParameters` keep float32 teachers and full tapes: there the
+/// that can shrink without changing the training: the teacher is read from its mapped file at each
+/// use (exact; held in 16 bits where the file cannot be mapped) and the tape is bounded by recomputing
+/// activations block by block (bit-identical gradients). Models below `largeModelParameters` keep float32 teachers and full tapes: there the
 /// time matters more than the memory.
 public struct TrainingMemoryPlan: Sendable, Equatable {
     /// Models from this size on (SD-class UNets: 860M dense, ~480M pruned at 0.5) are planned for memory.
@@ -25,10 +25,13 @@ public struct TrainingMemoryPlan: Sendable, Equatable {
         self.teacherStorage = teacherStorage
     }
 
-    /// The teacher's storage: its file's own 16-bit dtype when it has one (exact); for a float32 file
-    /// of a large model, IEEE half (weights rounded to nearest even, computed in float32); float32
-    /// otherwise. The dtype is the one holding most of the file's elements.
+    /// The teacher's storage: for a large model in a mapped file of F32, F16 or BF16 tensors, none:
+    /// its weights are read from the file at each use (`FrozenStorage.mapped`: exact, a layer's copy at a
+    /// time); otherwise its file's own 16-bit dtype when it has one (exact); for a float32 file of a
+    /// large model that cannot be mapped (HDF5, pickles), IEEE half (weights rounded to nearest even,
+    /// computed in float32); float32 otherwise. The dtype is the one holding most of the file's elements.
     public static func teacherStorage(for checkpoint: Checkpoint) -> FrozenStorage {
+        if checkpoint.parameterCount >= largeModelParameters && FrozenStorage.canMap(checkpoint) { return .mapped }
         var elements: [DType: Int] = [:]
         for entry in checkpoint.entries { elements[entry.dtype, default: 0] += entry.elementCount }
         let dominant = elements.max { $0.value < $1.value || ($0.value == $1.value && $0.key.rawValue > $1.key.rawValue) }?.key

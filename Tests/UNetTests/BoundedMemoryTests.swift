@@ -4,9 +4,10 @@ import TensorMath
 import XCTest
 @testable import UNet
 
-/// The two memory savings of SD-size training (issue 12 §3) change nothing but memory: recomputed
-/// activations give the same gradients bit for bit, and a teacher held in 16 bits computes what the
-/// float32 model computes with its weights rounded to those 16 bits.
+/// The memory savings of SD-size training (issue 12 §3, issue 26 §3) change nothing but memory:
+/// recomputed activations give the same gradients bit for bit, a teacher held in 16 bits computes what
+/// the float32 model computes with its weights rounded to those 16 bits, and a teacher read from its
+/// mapped file computes what the model of that file's values computes.
 final class BoundedMemoryTests: XCTestCase {
     private static let fixtures = ["cond_pruned", "cond_small", "ddpm_cifar_like", "ddpm_pruned"]
 
@@ -86,6 +87,25 @@ final class BoundedMemoryTests: XCTestCase {
         }
     }
 
+    func testMappedTeacherComputesItsFilesWeightsExactly() throws {
+        // Weights read from the mapped file at each use: the float32 model's outputs to the bit, nothing held.
+        for name in ["cond_pruned", "ddpm_cifar_like"] {
+            let f = try ParityTests.load(name)
+            let checkpoint = try Checkpoint.open(FixtureReader.root.appendingPathComponent(name).path,
+                                                 options: OpenOptions(randomAccess: true))
+            XCTAssertTrue(FrozenStorage.canMap(checkpoint))
+            let mapped = try UNet2D(checkpoint: checkpoint, frozen: .mapped)
+            XCTAssertTrue(mapped.parameters.isEmpty)
+            XCTAssertEqual(mapped.weightBytes, 0)
+            XCTAssertEqual(mapped.parameterCount, f.model.parameterCount)
+            let x = f.io["sample"]!, ts = f.io["timestep"]!.data, c = f.io["encoder_hidden_states"]
+            let (out, _) = try mapped.forward(sample: x, timesteps: ts, encoderHiddenStates: c, recording: false)
+            let (expected, _) = try f.model.forward(sample: x, timesteps: ts, encoderHiddenStates: c, recording: false)
+            XCTAssertEqual(out.sample, expected.sample, name)
+            for ((id, a), (_, b)) in zip(out.blocks, expected.blocks) { XCTAssertEqual(a, b, "\(name) block \(id)") }
+        }
+    }
+
     func testHalfFileLoadsExactlyIntoHalfStorage() throws {
         // An F16 file held as float16 is its own values: the same outputs as the float32 model of that file.
         let f = try ParityTests.load("cond_small")
@@ -110,6 +130,11 @@ final class BoundedMemoryTests: XCTestCase {
         XCTAssertEqual(loaded.weightBytes, 2 * half.parameterCount)
         let x = f.io["sample"]!, ts = f.io["timestep"]!.data, c = f.io["encoder_hidden_states"]
         XCTAssertEqual(try loaded(sample: x, timesteps: ts, encoderHiddenStates: c),
+                       try half(sample: x, timesteps: ts, encoderHiddenStates: c))
+        // Read from the mapped F16 file at each use instead: the same outputs, nothing held.
+        let mapped = try UNet2D(checkpoint: checkpoint, frozen: .mapped)
+        XCTAssertEqual(mapped.weightBytes, 0)
+        XCTAssertEqual(try mapped(sample: x, timesteps: ts, encoderHiddenStates: c),
                        try half(sample: x, timesteps: ts, encoderHiddenStates: c))
     }
 }

@@ -184,6 +184,26 @@ public final class Checkpoint {
                               configJSON: configJSON, details: details, provider: MappedProvider(maps: [map]))
     }
 
+    /// Whether every tensor lies in a memory-mapped file (a file or folder opened with random access,
+    /// or a spooled stream): its bytes can then be read again at any time without a copy held in memory
+    /// and without an error (`withMappedBytes`).
+    public var isMapped: Bool { provider is MappedProvider }
+
+    /// Calls `body` with the bytes of elements `elements` of `entry`, a tensor whose elements are whole
+    /// bytes (`DType.byteCount(elements:)` of one element), straight from the mapped file; the pages
+    /// are then dropped from this process's resident set (the page cache keeps them). For frozen models
+    /// that read their weights at each use. Only for a checkpoint that `isMapped`.
+    public func withMappedBytes(of entry: TensorEntry, elements: Range<Int>, _ body: (UnsafeRawBufferPointer) -> Void) {
+        guard let mapped = provider as? MappedProvider, let width = entry.dtype.byteCount(elements: 1),
+              elements.lowerBound >= 0, elements.upperBound <= entry.elementCount else {
+            preconditionFailure("\(name): \(entry.name) elements \(elements) are not mapped whole bytes")
+        }
+        let map = mapped.maps[entry.fileIndex]
+        let range = (entry.fileOffset + elements.lowerBound * width)..<(entry.fileOffset + elements.upperBound * width)
+        body(map.bytes(range))
+        map.release(range)
+    }
+
     /// Checks a stream's end once every tensor has been read (no-op for files).
     public func finish() throws {
         do { try provider.finish() } catch let error as TensorFormatError { throw error.inFile(name) }
