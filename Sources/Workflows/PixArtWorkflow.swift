@@ -146,8 +146,8 @@ public enum PixArtWorkflow {
         let timesteps = ddim.timesteps(count: settings.steps)
         for c in captions {
             var x = rng.tensor([count, cfg.inChannels, side, side])
-            let cond = c.cond.repeatedItem(count), condMask = c.condMask.repeatedItem(count)
-            let uncond = c.uncond.repeatedItem(count), uncondMask = c.uncondMask.repeatedItem(count)
+            let cond = c.cond.items(Array(repeating: 0, count: count)), condMask = c.condMask.items(Array(repeating: 0, count: count))
+            let uncond = c.uncond.items(Array(repeating: 0, count: count)), uncondMask = c.uncondMask.items(Array(repeating: 0, count: count))
             for (i, t) in timesteps.enumerated() {
                 let ts = [Float](repeating: Float(t), count: count)
                 var prediction = epsilon(try model(sample: x, timesteps: ts, encoderHiddenStates: cond, encoderAttentionMask: condMask),

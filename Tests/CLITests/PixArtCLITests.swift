@@ -55,6 +55,41 @@ final class PixArtCLITests: XCTestCase {
         XCTAssertEqual(blocks.status, 64, blocks.stderr)
     }
 
+    /// DDIM from precomputed caption embeddings to latents: the shape the model draws, the same bytes for
+    /// the same seed, another sample for another seed; a caption of the wrong width exits 2.
+    func testSampleDrawsLatentsFromCaptionEmbeddings() throws {
+        let model = CLI.fixture("engine/pixart_small")
+        let io = try Checkpoint.open(CLI.fixture("engine/pixart_small/io.safetensors"))
+        let caption = try io.floats(of: XCTUnwrap(io.entry(named: "encoder_hidden_states")))
+        let cond = path("cond.safetensors")
+        try SafetensorsWriter.writeFloats([("encoder_hidden_states", [1, 5, 12], Array(caption.prefix(60))),
+                                           ("encoder_attention_mask", [1, 5], [1, 1, 1, 0, 0])], to: cond)
+        var outputs: [[Float]] = []
+        for (name, seed) in [("a", "0"), ("b", "0"), ("c", "1")] {
+            let run = try CLI.run(["sample", "--model", model, "--cond", cond, "--count", "2", "--steps", "3", "--seed", seed,
+                                   "--out", path(name + ".safetensors"), "-q"])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let latents = try Checkpoint.open(path(name + ".safetensors"))
+            XCTAssertEqual(latents.entry(named: "latents")?.shape, [2, 4, 8, 8])
+            outputs.append(try floats(path(name + ".safetensors"), "latents"))
+        }
+        XCTAssertEqual(outputs[0], outputs[1])
+        XCTAssertNotEqual(outputs[0], outputs[2])
+        XCTAssertTrue(outputs[0].allSatisfy(\.isFinite))
+        try SafetensorsWriter.writeFloats([("encoder_hidden_states", [1, 6, 10], Array(caption.prefix(60)))], to: path("wide.safetensors"))
+        let refused = try CLI.run(["sample", "--model", model, "--cond", path("wide.safetensors"), "--out", path("d.safetensors")])
+        XCTAssertEqual(refused.status, 2, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("encoder_hidden_states"), refused.stderr)
+    }
+
+    func testBenchForwardNamesTheArchitecture() throws {
+        let run = try CLI.run(["bench", "forward", "--config", CLI.fixture("engine/pixart_pruned/config.json"), "--steps", "1", "--json"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: run.stdout) as? [String: Any])
+        XCTAssertEqual(report["architecture"] as? String, "pixart-transformer")
+        XCTAssertEqual(report["tokens"] as? Int, 36)
+    }
+
     func testInspectNamesTheArchitectureWithItsCostAndWidthsPerBlock() throws {
         let run = try CLI.run(["inspect", "--json", CLI.fixture("engine/pixart_pruned")])
         XCTAssertEqual(run.status, 0, run.stderr)
@@ -72,7 +107,7 @@ final class PixArtCLITests: XCTestCase {
         XCTAssertTrue(String(decoding: text.stdout, as: UTF8.self).contains("pixart-transformer cost per block"))
     }
 
-    func testDepthCutStudentLoadsInDiffusersWithTheTeachersTensors() throws {
+    func testDepthCutCopiesTheKeptBlocksOfTheTeacher() throws {
         let teacher = CLI.fixture("engine/pixart_small")
         let out = path("student")
         let run = try CLI.run(["prune", "--depth-blocks", "1", teacher, out, "-q"])
@@ -92,22 +127,12 @@ final class PixArtCLITests: XCTestCase {
             XCTAssertEqual(refused.status, 2, "\(bad): \(refused.stderr)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: path("bad")), "\(bad)")
         }
-
-        try CLI.requirePython("import diffusers, torch, safetensors")
-        let ours = path("ours.safetensors"), io = CLI.fixture("engine/pixart_small/io.safetensors")
-        let forward = try CLI.run(["forward", "--model", out, "--inputs", io, "--output", ours, "-q"])
-        XCTAssertEqual(forward.status, 0, forward.stderr)
-        let script = CLI.fixture("engine/pixart_check.py")
-        let check = try CLI.shell("python3 \(script) depth \(out) \(teacher) \(io) \(ours)")
-        XCTAssertEqual(check.status, 0, String(decoding: check.stdout, as: UTF8.self) + check.stderr)
-        XCTAssertTrue(String(decoding: check.stdout, as: UTF8.self).contains(": ok:"))
     }
 
-    /// Heads and FFN width cut by each criterion but Taylor: the student runs in the engine and matches a
-    /// torch model built from its own tensors; Taylor is refused for a DiT (usage, exit 64).
-    func testWidthPrunedStudentsMatchATorchReferenceBuiltFromTheirTensors() throws {
+    /// Heads and FFN width cut by each criterion but Taylor, and the student runs in the engine; Taylor is
+    /// refused for a DiT (usage, exit 64).
+    func testWidthPruneCutsHeadsAndFeedForwardWidth() throws {
         let teacher = CLI.fixture("engine/pixart_small"), io = CLI.fixture("engine/pixart_small/io.safetensors")
-        var jobs: [String] = []
         for criterion in ["l1", "l2", "random"] {
             let out = path("\(criterion).safetensors")
             let run = try CLI.run(["prune", "--ratio", "0.5", "--criterion", criterion, teacher, out, "-q"])
@@ -118,16 +143,30 @@ final class PixArtCLITests: XCTestCase {
             XCTAssertEqual(student.entry(named: "transformer_blocks.0.ff.net.2.weight")?.shape, [16, 32], criterion)
             let forward = try CLI.run(["forward", "--model", out, "--inputs", io, "--output", out + ".ours", "-q"])
             XCTAssertEqual(forward.status, 0, "\(criterion): \(forward.stderr)")
-            jobs.append(out)
         }
         let taylor = try CLI.run(["prune", "--criterion", "taylor", "--data", io, teacher, path("t.safetensors"), "-q"])
         XCTAssertEqual(taylor.status, 64, taylor.stderr)
+    }
 
+    /// One live diffusers run for every kind of student: the depth cut loads with from_pretrained (no
+    /// missing, unexpected or mismatched keys, tensors equal to the teacher's) and computes what the
+    /// engine computes; width-pruned students match a torch model built from their own tensors.
+    func testPrunedStudentsMatchDiffusers() throws {
         try CLI.requirePython("import diffusers, torch, safetensors")
-        let script = CLI.fixture("engine/pixart_check.py")
-        for out in jobs {
-            let check = try CLI.shell("python3 \(script) width \(out) \(io) \(out).ours")
-            XCTAssertEqual(check.status, 0, String(decoding: check.stdout, as: UTF8.self) + check.stderr)
+        let teacher = CLI.fixture("engine/pixart_small"), io = CLI.fixture("engine/pixart_small/io.safetensors")
+        var jobs: [String] = []
+        let depth = path("depth")
+        XCTAssertEqual(try CLI.run(["prune", "--depth-blocks", "1", teacher, depth, "-q"]).status, 0)
+        XCTAssertEqual(try CLI.run(["forward", "--model", depth, "--inputs", io, "--output", depth + ".ours", "-q"]).status, 0)
+        jobs.append("depth \(depth) \(teacher) \(io) \(depth).ours")
+        for criterion in ["l1", "random"] {
+            let out = path("\(criterion).safetensors")
+            XCTAssertEqual(try CLI.run(["prune", "--ratio", "0.5", "--criterion", criterion, teacher, out, "-q"]).status, 0, criterion)
+            XCTAssertEqual(try CLI.run(["forward", "--model", out, "--inputs", io, "--output", out + ".ours", "-q"]).status, 0, criterion)
+            jobs.append("width \(out) \(io) \(out).ours")
         }
+        let check = try CLI.shell("python3 \(CLI.fixture("engine/pixart_check.py")) " + jobs.joined(separator: " "))
+        XCTAssertEqual(check.status, 0, String(decoding: check.stdout, as: UTF8.self) + check.stderr)
+        XCTAssertEqual(String(decoding: check.stdout, as: UTF8.self).components(separatedBy: ": ok:").count, jobs.count + 1)
     }
 }
