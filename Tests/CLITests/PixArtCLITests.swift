@@ -27,6 +27,20 @@ final class PixArtCLITests: XCTestCase {
         }
     }
 
+    /// Written as one safetensors file or as GGUF (the config travels inside), the model runs again from
+    /// the file: f32 as before, q8_0 within its quantization error.
+    func testSafetensorsAndGGUFFilesRunInTheEngine() throws {
+        let model = CLI.fixture("engine/pixart_small"), io = CLI.fixture("engine/pixart_small/io.safetensors")
+        for (file, arguments, tolerance) in [("px.safetensors", [String](), Float(1e-4)), ("px.gguf", [], 1e-4),
+                                             ("px-q8.gguf", ["--quant", "q8_0"], 1e-2)] {
+            let convert = try CLI.run(["convert", model, path(file), "-q"] + arguments)
+            XCTAssertEqual(convert.status, 0, "\(file): \(convert.stderr)")
+            let run = try CLI.run(["forward", "--model", path(file), "--inputs", io, "--output", path(file + ".out"), "-q"])
+            XCTAssertEqual(run.status, 0, "\(file): \(run.stderr)")
+            XCTAssertLessThanOrEqual(relativeMaxError(try floats(path(file + ".out"), "sample"), try floats(io, "out.sample")), tolerance, file)
+        }
+    }
+
     func testInputsThatDoNotFitAreOneLineErrors() throws {
         let model = CLI.fixture("engine/pixart_small")
         let full = try Checkpoint.open(CLI.fixture("engine/pixart_small/io.safetensors"))
