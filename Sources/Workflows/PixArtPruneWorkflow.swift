@@ -1,6 +1,8 @@
+import Diffusion
 import Foundation
 import Surgery
 import TensorFormats
+import TensorMath
 import UNet
 
 /// `prune --depth-keep N` / `--depth-blocks LIST` on a PixArt transformer: whole blocks cut, the kept
@@ -36,5 +38,26 @@ enum PixArtPruneWorkflow {
         try checkpoint.finish()
         note("kept blocks \(kept.map(String.init).joined(separator: ",")) of \(config.numLayers): \(plan.copies.count) tensors copied, "
              + "\(plan.dropped.count) dropped (" + String(format: "%.2f s", Date().timeIntervalSince(start)) + ")", quiet: s.quiet)
+    }
+
+    /// The Taylor criterion's data for a PixArt transformer: `x0` [N, C, H, W] latents, `cond` [N, T, caption
+    /// width] and optionally `cond_mask` [N, T] (formats/pixart.md).
+    static func taylor(_ s: PruneSettings) throws -> PixArtTaylorImportance {
+        let file = s.data!
+        let data = try openCheckpoint(file, s.open, randomAccess: true).withRandomAccess()
+        func read(_ name: String) throws -> Tensor? {
+            guard let entry = data.entry(named: name) else { return nil }
+            return Tensor(shape: entry.shape, data: try data.floats(of: entry))
+        }
+        guard let x0 = try read("x0") else { throw TensorFormatError(.missingTensor, "missing", file: file, tensor: "x0") }
+        guard let cond = try read("cond") else { throw TensorFormatError(.missingTensor, "missing", file: file, tensor: "cond") }
+        let schedulerConfig = try loadSchedulerConfig(model: s.model, explicit: s.scheduler)
+        var importance = PixArtTaylorImportance(x0: x0, context: cond, mask: try read("cond_mask"), schedule: NoiseSchedule(schedulerConfig),
+                                                seed: s.seed, steps: s.timesteps ?? schedulerConfig.numTrainTimesteps)
+        let quiet = s.quiet
+        importance.progress = { step, t, loss in
+            if step % 50 == 0 { note("taylor: step \(step), t \(t), loss \(formatNumber(Double(loss)))", quiet: quiet) }
+        }
+        return importance
     }
 }

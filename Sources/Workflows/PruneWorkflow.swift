@@ -54,7 +54,7 @@ public enum PruneWorkflow {
         do { return (checkpoint, configJSON, try UNetConfig(json: configJSON)) } catch let error as UNetError { throw located(error, file: s.model) }
     }
 
-    /// `openModel` for a width cut: a UNet, or a PixArt transformer (no UNet config: Taylor is refused).
+    /// `openModel` for a width cut: a UNet, or a PixArt transformer (no UNet config).
     private static func openPrunable(_ s: PruneSettings) throws -> (checkpoint: Checkpoint, configJSON: String, config: UNetConfig?,
                                                                      units: PruningUnits) {
         try InputSet.declare(inputs: [(s.model, "MODEL"), (s.mask, "--mask"), (s.data, "--data"), (s.scheduler, "--scheduler")],
@@ -147,8 +147,7 @@ public enum PruneWorkflow {
         case .l2: importance = MagnitudeImportance(squared: true)
         case .random: importance = RandomImportance(seed: s.seed)
         case .taylor:
-            guard let config else { throw UsageError("--criterion taylor ranks UNet units only; use l1, l2 or random for a PixArt transformer") }
-            importance = try taylor(s, config: config)
+            if let config { importance = try taylor(s, config: config) } else { importance = try PixArtPruneWorkflow.taylor(s) }
         }
         let scores: [[Double]]
         do { scores = try importance.scores(units, checkpoint: checkpoint) } catch let error as UNetError {

@@ -143,8 +143,7 @@ final class PixArtCLITests: XCTestCase {
         }
     }
 
-    /// Heads and FFN width cut by each criterion but Taylor, and the student runs in the engine; Taylor is
-    /// refused for a DiT (usage, exit 64).
+    /// Heads and FFN width cut by each criterion, and the student runs in the engine.
     func testWidthPruneCutsHeadsAndFeedForwardWidth() throws {
         let teacher = CLI.fixture("engine/pixart_small"), io = CLI.fixture("engine/pixart_small/io.safetensors")
         for criterion in ["l1", "l2", "random"] {
@@ -158,8 +157,19 @@ final class PixArtCLITests: XCTestCase {
             let forward = try CLI.run(["forward", "--model", out, "--inputs", io, "--output", out + ".ours", "-q"])
             XCTAssertEqual(forward.status, 0, "\(criterion): \(forward.stderr)")
         }
-        let taylor = try CLI.run(["prune", "--criterion", "taylor", "--data", io, teacher, path("t.safetensors"), "-q"])
-        XCTAssertEqual(taylor.status, 64, taylor.stderr)
+        // Taylor on a data file of latents and captions (the fixture's inputs), the caption mask included.
+        let full = try Checkpoint.open(io)
+        let data = path("data.safetensors")
+        try SafetensorsWriter.writeFloats(try [("x0", "sample"), ("cond", "encoder_hidden_states"), ("cond_mask", "encoder_attention_mask")].map { key, name in
+            let entry = try XCTUnwrap(full.entry(named: name))
+            return (key, entry.shape, try full.floats(of: entry))
+        }, to: data)
+        let taylor = try CLI.run(["prune", "--ratio", "0.5", "--criterion", "taylor", "--data", data, "--timesteps", "4", teacher,
+                                  path("t.safetensors"), "--emit-mask", path("t.json"), "-q"])
+        XCTAssertEqual(taylor.status, 0, taylor.stderr)
+        XCTAssertEqual(try Checkpoint.open(path("t.safetensors")).entry(named: "transformer_blocks.0.attn1.to_q.weight")?.shape, [8, 16])
+        let mask = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("t.json")))) as? [String: Any])
+        XCTAssertEqual(mask["criterion"] as? String, "taylor")
     }
 
     /// One live diffusers run for every kind of student: the depth cut loads with from_pretrained (no
