@@ -7,12 +7,15 @@ public struct InspectReport {
     public var modules: [ModuleTree.Node]
     /// Per-block cost and kept widths, for a UNet whose config this engine reads.
     public var unet: UNetCost?
+    /// The same for a PixArt transformer (heads and FFN width per block).
+    public var pixart: PixArtCost?
 
     public init(_ checkpoint: Checkpoint, moduleDepth: Int) {
         self.checkpoint = checkpoint
         architecture = Architecture.recognise(checkpoint)
         modules = ModuleTree.nodes(checkpoint.entries, maxDepth: moduleDepth)
         unet = UNetCost(checkpoint)
+        pixart = PixArtCost(checkpoint)
     }
 
     /// Tensor count per dtype, in the reference enum order.
@@ -70,6 +73,7 @@ public struct InspectReport {
                 ])
             })),
             JSONMember("unet", unet?.json ?? .null),
+            JSONMember("pixart", pixart?.json ?? .null),
         ])
     }
 }

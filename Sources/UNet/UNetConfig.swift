@@ -266,7 +266,7 @@ public struct TextTimeConfig: Sendable, Equatable {
 }
 
 /// Typed access to a config dictionary; every failure names the key.
-private struct ConfigReader {
+struct ConfigReader {
     let o: [String: ConfigValue]
     init(_ o: [String: ConfigValue]) { self.o = o }
 

@@ -34,7 +34,11 @@ public struct BenchReport: Sendable {
 public enum BenchWorkflow {
     /// UNet inference without a tape: the mean of `steps` passes after one warm-up pass.
     public static func forward(_ subject: BenchSubjectSettings, batch: Int, steps: Int, setup: EngineSetup) throws -> BenchReport {
-        var unet = try loadUNet(model: subject.model, config: subject.config, open: subject.open)
+        var unet: UNet2D
+        switch try loadEngineModel(model: subject.model, config: subject.config, open: subject.open) {
+        case .pixart(let dit): return try PixArtWorkflow.benchForward(dit, subject: subject, batch: batch, steps: steps, setup: setup)
+        case .unet(let u): unet = u
+        }
         unet.frozenWeightTransforms = WinogradWeightCache()
         let cfg = unet.config
         let side = subject.size ?? cfg.sampleSize ?? 32

@@ -41,7 +41,7 @@ enum DepthPruneWorkflow {
 
     /// The student as a diffusers folder, or one `.safetensors` file / stream that carries its config
     /// as dmsurgery.config.
-    private static func write(_ plan: DepthPlan, from checkpoint: Checkpoint, to output: String, _ s: PruneSettings) throws {
+    static func write(_ plan: some CopyPlan, from checkpoint: Checkpoint, to output: String, _ s: PruneSettings) throws {
         var metadata = checkpoint.metadata ?? Metadata()
         // A width mask of the teacher does not fit the student; the config travels beside it or inside.
         metadata[MetadataKey.mask] = nil
@@ -62,7 +62,7 @@ enum DepthPruneWorkflow {
     }
 
     /// A student is a diffusers folder unless OUT is `-` or a `.safetensors` file that is not a folder.
-    private static func isFolder(_ path: String) -> Bool {
+    static func isFolder(_ path: String) -> Bool {
         path != "-" && (path.hasSuffix("/") || isDirectory(path) || !path.lowercased().hasSuffix(".safetensors"))
     }
 

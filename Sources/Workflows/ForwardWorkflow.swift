@@ -32,7 +32,11 @@ public enum ForwardWorkflow {
     public static func run(_ s: ForwardSettings) throws -> Int {
         let model = s.model, inputs = s.inputs, output = s.output, backward = s.backward
         try InputSet.declare(inputs: [(model, "--model"), (inputs, "--inputs")], outputs: [(output, "--output")])
-        let unet = try loadUNet(model: model, open: s.open)
+        let unet: UNet2D
+        switch try loadEngineModel(model: model, open: s.open) {
+        case .pixart(let dit): return try PixArtWorkflow.forward(s, model: dit)
+        case .unet(let u): unet = u
+        }
         let io = try openCheckpoint(inputs, s.open, randomAccess: true).withRandomAccess()
         func tensor(_ name: String, required: Bool = true) throws -> Tensor? {
             guard let entry = io.entry(named: name) else {

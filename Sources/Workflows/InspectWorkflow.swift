@@ -89,6 +89,7 @@ public enum InspectWorkflow {
         }
         lines.append(table(moduleRows))
         if let unet = report.unet { lines += unetLines(unet, mask: ckpt.metadata?[MetadataKey.mask] != nil) }
+        if let pixart = report.pixart { lines += pixartLines(pixart) }
         return lines.joined(separator: "\n")
     }
 
@@ -110,6 +111,20 @@ public enum InspectWorkflow {
                               String(format: "%.0f%%", 100 * Double(w.channels) / Double(max(1, w.baseChannels)))])
         }
         lines.append(table(widthRows))
+        return lines
+    }
+
+    /// Parameters, MACs and kept widths per part of a PixArt transformer.
+    private static func pixartLines(_ cost: PixArtCost) -> [String] {
+        var lines = ["", "\(PixArtCost.architecture) cost per block at \(cost.sampleSize)x\(cost.sampleSize) (\(cost.tokens) tokens), one sample, \(cost.captionTokens) caption tokens"]
+        var rows = [["BLOCK", "PARAMETERS", "MACS", "HEADS (SELF/CROSS)", "FFN"]]
+        for b in cost.blocks {
+            let heads = b.selfHeads.map { "\($0)/\(b.crossHeads ?? 0)" } ?? "-"
+            rows.append([b.name, formatCount(b.parameters), formatCount(b.macs), heads, b.ffnWidth.map(String.init) ?? "-"])
+        }
+        rows.append(["total", formatCount(cost.blocks.reduce(0) { $0 + $1.parameters }), formatCount(cost.blocks.reduce(0) { $0 + $1.macs }),
+                     "base \(cost.baseHeads)", "base \(cost.baseFFNWidth)"])
+        lines.append(table(rows))
         return lines
     }
 }

@@ -18,6 +18,10 @@ public struct PruneSettings: Sendable {
     public var ratio: Double?
     /// A BK-SDM depth variant to cut first (formats/depth.md); width options then prune the student.
     public var depth: DepthVariant?
+    /// PixArt transformers: keep this many blocks, spread evenly (formats/pixart.md).
+    public var depthKeep: Int?
+    /// PixArt transformers: keep these teacher blocks, ascending.
+    public var depthBlocks: [Int]?
     public var criterion: PruneCriterion?
     public var seed: UInt64 = 0
     public var global = false
@@ -50,21 +54,40 @@ public enum PruneWorkflow {
         do { return (checkpoint, configJSON, try UNetConfig(json: configJSON)) } catch let error as UNetError { throw located(error, file: s.model) }
     }
 
+    /// `openModel` for a width cut: a UNet, or a PixArt transformer (no UNet config).
+    private static func openPrunable(_ s: PruneSettings) throws -> (checkpoint: Checkpoint, configJSON: String, config: UNetConfig?,
+                                                                     units: PruningUnits) {
+        try InputSet.declare(inputs: [(s.model, "MODEL"), (s.mask, "--mask"), (s.data, "--data"), (s.scheduler, "--scheduler")],
+                             outputs: [(s.output, "OUT"), (s.emitMask, "--emit-mask")])
+        let checkpoint = try openCheckpoint(s.model, s.open, randomAccess: true).withRandomAccess()
+        guard let configJSON = checkpoint.configJSON else {
+            throw TensorFormatError(.invalidConfig, "no diffusers config (config.json beside the weights or dmsurgery.config metadata)", file: s.model)
+        }
+        let shapes = Dictionary(checkpoint.entries.map { ($0.name, $0.shape) }, uniquingKeysWith: { first, _ in first })
+        do {
+            if PixArtConfig.describes(json: configJSON) {
+                let units = try PruningUnits(pixart: try PixArtConfig(json: configJSON), shapes: shapes, file: s.model)
+                return (checkpoint, configJSON, nil, units)
+            }
+            let config = try UNetConfig(json: configJSON)
+            return (checkpoint, configJSON, config, try PruningUnits(config: config, shapes: shapes, file: s.model))
+        } catch let error as UNetError { throw located(error, file: s.model) }
+    }
+
     public static func run(_ s: PruneSettings) throws {
         try run(s, alongside: [])
     }
 
     /// `alongside`: text files published with OUT and the mask as one (a depth student's config.json).
     static func run(_ s: PruneSettings, alongside: [(path: String, text: String)]) throws {
+        if s.depthKeep != nil || s.depthBlocks != nil { return try PixArtPruneWorkflow.depth(s) }
         if let variant = s.depth {
             var rest = s
             rest.depth = nil
             return try DepthPruneWorkflow.run(rest, variant: variant)
         }
         let start = Date()
-        let (checkpoint, configJSON, config) = try openModel(s)
-        let units = try PruningUnits(config: config, shapes: Dictionary(checkpoint.entries.map { ($0.name, $0.shape) }, uniquingKeysWith: { first, _ in first }),
-                                     file: s.model)
+        let (checkpoint, configJSON, config, units) = try openPrunable(s)
         let hash = try Pruner.tensorsSHA256(checkpoint)
         let chosen = try choose(s, units, checkpoint: checkpoint, config: config, hash: hash)
         let kept = try chosen.kept(for: units, file: s.mask ?? s.model)
@@ -101,7 +124,7 @@ public enum PruneWorkflow {
     }
 
     /// The mask: read from --mask, or chosen by the criterion.
-    private static func choose(_ s: PruneSettings, _ units: PruningUnits, checkpoint: Checkpoint, config: UNetConfig,
+    private static func choose(_ s: PruneSettings, _ units: PruningUnits, checkpoint: Checkpoint, config: UNetConfig?,
                                hash: String) throws -> PruningMask {
         if let mask = s.mask {
             let text: String
@@ -123,7 +146,8 @@ public enum PruneWorkflow {
         case .l1: importance = MagnitudeImportance(squared: false)
         case .l2: importance = MagnitudeImportance(squared: true)
         case .random: importance = RandomImportance(seed: s.seed)
-        case .taylor: importance = try taylor(s, config: config)
+        case .taylor:
+            if let config { importance = try taylor(s, config: config) } else { importance = try PixArtPruneWorkflow.taylor(s) }
         }
         let scores: [[Double]]
         do { scores = try importance.scores(units, checkpoint: checkpoint) } catch let error as UNetError {

@@ -66,7 +66,11 @@ public enum SampleWorkflow {
     private static func samplePixelSpace(_ settings: SampleSettings) throws -> Int {
         try InputSet.declare(inputs: [(settings.model, "MODEL"), (settings.scheduler, "--scheduler")] + settings.cond.map { ($0, "--cond") },
                              outputs: [(settings.out, "--out")])
-        var unet = try loadUNet(model: settings.model, open: settings.open)
+        var unet: UNet2D
+        switch try loadEngineModel(model: settings.model, open: settings.open) {
+        case .pixart(let dit): return try PixArtWorkflow.sample(settings, model: dit)
+        case .unet(let u): unet = u
+        }
         unet.frozenWeightTransforms = WinogradWeightCache()
         let cfg = unet.config
         let count = settings.count ?? defaultCount

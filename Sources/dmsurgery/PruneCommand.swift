@@ -39,6 +39,10 @@ struct PruneCommand: ParsableCommand {
 
         Exit status: 0 success, 2 invalid or unreadable input (a mask that does not fit the model names \
         the layer), 64 usage error.
+
+        PixArt transformers (PixArtTransformer2DModel): --depth-keep N keeps N blocks spread evenly, \
+        first and last included; --depth-blocks 0,3,5 keeps those; OUT is a diffusers folder that \
+        from_pretrained loads, the copy map in dmsurgery.depth (formats/pixart.md).
         """
     )
 
@@ -53,6 +57,12 @@ struct PruneCommand: ParsableCommand {
 
     @Option(help: "Remove whole blocks as BK-SDM's or KOALA's variant does (formats/depth.md).")
     var depth: DepthVariant?
+
+    @Option(name: .customLong("depth-keep"), help: ArgumentHelp("PixArt transformer: keep N blocks spread evenly, first and last included (formats/pixart.md).", valueName: "n"))
+    var depthKeep: Int?
+
+    @Option(name: .customLong("depth-blocks"), help: ArgumentHelp("PixArt transformer: keep these blocks, e.g. 0,3,5 (formats/pixart.md).", valueName: "list"))
+    var depthBlocks: String?
 
     @Option(help: "Importance criterion (default l1).")
     var criterion: PruneCriterion?
@@ -98,6 +108,18 @@ struct PruneCommand: ParsableCommand {
         }
         if let timesteps, timesteps < 1 { throw ValidationError("--timesteps must be at least 1") }
         if model == "-" && (mask == "-" || data == "-") { throw ValidationError("only one input can be standard input") }
+        if depthKeep != nil && depthBlocks != nil { throw ValidationError("give --depth-keep or --depth-blocks, not both") }
+        if let depthKeep, depthKeep < 1 { throw ValidationError("--depth-keep must be at least 1") }
+        if let depthBlocks, parsedBlocks(depthBlocks) == nil {
+            throw ValidationError("--depth-blocks takes block numbers separated by commas, e.g. 0,3,5 (got \(depthBlocks))")
+        }
+    }
+
+    /// "0,3,5" as [0, 3, 5]; nil unless every item is a non-negative integer below 10^6.
+    private func parsedBlocks(_ text: String) -> [Int]? {
+        let items = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.filter { $0 != " " }) }
+        guard !items.isEmpty, items.allSatisfy({ $0.map { (0..<1_000_000).contains($0) } ?? false }) else { return nil }
+        return items.compactMap { $0 }
     }
 
     func run() throws {
@@ -106,6 +128,8 @@ struct PruneCommand: ParsableCommand {
         settings.emitMask = emitMask
         settings.ratio = ratio
         settings.depth = depth
+        settings.depthKeep = depthKeep
+        settings.depthBlocks = depthBlocks.flatMap(parsedBlocks)
         settings.criterion = criterion
         settings.seed = seed
         settings.global = global

@@ -1,6 +1,19 @@
 import TensorFormats
 
-extension DepthPlan {
+/// A student that is a renaming of its teacher's tensors (a depth cut): what the writer and the
+/// folder it goes into need.
+public protocol CopyPlan {
+    /// (student tensor, teacher tensor) in the teacher's storage order.
+    var copies: [(student: String, teacher: String)] { get }
+    /// The student's config.json.
+    var configJSON: String { get }
+    /// The copy map as the `dmsurgery.depth` metadata value.
+    var mapJSON: String { get }
+}
+
+extension DepthPlan: CopyPlan {}
+
+extension CopyPlan {
     /// Writes the student: every tensor of `copies` under its student name, its bytes those of the
     /// teacher tensor (dtype and shape unchanged). `checkpoint` must allow random access (the writer's
     /// order is by dtype and name).
