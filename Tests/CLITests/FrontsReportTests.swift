@@ -174,10 +174,12 @@ final class FrontsReportTests: XCTestCase {
         try FileManager.default.copyItem(atPath: style + "/fronts.json", toPath: copy)
         let none = try CLI.shell("python3 -c '\(script)' '\(style)/robustness.json' '\(directory.path)/robustness.json' none && python3 scripts/fronts_report.py '\(copy)' --paragraph")
         XCTAssertEqual(none.status, 0, none.stderr)
-        XCTAssertTrue(none.stdout.contains("No method meets it: the lowest is 90.0%."), none.stdout)
+        let noneText = String(decoding: none.stdout, as: UTF8.self)
+        XCTAssertTrue(noneText.contains("No method meets it: the lowest is 90.0%."), noneText)
         let one = try CLI.shell("python3 -c '\(script)' '\(style)/robustness.json' '\(directory.path)/robustness.json' one && python3 scripts/fronts_report.py '\(copy)' --paragraph")
         XCTAssertEqual(one.status, 0, one.stderr)
-        let label = try XCTUnwrap(one.stdout.split(separator: "\n").first.map(String.init))
-        XCTAssertTrue(one.stdout.contains("Met by \(label) (10.0%)."), one.stdout)
+        let oneText = String(decoding: one.stdout, as: UTF8.self)
+        let label = try XCTUnwrap(oneText.split(separator: "\n").first.map(String.init))
+        XCTAssertTrue(oneText.contains("Met by \(label) (10.0%)."), oneText)
     }
 }
