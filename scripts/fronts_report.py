@@ -114,7 +114,7 @@ def chosen(fronts, method):
 
 
 def setting_text(setting):
-    names = {"upper_lr": "upper lr", "lr": "lr", "lambda": "λ", "inner_steps": "K"}
+    names = {"upper_lr": "upper lr", "lr": "lr", "lambda": "λ", "inner_steps": "K", "erase_scale": "erase scale"}
     return ", ".join(f"{names.get(k, k)} {v:g}" for k, v in setting.items())
 
 
