@@ -25,18 +25,41 @@ threshold, which the probe-to-probe noise of a few percent makes unstable.)
 Robustness (robustness.json): per model (the teacher, the distilled student, each method's chosen
 point), the forget rate with the concept's own token, with its paraphrase token and with the adversarial
 embedding, each averaged over the seeds; the sentences give, per attack, the range of the chosen points'
-changes and the largest rise, and which chosen point forgets most with the token and under each attack.
+changes and the largest rise, and which chosen point forgets most with the token and under each attack;
+then, among the chosen points within 2 points of the distilled student's retain accuracy, which forgets
+most with the token and under the adversarial embedding, and whether any meets issue 22's goal (stated
+before its run): an adversarial forget rate below 25% there.
 """
 import argparse
 import json
 import statistics
 import sys
 
-METHODS = ["two_stage", "bilevel_interleaved", "bilevel_penalty", "ablation"]
+METHODS = ["two_stage", "bilevel_interleaved", "bilevel_penalty", "ablation",
+           "uce", "bilevel_ablation", "bilevel_uce", "bilevel_robust"]
 LABELS = {"two_stage": "two-stage (ESD after distillation)", "bilevel_interleaved": "bilevel, interleaved",
-          "bilevel_penalty": "bilevel, penalty", "ablation": "concept ablation after distillation"}
+          "bilevel_penalty": "bilevel, penalty", "ablation": "concept ablation after distillation",
+          "uce": "UCE after distillation", "bilevel_ablation": "bilevel, interleaved, ablation upper level",
+          "bilevel_uce": "bilevel, interleaved, UCE upper level",
+          "bilevel_robust": "bilevel, interleaved, robust ablation upper level"}
 LEVELS = [2, 5, 10]
+# One phase against two with the same upper objective: (objective, the bilevel method, the method run after
+# the distillation), each compared at every retain level when both ran.
+DUELS = [("ESD's", "bilevel_interleaved", "two_stage"), ("concept ablation's", "bilevel_ablation", "ablation"),
+         ("UCE's", "bilevel_uce", "uce")]
+DUEL_NAMES = {"bilevel_interleaved": "bilevel interleaved", "two_stage": "two-stage", "bilevel_ablation": "bilevel ablation",
+              "ablation": "ablation after distillation", "bilevel_uce": "bilevel UCE", "uce": "UCE after distillation"}
+# The goal issue 22 set before its run: a forget rate under the adversarial embedding below this share with
+# retain accuracy within GOAL_LEVEL points of the distilled student's.
+GOAL_RATE, GOAL_LEVEL = 0.25, 2
 BEGIN, END = "<!-- fronts:{concept} begin -->", "<!-- fronts:{concept} end -->"
+
+
+def methods_run(fronts):
+    """The methods of METHODS this run swept (in its grid or among its points), in METHODS order: a run
+    made before a method existed does not name it."""
+    run = {g["method"] for g in fronts.get("grid", [])} | {p["method"] for p in fronts["points"]}
+    return [m for m in METHODS if m in run]
 
 
 def mean_sd(values):
@@ -91,7 +114,7 @@ def chosen(fronts, method):
 
 
 def setting_text(setting):
-    names = {"upper_lr": "upper lr", "lr": "lr", "lambda": "λ", "inner_steps": "K"}
+    names = {"upper_lr": "upper lr", "lr": "lr", "lambda": "λ", "inner_steps": "K", "erase_scale": "erase scale"}
     return ", ".join(f"{names.get(k, k)} {v:g}" for k, v in setting.items())
 
 
@@ -108,7 +131,7 @@ def paragraph(fronts):
              f"Concept `{concept}`, seeds {seeds} (mean ± sd over seeds). Teacher: forget rate {pct(t['forget'][0])}, "
              f"retain accuracy {pct(t['retain'][0])}; distilled student: forget rate {pct(d['forget'][0])} ± {100 * d['forget'][1]:.1f}, "
              f"retain accuracy {pct(d['retain'][0])} ± {100 * d['retain'][1]:.1f}. Settings run: "
-             + ", ".join(f"{LABELS[m]} {len(settings_of(fronts, m))}" for m in METHODS) + ".", ""]
+             + ", ".join(f"{LABELS[m]} {len(settings_of(fronts, m))}" for m in methods_run(fronts)) + ".", ""]
     if d["forget"][0] < t["forget"][0] / 2:
         lines[-2] += (f" The distilled student already draws the concept for less than half as many forget-prompt samples as the "
                       f"teacher ({pct(d['forget'][0])} against {pct(t['forget'][0])}): pruning and distillation on retain data do "
@@ -117,7 +140,7 @@ def paragraph(fronts):
     edges = []
     for level in LEVELS:
         parts, lowest = [], []
-        for m in METHODS:
+        for m in methods_run(fronts):
             b = best(fronts, m, level)
             if b:
                 lowest.append((b[1]["forget"][0], LABELS[m]))
@@ -130,16 +153,17 @@ def paragraph(fronts):
         winner = f" Lowest: {min(lowest)[1]}." if lowest else ""
         lines.append(f"- With retain accuracy within {level} points of the distilled student's (≥ {pct(d['retain'][0] - level / 100)}), "
                      "the lowest forget rates are: " + "; ".join(parts) + "." + winner)
-    duel = []
-    for level in LEVELS:
-        bi, ts = best(fronts, "bilevel_interleaved", level), best(fronts, "two_stage", level)
-        if bi and ts:
-            gap, spread = ts[1]["forget"][0] - bi[1]["forget"][0], max(bi[1]["forget"][1], ts[1]["forget"][1])
-            duel.append((level, "lower by more than the seed spread" if gap > spread else "lower, within the seed spread" if gap > 0
-                         else "not lower"))
-    if duel:
-        lines += ["", "One phase against two with the same upper-level objective (ESD's), bilevel interleaved's best forget rate against two-stage's: "
-                  + "; ".join(f"within {level} points, {verdict}" for level, verdict in duel) + "."]
+    for objective, one, two in DUELS:
+        duel = []
+        for level in LEVELS:
+            bi, ts = best(fronts, one, level), best(fronts, two, level)
+            if bi and ts:
+                gap, spread = ts[1]["forget"][0] - bi[1]["forget"][0], max(bi[1]["forget"][1], ts[1]["forget"][1])
+                duel.append((level, "lower by more than the seed spread" if gap > spread else "lower, within the seed spread" if gap > 0
+                             else "not lower"))
+        if duel:
+            lines += ["", f"One phase against two with the same upper-level objective ({objective}), {DUEL_NAMES[one]}'s best forget rate "
+                      f"against {DUEL_NAMES[two]}'s: " + "; ".join(f"within {level} points, {verdict}" for level, verdict in duel) + "."]
     if edges:
         lines += ["", "At the edge (a setting that qualifies by less than its retain accuracy's spread over seeds, so that "
                   "other seeds may leave it out): " + "; ".join(
@@ -232,6 +256,8 @@ def robustness_paragraph(fronts, robustness):
              "| model | setting | seeds | retain_accuracy | forget_rate (token) | (paraphrase) | (adversarial) | attack loss before → after |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     rises = {kind: [] for kind, _ in ATTACKS}
+    near, distilled = [], None  # chosen points within GOAL_LEVEL points: (adversarial, token, retain, model)
+    floor = reference(fronts, "distill")["retain"][0] - GOAL_LEVEL / 100
     for model, setting, rows in robustness_rows(robustness):
         r = mean_sd([x["retain_accuracy"] for x in rows])
         f = mean_sd([x["forget_rate"] for x in rows])
@@ -243,6 +269,10 @@ def robustness_paragraph(fronts, robustness):
         if model in METHODS:
             for kind, _ in ATTACKS:
                 rises[kind].append((att[kind][0] - f[0], model, f[0], att[kind][0]))
+            if r[0] >= floor - 1e-12:
+                near.append((att["adversarial"][0], f[0], r[0], model))
+        elif model == "distill":
+            distilled = att["adversarial"][0]
     parts = []
     for kind, label in ATTACKS:
         if rises[kind]:
@@ -261,8 +291,29 @@ def robustness_paragraph(fronts, robustness):
         token = min((r[2], r[1]) for r in rises[ATTACKS[0][0]])
         lines[-1] += (f" The lowest forget rate among the chosen points is, with the token, {LABELS[token[1]]}'s ({pct(token[0])}); "
                       + "; ".join(ranks) + ".")
+    if rises["adversarial"]:
+        lines += ["", goal_sentence(near, floor, distilled)]
     lines.append(ROBUSTNESS_END.format(concept=concept))
     return "\n".join(lines)
+
+
+def goal_sentence(near, floor, distilled):
+    """Which chosen point within GOAL_LEVEL points of the distilled student's retain accuracy forgets most,
+    with the token and under the adversarial embedding, and whether any meets the goal (GOAL_RATE)."""
+    head = (f"The goal set before the run: a forget rate under the adversarial embedding below {pct(GOAL_RATE)} with retain accuracy "
+            f"within {GOAL_LEVEL} points of the distilled student's (≥ {pct(floor)}"
+            + (f"; the distilled student itself, before any removal: {pct(distilled)} under the adversarial embedding" if distilled is not None else "")
+            + ").")
+    if not near:
+        return head + f" No method's chosen point has retain accuracy within {GOAL_LEVEL} points, so none meets it."
+    token = min(near, key=lambda n: (n[1], n[0]))
+    adv = min(near)
+    met = [n for n in sorted(near) if n[0] < GOAL_RATE]
+    verdict = (f"Met by {', '.join(f'{LABELS[n[3]]} ({pct(n[0])})' for n in met)}." if met
+               else f"No method meets it: the lowest is {pct(adv[0])}.")
+    return (head + f" Among the {len(near)} chosen points within it, the lowest forget rate with the concept's token is "
+            f"{LABELS[token[3]]}'s ({pct(token[1])}), and under the adversarial embedding {LABELS[adv[3]]}'s ({pct(adv[0])}). "
+            + verdict)
 
 
 CONVERGENCE_BEGIN, CONVERGENCE_END = "<!-- convergence:{concept} begin -->", "<!-- convergence:{concept} end -->"
@@ -344,7 +395,8 @@ def plot(fronts, path):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 5), dpi=100)
-    for m, colour in zip(METHODS, ["tab:red", "tab:blue", "tab:green", "tab:purple"]):
+    for m, colour in zip(METHODS, ["tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:cyan", "tab:olive",
+                                   "tab:brown"]):
         rows = [summary(ps) for _, ps in settings_of(fronts, m)]
         if not rows:
             continue

@@ -150,4 +150,36 @@ final class FrontsReportTests: XCTestCase {
             XCTAssertTrue(result.stderr.contains("is not the one"), result.stderr)
         }
     }
+
+    /// The goal sentence (issue 22: an adversarial forget rate below 25% within 2 points of the distilled
+    /// student's retain accuracy) follows the attacks: with every chosen point at 90% under the adversarial
+    /// embedding no method meets it; with one method's rows at 10% that method, and only it, does.
+    func testTheGoalVerdictFollowsTheAdversarialForgetRates() throws {
+        let directory = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let style = CLI.repository.appendingPathComponent("fixtures/fronts/style").path
+        let copy = directory.appendingPathComponent("fronts.json").path
+        let script = """
+            import json, sys
+            sys.path.insert(0, "scripts")
+            import fronts_report
+            r = json.load(open(sys.argv[1]))
+            first = next(row["model"] for row in r["rows"] if row["model"] in fronts_report.METHODS)
+            for row in r["rows"]:
+                row["retain_accuracy"] = 1.0
+                row["adversarial"]["forget_rate"] = 0.1 if row["model"] == first and sys.argv[3] == "one" else 0.9
+            json.dump(r, open(sys.argv[2], "w"))
+            print(fronts_report.LABELS[first])
+            """
+        try FileManager.default.copyItem(atPath: style + "/fronts.json", toPath: copy)
+        let none = try CLI.shell("python3 -c '\(script)' '\(style)/robustness.json' '\(directory.path)/robustness.json' none && python3 scripts/fronts_report.py '\(copy)' --paragraph")
+        XCTAssertEqual(none.status, 0, none.stderr)
+        let noneText = String(decoding: none.stdout, as: UTF8.self)
+        XCTAssertTrue(noneText.contains("No method meets it: the lowest is 90.0%."), noneText)
+        let one = try CLI.shell("python3 -c '\(script)' '\(style)/robustness.json' '\(directory.path)/robustness.json' one && python3 scripts/fronts_report.py '\(copy)' --paragraph")
+        XCTAssertEqual(one.status, 0, one.stderr)
+        let oneText = String(decoding: one.stdout, as: UTF8.self)
+        let label = try XCTUnwrap(oneText.split(separator: "\n").first.map(String.init))
+        XCTAssertTrue(oneText.contains("Met by \(label) (10.0%)."), oneText)
+    }
 }
