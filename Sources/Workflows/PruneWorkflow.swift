@@ -88,18 +88,19 @@ public enum PruneWorkflow {
         }
         let start = Date()
         let (checkpoint, configJSON, config, units) = try openPrunable(s)
+        // Every output is opened (its path checked) before the scoring, which can take minutes at SDXL
+        // size, and before any is written; all are committed together: a bad --emit-mask or a full disk
+        // on the mask leaves OUT as it was. An error on the way discards them (OutputFile's deinit).
+        let out = try s.output.map { (path) throws(TensorFormatError) in try OutputFile(path: path, force: s.force) }
+        // Text: a terminal is a fine place for the mask.
+        let maskOut = try s.emitMask.map { (path) throws(TensorFormatError) in try OutputFile(path: path, force: true) }
+        let texts = try alongside.map { (file) throws(TensorFormatError) in try OutputFile(path: file.path, force: true) }
         let hash = try Pruner.tensorsSHA256(checkpoint)
         let chosen = try choose(s, units, checkpoint: checkpoint, config: config, hash: hash)
         let kept = try chosen.kept(for: units, file: s.mask ?? s.model)
 
         let dropped = zip(units.layers, kept).reduce(0) { $0 + ($1.0.units - $1.1.count) }
         let total = units.layers.reduce(0) { $0 + $1.units }
-        // Every output is opened (its path checked) before any is written, and all are committed
-        // together: a bad --emit-mask or a full disk on the mask leaves OUT as it was.
-        let out = try s.output.map { (path) throws(TensorFormatError) in try OutputFile(path: path, force: s.force) }
-        // Text: a terminal is a fine place for the mask.
-        let maskOut = try s.emitMask.map { (path) throws(TensorFormatError) in try OutputFile(path: path, force: true) }
-        let texts = try alongside.map { (file) throws(TensorFormatError) in try OutputFile(path: file.path, force: true) }
         var written: (tensors: Int, bytes: Int)?
         if let out {
             var metadata = checkpoint.metadata ?? Metadata()
