@@ -31,6 +31,49 @@ func accumulateUnits(_ tensor: CoupledTensor, start: Int, count: Int, into sums:
     }
 }
 
+/// Diff-Pruning's gradient accumulation, shared by every model's Taylor criterion: one fixed noise draw
+/// (`seed`), timesteps t = k * T / steps, stopping after the first step whose loss falls under
+/// `stopFraction` of the largest. `step` runs the model on (noisy, timesteps, target), adds its
+/// parameter gradients into the dictionary and returns the loss.
+func taylorGradients(x0: Tensor, schedule: NoiseSchedule, seed: UInt64, steps: Int, stopFraction: Double,
+                     progress: ((Int, Int, Float) -> Void)?,
+                     step: (Tensor, [Float], Tensor, inout [String: Tensor]) throws -> Float) rethrows -> [String: Tensor] {
+    let n = x0.shape[0]
+    var noiseSource = NormalGenerator(seed: seed)
+    let noise = noiseSource.tensor(x0.shape)
+    let total = schedule.config.numTrainTimesteps
+    var gradients: [String: Tensor] = [:]
+    var maximum: Float = 0
+    for k in 0..<max(1, min(steps, total)) {
+        let t = k * total / max(1, min(steps, total))
+        let ts = Array(repeating: t, count: n)
+        let noisy = schedule.addNoise(original: x0, noise: noise, timesteps: ts)
+        let target = schedule.target(schedule.config.predictionType, original: x0, noise: noise, timesteps: ts)
+        let loss = try step(noisy, ts.map(Float.init), target, &gradients)
+        progress?(k, t, loss)
+        maximum = max(maximum, loss)
+        if Double(loss) < stopFraction * Double(maximum) { break }
+    }
+    return gradients
+}
+
+/// Taylor importance from accumulated gradients: |w * dL/dw| summed over each unit's entries, for any
+/// model whose parameters are named as the pruning units name them (UNets and PixArt transformers).
+func taylorSums(_ units: PruningUnits, parameters: [String: Tensor], gradients: [String: Tensor]) -> [[Double]] {
+    units.layers.map { layer in
+        var sums = [Double](repeating: 0, count: layer.units)
+        for tensor in layer.tensors {
+            guard let w = parameters[tensor.name], let g = gradients[tensor.name] else { continue }
+            w.data.withUnsafeBufferPointer { pw in
+                g.data.withUnsafeBufferPointer { pg in
+                    accumulateUnits(tensor, start: 0, count: pw.count, into: &sums) { abs(pw[$0] * pg[$0]) }
+                }
+            }
+        }
+        return sums
+    }
+}
+
 /// Entries removed with one unit of `layer` (the same for every unit of a layer).
 func entriesPerUnit(_ layer: PrunableLayer) -> Int {
     layer.tensors.reduce(0) { $0 + $1.shape.reduce(1, *) / layer.units }
@@ -119,36 +162,13 @@ public struct TaylorImportance: ImportanceCriterion {
         guard x0.rank == 4, x0.shape[1] == model.config.inChannels else {
             throw UNetError(.badInput, "x0", "shape \(x0.shape), expected [N, \(model.config.inChannels), H, W]")
         }
-        let n = x0.shape[0]
-        var noiseSource = NormalGenerator(seed: seed)
-        let noise = noiseSource.tensor(x0.shape)
-        let total = schedule.config.numTrainTimesteps
-        var gradients: [String: Tensor] = [:]
-        var maximum: Float = 0
-        for k in 0..<max(1, min(steps, total)) {
-            let t = k * total / max(1, min(steps, total))
-            let ts = Array(repeating: t, count: n)
-            let noisy = schedule.addNoise(original: x0, noise: noise, timesteps: ts)
-            let target = schedule.target(schedule.config.predictionType, original: x0, noise: noise, timesteps: ts)
-            let (out, tape) = try model.forward(sample: noisy, timesteps: ts.map(Float.init), encoderHiddenStates: context,
-                                                recording: true)
+        let gradients = try taylorGradients(x0: x0, schedule: schedule, seed: seed, steps: steps, stopFraction: stopFraction,
+                                            progress: progress) { noisy, timesteps, target, gradients in
+            let (out, tape) = try model.forward(sample: noisy, timesteps: timesteps, encoderHiddenStates: context, recording: true)
             let (loss, gradient) = NN.mseLoss(out.sample, target)
             _ = model.backward(tape!, outputGradient: gradient, accumulatingInto: &gradients)
-            progress?(k, t, loss)
-            maximum = max(maximum, loss)
-            if Double(loss) < stopFraction * Double(maximum) { break }
+            return loss
         }
-        return units.layers.map { layer in
-            var sums = [Double](repeating: 0, count: layer.units)
-            for tensor in layer.tensors {
-                guard let w = model.parameters[tensor.name], let g = gradients[tensor.name] else { continue }
-                w.data.withUnsafeBufferPointer { pw in
-                    g.data.withUnsafeBufferPointer { pg in
-                        accumulateUnits(tensor, start: 0, count: pw.count, into: &sums) { abs(pw[$0] * pg[$0]) }
-                    }
-                }
-            }
-            return sums
-        }
+        return taylorSums(units, parameters: model.parameters, gradients: gradients)
     }
 }

@@ -39,40 +39,18 @@ public struct PixArtTaylorImportance: ImportanceCriterion {
         guard x0.rank == 4, x0.shape[1] == channels else {
             throw UNetError(.badInput, "x0", "shape \(x0.shape), expected [N, \(channels), H, W]")
         }
-        let n = x0.shape[0]
-        var noiseSource = NormalGenerator(seed: seed)
-        let noise = noiseSource.tensor(x0.shape)
-        let total = schedule.config.numTrainTimesteps
-        var gradients: [String: Tensor] = [:]
-        var maximum: Float = 0
-        for k in 0..<max(1, min(steps, total)) {
-            let t = k * total / max(1, min(steps, total))
-            let ts = Array(repeating: t, count: n)
-            let noisy = schedule.addNoise(original: x0, noise: noise, timesteps: ts)
-            let target = schedule.target(schedule.config.predictionType, original: x0, noise: noise, timesteps: ts)
-            let (out, tape) = try model.forward(sample: noisy, timesteps: ts.map(Float.init), encoderHiddenStates: context,
+        let gradients = try taylorGradients(x0: x0, schedule: schedule, seed: seed, steps: steps, stopFraction: stopFraction,
+                                            progress: progress) { noisy, timesteps, target, gradients in
+            let (out, tape) = try model.forward(sample: noisy, timesteps: timesteps, encoderHiddenStates: context,
                                                 encoderAttentionMask: mask, recording: true)
             let (loss, gradient) = NN.mseLoss(Self.leading(out, channels: channels), target)
             let g = model.backward(tape!, outputGradient: Self.padded(gradient, to: out.shape), parameterGradients: true)
             for (name, value) in g.parameters {
                 if gradients[name] == nil { gradients[name] = value } else { gradients[name]!.add(value) }
             }
-            progress?(k, t, loss)
-            maximum = max(maximum, loss)
-            if Double(loss) < stopFraction * Double(maximum) { break }
+            return loss
         }
-        return units.layers.map { layer in
-            var sums = [Double](repeating: 0, count: layer.units)
-            for tensor in layer.tensors {
-                guard let w = model.parameters[tensor.name], let g = gradients[tensor.name] else { continue }
-                w.data.withUnsafeBufferPointer { pw in
-                    g.data.withUnsafeBufferPointer { pg in
-                        accumulateUnits(tensor, start: 0, count: pw.count, into: &sums) { abs(pw[$0] * pg[$0]) }
-                    }
-                }
-            }
-            return sums
-        }
+        return taylorSums(units, parameters: model.parameters, gradients: gradients)
     }
 
     /// The first `channels` channels of [B, C', H, W].
